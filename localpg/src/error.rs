@@ -1,0 +1,178 @@
+//! The one error type of this crate.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything that can go wrong while starting, using or stopping a
+/// throwaway PostgreSQL server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No directory holding both `postgres` and `initdb` was found.
+    ///
+    /// Install the server binaries (Debian: `apt-get install postgresql`), put
+    /// their directory on `PATH`, or set `DATABASE_URL` to use an existing
+    /// server instead.
+    #[error(
+        "PostgreSQL server binaries (postgres, initdb) not found in {searched}; \
+         install Debian's `postgresql` package (apt-get install postgresql)"
+    )]
+    BinariesNotFound {
+        /// Where we looked, for the message.
+        searched: String,
+    },
+
+    /// The process runs as root, PostgreSQL refuses to, and there is no
+    /// unprivileged user to run it as.
+    ///
+    /// Create a `postgres` system user (`useradd --system postgres`) or run
+    /// the tests as an ordinary user.
+    #[error(
+        "running as root, but neither a `postgres` nor a `nobody` user exists to run PostgreSQL as; \
+         create one (useradd --system postgres) or run as an ordinary user"
+    )]
+    NoUnprivilegedUser,
+
+    /// A file system or process operation failed (creating the temporary
+    /// directory, spawning the server, ...).
+    ///
+    /// Usually the machine is out of resources or `/tmp` is not writable; the
+    /// source says which.
+    #[error("could not {action}")]
+    Io {
+        /// What we were doing, e.g. "create a temporary directory".
+        action: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// `initdb` or `postgres` exited before the server accepted connections.
+    ///
+    /// The log tail in the message says why (a bad setting, no shared
+    /// memory, binaries the unprivileged user may not execute, ...).
+    #[error("PostgreSQL failed to start ({stage}); the end of its log ({log_path}):\n{log_tail}")]
+    StartFailed {
+        /// "initdb failed", "postgres exited with ...".
+        stage: String,
+        /// Where the log was (the directory is removed afterwards).
+        log_path: PathBuf,
+        /// The last lines of the log.
+        log_tail: String,
+    },
+
+    /// The server did not become ready in time.
+    ///
+    /// The machine may be badly overloaded; raise
+    /// [`ClusterBuilder::start_timeout`](crate::ClusterBuilder::start_timeout)
+    /// or read the log tail.
+    #[error("PostgreSQL did not become ready within {waited:?}; the end of its log ({log_path}):\n{log_tail}")]
+    StartTimeout {
+        /// How long we waited.
+        waited: Duration,
+        /// Where the log was (the directory is removed afterwards).
+        log_path: PathBuf,
+        /// The last lines of the log.
+        log_tail: String,
+    },
+
+    /// The server or its directory was still there after stopping.
+    ///
+    /// Nothing to do for tests; a leftover `ebb-pg-*` directory under the
+    /// temporary directory may be removed by hand.
+    #[error("PostgreSQL in {dir} did not stop and clean up within {waited:?}")]
+    StopTimeout {
+        /// The cluster's directory.
+        dir: PathBuf,
+        /// How long we waited.
+        waited: Duration,
+    },
+
+    /// `DATABASE_URL` is set but is neither a `postgres://` URL nor a
+    /// `key=value` connection string.
+    ///
+    /// Fix or unset the variable.
+    #[error("DATABASE_URL is not a valid PostgreSQL connection string")]
+    InvalidDatabaseUrl(#[source] tokio_postgres::Error),
+
+    /// Connecting to the server failed.
+    ///
+    /// With `DATABASE_URL`, check that the server is up and the credentials
+    /// are right; with a private cluster this is a bug.
+    #[error("could not connect to database `{dbname}`")]
+    Connect {
+        /// The database we tried.
+        dbname: String,
+        /// The driver's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+
+    /// A statement issued while managing test databases failed.
+    ///
+    /// With `DATABASE_URL`, the user probably lacks `CREATEDB`.
+    #[error("could not {action}")]
+    Query {
+        /// What we were doing, e.g. "create database `x`".
+        action: String,
+        /// The driver's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+
+    /// The caller's setup function failed while filling a template database.
+    ///
+    /// The template is not marked ready; the next test tries again.
+    #[error("setting up template database `{template}` failed")]
+    TemplateSetup {
+        /// The template's name.
+        template: String,
+        /// The setup function's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// A database name was given that we cannot use.
+    ///
+    /// Use at most 50 bytes (PostgreSQL truncates names at 63 and we add
+    /// suffixes).
+    #[error("invalid database name `{name}`: {reason}")]
+    InvalidName {
+        /// The name given.
+        name: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+
+    /// The per-process shared server failed to start earlier; every call of
+    /// [`shared_server`](crate::shared_server) reports that same error.
+    #[error(transparent)]
+    Shared(Arc<Error>),
+}
+
+impl Error {
+    /// Whether the PostgreSQL server binaries are missing (possibly behind a
+    /// [`Error::Shared`]), e.g. to skip tests on a machine without them.
+    pub fn is_binaries_not_found(&self) -> bool {
+        match self {
+            Error::BinariesNotFound { .. } => true,
+            Error::Shared(inner) => inner.is_binaries_not_found(),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn io(action: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io {
+            action: action.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn query(action: impl Into<String>, source: tokio_postgres::Error) -> Error {
+        Error::Query {
+            action: action.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,1 @@
+GRANT USAGE ON SCHEMA message_store TO message_store;
