@@ -67,7 +67,9 @@ pub enum Error {
     /// The machine may be badly overloaded; raise
     /// [`ClusterBuilder::start_timeout`](crate::ClusterBuilder::start_timeout)
     /// or read the log tail.
-    #[error("PostgreSQL did not become ready within {waited:?}; the end of its log ({log_path}):\n{log_tail}")]
+    #[error(
+        "PostgreSQL did not become ready within {waited:?}; the end of its log ({log_path}):\n{log_tail}"
+    )]
     StartTimeout {
         /// How long we waited.
         waited: Duration,

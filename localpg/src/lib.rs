@@ -1,1 +1,61 @@
-//! stub
+//! Start a private, throwaway PostgreSQL cluster from the system's server
+//! binaries, for tests and demos.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! // One server per test process: DATABASE_URL's, or a private cluster.
+//! let server = ebb_localpg::shared_server()?;
+//!
+//! // Each test gets its own database, cloned from a template filled once.
+//! let db = server
+//!     .fresh_database("my_schema_v1", |config| async move {
+//!         let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+//!         tokio::spawn(connection);
+//!         client.batch_execute("CREATE TABLE t (id int)").await?;
+//!         Ok(())
+//!     })
+//!     .await?;
+//! let client = server.connect(db.name()).await?;
+//! client.execute("INSERT INTO t VALUES (1)", &[]).await?;
+//!
+//! // Or a cluster of one's own, stopped and removed on drop:
+//! let cluster = ebb_localpg::Cluster::builder().max_connections(50).start()?;
+//! let status = cluster.command("psql").args(["-c", "SELECT 1", "postgres"]).status()?;
+//! # let _ = status;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! How it works: the server binaries are found on `PATH` or in
+//! `/usr/lib/postgresql/*/bin`; `initdb` creates a cluster in a new
+//! directory under `/tmp`, and the server listens only on a Unix socket in
+//! that directory, so concurrent clusters never collide. When the process is
+//! root the server runs as the `postgres` user (or `nobody`), since
+//! PostgreSQL refuses root. A watchdog shell stops the server and removes
+//! the directory when the [`Cluster`] is dropped or the process ends in any
+//! way, including a panic or `SIGKILL`.
+//!
+//! Modules:
+//! - `cluster`: [`Cluster`], [`ClusterBuilder`] and the watchdog.
+//! - `server`: [`Server`], [`shared_server`] and [`TestDatabase`], the test
+//!   harness side (templates, one database per test, `DATABASE_URL`).
+//! - `bin_dir`: [`find_bin_dir`].
+//! - `user`: choosing the account the server runs as.
+//! - `conninfo`: libpq `key=value` connection strings.
+//! - `error`: [`Error`].
+//!
+//! Requires PostgreSQL 13 or newer (`DROP DATABASE ... WITH (FORCE)`).
+
+mod bin_dir;
+mod cluster;
+mod conninfo;
+mod error;
+mod server;
+mod user;
+
+pub use bin_dir::find_bin_dir;
+pub use cluster::{Cluster, ClusterBuilder};
+pub use error::Error;
+pub use server::{Server, TestDatabase, shared_server};
+/// The driver version this crate's API uses, to avoid version skew.
+pub use tokio_postgres;

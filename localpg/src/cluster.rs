@@ -1,0 +1,504 @@
+//! A private, throwaway PostgreSQL cluster and its watchdog.
+//!
+//! The server is started by a small shell script, the *watchdog*, whose
+//! standard input is a pipe that only this process writes to. Whenever this
+//! process goes away (drop, panic, `abort`, `SIGKILL`) the kernel closes the
+//! pipe, the watchdog sees end-of-file, stops PostgreSQL (fast shutdown) and
+//! removes the directory. That is what cleans up the shared cluster, which
+//! lives in a `static` and is never dropped.
+
+use std::io::{Read as _, Seek as _, SeekFrom};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::bin_dir::{find_bin_dir, has_server_binaries};
+use crate::user::{RunAs, run_as};
+use crate::{Error, conninfo};
+
+/// The superuser `initdb` creates; clients connect as it.
+const SUPERUSER: &str = "postgres";
+
+/// The watchdog, run as `sh -c WATCHDOG sh DIR BIN_DIR [postgres args...]`
+/// under the account that owns the cluster.
+///
+/// - fd 3 keeps the pipe from this process; everything else the script and
+///   its children print goes to `DIR/log`.
+/// - The subshell (the *killer*) blocks on fd 3. On end-of-file it stops the
+///   postmaster named in `postmaster.pid` with SIGINT (fast shutdown),
+///   escalating to SIGQUIT and SIGKILL after 10 and 20 seconds, then removes
+///   the directory. It does not depend on the main shell staying alive, so
+///   killing that one alone still cleans up once this process exits.
+/// - The main shell runs `initdb`, then `postgres` in the background, and
+///   exits when postgres does (3: initdb failed, 4: postgres exited), which
+///   is how [`Cluster::start`] notices a failed start. It leaves the
+///   directory alone so the log can still be read.
+/// - HUP/INT are ignored so that a Ctrl-C aimed at a test run only stops
+///   the server through the regular path (the process group is separate as
+///   well).
+const WATCHDOG: &str = r#"
+d=$1 bin=$2
+shift 2
+exec 3<&0 0</dev/null 1>>"$d/log" 2>&1
+trap '' HUP INT PIPE
+(
+    trap '' TERM
+    read -r _ <&3
+    n=0
+    while :; do
+        if [ -s "$d/data/postmaster.pid" ] && read -r pid <"$d/data/postmaster.pid" && kill -0 "$pid" 2>/dev/null; then
+            kill -INT "$pid" 2>/dev/null
+            while kill -0 "$pid" 2>/dev/null; do
+                n=$((n + 1))
+                if [ "$n" -eq 200 ]; then kill -QUIT "$pid" 2>/dev/null; fi
+                if [ "$n" -eq 400 ]; then kill -KILL "$pid" 2>/dev/null; fi
+                sleep 0.05
+            done
+            break
+        fi
+        kill -0 "$$" 2>/dev/null || break
+        sleep 0.05
+    done
+    rm -rf "$d"
+) &
+"$bin/initdb" -D "$d/data" --username=postgres --auth=trust --encoding=UTF8 --locale=C --no-sync || exit 3
+"$bin/postgres" -D "$d/data" "$@" &
+wait "$!"
+exit 4
+"#;
+
+/// Options for [`Cluster`]; start with [`Cluster::builder`].
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `start` is called"]
+pub struct ClusterBuilder {
+    /// Where `postgres` and `initdb` are; `None` means [`find_bin_dir`].
+    bin_dir: Option<PathBuf>,
+    /// Whether to keep PostgreSQL's durability settings; throwaway clusters
+    /// do not need them and are much faster without.
+    fsync: bool,
+    /// `max_connections`; tests run many pools at once.
+    max_connections: u32,
+    /// The port number, which only names the socket file since the server
+    /// listens on no TCP address.
+    port: u16,
+    /// Extra `postgresql.conf` settings, applied last so they win.
+    settings: Vec<(String, String)>,
+    /// How long `start` waits for the server to accept connections.
+    start_timeout: Duration,
+    /// How long `stop` and drop wait for the server to stop and the
+    /// directory to disappear.
+    stop_timeout: Duration,
+}
+
+impl Default for ClusterBuilder {
+    fn default() -> Self {
+        ClusterBuilder {
+            bin_dir: None,
+            fsync: false,
+            max_connections: 200,
+            port: 5432,
+            settings: Vec::new(),
+            start_timeout: Duration::from_secs(30),
+            stop_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+impl ClusterBuilder {
+    /// Use the server binaries in `dir` instead of searching.
+    /// Default: [`find_bin_dir`] (`PATH`, then `/usr/lib/postgresql/*/bin`).
+    pub fn bin_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.bin_dir = Some(dir.into());
+        self
+    }
+
+    /// Keep durability: `fsync`, `synchronous_commit` and
+    /// `full_page_writes` on. Default: `false` (all three off, since the
+    /// data is thrown away anyway).
+    pub fn fsync(mut self, fsync: bool) -> Self {
+        self.fsync = fsync;
+        self
+    }
+
+    /// `max_connections`. Default: 200.
+    pub fn max_connections(mut self, max: u32) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// The port, which only names the socket file (`.s.PGSQL.<port>`); the
+    /// server listens on a private Unix socket directory and no TCP address,
+    /// so clusters never collide. Default: 5432.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Any `postgresql.conf` setting, e.g. `.setting("shared_buffers",
+    /// "256MB")`; applied after the others, so it overrides them.
+    /// Default: none.
+    pub fn setting(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.settings.push((name.into(), value.into()));
+        self
+    }
+
+    /// How long [`start`](Self::start) waits for the server to accept
+    /// connections. Default: 30 s.
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
+        self
+    }
+
+    /// How long [`Cluster::stop`] and drop wait for the server to stop and
+    /// its directory to be removed. Default: 15 s.
+    pub fn stop_timeout(mut self, timeout: Duration) -> Self {
+        self.stop_timeout = timeout;
+        self
+    }
+
+    /// Creates the cluster in a new temporary directory, starts the server
+    /// and waits until it accepts connections.
+    ///
+    /// Blocking; fine to call from inside a tokio runtime (it never enters
+    /// one). When the process is root, the server runs as the `postgres`
+    /// user, or `nobody` if there is none.
+    pub fn start(self) -> Result<Cluster, Error> {
+        let bin_dir = match &self.bin_dir {
+            Some(dir) if has_server_binaries(dir) => dir.clone(),
+            Some(dir) => {
+                return Err(Error::BinariesNotFound {
+                    searched: dir.display().to_string(),
+                });
+            }
+            None => find_bin_dir()?,
+        };
+        let run_as = run_as()?;
+        let temp = tempfile::Builder::new()
+            .prefix("ebb-pg-")
+            .tempdir_in(temp_base(run_as.is_some()))
+            .map_err(|e| Error::io("create a temporary directory for PostgreSQL", e))?;
+        let dir = temp.path().to_path_buf();
+        if let Some(account) = run_as {
+            std::os::unix::fs::chown(&dir, Some(account.uid), Some(account.gid)).map_err(|e| {
+                Error::io(format!("hand {} to the postgres user", dir.display()), e)
+            })?;
+        }
+
+        let mut command = Command::new("/bin/sh");
+        command
+            .arg("-c")
+            .arg(WATCHDOG)
+            .arg("ebb-localpg-watchdog")
+            .arg(&dir)
+            .arg(&bin_dir)
+            .args(self.server_args(&dir).iter().flat_map(|arg| ["-c", arg]))
+            .current_dir(&dir)
+            // Server processes read these; none should come from the caller.
+            .env_remove("PGDATA")
+            .env_remove("PGPORT")
+            .env("HOME", &dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // Own process group: a Ctrl-C to the test run must not kill the
+            // watchdog before it has cleaned up.
+            .process_group(0);
+        if let Some(account) = run_as {
+            command.uid(account.uid).gid(account.gid);
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| Error::io("spawn the PostgreSQL watchdog (/bin/sh)", e))?;
+        let stdin = child.stdin.take();
+        // From here on the watchdog owns the directory and removes it.
+        let dir = temp.keep();
+        let mut cluster = Cluster {
+            dir,
+            bin_dir,
+            port: self.port,
+            run_as,
+            watchdog: Some(Watchdog { child, stdin }),
+            stop_timeout: self.stop_timeout,
+        };
+        match cluster.wait_ready(self.start_timeout) {
+            Ok(()) => {
+                tracing::debug!(dir = %cluster.dir.display(), "PostgreSQL cluster ready");
+                Ok(cluster)
+            }
+            Err(err) => {
+                let _ = cluster.shutdown();
+                Err(err)
+            }
+        }
+    }
+
+    /// The `name=value` settings passed to `postgres -c`.
+    fn server_args(&self, dir: &Path) -> Vec<String> {
+        let durable = if self.fsync { "on" } else { "off" };
+        let mut args = vec![
+            "listen_addresses=".to_owned(),
+            format!("unix_socket_directories={}", dir.display()),
+            format!("port={}", self.port),
+            format!("max_connections={}", self.max_connections),
+            format!("fsync={durable}"),
+            format!("synchronous_commit={durable}"),
+            format!("full_page_writes={durable}"),
+        ];
+        args.extend(self.settings.iter().map(|(k, v)| format!("{k}={v}")));
+        args
+    }
+}
+
+/// Where the cluster's directory goes. Unix socket paths are limited to
+/// about 107 bytes, so the directory must have a short path; an account we
+/// switch to must also be able to reach it, which `/tmp` guarantees and a
+/// root user's `$TMPDIR` may not.
+fn temp_base(switching_user: bool) -> PathBuf {
+    let env = std::env::temp_dir();
+    if !switching_user && env.as_os_str().len() <= 60 {
+        env
+    } else {
+        PathBuf::from("/tmp")
+    }
+}
+
+/// The running watchdog shell and our end of its pipe.
+#[derive(Debug)]
+struct Watchdog {
+    /// The main shell; it exits when postgres does, which reveals a failed
+    /// start, and must be reaped.
+    child: Child,
+    /// Closing this tells the watchdog to stop the server and clean up.
+    stdin: Option<ChildStdin>,
+}
+
+/// A running private PostgreSQL cluster; stopped and removed on drop.
+///
+/// It listens only on a Unix socket in its own temporary directory
+/// ([`socket_dir`](Self::socket_dir)), so any number of clusters, from any
+/// number of processes, can run at once. If the process dies without
+/// dropping it, the watchdog still stops the server and removes the
+/// directory.
+#[derive(Debug)]
+pub struct Cluster {
+    /// The temporary directory: `data/` (the cluster), `log`, and the
+    /// socket. Short, because socket paths are limited.
+    dir: PathBuf,
+    /// Where the binaries were found, for [`Cluster::command`].
+    bin_dir: PathBuf,
+    /// Names the socket file `.s.PGSQL.<port>`.
+    port: u16,
+    /// The account the server runs as when we are root; client tools are
+    /// run as it too.
+    run_as: Option<RunAs>,
+    /// `None` once stopped, so drop after `stop` does nothing.
+    watchdog: Option<Watchdog>,
+    /// How long stop and drop wait.
+    stop_timeout: Duration,
+}
+
+impl Cluster {
+    /// Starts a cluster with the default options; see [`ClusterBuilder`].
+    pub fn start() -> Result<Cluster, Error> {
+        Cluster::builder().start()
+    }
+
+    /// Options for a cluster, each with a documented default.
+    pub fn builder() -> ClusterBuilder {
+        ClusterBuilder::default()
+    }
+
+    /// Connection settings for database `dbname`: the socket directory as
+    /// host, the port, user `postgres`, no password.
+    pub fn config(&self, dbname: &str) -> tokio_postgres::Config {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host_path(&self.dir)
+            .port(self.port)
+            .user(SUPERUSER)
+            .dbname(dbname);
+        config
+    }
+
+    /// A libpq `key=value` connection string for `dbname`, usable by
+    /// `psql`, `pgbench` or as `DATABASE_URL`, e.g.
+    /// `host=/tmp/ebb-pg-Ab12Cd port=5432 user=postgres dbname=foo`.
+    pub fn connection_string(&self, dbname: &str) -> String {
+        let mut out = String::new();
+        conninfo::push(&mut out, "host", &self.dir.display().to_string());
+        conninfo::push(&mut out, "port", &self.port.to_string());
+        conninfo::push(&mut out, "user", SUPERUSER);
+        conninfo::push(&mut out, "dbname", dbname);
+        out
+    }
+
+    /// The directory holding the server's Unix socket (and its data and
+    /// log).
+    pub fn socket_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The port, which names the socket file.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The database superuser clients connect as: `postgres`.
+    pub fn user(&self) -> &str {
+        SUPERUSER
+    }
+
+    /// Where `postgres` and `initdb` were found; `psql` and `pgbench` live
+    /// there too.
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin_dir
+    }
+
+    /// A [`Command`] for `bin_dir/program` (e.g. `"psql"`, `"pgbench"`)
+    /// with `PGHOST`, `PGPORT` and `PGUSER` pointing at this cluster. When
+    /// the process is root it runs as the same unprivileged account as the
+    /// server, so files passed to it must be readable by that account.
+    pub fn command(&self, program: &str) -> Command {
+        let mut command = Command::new(self.bin_dir.join(program));
+        command
+            .env("PGHOST", &self.dir)
+            .env("PGPORT", self.port.to_string())
+            .env("PGUSER", SUPERUSER)
+            .env_remove("PGPASSWORD")
+            .env_remove("PGSERVICE");
+        if let Some(account) = self.run_as {
+            command.uid(account.uid).gid(account.gid);
+        }
+        command
+    }
+
+    /// Stops the server (fast shutdown) and removes its directory, waiting
+    /// for both. Dropping does the same but cannot report failure.
+    pub fn stop(mut self) -> Result<(), Error> {
+        self.shutdown()
+    }
+
+    /// Waits until `postmaster.pid` says "ready" (as `pg_ctl` does), or the
+    /// watchdog's main shell exits (a failed start), or time runs out.
+    fn wait_ready(&mut self, timeout: Duration) -> Result<(), Error> {
+        let started = Instant::now();
+        let pid_file = self.dir.join("data").join("postmaster.pid");
+        loop {
+            let exited = match self.watchdog.as_mut() {
+                Some(watchdog) => watchdog
+                    .child
+                    .try_wait()
+                    .map_err(|e| Error::io("check on the PostgreSQL watchdog", e))?,
+                None => None,
+            };
+            if let Some(status) = exited {
+                let stage = match status.code() {
+                    Some(3) => "initdb failed".to_owned(),
+                    Some(4) => "postgres exited".to_owned(),
+                    _ => format!("watchdog {status}"),
+                };
+                return Err(Error::StartFailed {
+                    stage,
+                    log_path: self.log_path(),
+                    log_tail: self.log_tail(),
+                });
+            }
+            if std::fs::read_to_string(&pid_file)
+                .is_ok_and(|text| text.lines().nth(7).is_some_and(|s| s.trim() == "ready"))
+            {
+                return Ok(());
+            }
+            if started.elapsed() > timeout {
+                return Err(Error::StartTimeout {
+                    waited: timeout,
+                    log_path: self.log_path(),
+                    log_tail: self.log_tail(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("log")
+    }
+
+    /// The last lines of the server log, for error messages.
+    fn log_tail(&self) -> String {
+        const MAX: u64 = 4096;
+        let Ok(mut file) = std::fs::File::open(self.log_path()) else {
+            return "(no log)".to_owned();
+        };
+        let len = file.metadata().map_or(0, |m| m.len());
+        let _ = file.seek(SeekFrom::Start(len.saturating_sub(MAX)));
+        let mut bytes = Vec::new();
+        let _ = file.read_to_end(&mut bytes);
+        let text = String::from_utf8_lossy(&bytes);
+        let lines: Vec<&str> = text.lines().collect();
+        // A cut first line is noise.
+        let skip = usize::from(len > MAX && lines.len() > 1);
+        lines[skip..].join("\n")
+    }
+
+    /// Closes the watchdog's pipe and waits, bounded, until the server has
+    /// stopped and the directory is gone; past the bound, does it here.
+    fn shutdown(&mut self) -> Result<(), Error> {
+        let Some(mut watchdog) = self.watchdog.take() else {
+            return Ok(());
+        };
+        drop(watchdog.stdin.take());
+        let started = Instant::now();
+        let mut reaped = false;
+        while started.elapsed() < self.stop_timeout {
+            reaped = reaped || !matches!(watchdog.child.try_wait(), Ok(None));
+            if reaped && !self.dir.exists() {
+                tracing::debug!(dir = %self.dir.display(), "PostgreSQL cluster stopped and removed");
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // The watchdog is gone or stuck: stop postgres and clean up here.
+        tracing::warn!(dir = %self.dir.display(), "PostgreSQL watchdog did not clean up; doing it directly");
+        let _ = watchdog.child.kill();
+        let _ = watchdog.child.wait();
+        self.kill_postmaster();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        Err(Error::StopTimeout {
+            dir: self.dir.clone(),
+            waited: self.stop_timeout,
+        })
+    }
+
+    /// Immediate shutdown, then SIGKILL, of the postmaster named in
+    /// `postmaster.pid`, if any.
+    fn kill_postmaster(&self) {
+        let pid = std::fs::read_to_string(self.dir.join("data").join("postmaster.pid"))
+            .ok()
+            .and_then(|text| text.lines().next()?.trim().parse::<libc::pid_t>().ok());
+        let Some(pid) = pid.filter(|&pid| pid > 0) else {
+            return;
+        };
+        // SAFETY: kill has no memory-safety preconditions.
+        let alive = |sig| unsafe { libc::kill(pid, sig) } == 0;
+        if !alive(libc::SIGQUIT) {
+            return;
+        }
+        let started = Instant::now();
+        while alive(0) {
+            if started.elapsed() > Duration::from_secs(3) {
+                alive(libc::SIGKILL);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Err(err) = self.shutdown() {
+            tracing::warn!(error = %err, "stopping PostgreSQL cluster");
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! The private cluster: start, query, isolation, clean-up (also when the
+//! process dies), and clear errors.
+
+#![allow(clippy::print_stdout)]
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ebb_localpg::{Cluster, Error};
+use tokio_postgres::NoTls;
+
+async fn query_one(config: tokio_postgres::Config, sql: &str) -> String {
+    let (client, connection) = config.connect(NoTls).await.expect("connect");
+    tokio::spawn(connection);
+    client.query_one(sql, &[]).await.expect("query").get(0)
+}
+
+/// The postmaster's pid, from the first line of `postmaster.pid`.
+fn postmaster_pid(cluster: &Cluster) -> i32 {
+    let text = std::fs::read_to_string(cluster.socket_dir().join("data/postmaster.pid")).unwrap();
+    text.lines().next().unwrap().trim().parse().unwrap()
+}
+
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks for existence.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+/// Waits until `cond` holds or `timeout` passes; returns whether it held.
+fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cond()
+}
+
+#[tokio::test]
+async fn starts_from_inside_a_runtime_and_answers_queries() {
+    let cluster = Cluster::start().expect("start cluster");
+    let user = query_one(cluster.config("postgres"), "SELECT current_user::text").await;
+    assert_eq!(user, cluster.user());
+    assert_eq!(cluster.user(), "postgres");
+
+    // The connection string is what tools and DATABASE_URL take.
+    let conninfo = cluster.connection_string("postgres");
+    assert!(
+        conninfo.contains(&format!("host={}", cluster.socket_dir().display())),
+        "{conninfo}"
+    );
+    let parsed: tokio_postgres::Config = conninfo.parse().unwrap();
+    let version = query_one(parsed, "SELECT current_setting('fsync')").await;
+    assert_eq!(version, "off");
+
+    let output = cluster
+        .command("psql")
+        .args(["-XAtc", "SELECT 40 + 2", "postgres"])
+        .output()
+        .expect("run psql");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "42");
+}
+
+#[test]
+fn builder_options_reach_the_server() {
+    let cluster = Cluster::builder()
+        .fsync(true)
+        .max_connections(42)
+        .setting("application_name", "ebb test")
+        .start()
+        .expect("start cluster");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let config = cluster.config("postgres");
+        assert_eq!(
+            query_one(config.clone(), "SELECT current_setting('fsync')").await,
+            "on"
+        );
+        assert_eq!(
+            query_one(config.clone(), "SELECT current_setting('max_connections')").await,
+            "42"
+        );
+        assert_eq!(
+            query_one(config, "SELECT current_setting('listen_addresses')").await,
+            ""
+        );
+    });
+}
+
+#[test]
+fn two_clusters_run_side_by_side() {
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(Cluster::start);
+        let b = s.spawn(Cluster::start);
+        (a.join().unwrap().unwrap(), b.join().unwrap().unwrap())
+    });
+    assert_ne!(a.socket_dir(), b.socket_dir());
+    assert_eq!(
+        a.port(),
+        b.port(),
+        "same port number, different socket directories"
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (client_a, conn) = a.config("postgres").connect(NoTls).await.unwrap();
+        tokio::spawn(conn);
+        let (client_b, conn) = b.config("postgres").connect(NoTls).await.unwrap();
+        tokio::spawn(conn);
+        client_a
+            .batch_execute("CREATE DATABASE only_in_a")
+            .await
+            .unwrap();
+        let in_b = client_b
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = 'only_in_a'", &[])
+            .await
+            .unwrap();
+        assert!(in_b.is_none());
+    });
+}
+
+#[test]
+fn drop_stops_the_server_and_removes_the_directory() {
+    let cluster = Cluster::start().expect("start cluster");
+    let dir = cluster.socket_dir().to_path_buf();
+    let socket = dir.join(format!(".s.PGSQL.{}", cluster.port()));
+    let pid = postmaster_pid(&cluster);
+    assert!(socket.exists() && alive(pid));
+    drop(cluster);
+    assert!(!dir.exists(), "{} still exists", dir.display());
+    assert!(std::os::unix::net::UnixStream::connect(&socket).is_err());
+    assert!(
+        eventually(Duration::from_secs(5), || !alive(pid)),
+        "postmaster {pid} still alive"
+    );
+}
+
+#[test]
+fn stop_reports_a_clean_shutdown() {
+    let cluster = Cluster::start().expect("start cluster");
+    let dir = cluster.socket_dir().to_path_buf();
+    let pid = postmaster_pid(&cluster);
+    cluster.stop().expect("stop");
+    assert!(!dir.exists());
+    assert!(!alive(pid));
+}
+
+#[test]
+fn missing_binaries_name_the_package() {
+    let empty = tempfile::tempdir().unwrap();
+    let err = Cluster::builder()
+        .bin_dir(empty.path())
+        .start()
+        .unwrap_err();
+    assert!(err.is_binaries_not_found(), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("postgres, initdb"), "{message}");
+    assert!(message.contains("apt-get install postgresql"), "{message}");
+    assert!(
+        message.contains(&empty.path().display().to_string()),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_failed_start_reports_the_log_and_cleans_up() {
+    let before = leftover_dirs();
+    let err = Cluster::builder()
+        .setting("no_such_setting", "1")
+        .start()
+        .unwrap_err();
+    let Error::StartFailed {
+        log_tail, log_path, ..
+    } = &err
+    else {
+        panic!("expected StartFailed, got {err:?}");
+    };
+    assert!(log_tail.contains("no_such_setting"), "{err}");
+    let dir = log_path.parent().unwrap();
+    assert!(!dir.exists(), "{} still exists", dir.display());
+    assert!(!before.contains(&dir.to_path_buf()));
+}
+
+fn leftover_dirs() -> Vec<PathBuf> {
+    std::fs::read_dir("/tmp")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("ebb-pg-"))
+        })
+        .collect()
+}
+
+/// Not a test of its own: with `EBB_LOCALPG_CHILD` set it starts a cluster,
+/// prints its directory and postmaster pid, and then dies the way the
+/// variable says, without running `Cluster`'s drop.
+#[test]
+fn child_helper() {
+    let Ok(mode) = std::env::var("EBB_LOCALPG_CHILD") else {
+        return;
+    };
+    let cluster = Cluster::start().expect("start cluster");
+    println!("DIR={}", cluster.socket_dir().display());
+    println!("PID={}", postmaster_pid(&cluster));
+    std::io::stdout().flush().unwrap();
+    match mode.as_str() {
+        "panic" => {
+            // As the shared cluster in a static: never dropped.
+            std::mem::forget(cluster);
+            panic!("child panics on purpose");
+        }
+        "abort" => std::process::abort(),
+        _ => loop {
+            // "kill": wait for the parent's SIGKILL.
+            std::thread::sleep(Duration::from_secs(1));
+        },
+    }
+}
+
+/// Runs `child_helper` in a new process of this test binary and checks that
+/// the cluster it leaves behind disappears.
+fn child_dies(mode: &str) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["child_helper", "--exact", "--nocapture", "--test-threads=1"])
+        .env("EBB_LOCALPG_CHILD", mode)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut dir = None;
+    let mut pid = None;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        // The harness may print "test child_helper ... " on the same line.
+        if let Some((_, d)) = line.split_once("DIR=") {
+            dir = Some(PathBuf::from(d));
+        } else if let Some((_, p)) = line.split_once("PID=") {
+            pid = Some(p.parse::<i32>().unwrap());
+            break;
+        }
+    }
+    let (dir, pid) = (
+        dir.expect("child printed its dir"),
+        pid.expect("child printed the pid"),
+    );
+    assert!(dir.exists() && alive(pid));
+    if mode == "kill" {
+        child.kill().unwrap();
+    }
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    assert!(
+        eventually(Duration::from_secs(20), || !dir.exists() && !alive(pid)),
+        "after the child's {mode}: dir {} exists: {}, postmaster {pid} alive: {}",
+        dir.display(),
+        dir.exists(),
+        alive(pid),
+    );
+    assert!(!Path::new(&dir).exists());
+}
+
+#[test]
+fn a_panicking_process_leaves_nothing_behind() {
+    child_dies("panic");
+}
+
+#[test]
+fn an_aborting_process_leaves_nothing_behind() {
+    child_dies("abort");
+}
+
+#[test]
+fn a_killed_process_leaves_nothing_behind() {
+    child_dies("kill");
+}

@@ -1,0 +1,305 @@
+//! An in-memory store with the PostgreSQL store's behaviour, for handler
+//! unit tests: same ordering, positions, expected-version checks, error
+//! variants and error texts, no database.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), ebb_message_store::Error> {
+//! use ebb_message_store::{ExpectedVersion, MemoryStore, MessageData, MessageStore, StreamName};
+//! use serde_json::json;
+//!
+//! let store = MemoryStore::new();
+//! let stream = StreamName::new("account", "1")?;
+//! store.write(&stream, &MessageData::new("Opened", json!({})), ExpectedVersion::NoStream).await?;
+//!
+//! // What did the handler write?
+//! let written = store.stream_messages("account-1");
+//! assert_eq!(written[0].type_name, "Opened");
+//! # Ok(()) }
+//! ```
+//!
+//! It is not a substitute for testing against PostgreSQL: it evaluates no
+//! SQL (a `condition` is refused as by a database that does not allow
+//! them) and keeps nothing across processes.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, SubsecRound, Utc};
+
+use crate::store::{MessageStore, check_batch_size};
+use crate::stream_name::{cardinal_id, is_category};
+use crate::{
+    CategoryQuery, Error, ExpectedVersion, Message, MessageData, StreamName, StreamQuery, hash_64,
+};
+
+/// An in-memory message store. Clones share the same messages.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    /// Shared so that the handler under test and the test's assertions see
+    /// the same messages.
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// All messages in global position order; global position N is at
+    /// index N - 1.
+    messages: Vec<Message>,
+    /// Indexes into `messages` per stream, in stream position order.
+    streams: HashMap<String, Vec<usize>>,
+    /// Every id written, for the uniqueness the `messages_id` index gives.
+    ids: HashSet<uuid::Uuid>,
+}
+
+impl Inner {
+    fn version(&self, stream_name: &str) -> Option<i64> {
+        self.streams
+            .get(stream_name)
+            .and_then(|indexes| indexes.last())
+            .map(|&i| self.messages[i].position)
+    }
+
+    fn stream(&self, stream_name: &str) -> impl Iterator<Item = &Message> {
+        self.streams
+            .get(stream_name)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.messages[i])
+    }
+
+    /// Checks a whole batch before any of it is applied, so that a failing
+    /// batch leaves nothing behind.
+    fn check(
+        &self,
+        stream_name: &StreamName,
+        messages: &[MessageData],
+        expected_version: ExpectedVersion,
+    ) -> Result<(), Error> {
+        let mut batch_ids = HashSet::new();
+        for message in messages {
+            message.validate()?;
+            if self.ids.contains(&message.id) || !batch_ids.insert(message.id) {
+                return Err(Error::DuplicateMessageId {
+                    id: message.id,
+                    source: None,
+                });
+            }
+        }
+        let version = self.version(stream_name.as_str());
+        if !expected_version.matches(version) {
+            return Err(Error::WrongExpectedVersion {
+                stream_name: stream_name.to_string(),
+                expected: expected_version.to_sql().unwrap_or_default(),
+                actual: version.unwrap_or(-1),
+            });
+        }
+        Ok(())
+    }
+
+    fn append(
+        &mut self,
+        stream_name: &StreamName,
+        message: &MessageData,
+        time: DateTime<Utc>,
+    ) -> i64 {
+        let position = self.version(stream_name.as_str()).map_or(0, |v| v + 1);
+        let index = self.messages.len();
+        let global_position = index as i64 + 1;
+        self.messages.push(Message {
+            id: message.id,
+            stream_name: stream_name.to_string(),
+            type_name: message.type_name.clone(),
+            position,
+            global_position,
+            data: message.data.clone(),
+            metadata: message.metadata.clone(),
+            time,
+        });
+        self.streams
+            .entry(stream_name.to_string())
+            .or_default()
+            .push(index);
+        self.ids.insert(message.id);
+        position
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave `Inner` half updated:
+        // `append` only runs after `check` passed, and it cannot fail.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Every message, in global position order.
+    pub fn messages(&self) -> Vec<Message> {
+        self.lock().messages.clone()
+    }
+
+    /// The messages of one stream, in position order.
+    pub fn stream_messages(&self, stream_name: &str) -> Vec<Message> {
+        self.lock().stream(stream_name).cloned().collect()
+    }
+
+    /// How many messages the store holds.
+    pub fn len(&self) -> usize {
+        self.lock().messages.len()
+    }
+
+    /// True when nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The store's clock: PostgreSQL keeps microseconds.
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+fn check_consumer_group(query: &CategoryQuery) -> Result<(), Error> {
+    let Some(group) = query.consumer_group else {
+        return Ok(());
+    };
+    let reason = if group.size < 1 {
+        "Consumer group size must not be less than 1"
+    } else if group.member < 0 {
+        "Consumer group member must not be less than 0"
+    } else if group.member >= group.size {
+        "Consumer group member must be less than the group size"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidConsumerGroup {
+        reason: reason.into(),
+        member: Some(group.member),
+        size: Some(group.size),
+    })
+}
+
+/// True when the stream is `member`'s share of a group of `size`, as
+/// `get_category_messages` decides: `mod(abs(hash_64(cardinal_id)), size)`.
+pub(crate) fn in_consumer_group(stream_name: &str, member: i64, size: i64) -> bool {
+    cardinal_id(stream_name)
+        .is_some_and(|id| (hash_64(id).unsigned_abs() % size as u64) as i64 == member)
+}
+
+impl MessageStore for MemoryStore {
+    async fn write(
+        &self,
+        stream_name: &StreamName,
+        message: &MessageData,
+        expected_version: ExpectedVersion,
+    ) -> Result<i64, Error> {
+        let mut inner = self.lock();
+        inner.check(stream_name, std::slice::from_ref(message), expected_version)?;
+        Ok(inner.append(stream_name, message, now()))
+    }
+
+    async fn write_batch(
+        &self,
+        stream_name: &StreamName,
+        messages: &[MessageData],
+        expected_version: ExpectedVersion,
+    ) -> Result<Option<i64>, Error> {
+        let mut inner = self.lock();
+        inner.check(stream_name, messages, expected_version)?;
+        let time = now();
+        let mut last = inner.version(stream_name.as_str());
+        for message in messages {
+            last = Some(inner.append(stream_name, message, time));
+        }
+        Ok(last)
+    }
+
+    async fn get_stream_messages(
+        &self,
+        stream_name: &str,
+        query: &StreamQuery,
+    ) -> Result<Vec<Message>, Error> {
+        check_batch_size(query.batch_size)?;
+        if is_category(stream_name) {
+            return Err(Error::NotAStreamName(stream_name.to_owned()));
+        }
+        if query.condition.is_some() {
+            return Err(Error::ConditionNotActivated);
+        }
+        let inner = self.lock();
+        let limit = usize::try_from(query.batch_size).unwrap_or(usize::MAX);
+        Ok(inner
+            .stream(stream_name)
+            .filter(|m| m.position >= query.position)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn get_category_messages(
+        &self,
+        category: &str,
+        query: &CategoryQuery,
+    ) -> Result<Vec<Message>, Error> {
+        check_batch_size(query.batch_size)?;
+        // The same checks, in the same order, as get_category_messages.
+        if !is_category(category) {
+            return Err(Error::NotACategory(category.to_owned()));
+        }
+        if let Some(correlation) = &query.correlation {
+            if !is_category(correlation) {
+                return Err(Error::InvalidCorrelation(correlation.clone()));
+            }
+        }
+        check_consumer_group(query)?;
+        if query.condition.is_some() {
+            return Err(Error::ConditionNotActivated);
+        }
+        let inner = self.lock();
+        let limit = usize::try_from(query.batch_size).unwrap_or(usize::MAX);
+        let start = usize::try_from(query.position.max(1) - 1).unwrap_or(usize::MAX);
+        Ok(inner
+            .messages
+            .iter()
+            .skip(start)
+            .filter(|m| m.category() == category)
+            .filter(|m| match &query.correlation {
+                None => true,
+                Some(correlation) => m
+                    .metadata
+                    .correlation_stream_name
+                    .as_deref()
+                    .is_some_and(|c| crate::stream_name::category(c) == correlation),
+            })
+            .filter(|m| match query.consumer_group {
+                None => true,
+                Some(group) => in_consumer_group(&m.stream_name, group.member, group.size),
+            })
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn get_last_stream_message(
+        &self,
+        stream_name: &str,
+        type_name: Option<&str>,
+    ) -> Result<Option<Message>, Error> {
+        let inner = self.lock();
+        let last = inner
+            .stream(stream_name)
+            .filter(|m| type_name.is_none_or(|t| m.type_name == t))
+            .last()
+            .cloned();
+        Ok(last)
+    }
+
+    async fn stream_version(&self, stream_name: &str) -> Result<Option<i64>, Error> {
+        Ok(self.lock().version(stream_name))
+    }
+}

@@ -1,0 +1,487 @@
+//! Message data: what is written ([`MessageData`]), what is read back
+//! ([`Message`]), their [`Metadata`], and the [`ExpectedVersion`] of a write.
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::Error;
+
+/// A message to write: id, type, data and metadata.
+///
+/// The id is generated when the value is made, not when it is written, so a
+/// write that is retried after an unclear failure (a lost connection) can
+/// never store the message twice: the second attempt fails with
+/// [`Error::DuplicateMessageId`] instead.
+///
+/// ```
+/// use ebb_message_store::MessageData;
+/// use serde_json::json;
+///
+/// let deposit = MessageData::new("Deposited", json!({ "accountId": "123", "amount": 10 }));
+/// assert_eq!(deposit.type_name, "Deposited");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageData {
+    /// Unique across the store; a second write of the same id is refused.
+    pub id: Uuid,
+    /// The message type, in PascalCase by convention (`Deposited`).
+    pub type_name: String,
+    /// The message's attributes: must be a JSON object, keys in camelCase.
+    pub data: Value,
+    /// Causation, correlation, reply and properties.
+    pub metadata: Metadata,
+}
+
+impl MessageData {
+    /// A message with a fresh random id and empty metadata.
+    pub fn new(type_name: impl Into<String>, data: Value) -> Self {
+        Self {
+            id: Uuid::new_v4(),
+            type_name: type_name.into(),
+            data,
+            metadata: Metadata::default(),
+        }
+    }
+
+    /// A message whose data is `data` serialized with serde.
+    ///
+    /// ```
+    /// # use ebb_message_store::MessageData;
+    /// #[derive(serde::Serialize)]
+    /// #[serde(rename_all = "camelCase")]
+    /// struct Deposited { account_id: String, amount: i64 }
+    ///
+    /// let message = MessageData::serialize("Deposited", &Deposited { account_id: "1".into(), amount: 5 })?;
+    /// assert_eq!(message.data["accountId"], "1");
+    /// # Ok::<(), ebb_message_store::Error>(())
+    /// ```
+    pub fn serialize<T: Serialize + ?Sized>(
+        type_name: impl Into<String>,
+        data: &T,
+    ) -> Result<Self, Error> {
+        let data = serde_json::to_value(data).map_err(Error::Serialize)?;
+        Ok(Self::new(type_name, data))
+    }
+
+    /// Replaces the generated id.
+    #[must_use]
+    pub fn with_id(mut self, id: Uuid) -> Self {
+        self.id = id;
+        self
+    }
+
+    /// Replaces the metadata.
+    #[must_use]
+    pub fn with_metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    /// Makes this message follow `previous`: the causation fields point at
+    /// it, and its correlation, reply stream and properties carry over (its
+    /// local properties do not). See [`Metadata::follow`].
+    ///
+    /// ```
+    /// # use ebb_message_store::{Message, MessageData};
+    /// # fn example(command: &Message) {
+    /// let event = MessageData::new("Deposited", serde_json::json!({})).follow(command);
+    /// assert_eq!(event.metadata.causation_message_global_position, Some(command.global_position));
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn follow(mut self, previous: &Message) -> Self {
+        self.metadata.follow(previous);
+        self
+    }
+
+    /// Checks what the store cannot check for us: a non-empty type without
+    /// surrounding whitespace and an object as data.
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        if self.type_name.is_empty() || self.type_name.trim() != self.type_name {
+            return Err(Error::InvalidMessage {
+                id: self.id,
+                reason: format!(
+                    "the type {:?} is empty or has surrounding whitespace",
+                    self.type_name
+                ),
+            });
+        }
+        if self.type_name.contains('\0') {
+            return Err(Error::InvalidMessage {
+                id: self.id,
+                reason: "the type contains a NUL character".into(),
+            });
+        }
+        if !self.data.is_object() {
+            return Err(Error::InvalidMessage {
+                id: self.id,
+                reason: format!("data must be a JSON object, not {}", json_kind(&self.data)),
+            });
+        }
+        Ok(())
+    }
+
+    /// The metadata as the store keeps it: `None` (SQL NULL) when empty.
+    pub(crate) fn metadata_json(&self) -> Option<Value> {
+        if self.metadata.is_empty() {
+            None
+        } else {
+            // Metadata holds only strings, numbers and JSON maps: it always
+            // serializes.
+            serde_json::to_value(&self.metadata).ok()
+        }
+    }
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A message read from the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// The id it was written with.
+    pub id: Uuid,
+    /// The stream it belongs to.
+    pub stream_name: String,
+    /// The message type (`Deposited`).
+    pub type_name: String,
+    /// Its position in its stream, from 0.
+    pub position: i64,
+    /// Its position in the whole store, from 1; what consumers record and
+    /// what the sequence idempotence pattern compares.
+    pub global_position: i64,
+    /// The data as written.
+    pub data: Value,
+    /// The metadata as written (empty when the store holds NULL).
+    pub metadata: Metadata,
+    /// When it was written (the store keeps UTC without a zone).
+    pub time: DateTime<Utc>,
+}
+
+impl Message {
+    /// Deserializes the data into `T`.
+    ///
+    /// ```
+    /// # use ebb_message_store::Message;
+    /// #[derive(serde::Deserialize)]
+    /// #[serde(rename_all = "camelCase")]
+    /// struct Deposited { account_id: String, amount: i64 }
+    ///
+    /// # fn example(message: &Message) -> Result<(), ebb_message_store::Error> {
+    /// let deposited: Deposited = message.data()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn data<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        T::deserialize(&self.data).map_err(|source| Error::Deserialize {
+            global_position: self.global_position,
+            type_name: self.type_name.clone(),
+            source,
+        })
+    }
+
+    /// The message's category (`account` of `account-123`).
+    pub fn category(&self) -> &str {
+        crate::stream_name::category(&self.stream_name)
+    }
+
+    /// The message's stream id, `None` if its stream is a category.
+    pub fn stream_id(&self) -> Option<&str> {
+        crate::stream_name::id(&self.stream_name)
+    }
+}
+
+/// The metadata of a message, with the keys Eventide writes.
+///
+/// On the wire keys are camelCase and empty values are omitted. Keys this
+/// struct does not know are kept in [`other`](Self::other) and written back,
+/// so ebb never drops what another client put there.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Metadata {
+    /// The stream of the message that caused this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_message_stream_name: Option<String>,
+    /// The stream position of the message that caused this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_message_position: Option<i64>,
+    /// The global position of the message that caused this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_message_global_position: Option<i64>,
+    /// The stream a workflow correlates its messages to; category readers
+    /// can filter on its category.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_stream_name: Option<String>,
+    /// Where a reply to this message goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_stream_name: Option<String>,
+    /// Properties that follow the message downstream.
+    #[serde(
+        default,
+        skip_serializing_if = "Map::is_empty",
+        deserialize_with = "properties::deserialize"
+    )]
+    pub properties: Map<String, Value>,
+    /// Properties that stay with this message (not carried by `follow`).
+    #[serde(
+        default,
+        skip_serializing_if = "Map::is_empty",
+        deserialize_with = "properties::deserialize"
+    )]
+    pub local_properties: Map<String, Value>,
+    /// The version of the data's schema, when the writer declares one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_version: Option<String>,
+    /// Any other keys, kept as they were.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+impl Metadata {
+    /// True when nothing is set.
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+
+    /// Sets the causation fields to `previous` and carries over its
+    /// correlation and reply stream names and its properties. Local
+    /// properties are not carried over.
+    pub fn follow(&mut self, previous: &Message) {
+        self.causation_message_stream_name = Some(previous.stream_name.clone());
+        self.causation_message_position = Some(previous.position);
+        self.causation_message_global_position = Some(previous.global_position);
+        self.correlation_stream_name
+            .clone_from(&previous.metadata.correlation_stream_name);
+        self.reply_stream_name
+            .clone_from(&previous.metadata.reply_stream_name);
+        self.properties.clone_from(&previous.metadata.properties);
+    }
+
+    /// Parses metadata as the store returns it (text, possibly NULL).
+    pub(crate) fn from_json_text(text: Option<&str>) -> Result<Self, serde_json::Error> {
+        match text {
+            None => Ok(Self::default()),
+            Some(text) => serde_json::from_str(text),
+        }
+    }
+}
+
+/// Reads properties written either as a JSON object (ebb, current Eventide)
+/// or as a list of `{"name": .., "value": ..}` entries (older Eventide).
+mod properties {
+    use serde::{Deserialize, Deserializer};
+    use serde_json::{Map, Value};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Wire {
+        Map(Map<String, Value>),
+        List(Vec<Entry>),
+        Null,
+    }
+
+    #[derive(Deserialize)]
+    struct Entry {
+        name: String,
+        #[serde(default)]
+        value: Value,
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Map<String, Value>, D::Error> {
+        Ok(match Wire::deserialize(deserializer)? {
+            Wire::Map(map) => map,
+            Wire::List(entries) => entries.into_iter().map(|e| (e.name, e.value)).collect(),
+            Wire::Null => Map::new(),
+        })
+    }
+}
+
+/// What a write expects the stream's version to be.
+///
+/// The version is the position of the stream's last message; an empty
+/// stream has version -1.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum ExpectedVersion {
+    /// No expectation: the write appends whatever the stream holds.
+    #[default]
+    Any,
+    /// The stream must be empty (the write is its first message).
+    NoStream,
+    /// The stream's last message must be at this position.
+    Exact(i64),
+}
+
+impl ExpectedVersion {
+    /// The value `write_message` takes: NULL, -1 or the position.
+    pub fn to_sql(self) -> Option<i64> {
+        match self {
+            Self::Any => None,
+            Self::NoStream => Some(-1),
+            Self::Exact(position) => Some(position),
+        }
+    }
+
+    /// The expectation for a stream whose current version is `version`
+    /// (`None` for an empty stream), as read before a write.
+    ///
+    /// ```
+    /// # use ebb_message_store::ExpectedVersion;
+    /// assert_eq!(ExpectedVersion::from_version(None), ExpectedVersion::NoStream);
+    /// assert_eq!(ExpectedVersion::from_version(Some(4)), ExpectedVersion::Exact(4));
+    /// ```
+    pub fn from_version(version: Option<i64>) -> Self {
+        match version {
+            None | Some(-1) => Self::NoStream,
+            Some(position) => Self::Exact(position),
+        }
+    }
+
+    /// True when a stream at `version` (`None` when empty) satisfies this
+    /// expectation.
+    pub fn matches(self, version: Option<i64>) -> bool {
+        match self.to_sql() {
+            None => true,
+            Some(expected) => expected == version.unwrap_or(-1),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn read(stream_name: &str, metadata: Metadata) -> Message {
+        Message {
+            id: Uuid::new_v4(),
+            stream_name: stream_name.into(),
+            type_name: "Deposit".into(),
+            position: 3,
+            global_position: 42,
+            data: json!({}),
+            metadata,
+            time: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn metadata_wire_keys_are_camel_case_and_empty_values_omitted() {
+        let metadata = Metadata {
+            causation_message_stream_name: Some("account:command-1".into()),
+            causation_message_position: Some(2),
+            causation_message_global_position: Some(9),
+            correlation_stream_name: Some("transfer-7".into()),
+            reply_stream_name: Some("client-1".into()),
+            properties: Map::from_iter([("tenant".into(), json!("a"))]),
+            local_properties: Map::from_iter([("trace".into(), json!(1))]),
+            schema_version: Some("2".into()),
+            other: Map::new(),
+        };
+        assert_eq!(
+            serde_json::to_value(&metadata).unwrap(),
+            json!({
+                "causationMessageStreamName": "account:command-1",
+                "causationMessagePosition": 2,
+                "causationMessageGlobalPosition": 9,
+                "correlationStreamName": "transfer-7",
+                "replyStreamName": "client-1",
+                "properties": { "tenant": "a" },
+                "localProperties": { "trace": 1 },
+                "schemaVersion": "2",
+            })
+        );
+        assert_eq!(
+            serde_json::to_value(Metadata::default()).unwrap(),
+            json!({})
+        );
+    }
+
+    #[test]
+    fn unknown_metadata_keys_survive_a_round_trip() {
+        let wire = json!({ "correlationStreamName": "x-1", "someClientKey": [1, 2] });
+        let metadata: Metadata = serde_json::from_value(wire.clone()).unwrap();
+        assert_eq!(metadata.correlation_stream_name.as_deref(), Some("x-1"));
+        assert_eq!(serde_json::to_value(&metadata).unwrap(), wire);
+    }
+
+    #[test]
+    fn properties_written_as_a_list_are_read() {
+        let metadata: Metadata = serde_json::from_value(json!({
+            "properties": [{ "name": "tenant", "value": "a" }]
+        }))
+        .unwrap();
+        assert_eq!(metadata.properties["tenant"], json!("a"));
+    }
+
+    #[test]
+    fn follow_sets_causation_and_carries_correlation_reply_and_properties() {
+        let previous = read(
+            "account:command-1",
+            Metadata {
+                correlation_stream_name: Some("transfer-7".into()),
+                reply_stream_name: Some("client-1".into()),
+                properties: Map::from_iter([("tenant".into(), json!("a"))]),
+                local_properties: Map::from_iter([("trace".into(), json!(1))]),
+                ..Metadata::default()
+            },
+        );
+        let next = MessageData::new("Deposited", json!({})).follow(&previous);
+        assert_eq!(
+            next.metadata.causation_message_stream_name.as_deref(),
+            Some("account:command-1")
+        );
+        assert_eq!(next.metadata.causation_message_position, Some(3));
+        assert_eq!(next.metadata.causation_message_global_position, Some(42));
+        assert_eq!(
+            next.metadata.correlation_stream_name.as_deref(),
+            Some("transfer-7")
+        );
+        assert_eq!(next.metadata.reply_stream_name.as_deref(), Some("client-1"));
+        assert_eq!(next.metadata.properties["tenant"], json!("a"));
+        assert!(next.metadata.local_properties.is_empty());
+    }
+
+    #[test]
+    fn data_must_be_an_object() {
+        for data in [json!(1), json!("x"), json!([1]), json!(null), json!(true)] {
+            let err = MessageData::new("Deposited", data).validate().unwrap_err();
+            assert!(matches!(err, Error::InvalidMessage { .. }), "{err}");
+            assert!(err.to_string().contains("data must be a JSON object"));
+        }
+        MessageData::new("Deposited", json!({})).validate().unwrap();
+    }
+
+    #[test]
+    fn the_type_must_be_present() {
+        for type_name in ["", " Deposited", "Deposited\n", "De\0posited"] {
+            assert!(
+                MessageData::new(type_name, json!({})).validate().is_err(),
+                "{type_name:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn expected_versions() {
+        assert_eq!(ExpectedVersion::Any.to_sql(), None);
+        assert_eq!(ExpectedVersion::NoStream.to_sql(), Some(-1));
+        assert_eq!(ExpectedVersion::Exact(3).to_sql(), Some(3));
+        assert!(ExpectedVersion::Any.matches(Some(7)));
+        assert!(ExpectedVersion::NoStream.matches(None));
+        assert!(!ExpectedVersion::NoStream.matches(Some(0)));
+        assert!(ExpectedVersion::Exact(0).matches(Some(0)));
+        assert!(!ExpectedVersion::Exact(0).matches(None));
+    }
+}

@@ -1,0 +1,284 @@
+//! The store's operations as functions of a client, so that they run on a
+//! pooled connection or inside the caller's transaction alike.
+//!
+//! ```no_run
+//! # async fn example(store: &ebb_message_store::PgStore, message: &ebb_message_store::MessageData) -> Result<(), Box<dyn std::error::Error>> {
+//! use ebb_message_store::{pg::sql, ExpectedVersion, StreamName};
+//!
+//! // An event and the consumer's position commit together, or not at all.
+//! let mut client = store.client().await?;
+//! let transaction = client.transaction().await?;
+//! let stream = StreamName::new("account", "123")?;
+//! sql::write_message(&transaction, &stream, message, ExpectedVersion::Any).await?;
+//! transaction.commit().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Each function prepares its statement once per connection
+//! (`prepare_cached`). Against a database installed by Message DB's own
+//! scripts the session's search path must include `message_store` (see
+//! [`with_store_search_path`](super::with_store_search_path)).
+
+use deadpool_postgres::GenericClient;
+use serde_json::Value;
+use tokio_postgres::Row;
+
+use crate::error::classify;
+use crate::store::check_batch_size;
+use crate::{
+    CategoryQuery, Error, ExpectedVersion, Message, MessageData, Metadata, StreamName, StreamQuery,
+};
+
+const WRITE_MESSAGE: &str = "SELECT message_store.write_message(\
+    $1::varchar, $2::varchar, $3::varchar, $4::jsonb, $5::jsonb, $6::bigint)";
+
+// One statement writes the whole batch: one round trip, and atomic without
+// needing a transaction of its own (so it also runs inside the caller's).
+// The function scan yields the rows in ordinality order and write_message
+// runs once per row in that order; the expected version goes with the
+// first message only.
+const WRITE_MESSAGES: &str = "SELECT message_store.write_message(\
+    m.id, $1::varchar, m.type, m.data, m.metadata, CASE WHEN m.n = 1 THEN $6::bigint END) \
+    FROM unnest($2::varchar[], $3::varchar[], $4::jsonb[], $5::jsonb[]) \
+    WITH ORDINALITY AS m(id, type, data, metadata, n)";
+
+const COLUMNS: &str = "id, stream_name, type, position, global_position, data, metadata, time";
+
+fn get_stream_messages_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "SELECT {COLUMNS} FROM message_store.get_stream_messages(\
+             $1::varchar, $2::bigint, $3::bigint, $4::varchar)"
+        )
+    })
+}
+
+fn get_category_messages_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "SELECT {COLUMNS} FROM message_store.get_category_messages(\
+             $1::varchar, $2::bigint, $3::bigint, $4::varchar, $5::bigint, $6::bigint, $7::varchar)"
+        )
+    })
+}
+
+fn get_last_stream_message_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "SELECT {COLUMNS} FROM message_store.get_last_stream_message($1::varchar, $2::varchar)"
+        )
+    })
+}
+
+const STREAM_VERSION: &str = "SELECT message_store.stream_version($1::varchar)";
+
+/// Writes one message; returns its stream position.
+pub async fn write_message<C: GenericClient>(
+    client: &C,
+    stream_name: &StreamName,
+    message: &MessageData,
+    expected_version: ExpectedVersion,
+) -> Result<i64, Error> {
+    message.validate()?;
+    let statement = client
+        .prepare_cached(WRITE_MESSAGE)
+        .await
+        .map_err(classify)?;
+    let id = message.id.to_string();
+    let metadata = message.metadata_json();
+    let row = client
+        .query_one(
+            &statement,
+            &[
+                &id,
+                &stream_name.as_str(),
+                &message.type_name,
+                &message.data,
+                &metadata,
+                &expected_version.to_sql(),
+            ],
+        )
+        .await
+        .map_err(classify)?;
+    Ok(row.get(0))
+}
+
+/// Writes several messages to one stream in one statement (all or none);
+/// returns the last one's position, or the stream's version for an empty
+/// batch. The expected version applies to the first message.
+pub async fn write_messages<C: GenericClient>(
+    client: &C,
+    stream_name: &StreamName,
+    messages: &[MessageData],
+    expected_version: ExpectedVersion,
+) -> Result<Option<i64>, Error> {
+    if messages.is_empty() {
+        let version = stream_version(client, stream_name.as_str()).await?;
+        if !expected_version.matches(version) {
+            return Err(Error::WrongExpectedVersion {
+                stream_name: stream_name.to_string(),
+                expected: expected_version.to_sql().unwrap_or_default(),
+                actual: version.unwrap_or(-1),
+            });
+        }
+        return Ok(version);
+    }
+    let mut ids = Vec::with_capacity(messages.len());
+    let mut types = Vec::with_capacity(messages.len());
+    let mut data = Vec::with_capacity(messages.len());
+    let mut metadata = Vec::with_capacity(messages.len());
+    for message in messages {
+        message.validate()?;
+        ids.push(message.id.to_string());
+        types.push(message.type_name.as_str());
+        data.push(&message.data);
+        metadata.push(message.metadata_json());
+    }
+    let statement = client
+        .prepare_cached(WRITE_MESSAGES)
+        .await
+        .map_err(classify)?;
+    let rows = client
+        .query(
+            &statement,
+            &[
+                &stream_name.as_str(),
+                &ids,
+                &types,
+                &data,
+                &metadata,
+                &expected_version.to_sql(),
+            ],
+        )
+        .await
+        .map_err(classify)?;
+    Ok(rows.iter().map(|row| row.get::<_, i64>(0)).max())
+}
+
+/// One batch of a stream's messages.
+pub async fn get_stream_messages<C: GenericClient>(
+    client: &C,
+    stream_name: &str,
+    query: &StreamQuery,
+) -> Result<Vec<Message>, Error> {
+    check_batch_size(query.batch_size)?;
+    let statement = client
+        .prepare_cached(get_stream_messages_sql())
+        .await
+        .map_err(classify)?;
+    let rows = client
+        .query(
+            &statement,
+            &[
+                &stream_name,
+                &query.position,
+                &query.batch_size,
+                &query.condition,
+            ],
+        )
+        .await
+        .map_err(classify)?;
+    rows.iter().map(message_from_row).collect()
+}
+
+/// One batch of a category's messages.
+pub async fn get_category_messages<C: GenericClient>(
+    client: &C,
+    category: &str,
+    query: &CategoryQuery,
+) -> Result<Vec<Message>, Error> {
+    check_batch_size(query.batch_size)?;
+    let statement = client
+        .prepare_cached(get_category_messages_sql())
+        .await
+        .map_err(classify)?;
+    let (member, size) = match query.consumer_group {
+        Some(group) => (Some(group.member), Some(group.size)),
+        None => (None, None),
+    };
+    let rows = client
+        .query(
+            &statement,
+            &[
+                &category,
+                &query.position,
+                &query.batch_size,
+                &query.correlation,
+                &member,
+                &size,
+                &query.condition,
+            ],
+        )
+        .await
+        .map_err(classify)?;
+    rows.iter().map(message_from_row).collect()
+}
+
+/// The stream's last message, or its last of `type_name`.
+pub async fn get_last_stream_message<C: GenericClient>(
+    client: &C,
+    stream_name: &str,
+    type_name: Option<&str>,
+) -> Result<Option<Message>, Error> {
+    let statement = client
+        .prepare_cached(get_last_stream_message_sql())
+        .await
+        .map_err(classify)?;
+    let row = client
+        .query_opt(&statement, &[&stream_name, &type_name])
+        .await
+        .map_err(classify)?;
+    row.as_ref().map(message_from_row).transpose()
+}
+
+/// The position of the stream's last message; `None` when it is empty.
+pub async fn stream_version<C: GenericClient>(
+    client: &C,
+    stream_name: &str,
+) -> Result<Option<i64>, Error> {
+    let statement = client
+        .prepare_cached(STREAM_VERSION)
+        .await
+        .map_err(classify)?;
+    let row = client
+        .query_one(&statement, &[&stream_name])
+        .await
+        .map_err(classify)?;
+    Ok(row.get(0))
+}
+
+/// Reads a `message_store.message` row. JSON arrives as text, as the type
+/// declares it.
+fn message_from_row(row: &Row) -> Result<Message, Error> {
+    let global_position: i64 = row.get(4);
+    let malformed = |reason: String, source: Option<serde_json::Error>| Error::MalformedMessage {
+        global_position,
+        reason,
+        source,
+    };
+    let id: &str = row.get(0);
+    let id = id
+        .parse()
+        .map_err(|_| malformed(format!("id {id:?} is not a UUID"), None))?;
+    let data = match row.get::<_, Option<&str>>(5) {
+        Some(text) => serde_json::from_str(text)
+            .map_err(|err| malformed("data is not JSON".into(), Some(err)))?,
+        None => Value::Null,
+    };
+    let metadata = Metadata::from_json_text(row.get(6))
+        .map_err(|err| malformed("metadata does not parse".into(), Some(err)))?;
+    let time: chrono::NaiveDateTime = row.get(7);
+    Ok(Message {
+        id,
+        stream_name: row.get(1),
+        type_name: row.get(2),
+        position: row.get(3),
+        global_position,
+        data,
+        metadata,
+        time: time.and_utc(),
+    })
+}

@@ -1,0 +1,140 @@
+//! The blocking runner: [`Retry::run_blocking`], for code without an async
+//! runtime. Same policy, same decisions; only the waiting differs.
+
+use std::error::Error as StdError;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::error::RetryError;
+use crate::policy::{Retry, Step};
+
+impl Retry {
+    /// Run `operation` on the current thread until it succeeds or the
+    /// policy says stop, sleeping the thread between attempts.
+    ///
+    /// The operation gets the cycle number (0 for the first attempt). A
+    /// cancellation token set on the policy wakes the sleeping thread at
+    /// once. Do not call this on an async runtime's worker thread; use
+    /// [`run`](Retry::run) there.
+    ///
+    /// # Errors
+    /// A [`RetryError`] holding every attempt's error, the last one as
+    /// primary, and why retrying stopped.
+    ///
+    /// ```
+    /// use ebb_retry::Retry;
+    /// use std::io;
+    ///
+    /// let retry = Retry::new([1, 1])?;
+    /// let n = retry.run_blocking(|cycle| {
+    ///     if cycle < 2 { Err(io::Error::other("flaky")) } else { Ok(cycle) }
+    /// })?;
+    /// assert_eq!(n, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn run_blocking<T, E, F>(&self, mut operation: F) -> Result<T, RetryError<E>>
+    where
+        F: FnMut(u32) -> Result<T, E>,
+        E: StdError + 'static,
+    {
+        let mut attempts = self.start::<E>();
+        let mut cycle = 0u32;
+        loop {
+            match operation(cycle) {
+                Ok(value) => {
+                    attempts.succeeded(cycle);
+                    return Ok(value);
+                }
+                Err(error) => match attempts.failed(cycle, error) {
+                    Step::Stop(err) => return Err(err),
+                    Step::Wait(wait, error) => {
+                        if !pause_blocking(wait, self.cancel_token()) {
+                            return Err(attempts.cancelled(cycle, error));
+                        }
+                        attempts.retrying(error);
+                    }
+                },
+            }
+            cycle = cycle.saturating_add(1);
+        }
+    }
+}
+
+/// Wakes a parked thread; lets a future's waker end a blocking wait.
+struct Unpark(Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Sleep the thread for `wait`, or less if `cancel` fires; `false` when
+/// cancelled.
+fn pause_blocking(wait: Duration, cancel: Option<&CancellationToken>) -> bool {
+    if wait.is_zero() {
+        return true;
+    }
+    let Some(token) = cancel else {
+        thread::sleep(wait);
+        return true;
+    };
+    // Poll the token's future with a waker that unparks this thread, and
+    // park with a timeout: the thread wakes on whichever comes first
+    // without a helper thread or a runtime.
+    let mut cancelled = pin!(token.cancelled());
+    let waker = Waker::from(Arc::new(Unpark(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let deadline = Instant::now().checked_add(wait);
+    loop {
+        if let Poll::Ready(()) = cancelled.as_mut().poll(&mut cx) {
+            return false;
+        }
+        match deadline {
+            // Parking can wake spuriously; the loop re-checks both ends.
+            Some(deadline) => {
+                let now = Instant::now();
+                if now >= deadline {
+                    return true;
+                }
+                thread::park_timeout(deadline - now);
+            }
+            None => thread::park(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cancellation_wakes_a_sleeping_thread() {
+        let token = CancellationToken::new();
+        let canceller = token.clone();
+        let started = Instant::now();
+        let handle = thread::spawn(move || pause_blocking(Duration::from_secs(60), Some(&token)));
+        thread::sleep(Duration::from_millis(20));
+        canceller.cancel();
+        assert!(!handle.join().unwrap());
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn an_uncancelled_wait_runs_its_length() {
+        let token = CancellationToken::new();
+        let started = Instant::now();
+        assert!(pause_blocking(Duration::from_millis(15), Some(&token)));
+        assert!(started.elapsed() >= Duration::from_millis(15));
+    }
+}

@@ -1,0 +1,362 @@
+//! *Whether* to retry: rules that classify errors.
+//!
+//! A [`Retry`](crate::Retry) with no rules retries every error, as
+//! Eventide's `Retry` does without an error list. Once rules are given,
+//! they are tried in order and the first one that matches an error decides
+//! (a [`Decision`]); an error no rule matches is returned at once.
+//!
+//! Rules match by type anywhere in the error's
+//! [`source`](std::error::Error::source) chain, so a `std::io::Error`
+//! wrapped in your own error still matches `io::Error`; or by a predicate on
+//! the matched type; or by a function of the whole error. A rule can also
+//! carry its own retry budget, [`Rule::max_retries`], so that a conflict is
+//! retried once while a network error gets five tries.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What to do about one failed attempt.
+///
+/// ```
+/// use ebb_retry::{Decision, Rule};
+/// use std::time::Duration;
+///
+/// // An HTTP 429/503 that says when to come back.
+/// #[derive(Debug)]
+/// struct Throttled { retry_after: Duration }
+/// # impl std::fmt::Display for Throttled {
+/// #     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("throttled") }
+/// # }
+/// # impl std::error::Error for Throttled {}
+///
+/// let rule = Rule::classify::<Throttled>(|t| Decision::RetryAfter(t.retry_after));
+/// # let _ = rule;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Decision {
+    /// Retry after the schedule's next wait.
+    Retry,
+    /// Retry after exactly this wait (a `Retry-After`), instead of the
+    /// schedule's next wait. It still uses up one step of the schedule, so
+    /// the attempt count stays bounded by the schedule.
+    RetryAfter(Duration),
+    /// Do not retry; return this error now.
+    DoNotRetry,
+}
+
+/// The signature every rule reduces to: `Some(decision)` if the rule
+/// matches the error, `None` to let the next rule look at it. Boxed behind
+/// an `Arc` because a policy holds rules of different closure types and is
+/// cloned freely.
+type Matcher = dyn Fn(&(dyn StdError + 'static)) -> Option<Decision> + Send + Sync;
+
+/// One rule of a retry policy: which errors it matches, what it decides
+/// for them, and how many retries that kind of error may have.
+///
+/// ```
+/// use ebb_retry::{Retry, Rule};
+/// use std::io;
+///
+/// let retry = Retry::intervals_ms([10, 20, 40, 80, 160])
+///     .rule(Rule::on::<io::Error>().max_retries(5).named("network"))
+///     .build()?;
+/// # let _ = retry;
+/// # Ok::<(), ebb_retry::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct Rule {
+    /// Decides whether the rule applies and what it says.
+    matcher: Arc<Matcher>,
+    /// Retries this rule may grant within one call; `None` leaves the
+    /// schedule as the only bound.
+    max_retries: Option<u32>,
+    /// Name for telemetry; defaults to the matched type's name.
+    name: &'static str,
+}
+
+impl fmt::Debug for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rule")
+            .field("name", &self.name)
+            .field("max_retries", &self.max_retries)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The first error of type `T` in `err`'s source chain, starting with
+/// `err` itself.
+///
+/// ```
+/// use ebb_retry::find_in_chain;
+/// use std::io;
+///
+/// #[derive(Debug)]
+/// struct Wrapper(io::Error);
+/// impl std::fmt::Display for Wrapper {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("wrapped") }
+/// }
+/// impl std::error::Error for Wrapper {
+///     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> { Some(&self.0) }
+/// }
+///
+/// let err = Wrapper(io::Error::from(io::ErrorKind::ConnectionReset));
+/// let io = find_in_chain::<io::Error>(&err).unwrap();
+/// assert_eq!(io.kind(), io::ErrorKind::ConnectionReset);
+/// ```
+pub fn find_in_chain<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a T> {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        current = e.source();
+    }
+    None
+}
+
+impl Rule {
+    /// The most general rule: `f` sees the whole error and returns
+    /// `Some(decision)` to match it, `None` to pass it to the next rule.
+    ///
+    /// ```
+    /// use ebb_retry::{Decision, Rule};
+    ///
+    /// // Retry anything whose message mentions "try again".
+    /// let rule = Rule::from_fn(|e| e.to_string().contains("try again").then_some(Decision::Retry));
+    /// # let _ = rule;
+    /// ```
+    pub fn from_fn<F>(f: F) -> Self
+    where
+        F: Fn(&(dyn StdError + 'static)) -> Option<Decision> + Send + Sync + 'static,
+    {
+        Rule {
+            matcher: Arc::new(f),
+            max_retries: None,
+            name: "custom",
+        }
+    }
+
+    /// Retry every error. Useful to give "everything else" its own budget
+    /// after more specific rules.
+    ///
+    /// ```
+    /// use ebb_retry::{Retry, Rule};
+    ///
+    /// let retry = Retry::intervals_ms([0, 0, 0]).rule(Rule::any().max_retries(1)).build()?;
+    /// let err = retry.run_blocking(|_| Err::<(), _>(std::fmt::Error)).unwrap_err();
+    /// assert_eq!(err.attempts(), 2);
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    pub fn any() -> Self {
+        Rule::from_fn(|_| Some(Decision::Retry)).named("any")
+    }
+
+    /// Retry errors that are, or are caused by, a `T` (Eventide's list of
+    /// error classes).
+    ///
+    /// ```
+    /// use ebb_retry::{Retry, Rule};
+    /// use std::io;
+    ///
+    /// let retry = Retry::intervals_ms([0]).rule(Rule::on::<io::Error>()).build()?;
+    /// let err = retry.run_blocking(|_| Err::<(), _>(io::Error::other("down"))).unwrap_err();
+    /// assert_eq!(err.attempts(), 2);
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    pub fn on<T: StdError + 'static>() -> Self {
+        Rule::from_fn(|e| find_in_chain::<T>(e).map(|_| Decision::Retry))
+            .named(std::any::type_name::<T>())
+    }
+
+    /// Retry errors with a `T` in their chain for which `predicate` holds
+    /// (any `T` in the chain may satisfy it).
+    ///
+    /// ```
+    /// use ebb_retry::Rule;
+    /// use std::io;
+    ///
+    /// let rule = Rule::when::<io::Error>(|e| e.kind() == io::ErrorKind::ConnectionRefused);
+    /// # let _ = rule;
+    /// ```
+    pub fn when<T: StdError + 'static>(
+        predicate: impl Fn(&T) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        Rule::from_fn(move |e| {
+            let mut current = Some(e);
+            while let Some(e) = current {
+                if e.downcast_ref::<T>().is_some_and(&predicate) {
+                    return Some(Decision::Retry);
+                }
+                current = e.source();
+            }
+            None
+        })
+        .named(std::any::type_name::<T>())
+    }
+
+    /// Let `classify` decide for errors with a `T` in their chain (the
+    /// first `T` found); errors without one pass to the next rule.
+    ///
+    /// ```
+    /// use ebb_retry::{Decision, Rule};
+    /// use std::time::Duration;
+    ///
+    /// #[derive(Debug)]
+    /// struct Status(u16, Option<Duration>);
+    /// # impl std::fmt::Display for Status {
+    /// #     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { write!(f, "{}", self.0) }
+    /// # }
+    /// # impl std::error::Error for Status {}
+    ///
+    /// let rule = Rule::classify::<Status>(|s| match s {
+    ///     Status(429 | 503, Some(after)) => Decision::RetryAfter(*after),
+    ///     Status(500..=599, _) => Decision::Retry,
+    ///     _ => Decision::DoNotRetry,
+    /// });
+    /// # let _ = rule;
+    /// ```
+    pub fn classify<T: StdError + 'static>(
+        classify: impl Fn(&T) -> Decision + Send + Sync + 'static,
+    ) -> Self {
+        Rule::from_fn(move |e| find_in_chain::<T>(e).map(&classify))
+            .named(std::any::type_name::<T>())
+    }
+
+    /// Never retry errors with a `T` in their chain, whatever later rules
+    /// say. Put it first.
+    ///
+    /// ```
+    /// use ebb_retry::{Retry, Rule};
+    /// use std::fmt;
+    ///
+    /// let retry = Retry::intervals_ms([0, 0])
+    ///     .rule(Rule::never::<fmt::Error>())
+    ///     .rule(Rule::any())
+    ///     .build()?;
+    /// let err = retry.run_blocking(|_| Err::<(), _>(fmt::Error)).unwrap_err();
+    /// assert_eq!(err.attempts(), 1);
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    pub fn never<T: StdError + 'static>() -> Self {
+        Rule::from_fn(|e| find_in_chain::<T>(e).map(|_| Decision::DoNotRetry))
+            .named(std::any::type_name::<T>())
+    }
+
+    /// At most `n` retries for errors this rule matches, within one call
+    /// (the schedule still bounds the total). `max_retries(0)` matches the
+    /// error but never retries it.
+    ///
+    /// Default: no limit of its own.
+    ///
+    /// ```
+    /// use ebb_retry::{Retry, Rule, StopReason};
+    /// use std::io;
+    ///
+    /// let retry = Retry::intervals_ms([0; 10])
+    ///     .rule(Rule::on::<io::Error>().max_retries(2))
+    ///     .build()?;
+    /// let err = retry.run_blocking(|_| Err::<(), _>(io::Error::other("down"))).unwrap_err();
+    /// assert_eq!(err.attempts(), 3);
+    /// assert_eq!(err.reason(), StopReason::KindBudgetExhausted);
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    #[must_use]
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.max_retries = Some(n);
+        self
+    }
+
+    /// Name the rule in telemetry (the `kind` field and
+    /// [`Event::Failed`](crate::Event::Failed)).
+    ///
+    /// Default: the matched type's name, `"any"` or `"custom"`.
+    ///
+    /// ```
+    /// use ebb_retry::Rule;
+    ///
+    /// assert_eq!(Rule::on::<std::io::Error>().named("network").name(), "network");
+    /// ```
+    #[must_use]
+    pub fn named(mut self, name: &'static str) -> Self {
+        self.name = name;
+        self
+    }
+
+    /// The rule's name in telemetry.
+    ///
+    /// ```
+    /// use ebb_retry::Rule;
+    ///
+    /// assert_eq!(Rule::on::<std::io::Error>().name(), "std::io::error::Error");
+    /// ```
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The rule's own retry limit, if any.
+    ///
+    /// ```
+    /// use ebb_retry::Rule;
+    ///
+    /// assert_eq!(Rule::any().max_retries(3).retry_limit(), Some(3));
+    /// assert_eq!(Rule::any().retry_limit(), None);
+    /// ```
+    pub fn retry_limit(&self) -> Option<u32> {
+        self.max_retries
+    }
+
+    /// What this rule says about `err`, if it matches.
+    ///
+    /// ```
+    /// use ebb_retry::{Decision, Rule};
+    /// use std::io;
+    ///
+    /// let rule = Rule::on::<io::Error>();
+    /// assert_eq!(rule.decide(&io::Error::other("x")), Some(Decision::Retry));
+    /// assert_eq!(rule.decide(&std::fmt::Error), None);
+    /// ```
+    pub fn decide(&self, err: &(dyn StdError + 'static)) -> Option<Decision> {
+        (self.matcher)(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    #[derive(Debug)]
+    struct Outer(io::Error);
+    impl fmt::Display for Outer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("outer")
+        }
+    }
+    impl StdError for Outer {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn type_rules_look_through_the_source_chain() {
+        let err = Outer(io::Error::from(io::ErrorKind::TimedOut));
+        assert_eq!(Rule::on::<io::Error>().decide(&err), Some(Decision::Retry));
+        assert_eq!(
+            Rule::when::<io::Error>(|e| e.kind() == io::ErrorKind::TimedOut).decide(&err),
+            Some(Decision::Retry)
+        );
+        assert_eq!(
+            Rule::when::<io::Error>(|e| e.kind() == io::ErrorKind::NotFound).decide(&err),
+            None
+        );
+        assert_eq!(Rule::on::<fmt::Error>().decide(&err), None);
+        assert_eq!(
+            Rule::never::<io::Error>().decide(&err),
+            Some(Decision::DoNotRetry)
+        );
+    }
+}

@@ -1,0 +1,640 @@
+//! The policy type, [`Retry`], its builder, and the per-call bookkeeping
+//! that the async and blocking runners share.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::budget::RetryBudget;
+use crate::classify::{Decision, Rule};
+use crate::error::{ConfigError, RetryError, StopReason};
+use crate::event::{self, Event};
+use crate::schedule::{Intervals, Schedule};
+
+/// The caller's telemetry hook. Boxed because each caller passes its own
+/// closure type and the policy is not generic over it.
+type Hook = Arc<dyn Fn(&Event<'_>) + Send + Sync>;
+
+/// Makes a fresh iterator of a custom schedule for one call. Boxed because
+/// the policy is not generic over the schedule type: one `Retry` type for
+/// every schedule keeps signatures that store a policy simple.
+type ScheduleFactory = dyn Fn() -> Box<dyn Iterator<Item = Duration> + Send> + Send + Sync;
+
+/// Where a policy's waits come from.
+#[derive(Clone)]
+enum Waits {
+    /// An explicit list (Eventide's intervals), walked by index: no
+    /// allocation per call on the most common path.
+    Listed(Arc<[Duration]>),
+    /// Any other schedule, cloned from its prototype at the first failure
+    /// of a call (so a call that succeeds at once never allocates).
+    Custom(Arc<ScheduleFactory>),
+}
+
+/// A retry policy: which errors to retry, how long to wait between
+/// attempts, and what bounds the whole.
+///
+/// Build one with [`Retry::new`] (Eventide's intervals, every error
+/// retried), [`Retry::intervals_ms`] or [`Retry::with_schedule`], then run
+/// operations with [`run`](Retry::run) (async) or
+/// [`run_blocking`](Retry::run_blocking). The same policy serves any number
+/// of calls, concurrently; cloning it is cheap.
+///
+/// ```
+/// use ebb_retry::Retry;
+/// use std::io;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let retry = Retry::intervals_ms([100, 200]).retry_on::<io::Error>().build()?;
+/// let value = retry
+///     .run(|cycle| async move {
+///         if cycle < 2 { Err(io::Error::from(io::ErrorKind::ConnectionReset)) } else { Ok(42) }
+///     })
+///     .await?;
+/// assert_eq!(value, 42);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Retry {
+    /// Everything, behind one pointer: a policy is typically cloned into
+    /// many tasks and read on every call, never changed.
+    inner: Arc<Policy>,
+}
+
+#[derive(Clone)]
+struct Policy {
+    /// The waits between attempts; their number bounds the attempts.
+    waits: Waits,
+    /// Rules tried in order; empty means "retry every error".
+    rules: Arc<[Rule]>,
+    /// Bound on the time from the first attempt's start to the end of the
+    /// last wait; `None` for no bound.
+    time_limit: Option<Duration>,
+    /// Ends waits at once when cancelled, e.g. on shutdown.
+    cancel: Option<CancellationToken>,
+    /// Shared cap on retries across calls.
+    budget: Option<RetryBudget>,
+    /// The caller's telemetry hook.
+    hook: Option<Hook>,
+}
+
+impl fmt::Debug for Retry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = &*self.inner;
+        let mut d = f.debug_struct("Retry");
+        match &p.waits {
+            Waits::Listed(list) => d.field("intervals", list),
+            Waits::Custom(_) => d.field("schedule", &"custom"),
+        };
+        d.field("rules", &p.rules)
+            .field("time_limit", &p.time_limit)
+            .field("cancel", &p.cancel)
+            .field("budget", &p.budget.is_some())
+            .field("hook", &p.hook.is_some())
+            .finish()
+    }
+}
+
+impl Retry {
+    /// Eventide's `Retry`: wait each of `millis` in turn between attempts
+    /// and retry every error.
+    ///
+    /// # Errors
+    /// [`ConfigError::NegativeInterval`] or [`ConfigError::IntervalTooLong`]
+    /// for an interval below zero or above [`MAX_WAIT`](crate::MAX_WAIT).
+    ///
+    /// ```
+    /// use ebb_retry::Retry;
+    ///
+    /// let retry = Retry::new([100, 200])?;
+    /// assert!(Retry::new([100, -200]).is_err());
+    /// # let _ = retry;
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    pub fn new(millis: impl IntoIterator<Item = i64>) -> Result<Retry, ConfigError> {
+        Retry::intervals_ms(millis).build()
+    }
+
+    /// Start a policy that waits each of `millis` (milliseconds) in turn:
+    /// at most `1 + millis.len()` attempts. Errors in the list are reported
+    /// by [`RetryBuilder::build`].
+    ///
+    /// ```
+    /// use ebb_retry::Retry;
+    ///
+    /// let retry = Retry::intervals_ms([0]).retry_on::<std::io::Error>().build()?;
+    /// # let _ = retry;
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    pub fn intervals_ms(millis: impl IntoIterator<Item = i64>) -> RetryBuilder {
+        RetryBuilder::new(Intervals::from_millis(millis).map(Intervals::into_shared).map(Waits::Listed))
+    }
+
+    /// Start a policy from a validated [`Intervals`] list.
+    ///
+    /// ```
+    /// use ebb_retry::{Intervals, Retry};
+    /// use std::time::Duration;
+    ///
+    /// let list = Intervals::new([Duration::from_millis(5); 3])?;
+    /// let retry = Retry::with_intervals(list).build()?;
+    /// # let _ = retry;
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    pub fn with_intervals(intervals: Intervals) -> RetryBuilder {
+        RetryBuilder::new(Ok(Waits::Listed(intervals.into_shared())))
+    }
+
+    /// Start a policy that takes its waits from `schedule`, any cloneable
+    /// iterator of durations (see [`Schedule`]). The schedule ending ends
+    /// retrying; an infinite schedule needs another bound (a rule's
+    /// `max_retries`, a time limit, a budget) unless retrying forever is
+    /// the intent.
+    ///
+    /// ```
+    /// use ebb_retry::{Exponential, Jittered, Retry};
+    /// use std::time::Duration;
+    ///
+    /// let backoff = Exponential::new(Duration::from_millis(50), 2.0, Duration::from_secs(5))?;
+    /// let retry = Retry::with_schedule(Jittered::full(backoff).take(8)).build()?;
+    /// # let _ = retry;
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    pub fn with_schedule(schedule: impl Schedule) -> RetryBuilder {
+        let factory: Arc<ScheduleFactory> = Arc::new(move || Box::new(schedule.clone()));
+        RetryBuilder::new(Ok(Waits::Custom(factory)))
+    }
+
+    /// A copy of this policy whose waits end when `token` is cancelled,
+    /// for a policy shared across tasks that each have their own token.
+    ///
+    /// ```
+    /// use ebb_retry::Retry;
+    /// use tokio_util::sync::CancellationToken;
+    ///
+    /// let shared = Retry::new([100, 200])?;
+    /// let for_this_task = shared.with_cancellation(CancellationToken::new());
+    /// # let _ = for_this_task;
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    #[must_use]
+    pub fn with_cancellation(&self, token: CancellationToken) -> Retry {
+        let mut policy = (*self.inner).clone();
+        policy.cancel = Some(token);
+        Retry {
+            inner: Arc::new(policy),
+        }
+    }
+
+    /// Begin the bookkeeping for one call.
+    pub(crate) fn start<E>(&self) -> Attempts<'_, E> {
+        let policy = &*self.inner;
+        if let Some(budget) = &policy.budget {
+            budget.deposit();
+        }
+        Attempts {
+            policy,
+            // Read the clock only when a limit needs it.
+            deadline: policy.time_limit.map(|limit| (Instant::now(), limit)),
+            cursor: Cursor::Start,
+            earlier: Vec::new(),
+            rule_retries: Vec::new(),
+        }
+    }
+
+    /// The cancellation token, if any; the runners wait on it.
+    pub(crate) fn cancel_token(&self) -> Option<&CancellationToken> {
+        self.inner.cancel.as_ref()
+    }
+}
+
+/// Options for a [`Retry`], consumed by [`build`](RetryBuilder::build),
+/// which validates them.
+///
+/// ```
+/// use ebb_retry::{Retry, RetryBudget};
+/// use std::time::Duration;
+/// use tokio_util::sync::CancellationToken;
+///
+/// let retry = Retry::intervals_ms([100, 200, 400])
+///     .retry_on::<std::io::Error>()
+///     .time_limit(Duration::from_secs(1))
+///     .cancel_on(CancellationToken::new())
+///     .budget(RetryBudget::default())
+///     .on_event(|event| eprintln!("{event:?}"))
+///     .build()?;
+/// # let _ = retry;
+/// # Ok::<(), ebb_retry::ConfigError>(())
+/// ```
+#[must_use]
+pub struct RetryBuilder {
+    /// The schedule, or the error found while reading it; reported by
+    /// `build` so that the chain of options reads without `?` in between.
+    waits: Result<Waits, ConfigError>,
+    /// Rules added so far, in order.
+    rules: Vec<Rule>,
+    /// See [`RetryBuilder::time_limit`].
+    time_limit: Option<Duration>,
+    /// See [`RetryBuilder::cancel_on`].
+    cancel: Option<CancellationToken>,
+    /// See [`RetryBuilder::budget`].
+    budget: Option<RetryBudget>,
+    /// See [`RetryBuilder::on_event`].
+    hook: Option<Hook>,
+}
+
+impl fmt::Debug for RetryBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryBuilder")
+            .field("rules", &self.rules)
+            .field("time_limit", &self.time_limit)
+            .field("cancel", &self.cancel)
+            .field("budget", &self.budget.is_some())
+            .field("hook", &self.hook.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RetryBuilder {
+    fn new(waits: Result<Waits, ConfigError>) -> Self {
+        RetryBuilder {
+            waits,
+            rules: Vec::new(),
+            time_limit: None,
+            cancel: None,
+            budget: None,
+            hook: None,
+        }
+    }
+
+    /// Add a rule. Rules are tried in order; the first that matches an
+    /// error decides. Default: no rules, so every error is retried.
+    ///
+    /// ```
+    /// use ebb_retry::{Decision, Retry, Rule};
+    /// use std::io;
+    ///
+    /// let retry = Retry::intervals_ms([0, 0, 0])
+    ///     .rule(Rule::on::<io::Error>().max_retries(1))
+    ///     .rule(Rule::from_fn(|_| Some(Decision::Retry)))
+    ///     .build()?;
+    /// # let _ = retry;
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    pub fn rule(mut self, rule: Rule) -> Self {
+        self.rules.push(rule);
+        self
+    }
+
+    /// Retry errors that are, or are caused by, a `T`: shorthand for
+    /// `.rule(Rule::on::<T>())`.
+    ///
+    /// ```
+    /// use ebb_retry::Retry;
+    ///
+    /// let retry = Retry::intervals_ms([10]).retry_on::<std::io::Error>().build()?;
+    /// # let _ = retry;
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    pub fn retry_on<T: StdError + 'static>(self) -> Self {
+        self.rule(Rule::on::<T>())
+    }
+
+    /// Retry errors with a `T` in their chain that satisfy `predicate`:
+    /// shorthand for `.rule(Rule::when::<T>(predicate))`.
+    ///
+    /// ```
+    /// use ebb_retry::Retry;
+    /// use std::io;
+    ///
+    /// let retry = Retry::intervals_ms([10])
+    ///     .retry_if::<io::Error>(|e| e.kind() == io::ErrorKind::TimedOut)
+    ///     .build()?;
+    /// # let _ = retry;
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    pub fn retry_if<T: StdError + 'static>(
+        self,
+        predicate: impl Fn(&T) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.rule(Rule::when::<T>(predicate))
+    }
+
+    /// Let `classify` decide for errors with a `T` in their chain, e.g.
+    /// honour a `Retry-After`: shorthand for
+    /// `.rule(Rule::classify::<T>(classify))`.
+    ///
+    /// ```
+    /// use ebb_retry::{Decision, Retry};
+    /// use std::io;
+    /// use std::time::Duration;
+    ///
+    /// let retry = Retry::intervals_ms([10, 10])
+    ///     .classify::<io::Error>(|e| match e.kind() {
+    ///         io::ErrorKind::WouldBlock => Decision::RetryAfter(Duration::from_secs(1)),
+    ///         io::ErrorKind::TimedOut => Decision::Retry,
+    ///         _ => Decision::DoNotRetry,
+    ///     })
+    ///     .build()?;
+    /// # let _ = retry;
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    pub fn classify<T: StdError + 'static>(
+        self,
+        classify: impl Fn(&T) -> Decision + Send + Sync + 'static,
+    ) -> Self {
+        self.rule(Rule::classify::<T>(classify))
+    }
+
+    /// Bound the whole call: a retry whose wait would end more than `limit`
+    /// after the first attempt started is not made, and the call returns
+    /// its last error ([`StopReason::TimeLimit`]). An attempt already
+    /// running is not interrupted; wrap the operation in
+    /// `tokio::time::timeout` for that.
+    ///
+    /// Default: no limit. A zero limit is rejected by `build`.
+    ///
+    /// ```
+    /// use ebb_retry::Retry;
+    /// use std::time::Duration;
+    ///
+    /// let retry = Retry::intervals_ms([100; 50]).time_limit(Duration::from_secs(2)).build()?;
+    /// # let _ = retry;
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    pub fn time_limit(mut self, limit: Duration) -> Self {
+        self.time_limit = Some(limit);
+        self
+    }
+
+    /// End any wait at once when `token` is cancelled, returning the last
+    /// error ([`StopReason::Cancelled`]). Also checked before each wait.
+    /// An attempt already running is not interrupted.
+    ///
+    /// Default: no cancellation.
+    ///
+    /// ```
+    /// use ebb_retry::Retry;
+    /// use tokio_util::sync::CancellationToken;
+    ///
+    /// let shutdown = CancellationToken::new();
+    /// let retry = Retry::intervals_ms([1000; 10]).cancel_on(shutdown.clone()).build()?;
+    /// shutdown.cancel(); // e.g. from a signal handler
+    /// # let _ = retry;
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    pub fn cancel_on(mut self, token: CancellationToken) -> Self {
+        self.cancel = Some(token);
+        self
+    }
+
+    /// Draw retries from a budget shared with other calls and policies
+    /// (see [`RetryBudget`] on retry storms). Each call deposits; each
+    /// retry withdraws, and is not made if the budget is empty
+    /// ([`StopReason::BudgetExhausted`]).
+    ///
+    /// Default: no shared budget.
+    ///
+    /// ```
+    /// use ebb_retry::{Retry, RetryBudget};
+    ///
+    /// let budget = RetryBudget::default();
+    /// let reads = Retry::intervals_ms([10, 20]).budget(budget.clone()).build()?;
+    /// let writes = Retry::intervals_ms([0]).budget(budget).build()?;
+    /// # let _ = (reads, writes);
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    pub fn budget(mut self, budget: RetryBudget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// Call `hook` for every [`Event`], in addition to the tracing events.
+    /// It runs inline, so keep it short.
+    ///
+    /// Default: no hook.
+    ///
+    /// ```
+    /// use ebb_retry::{Event, Retry};
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let failures = Arc::new(AtomicU32::new(0));
+    /// let counter = failures.clone();
+    /// let retry = Retry::intervals_ms([0])
+    ///     .on_event(move |e| if let Event::Failed { .. } = e { counter.fetch_add(1, Ordering::Relaxed); })
+    ///     .build()?;
+    /// let _ = retry.run_blocking(|_| Err::<(), _>(std::fmt::Error));
+    /// assert_eq!(failures.load(Ordering::Relaxed), 1);
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    pub fn on_event(mut self, hook: impl Fn(&Event<'_>) + Send + Sync + 'static) -> Self {
+        self.hook = Some(Arc::new(hook));
+        self
+    }
+
+    /// Validate the options and make the policy.
+    ///
+    /// # Errors
+    /// The schedule's [`ConfigError`], if it had one;
+    /// [`ConfigError::ZeroTimeLimit`] for a zero time limit.
+    ///
+    /// ```
+    /// use ebb_retry::{ConfigError, Retry};
+    /// use std::time::Duration;
+    ///
+    /// let err = Retry::intervals_ms([10]).time_limit(Duration::ZERO).build().unwrap_err();
+    /// assert_eq!(err, ConfigError::ZeroTimeLimit);
+    /// ```
+    pub fn build(self) -> Result<Retry, ConfigError> {
+        let waits = self.waits?;
+        if self.time_limit == Some(Duration::ZERO) {
+            return Err(ConfigError::ZeroTimeLimit);
+        }
+        Ok(Retry {
+            inner: Arc::new(Policy {
+                waits,
+                rules: self.rules.into(),
+                time_limit: self.time_limit,
+                cancel: self.cancel,
+                budget: self.budget,
+                hook: self.hook,
+            }),
+        })
+    }
+}
+
+/// Progress through the schedule within one call.
+enum Cursor {
+    /// No failure yet, so no schedule iterator made yet.
+    Start,
+    /// Next index into a listed schedule.
+    Listed(usize),
+    /// A custom schedule's iterator for this call.
+    Custom(Box<dyn Iterator<Item = Duration> + Send>),
+}
+
+/// What the runner should do after a failed attempt.
+pub(crate) enum Step<E> {
+    /// Wait this long, then hand the error back with
+    /// [`Attempts::retrying`] (or [`Attempts::cancelled`]) and run the next
+    /// cycle.
+    Wait(Duration, E),
+    /// Return this error.
+    Stop(RetryError<E>),
+}
+
+/// The state of one call: everything that decides the next step, shared
+/// by the async and blocking runners so that they cannot drift apart.
+pub(crate) struct Attempts<'p, E> {
+    /// The policy being applied.
+    policy: &'p Policy,
+    /// When the call started and its time limit, if it has one.
+    deadline: Option<(Instant, Duration)>,
+    /// Where we are in the schedule.
+    cursor: Cursor,
+    /// Errors of failed attempts that were retried, oldest first.
+    earlier: Vec<E>,
+    /// Retries granted so far per rule (same index as the policy's rules);
+    /// sized on first use so rule-less calls never allocate it.
+    rule_retries: Vec<u32>,
+}
+
+impl<E: StdError + 'static> Attempts<'_, E> {
+    fn emit(&self, event: &Event<'_>) {
+        event::trace(event);
+        if let Some(hook) = &self.policy.hook {
+            hook(event);
+        }
+    }
+
+    /// The attempt of `cycle` succeeded.
+    pub(crate) fn succeeded(&self, cycle: u32) {
+        self.emit(&Event::Succeeded { cycle });
+    }
+
+    /// The next wait from the schedule, if any is left.
+    fn next_wait(&mut self) -> Option<Duration> {
+        if let Cursor::Start = self.cursor {
+            self.cursor = match &self.policy.waits {
+                Waits::Listed(_) => Cursor::Listed(0),
+                Waits::Custom(factory) => Cursor::Custom(factory()),
+            };
+        }
+        match (&mut self.cursor, &self.policy.waits) {
+            (Cursor::Listed(next), Waits::Listed(list)) => {
+                let wait = list.get(*next).copied()?;
+                *next += 1;
+                Some(wait)
+            }
+            (Cursor::Custom(iter), _) => iter.next(),
+            // The cursor is made from the policy's own schedule above.
+            _ => None,
+        }
+    }
+
+    /// Decide what follows the failed attempt of `cycle`.
+    pub(crate) fn failed(&mut self, cycle: u32, error: E) -> Step<E> {
+        match self.decide(&error) {
+            Ok((wait, kind)) => {
+                self.emit(&Event::Failed {
+                    cycle,
+                    error: &error,
+                    wait,
+                    kind,
+                });
+                Step::Wait(wait, error)
+            }
+            Err(reason) => Step::Stop(self.give_up(cycle, error, reason)),
+        }
+    }
+
+    /// The wait for a retry of `error` and the matching rule's name, or
+    /// why there is no retry. Checks run from the error itself outwards to
+    /// shared state, so that a retry refused for a local reason never
+    /// spends the shared budget.
+    fn decide(&mut self, error: &E) -> Result<(Duration, Option<&'static str>), StopReason> {
+        let error: &(dyn StdError + 'static) = error;
+        let policy = self.policy;
+
+        let (decision, rule) = if policy.rules.is_empty() {
+            (Decision::Retry, None)
+        } else {
+            policy
+                .rules
+                .iter()
+                .enumerate()
+                .find_map(|(i, rule)| rule.decide(error).map(|d| (d, Some(i))))
+                .unwrap_or((Decision::DoNotRetry, None))
+        };
+        if decision == Decision::DoNotRetry {
+            return Err(StopReason::NotRetryable);
+        }
+
+        if let Some(i) = rule {
+            if let Some(max) = policy.rules[i].retry_limit() {
+                if self.rule_retries.is_empty() {
+                    self.rule_retries = vec![0; policy.rules.len()];
+                }
+                if self.rule_retries[i] >= max {
+                    return Err(StopReason::KindBudgetExhausted);
+                }
+            }
+        }
+
+        // A Retry-After still takes a step of the schedule, so the number
+        // of attempts stays bounded by the schedule.
+        let scheduled = self.next_wait().ok_or(StopReason::Depleted)?;
+        let wait = match decision {
+            Decision::RetryAfter(exact) => exact,
+            _ => scheduled,
+        };
+
+        if let Some((started, limit)) = self.deadline {
+            let ends = Instant::now().checked_add(wait);
+            if ends.is_none_or(|ends| ends.duration_since(started) > limit) {
+                return Err(StopReason::TimeLimit);
+            }
+        }
+        if policy.cancel.as_ref().is_some_and(CancellationToken::is_cancelled) {
+            return Err(StopReason::Cancelled);
+        }
+        if let Some(budget) = &policy.budget {
+            if !budget.try_withdraw() {
+                return Err(StopReason::BudgetExhausted);
+            }
+        }
+
+        if let Some(i) = rule {
+            if let Some(count) = self.rule_retries.get_mut(i) {
+                *count += 1;
+            }
+        }
+        Ok((wait, rule.map(|i| policy.rules[i].name())))
+    }
+
+    fn give_up(&mut self, cycle: u32, error: E, reason: StopReason) -> RetryError<E> {
+        self.emit(&Event::GaveUp {
+            cycle,
+            error: &error,
+            reason,
+        });
+        RetryError::new(error, std::mem::take(&mut self.earlier), reason)
+    }
+
+    /// The wait after a failed attempt is over: file its error.
+    pub(crate) fn retrying(&mut self, error: E) {
+        self.earlier.push(error);
+    }
+
+    /// The wait after the failed attempt of `cycle` was cancelled.
+    pub(crate) fn cancelled(mut self, cycle: u32, error: E) -> RetryError<E> {
+        self.give_up(cycle, error, StopReason::Cancelled)
+    }
+}

@@ -1,0 +1,89 @@
+//! Shared helpers for the integration tests: a small error type with a
+//! source chain, and a recorder of when each attempt started.
+
+#![allow(dead_code)]
+
+use std::cell::RefCell;
+use std::error::Error;
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// An application error as a handler might have: a conflict, a wrapped
+/// I/O error, and something fatal.
+#[derive(Debug)]
+pub enum AppError {
+    Conflict,
+    Network(io::Error),
+    Fatal(&'static str),
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AppError::Conflict => f.write_str("expected version conflict"),
+            AppError::Network(_) => f.write_str("network failure"),
+            AppError::Fatal(what) => write!(f, "fatal: {what}"),
+        }
+    }
+}
+
+impl Error for AppError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            AppError::Network(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+pub fn network() -> AppError {
+    AppError::Network(io::Error::from(io::ErrorKind::ConnectionReset))
+}
+
+/// Records the (tokio) time each attempt starts, so tests can check the
+/// waits between attempts exactly under paused time.
+#[derive(Debug)]
+pub struct Attempts {
+    origin: Instant,
+    starts: RefCell<Vec<Duration>>,
+    cycles: RefCell<Vec<u32>>,
+}
+
+impl Attempts {
+    pub fn new() -> Self {
+        Attempts {
+            origin: Instant::now(),
+            starts: RefCell::new(Vec::new()),
+            cycles: RefCell::new(Vec::new()),
+        }
+    }
+
+    pub fn record(&self, cycle: u32) {
+        self.starts.borrow_mut().push(self.origin.elapsed());
+        self.cycles.borrow_mut().push(cycle);
+    }
+
+    pub fn count(&self) -> usize {
+        self.cycles.borrow().len()
+    }
+
+    pub fn cycles(&self) -> Vec<u32> {
+        self.cycles.borrow().clone()
+    }
+
+    /// The waits between consecutive attempts.
+    pub fn waits(&self) -> Vec<Duration> {
+        self.starts.borrow().windows(2).map(|w| w[1] - w[0]).collect()
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.origin.elapsed()
+    }
+}
+
+pub fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
