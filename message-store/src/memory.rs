@@ -135,7 +135,7 @@ impl MemoryStore {
         // `append` only runs after `check` passed, and it cannot fail.
         self.inner
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Every message, in global position order.
