@@ -1,1 +1,79 @@
-//! stub
+//! Shared pieces of ebb's cross-crate tests: a fresh database with the
+//! schema for each test, and the store contract suite that runs against
+//! both stores.
+//!
+//! Every database comes from `ebb_localpg::shared_server()`: the server in
+//! `DATABASE_URL` when it is set, else a private cluster started once per
+//! test binary.
+
+pub mod contract;
+pub mod message_db;
+
+use ebb_localpg::{Server, TestDatabase};
+use ebb_message_store::{PgStore, schema};
+
+/// The shared server, or a panic that says why there is none.
+pub fn server() -> &'static Server {
+    match ebb_localpg::shared_server() {
+        Ok(server) => server,
+        Err(err) => panic!("no PostgreSQL server for the tests: {err}"),
+    }
+}
+
+/// The template's name changes whenever the schema does, so a long-lived
+/// server (DATABASE_URL) never hands out a stale schema.
+fn template_name() -> String {
+    let hash = ebb_message_store::hash_64(&schema::install_script());
+    format!("ebb_schema_{:016x}", hash as u64)
+}
+
+/// A fresh database with ebb's schema installed.
+pub async fn database() -> TestDatabase {
+    server()
+        .fresh_database(&template_name(), |config| async move {
+            let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+            tokio::spawn(connection);
+            schema::install(&client).await?;
+            Ok(())
+        })
+        .await
+        .expect("a fresh test database")
+}
+
+/// A fresh empty database (no schema).
+pub async fn empty_database() -> TestDatabase {
+    server()
+        .fresh_database("ebb_empty", |_| async { Ok(()) })
+        .await
+        .expect("a fresh empty database")
+}
+
+/// A store over a fresh database; keep the database alive as long as the
+/// store is used.
+pub async fn pg_store() -> (PgStore, TestDatabase) {
+    let db = database().await;
+    let store = PgStore::with_max_connections(db.config(), 4).expect("a pool");
+    (store, db)
+}
+
+/// A plain client on a test database.
+pub async fn connect(db: &TestDatabase) -> tokio_postgres::Client {
+    let (client, connection) = db
+        .config()
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("a connection to the test database");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+/// The number of rows in message_store.messages.
+pub async fn count_messages(client: &tokio_postgres::Client) -> i64 {
+    client
+        .query_one("SELECT count(*) FROM message_store.messages", &[])
+        .await
+        .expect("count")
+        .get(0)
+}
