@@ -42,14 +42,21 @@ d=$1 bin=$2
 shift 2
 exec 3<&0 0</dev/null 1>>"$d/log" 2>&1
 trap '' HUP INT PIPE
+# A zombie counts as dead: if the main shell was killed, the postmaster's
+# new parent may never reap it.
+alive() {
+    kill -0 "$1" 2>/dev/null || return 1
+    state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 0
+    [ "${state%% *}" != Z ]
+}
 (
     trap '' TERM
     read -r _ <&3
     n=0
     while :; do
-        if [ -s "$d/data/postmaster.pid" ] && read -r pid <"$d/data/postmaster.pid" && kill -0 "$pid" 2>/dev/null; then
+        if [ -s "$d/data/postmaster.pid" ] && read -r pid <"$d/data/postmaster.pid" && alive "$pid"; then
             kill -INT "$pid" 2>/dev/null
-            while kill -0 "$pid" 2>/dev/null; do
+            while alive "$pid"; do
                 n=$((n + 1))
                 if [ "$n" -eq 200 ]; then kill -QUIT "$pid" 2>/dev/null; fi
                 if [ "$n" -eq 400 ]; then kill -KILL "$pid" 2>/dev/null; fi
@@ -57,7 +64,7 @@ trap '' HUP INT PIPE
             done
             break
         fi
-        kill -0 "$$" 2>/dev/null || break
+        alive "$$" || break
         sleep 0.05
     done
     rm -rf "$d"

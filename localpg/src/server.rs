@@ -26,7 +26,8 @@ type SetupError = Box<dyn std::error::Error + Send + Sync>;
 /// Where tests run: `DATABASE_URL`'s server if set, else one private
 /// [`Cluster`] started lazily per process and shared by all its tests.
 ///
-/// Get the per-process one with [`shared_server`].
+/// Get the per-process one with [`shared_server`]. Connections made here
+/// use no TLS, so a `DATABASE_URL` with `sslmode=require` is refused.
 #[derive(Debug)]
 pub struct Server {
     /// The cluster we own, or the configuration of someone else's server.
@@ -432,6 +433,14 @@ mod tests {
     #[test]
     fn identifiers_are_quoted() {
         assert_eq!(quote_ident(r#"a"b"#), r#""a""b""#);
+    }
+
+    #[test]
+    fn errors_and_servers_can_be_shared_between_threads() {
+        fn shareable<T: Send + Sync + 'static>() {}
+        shareable::<Error>();
+        shareable::<Server>();
+        shareable::<TestDatabase>();
     }
 
     #[test]

@@ -23,9 +23,22 @@ fn postmaster_pid(cluster: &Cluster) -> i32 {
     text.lines().next().unwrap().trim().parse().unwrap()
 }
 
+/// Whether `pid` runs; a zombie does not count (an orphan's new parent may
+/// be slow to reap it).
 fn alive(pid: i32) -> bool {
     // SAFETY: signal 0 only checks for existence.
-    unsafe { libc::kill(pid, 0) == 0 }
+    let exists = unsafe { libc::kill(pid, 0) == 0 };
+    exists
+        && std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+            !stat.rsplit(") ").next().unwrap_or("").starts_with('Z')
+        })
+}
+
+/// The parent of `pid`, from `/proc`.
+fn parent_of(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = stat.rsplit(") ").next().unwrap();
+    after_name.split(' ').nth(1).unwrap().parse().unwrap()
 }
 
 /// Waits until `cond` holds or `timeout` passes; returns whether it held.
@@ -153,6 +166,25 @@ fn stop_reports_a_clean_shutdown() {
     cluster.stop().expect("stop");
     assert!(!dir.exists());
     assert!(!alive(pid));
+}
+
+/// The watchdog's main shell is the postmaster's parent; killing it must
+/// not keep the cluster from being cleaned up.
+#[test]
+fn a_killed_watchdog_shell_still_cleans_up() {
+    let cluster = Cluster::start().expect("start cluster");
+    let dir = cluster.socket_dir().to_path_buf();
+    let pid = postmaster_pid(&cluster);
+    let shell = parent_of(pid);
+    // SAFETY: kill has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(shell, libc::SIGKILL) }, 0);
+    assert!(eventually(Duration::from_secs(5), || !alive(shell)));
+    drop(cluster);
+    assert!(!dir.exists(), "{} still exists", dir.display());
+    assert!(
+        eventually(Duration::from_secs(5), || !alive(pid)),
+        "postmaster {pid} still alive"
+    );
 }
 
 #[test]

@@ -33,10 +33,28 @@ async fn category(store: &impl MessageStore, category: &str) -> Vec<Message> {
 pub async fn positions_and_round_trip(store: &impl MessageStore) {
     let a = name("account-1");
     let b = name("account-2");
-    assert_eq!(store.write(&a, &msg("Opened", 0), ExpectedVersion::Any).await.unwrap(), 0);
-    assert_eq!(store.write(&b, &msg("Opened", 1), ExpectedVersion::Any).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .write(&a, &msg("Opened", 0), ExpectedVersion::Any)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .write(&b, &msg("Opened", 1), ExpectedVersion::Any)
+            .await
+            .unwrap(),
+        0
+    );
     let deposit = msg("Deposited", 2);
-    assert_eq!(store.write(&a, &deposit, ExpectedVersion::Any).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .write(&a, &deposit, ExpectedVersion::Any)
+            .await
+            .unwrap(),
+        1
+    );
 
     let read = store
         .get_stream_messages("account-1", &StreamQuery::new())
@@ -51,13 +69,18 @@ pub async fn positions_and_round_trip(store: &impl MessageStore) {
     assert!(read[1].global_position > read[0].global_position);
     assert!(read[1].metadata.is_empty());
     let age = chrono::Utc::now() - read[1].time;
-    assert!(age.num_seconds().abs() < 60, "time is UTC and recent: {age}");
+    assert!(
+        age.num_seconds().abs() < 60,
+        "time is UTC and recent: {age}"
+    );
 
     let all = category(store, "account").await;
     let globals: Vec<i64> = all.iter().map(|m| m.global_position).collect();
     assert!(globals.windows(2).all(|w| w[0] < w[1]), "{globals:?}");
     assert_eq!(
-        all.iter().map(|m| m.stream_name.as_str()).collect::<Vec<_>>(),
+        all.iter()
+            .map(|m| m.stream_name.as_str())
+            .collect::<Vec<_>>(),
         ["account-1", "account-2", "account-1"]
     );
 }
@@ -67,7 +90,10 @@ pub async fn positions_and_round_trip(store: &impl MessageStore) {
 pub async fn inclusive_positions_and_batches(store: &impl MessageStore) {
     let s = name("thing-1");
     for n in 0..10 {
-        store.write(&s, &msg("Happened", n), ExpectedVersion::Any).await.unwrap();
+        store
+            .write(&s, &msg("Happened", n), ExpectedVersion::Any)
+            .await
+            .unwrap();
         store
             .write(&name("thing-2"), &msg("Happened", n), ExpectedVersion::Any)
             .await
@@ -126,7 +152,10 @@ pub async fn inclusive_positions_and_batches(store: &impl MessageStore) {
 /// stream, the expectation and the actual version, and writes nothing.
 pub async fn expected_versions(store: &impl MessageStore) {
     let s = name("account-7");
-    store.write(&s, &msg("Opened", 0), ExpectedVersion::NoStream).await.unwrap();
+    store
+        .write(&s, &msg("Opened", 0), ExpectedVersion::NoStream)
+        .await
+        .unwrap();
 
     let err = store
         .write(&s, &msg("Opened", 1), ExpectedVersion::NoStream)
@@ -152,7 +181,10 @@ pub async fn expected_versions(store: &impl MessageStore) {
     );
 
     assert_eq!(
-        store.write(&s, &msg("Deposited", 2), ExpectedVersion::Exact(0)).await.unwrap(),
+        store
+            .write(&s, &msg("Deposited", 2), ExpectedVersion::Exact(0))
+            .await
+            .unwrap(),
         1
     );
     let err = store
@@ -161,7 +193,11 @@ pub async fn expected_versions(store: &impl MessageStore) {
         .unwrap_err();
     assert!(err.is_wrong_expected_version(), "{err}");
     let err = store
-        .write(&name("account-8"), &msg("Deposited", 3), ExpectedVersion::Exact(0))
+        .write(
+            &name("account-8"),
+            &msg("Deposited", 3),
+            ExpectedVersion::Exact(0),
+        )
         .await
         .unwrap_err();
     assert_eq!(
@@ -178,7 +214,10 @@ pub async fn batches_are_atomic(store: &impl MessageStore) {
     let s = name("order-1");
     let batch: Vec<MessageData> = (0..5).map(|n| msg("Added", n)).collect();
     assert_eq!(
-        store.write_batch(&s, &batch, ExpectedVersion::NoStream).await.unwrap(),
+        store
+            .write_batch(&s, &batch, ExpectedVersion::NoStream)
+            .await
+            .unwrap(),
         Some(4)
     );
     let read = store
@@ -189,12 +228,18 @@ pub async fn batches_are_atomic(store: &impl MessageStore) {
         read.iter().map(|m| m.id).collect::<Vec<_>>(),
         batch.iter().map(|m| m.id).collect::<Vec<_>>()
     );
-    assert_eq!(read.iter().map(|m| m.position).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+    assert_eq!(
+        read.iter().map(|m| m.position).collect::<Vec<_>>(),
+        [0, 1, 2, 3, 4]
+    );
 
     // The expectation is checked against the first message only.
     let more: Vec<MessageData> = (5..8).map(|n| msg("Added", n)).collect();
     assert_eq!(
-        store.write_batch(&s, &more, ExpectedVersion::Exact(4)).await.unwrap(),
+        store
+            .write_batch(&s, &more, ExpectedVersion::Exact(4))
+            .await
+            .unwrap(),
         Some(7)
     );
 
@@ -206,7 +251,11 @@ pub async fn batches_are_atomic(store: &impl MessageStore) {
     assert!(err.is_wrong_expected_version(), "{err}");
 
     // A bad message in the middle spoils the whole batch.
-    let mut bad = vec![msg("Added", 1), MessageData::new("Added", json!([1])), msg("Added", 3)];
+    let mut bad = vec![
+        msg("Added", 1),
+        MessageData::new("Added", json!([1])),
+        msg("Added", 3),
+    ];
     let err = store
         .write_batch(&s, &bad, ExpectedVersion::Any)
         .await
@@ -227,14 +276,19 @@ pub async fn batches_are_atomic(store: &impl MessageStore) {
 
     // An empty batch writes nothing and reports the version.
     assert_eq!(
-        store.write_batch(&s, &[], ExpectedVersion::Exact(7)).await.unwrap(),
+        store
+            .write_batch(&s, &[], ExpectedVersion::Exact(7))
+            .await
+            .unwrap(),
         Some(7)
     );
-    assert!(store
-        .write_batch(&s, &[], ExpectedVersion::NoStream)
-        .await
-        .unwrap_err()
-        .is_wrong_expected_version());
+    assert!(
+        store
+            .write_batch(&s, &[], ExpectedVersion::NoStream)
+            .await
+            .unwrap_err()
+            .is_wrong_expected_version()
+    );
 }
 
 /// Bad input gets a typed error and leaves the store as it was.
@@ -244,7 +298,10 @@ pub async fn bad_input_is_refused_and_changes_nothing(store: &impl MessageStore)
     store.write(&s, &first, ExpectedVersion::Any).await.unwrap();
 
     let duplicate = msg("Recorded", 1).with_id(first.id);
-    let err = store.write(&s, &duplicate, ExpectedVersion::Any).await.unwrap_err();
+    let err = store
+        .write(&s, &duplicate, ExpectedVersion::Any)
+        .await
+        .unwrap_err();
     match &err {
         Error::DuplicateMessageId { id, .. } => assert_eq!(*id, first.id),
         other => panic!("expected a duplicate id error, got {other:?}"),
@@ -258,7 +315,11 @@ pub async fn bad_input_is_refused_and_changes_nothing(store: &impl MessageStore)
 
     for data in [json!("text"), json!(3), json!(null), json!([])] {
         let err = store
-            .write(&s, &MessageData::new("Recorded", data), ExpectedVersion::Any)
+            .write(
+                &s,
+                &MessageData::new("Recorded", data),
+                ExpectedVersion::Any,
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, Error::InvalidMessage { .. }), "{err}");
@@ -274,15 +335,34 @@ pub async fn bad_input_is_refused_and_changes_nothing(store: &impl MessageStore)
 
 /// The last message of a stream, optionally of a type, and its version.
 pub async fn last_message_and_version(store: &impl MessageStore) {
-    assert_eq!(store.get_last_stream_message("cart-1", None).await.unwrap(), None);
+    assert_eq!(
+        store.get_last_stream_message("cart-1", None).await.unwrap(),
+        None
+    );
     assert_eq!(store.stream_version("cart-1").await.unwrap(), None);
     let s = name("cart-1");
-    store.write(&s, &msg("Added", 0), ExpectedVersion::Any).await.unwrap();
-    store.write(&s, &msg("Removed", 1), ExpectedVersion::Any).await.unwrap();
-    store.write(&s, &msg("Added", 2), ExpectedVersion::Any).await.unwrap();
-    store.write(&s, &msg("Checked", 3), ExpectedVersion::Any).await.unwrap();
+    store
+        .write(&s, &msg("Added", 0), ExpectedVersion::Any)
+        .await
+        .unwrap();
+    store
+        .write(&s, &msg("Removed", 1), ExpectedVersion::Any)
+        .await
+        .unwrap();
+    store
+        .write(&s, &msg("Added", 2), ExpectedVersion::Any)
+        .await
+        .unwrap();
+    store
+        .write(&s, &msg("Checked", 3), ExpectedVersion::Any)
+        .await
+        .unwrap();
 
-    let last = store.get_last_stream_message("cart-1", None).await.unwrap().unwrap();
+    let last = store
+        .get_last_stream_message("cart-1", None)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((last.position, last.type_name.as_str()), (3, "Checked"));
     let added = store
         .get_last_stream_message("cart-1", Some("Added"))
@@ -291,7 +371,10 @@ pub async fn last_message_and_version(store: &impl MessageStore) {
         .unwrap();
     assert_eq!((added.position, added.data["n"].as_i64()), (2, Some(2)));
     assert_eq!(
-        store.get_last_stream_message("cart-1", Some("Paid")).await.unwrap(),
+        store
+            .get_last_stream_message("cart-1", Some("Paid"))
+            .await
+            .unwrap(),
         None
     );
     assert_eq!(store.stream_version("cart-1").await.unwrap(), Some(3));
@@ -325,13 +408,28 @@ pub async fn read_argument_errors(store: &impl MessageStore) {
     );
 
     let cases = [
-        (0, 0, "Consumer group size must not be less than 1 (Consumer Group Member: 0, Consumer Group Size: 0)"),
-        (-1, 2, "Consumer group member must not be less than 0 (Consumer Group Member: -1, Consumer Group Size: 2)"),
-        (2, 2, "Consumer group member must be less than the group size (Consumer Group Member: 2, Consumer Group Size: 2)"),
+        (
+            0,
+            0,
+            "Consumer group size must not be less than 1 (Consumer Group Member: 0, Consumer Group Size: 0)",
+        ),
+        (
+            -1,
+            2,
+            "Consumer group member must not be less than 0 (Consumer Group Member: -1, Consumer Group Size: 2)",
+        ),
+        (
+            2,
+            2,
+            "Consumer group member must be less than the group size (Consumer Group Member: 2, Consumer Group Size: 2)",
+        ),
     ];
     for (member, size, text) in cases {
         let err = store
-            .get_category_messages("account", &CategoryQuery::new().consumer_group(member, size))
+            .get_category_messages(
+                "account",
+                &CategoryQuery::new().consumer_group(member, size),
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, Error::InvalidConsumerGroup { .. }), "{err:?}");
@@ -349,7 +447,10 @@ pub async fn read_argument_errors(store: &impl MessageStore) {
             .unwrap_err(),
     ] {
         assert!(matches!(err, Error::ConditionNotActivated), "{err:?}");
-        assert_eq!(err.to_string(), "Retrieval with SQL condition is not activated");
+        assert_eq!(
+            err.to_string(),
+            "Retrieval with SQL condition is not activated"
+        );
     }
 }
 
@@ -362,18 +463,35 @@ pub async fn correlation_filter(store: &impl MessageStore) {
         message
     };
     let s = name("work-1");
-    store.write(&s, &with(Some("transfer-1"), 0), ExpectedVersion::Any).await.unwrap();
-    store.write(&s, &with(None, 1), ExpectedVersion::Any).await.unwrap();
-    store.write(&s, &with(Some("transfer-2"), 2), ExpectedVersion::Any).await.unwrap();
-    store.write(&s, &with(Some("other-1"), 3), ExpectedVersion::Any).await.unwrap();
-    store.write(&s, &with(Some("transfer"), 4), ExpectedVersion::Any).await.unwrap();
+    store
+        .write(&s, &with(Some("transfer-1"), 0), ExpectedVersion::Any)
+        .await
+        .unwrap();
+    store
+        .write(&s, &with(None, 1), ExpectedVersion::Any)
+        .await
+        .unwrap();
+    store
+        .write(&s, &with(Some("transfer-2"), 2), ExpectedVersion::Any)
+        .await
+        .unwrap();
+    store
+        .write(&s, &with(Some("other-1"), 3), ExpectedVersion::Any)
+        .await
+        .unwrap();
+    store
+        .write(&s, &with(Some("transfer"), 4), ExpectedVersion::Any)
+        .await
+        .unwrap();
 
     let read = store
         .get_category_messages("work", &CategoryQuery::new().correlation("transfer"))
         .await
         .unwrap();
     assert_eq!(
-        read.iter().map(|m| m.data["n"].as_i64().unwrap()).collect::<Vec<_>>(),
+        read.iter()
+            .map(|m| m.data["n"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
         [0, 2, 4]
     );
 }
@@ -390,7 +508,11 @@ pub async fn consumer_groups_partition_streams(store: &impl MessageStore) {
     streams.push("job".to_owned());
     for (n, stream) in streams.iter().enumerate() {
         store
-            .write(&name(stream), &msg("Queued", n as i64), ExpectedVersion::Any)
+            .write(
+                &name(stream),
+                &msg("Queued", n as i64),
+                ExpectedVersion::Any,
+            )
             .await
             .unwrap();
     }
@@ -402,15 +524,25 @@ pub async fn consumer_groups_partition_streams(store: &impl MessageStore) {
             .get_category_messages("job", &CategoryQuery::new().consumer_group(member, size))
             .await
             .unwrap();
-        assert!(!read.is_empty(), "member {member} got nothing of 48 streams");
+        assert!(
+            !read.is_empty(),
+            "member {member} got nothing of 48 streams"
+        );
         for message in read {
             seen += 1;
             let previous = owner.insert(message.stream_name.clone(), member);
-            assert_eq!(previous, None, "{} went to two members", message.stream_name);
+            assert_eq!(
+                previous, None,
+                "{} went to two members",
+                message.stream_name
+            );
         }
     }
     assert_eq!(seen, 48, "every stream with an id, once");
-    assert!(!owner.contains_key("job"), "a stream without an id goes to no member");
+    assert!(
+        !owner.contains_key("job"),
+        "a stream without an id goes to no member"
+    );
     for i in 0..24 {
         assert_eq!(
             owner[&format!("job-{i}")],
@@ -436,7 +568,10 @@ pub async fn metadata_round_trip(store: &impl MessageStore) {
         other: serde_json::Map::from_iter([("clientKey".into(), json!({ "a": 1 }))]),
         ..Metadata::default()
     };
-    store.write(&s, &command, ExpectedVersion::Any).await.unwrap();
+    store
+        .write(&s, &command, ExpectedVersion::Any)
+        .await
+        .unwrap();
     let read = store
         .get_last_stream_message("account:command-5", None)
         .await
@@ -458,13 +593,22 @@ pub async fn metadata_round_trip(store: &impl MessageStore) {
         event.metadata.causation_message_stream_name.as_deref(),
         Some("account:command-5")
     );
-    assert_eq!(event.metadata.causation_message_position, Some(read.position));
+    assert_eq!(
+        event.metadata.causation_message_position,
+        Some(read.position)
+    );
     assert_eq!(
         event.metadata.causation_message_global_position,
         Some(read.global_position)
     );
-    assert_eq!(event.metadata.correlation_stream_name.as_deref(), Some("transfer-9"));
-    assert_eq!(event.metadata.reply_stream_name.as_deref(), Some("client-3"));
+    assert_eq!(
+        event.metadata.correlation_stream_name.as_deref(),
+        Some("transfer-9")
+    );
+    assert_eq!(
+        event.metadata.reply_stream_name.as_deref(),
+        Some("client-3")
+    );
     assert_eq!(event.metadata.properties["tenant"], json!("acme"));
     assert!(event.metadata.local_properties.is_empty());
 }

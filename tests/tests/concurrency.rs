@@ -1,0 +1,291 @@
+//! Writers racing each other, readers racing writers, and store calls
+//! inside the caller's transaction.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use ebb_message_store::pg::sql;
+use ebb_message_store::{
+    CategoryQuery, Error, ExpectedVersion, MessageData, MessageStore, PgStore, StreamName,
+    StreamQuery,
+};
+use ebb_tests::{connect, count_messages, pg_store};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_racing_writers_with_the_same_expectation_exactly_one_wins() {
+    let (store, _db) = pg_store().await;
+    let stream = StreamName::new("account", "race").unwrap();
+    store
+        .write(
+            &stream,
+            &MessageData::new("Opened", json!({})),
+            ExpectedVersion::NoStream,
+        )
+        .await
+        .unwrap();
+    for round in 0..25_i64 {
+        let expected = ExpectedVersion::Exact(round);
+        let (a, b) = tokio::join!(
+            {
+                let store = store.clone();
+                let stream = stream.clone();
+                tokio::spawn(async move {
+                    store
+                        .write(
+                            &stream,
+                            &MessageData::new("Deposited", json!({ "by": "a" })),
+                            expected,
+                        )
+                        .await
+                })
+            },
+            {
+                let store = store.clone();
+                let stream = stream.clone();
+                tokio::spawn(async move {
+                    store
+                        .write(
+                            &stream,
+                            &MessageData::new("Deposited", json!({ "by": "b" })),
+                            expected,
+                        )
+                        .await
+                })
+            }
+        );
+        let outcomes = [a.unwrap(), b.unwrap()];
+        let won: Vec<_> = outcomes.iter().filter(|r| r.is_ok()).collect();
+        let lost: Vec<_> = outcomes.iter().filter_map(|r| r.as_ref().err()).collect();
+        assert_eq!(won.len(), 1, "round {round}: {outcomes:?}");
+        assert!(
+            lost[0].is_wrong_expected_version(),
+            "round {round}: {:?}",
+            lost[0]
+        );
+        assert_eq!(*won[0].as_ref().unwrap(), round + 1);
+    }
+    assert_eq!(
+        store.stream_version("account-race").await.unwrap(),
+        Some(25)
+    );
+}
+
+/// The category lock makes writes to one category commit in global
+/// position order, so a reader that polls from "last seen + 1" while
+/// writers are busy never skips a message that commits later with a lower
+/// position.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_category_reader_racing_writers_never_skips_a_message() {
+    let (store, _db) = pg_store().await;
+    let writers = 4;
+    let per_writer = 150;
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in 0..per_writer {
+                // Spread over streams; some writes are batches.
+                let stream = StreamName::new("ledger", &format!("{w}-{}", n % 7)).unwrap();
+                if n % 10 == 0 {
+                    let batch = [
+                        MessageData::new("Entered", json!({ "w": w, "n": n })),
+                        MessageData::new("Entered", json!({ "w": w, "n": n, "second": true })),
+                    ];
+                    store
+                        .write_batch(&stream, &batch, ExpectedVersion::Any)
+                        .await
+                        .unwrap();
+                } else {
+                    store
+                        .write(
+                            &stream,
+                            &MessageData::new("Entered", json!({ "w": w, "n": n })),
+                            ExpectedVersion::Any,
+                        )
+                        .await
+                        .unwrap();
+                }
+            }
+        }));
+    }
+    let expected_total = writers * (per_writer + per_writer / 10);
+
+    let mut seen = HashSet::new();
+    let mut next = 1;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while seen.len() < expected_total {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "reader stalled at {}",
+            seen.len()
+        );
+        let batch = store
+            .get_category_messages(
+                "ledger",
+                &CategoryQuery::new().position(next).batch_size(50),
+            )
+            .await
+            .unwrap();
+        for message in &batch {
+            assert!(message.global_position >= next);
+            assert!(
+                seen.insert(message.id),
+                "read twice: {}",
+                message.global_position
+            );
+            next = message.global_position + 1;
+        }
+        if batch.is_empty() {
+            tokio::task::yield_now().await;
+        }
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    // Everything written was seen by the racing reader, nothing more.
+    let all = store
+        .get_category_messages("ledger", &CategoryQuery::new().batch_size(-1))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), expected_total);
+    assert_eq!(seen.len(), expected_total);
+}
+
+#[tokio::test]
+async fn writes_inside_the_callers_transaction_commit_or_roll_back_with_it() {
+    let (store, db) = pg_store().await;
+    let stream = StreamName::new("account", "tx").unwrap();
+    let mut client = store.client().await.unwrap();
+
+    let transaction = client.transaction().await.unwrap();
+    sql::write_message(
+        &transaction,
+        &stream,
+        &MessageData::new("Opened", json!({})),
+        ExpectedVersion::NoStream,
+    )
+    .await
+    .unwrap();
+    let batch = [
+        MessageData::new("Deposited", json!({})),
+        MessageData::new("Deposited", json!({})),
+    ];
+    assert_eq!(
+        sql::write_messages(&transaction, &stream, &batch, ExpectedVersion::Exact(0))
+            .await
+            .unwrap(),
+        Some(2)
+    );
+    assert_eq!(
+        sql::stream_version(&transaction, "account-tx")
+            .await
+            .unwrap(),
+        Some(2)
+    );
+    transaction.rollback().await.unwrap();
+    let plain = connect(&db).await;
+    assert_eq!(
+        count_messages(&plain).await,
+        0,
+        "rolled back with the caller"
+    );
+
+    let transaction = client.transaction().await.unwrap();
+    sql::write_message(
+        &transaction,
+        &stream,
+        &MessageData::new("Opened", json!({})),
+        ExpectedVersion::NoStream,
+    )
+    .await
+    .unwrap();
+    let read = sql::get_stream_messages(&transaction, "account-tx", &StreamQuery::new())
+        .await
+        .unwrap();
+    assert_eq!(read.len(), 1, "visible inside the transaction");
+    assert_eq!(count_messages(&plain).await, 0, "not yet visible outside");
+    transaction.commit().await.unwrap();
+    assert_eq!(count_messages(&plain).await, 1);
+}
+
+#[tokio::test]
+async fn a_failed_write_inside_a_transaction_leaves_it_to_the_caller() {
+    let (store, _db) = pg_store().await;
+    let stream = StreamName::new("account", "tx2").unwrap();
+    store
+        .write(
+            &stream,
+            &MessageData::new("Opened", json!({})),
+            ExpectedVersion::Any,
+        )
+        .await
+        .unwrap();
+    let mut client = store.client().await.unwrap();
+    let transaction = client.transaction().await.unwrap();
+    let err = sql::write_message(
+        &transaction,
+        &stream,
+        &MessageData::new("Opened", json!({})),
+        ExpectedVersion::NoStream,
+    )
+    .await
+    .unwrap_err();
+    assert!(err.is_wrong_expected_version(), "{err}");
+    transaction.rollback().await.unwrap();
+    assert_eq!(store.stream_version("account-tx2").await.unwrap(), Some(0));
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_transient_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host_path(dir.path())
+        .port(5432)
+        .user("postgres")
+        .dbname("postgres")
+        .connect_timeout(Duration::from_secs(2));
+    let store = PgStore::from_config(config).unwrap();
+    let err = store.stream_version("account-1").await.unwrap_err();
+    assert!(matches!(err, Error::Pool(_)), "{err:?}");
+    assert!(err.is_transient(), "{err:?}");
+    assert!(!err.is_wrong_expected_version());
+}
+
+#[tokio::test]
+async fn a_stream_name_too_long_for_the_index_is_refused_before_sending() {
+    let (store, db) = pg_store().await;
+    let err = StreamName::new("account", &"x".repeat(5_000)).unwrap_err();
+    assert!(
+        err.to_string().contains("more than the 2000 allowed"),
+        "{err}"
+    );
+    let err: Error = err.into();
+    assert!(matches!(err, Error::InvalidStreamName(_)));
+    drop(store);
+    assert_eq!(count_messages(&connect(&db).await).await, 0);
+}
+
+#[tokio::test]
+async fn a_malformed_row_written_by_another_client_is_reported_not_skipped() {
+    let (store, db) = pg_store().await;
+    let client = connect(&db).await;
+    client
+        .batch_execute(
+            "SELECT message_store.write_message(gen_random_uuid()::varchar, 'odd-1', 'Odd', '{}',
+               '{\"causationMessagePosition\": \"not a number\"}')",
+        )
+        .await
+        .unwrap();
+    let err = store
+        .get_stream_messages("odd-1", &StreamQuery::new())
+        .await
+        .unwrap_err();
+    match err {
+        Error::MalformedMessage {
+            global_position, ..
+        } => assert_eq!(global_position, 1),
+        other => panic!("expected a malformed message error, got {other:?}"),
+    }
+}
