@@ -1,1 +1,33 @@
-//! stub
+//! ebb: event-sourced, message-driven components on a Message DB-compatible
+//! PostgreSQL message store, in the style of Eventide.
+//!
+//! This facade re-exports ebb's crates so that one dependency brings them
+//! all, at versions that fit together:
+//!
+//! | module | crate | what it holds |
+//! |---|---|---|
+//! | [`message_store`] | `ebb-message-store` | stream names, message data, [`PgStore`], [`MemoryStore`], the schema |
+//! | [`retry`] | `ebb-retry` | `Retry` with explicit intervals, schedules, budgets |
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), ebb::message_store::Error> {
+//! use ebb::{ExpectedVersion, MessageData, MessageStore, PgStore, StreamName};
+//! use serde_json::json;
+//!
+//! let store = PgStore::from_env()?;
+//! let stream = StreamName::new("account", "123")?;
+//! store.write(&stream, &MessageData::new("Opened", json!({})), ExpectedVersion::NoStream).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! The `ebb` command-line tool installs the schema (`ebb db install`),
+//! reports its version (`ebb db version`) and runs a demonstration on a
+//! private PostgreSQL cluster (`ebb demo`).
+
+pub use ebb_message_store as message_store;
+pub use ebb_retry as retry;
+
+pub use ebb_message_store::{
+    CategoryQuery, ExpectedVersion, MemoryStore, Message, MessageData, MessageStore, Metadata,
+    PgStore, StreamName, StreamQuery,
+};

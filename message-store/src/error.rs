@@ -71,6 +71,11 @@ pub enum Error {
     #[error("invalid read option: {0}")]
     InvalidArgument(String),
 
+    /// The connection settings (`DATABASE_URL`, `PG*` variables, pool
+    /// options) are unusable. Fix the setting named in the message.
+    #[error("invalid connection settings: {0}")]
+    InvalidConfig(String),
+
     /// The in-memory store cannot do this (it has no SQL to evaluate a
     /// condition with). Test that path against PostgreSQL.
     #[error("not supported by this store: {0}")]

@@ -27,9 +27,22 @@ pub(crate) fn config_from(
     var: impl Fn(&str) -> Option<String>,
 ) -> Result<tokio_postgres::Config, Error> {
     if let Some(url) = var("DATABASE_URL") {
-        return tokio_postgres::Config::from_str(&url).map_err(|err| {
-            Error::InvalidArgument(format!("DATABASE_URL is not a connection string: {err}"))
-        });
+        let mut config = tokio_postgres::Config::from_str(&url).map_err(|err| {
+            Error::InvalidConfig(format!("DATABASE_URL is not a connection string: {err}"))
+        })?;
+        // libpq's defaults for what the URL leaves out.
+        if config.get_user().is_none() {
+            config.user(
+                var("PGUSER")
+                    .or_else(|| var("USER"))
+                    .unwrap_or_else(|| "postgres".into()),
+            );
+        }
+        if config.get_dbname().is_none() {
+            let user = config.get_user().unwrap_or_default().to_owned();
+            config.dbname(var("PGDATABASE").unwrap_or(user));
+        }
+        return Ok(config);
     }
     let mut config = tokio_postgres::Config::new();
     let host = var("PGHOST").unwrap_or_else(|| {
@@ -43,9 +56,9 @@ pub(crate) fn config_from(
         config.host(host);
     }
     let port = match var("PGPORT") {
-        Some(port) => port.parse().map_err(|_| {
-            Error::InvalidArgument(format!("PGPORT is not a port number: {port:?}"))
-        })?,
+        Some(port) => port
+            .parse()
+            .map_err(|_| Error::InvalidConfig(format!("PGPORT is not a port number: {port:?}")))?,
         None => 5432,
     };
     config.port(port);
@@ -83,6 +96,17 @@ mod tests {
         assert_eq!(config.get_user(), Some("alice"));
         assert_eq!(config.get_dbname(), Some("store"));
         assert_eq!(config.get_ports(), [6543]);
+    }
+
+    #[test]
+    fn a_url_without_user_or_database_gets_libpq_s_defaults() {
+        let config = from(&[
+            ("DATABASE_URL", "postgres://db.example/"),
+            ("USER", "carol"),
+        ])
+        .unwrap();
+        assert_eq!(config.get_user(), Some("carol"));
+        assert_eq!(config.get_dbname(), Some("carol"));
     }
 
     #[test]

@@ -60,7 +60,7 @@ impl PgStore {
         max_connections: usize,
     ) -> Result<Self, Error> {
         if max_connections == 0 {
-            return Err(Error::InvalidArgument(
+            return Err(Error::InvalidConfig(
                 "a pool needs at least one connection".into(),
             ));
         }
@@ -75,7 +75,7 @@ impl PgStore {
             .max_size(max_connections)
             .runtime(Runtime::Tokio1)
             .build()
-            .map_err(|err| Error::InvalidArgument(format!("connection pool: {err}")))?;
+            .map_err(|err| Error::InvalidConfig(format!("connection pool: {err}")))?;
         Ok(Self { pool })
     }
 

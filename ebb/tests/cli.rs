@@ -1,0 +1,177 @@
+//! The `ebb` binary, run as a user runs it.
+
+use std::process::{Command, Output};
+
+fn ebb(args: &[&str], database_url: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ebb"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env_remove("EBB_LOG")
+        .output()
+        .expect("the ebb binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn server() -> &'static ebb_localpg::Server {
+    ebb_localpg::shared_server().expect("a PostgreSQL server for the tests")
+}
+
+fn unique_name(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+#[test]
+fn install_creates_the_database_and_version_reports_it() {
+    let name = unique_name("ebb_cli");
+    let url = server().connection_string(&name);
+
+    let out = ebb(&["db", "version"], &url);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("does not exist"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+
+    let out = ebb(&["db", "install", "--create"], &url);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!("created database {name}")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Message DB 1.3.0 interface"), "{stdout}");
+
+    // Again: idempotent, and the database is not created twice.
+    let out = ebb(&["db", "install", "--create"], &url);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!text(&out.stdout).contains("created database"));
+
+    let out = ebb(&["db", "version"], &url);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "message_db 1.3.0\nebb_schema {}\n",
+            ebb::message_store::schema::EBB_SCHEMA_VERSION
+        )
+    );
+}
+
+#[test]
+fn version_of_a_database_without_a_store_says_so() {
+    let name = unique_name("ebb_cli_empty");
+    let url = server().connection_string(&name);
+    let out = ebb(&["db", "install", "--create"], &url);
+    assert!(out.status.success());
+    // A second, empty database next to it.
+    let other = unique_name("ebb_cli_none");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = server().connect("postgres").await.unwrap();
+        client
+            .batch_execute(&format!("CREATE DATABASE {other}"))
+            .await
+            .unwrap();
+    });
+    let out = ebb(&["db", "version"], &server().connection_string(&other));
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.starts_with("ebb: no message store in "), "{err}");
+    assert!(err.contains("run `ebb db install`"), "{err}");
+}
+
+#[test]
+fn an_unreachable_server_is_one_line_and_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "host={} port=5432 user=postgres dbname=x",
+        dir.path().display()
+    );
+    for args in [&["db", "install"][..], &["db", "version"][..]] {
+        let out = ebb(args, &url);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(
+            err.starts_with("ebb: cannot connect to PostgreSQL at host="),
+            "{err}"
+        );
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+}
+
+#[test]
+fn a_malformed_database_url_is_reported() {
+    let out = ebb(&["db", "version"], "postgres://user@host:notaport/db");
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("DATABASE_URL is not a connection string"),
+        "{err}"
+    );
+}
+
+#[test]
+fn insufficient_privilege_is_reported() {
+    let name = unique_name("ebb_cli_priv");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = server().connect("postgres").await.unwrap();
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        client
+            .batch_execute(
+                "DO $$ BEGIN CREATE ROLE ebb_cli_nobody LOGIN; \
+                 EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+            )
+            .await
+            .unwrap();
+    });
+    let url = server()
+        .connection_string(&name)
+        .replace("user=postgres", "user=ebb_cli_nobody");
+    let out = ebb(&["db", "install"], &url);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("permission denied"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn the_demo_runs_on_a_private_cluster() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ebb"))
+        .arg("demo")
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("the ebb binary runs");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(
+        stdout.contains("starting a private PostgreSQL cluster"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .contains("a second writer expecting version 1 is refused: Wrong expected version: 1"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Withdrawn"), "{stdout}");
+    assert!(
+        stdout.contains("Deposited was caused by account:command-"),
+        "{stdout}"
+    );
+    assert!(
+        text(&out.stderr).is_empty(),
+        "nothing on stderr: {}",
+        text(&out.stderr)
+    );
+}
