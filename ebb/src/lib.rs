@@ -31,3 +31,9 @@ pub use ebb_message_store::{
     CategoryQuery, ExpectedVersion, MemoryStore, Message, MessageData, MessageStore, Metadata,
     PgStore, StreamName, StreamQuery,
 };
+
+/// The README's examples, compiled as doctests so that they keep working
+/// when copied.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
