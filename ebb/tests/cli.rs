@@ -19,6 +19,21 @@ fn server() -> &'static ebb_localpg::Server {
     ebb_localpg::shared_server().expect("a PostgreSQL server for the tests")
 }
 
+/// Runs one statement on the server's `postgres` database.
+fn admin(statement: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = server().connect("postgres").await.unwrap();
+        client
+            .batch_execute(statement)
+            .await
+            .unwrap_or_else(|err| panic!("{statement}: {err}"));
+    });
+}
+
 fn unique_name(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
@@ -61,23 +76,8 @@ fn install_creates_the_database_and_version_reports_it() {
 
 #[test]
 fn version_of_a_database_without_a_store_says_so() {
-    let name = unique_name("ebb_cli_empty");
-    let url = server().connection_string(&name);
-    let out = ebb(&["db", "install", "--create"], &url);
-    assert!(out.status.success());
-    // A second, empty database next to it.
     let other = unique_name("ebb_cli_none");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let client = server().connect("postgres").await.unwrap();
-        client
-            .batch_execute(&format!("CREATE DATABASE {other}"))
-            .await
-            .unwrap();
-    });
+    admin(&format!("CREATE DATABASE {other}"));
     let out = ebb(&["db", "version"], &server().connection_string(&other));
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
@@ -118,24 +118,11 @@ fn a_malformed_database_url_is_reported() {
 #[test]
 fn insufficient_privilege_is_reported() {
     let name = unique_name("ebb_cli_priv");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let client = server().connect("postgres").await.unwrap();
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        client
-            .batch_execute(
-                "DO $$ BEGIN CREATE ROLE ebb_cli_nobody LOGIN; \
-                 EXCEPTION WHEN duplicate_object THEN NULL; END $$",
-            )
-            .await
-            .unwrap();
-    });
+    admin(&format!("CREATE DATABASE {name}"));
+    admin(
+        "DO $$ BEGIN CREATE ROLE ebb_cli_nobody LOGIN; \
+         EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+    );
     let url = server()
         .connection_string(&name)
         .replace("user=postgres", "user=ebb_cli_nobody");

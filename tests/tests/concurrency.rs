@@ -26,34 +26,15 @@ async fn of_two_racing_writers_with_the_same_expectation_exactly_one_wins() {
         .unwrap();
     for round in 0..25_i64 {
         let expected = ExpectedVersion::Exact(round);
-        let (a, b) = tokio::join!(
-            {
-                let store = store.clone();
-                let stream = stream.clone();
-                tokio::spawn(async move {
-                    store
-                        .write(
-                            &stream,
-                            &MessageData::new("Deposited", json!({ "by": "a" })),
-                            expected,
-                        )
-                        .await
-                })
-            },
-            {
-                let store = store.clone();
-                let stream = stream.clone();
-                tokio::spawn(async move {
-                    store
-                        .write(
-                            &stream,
-                            &MessageData::new("Deposited", json!({ "by": "b" })),
-                            expected,
-                        )
-                        .await
-                })
-            }
-        );
+        let write = |by: &'static str| {
+            let store = store.clone();
+            let stream = stream.clone();
+            tokio::spawn(async move {
+                let deposited = MessageData::new("Deposited", json!({ "by": by }));
+                store.write(&stream, &deposited, expected).await
+            })
+        };
+        let (a, b) = tokio::join!(write("a"), write("b"));
         let outcomes = [a.unwrap(), b.unwrap()];
         let won: Vec<_> = outcomes.iter().filter(|r| r.is_ok()).collect();
         let lost: Vec<_> = outcomes.iter().filter_map(|r| r.as_ref().err()).collect();
