@@ -6,8 +6,10 @@
 //! - `success`: the operation succeeds at once (the common case);
 //! - `fail 2x`: it fails twice, then succeeds, with zero waits.
 //!
-//! Each figure is the median over several runs of the mean ns per call over
-//! many calls. Both libraries are used as their documentation shows: ebb
+//! Each figure is the median over 15 runs of the mean ns per call over as
+//! many calls as fill about 40 ms. The contenders of a case take turns run
+//! by run, so a burst of load from elsewhere on the machine hits them
+//! alike rather than skewing whichever happened to run then. Both libraries are used as their documentation shows: ebb
 //! with a policy built once, backon with a builder per call. backon's
 //! default sleeper registers a tokio timer even for a zero wait; the
 //! "no-op sleeper" rows show backon with that cost removed, as a fairer
@@ -17,17 +19,21 @@
 use std::cell::Cell;
 use std::error::Error;
 use std::fmt;
-use std::future::{Future, ready};
+use std::future::ready;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use backon::{BlockingRetryable, ConstantBuilder, Retryable};
 use ebb_retry::Retry;
 
-/// Calls per run.
-const CALLS: u32 = 200_000;
 /// Runs per figure; the median is reported.
-const RUNS: usize = 9;
+const RUNS: usize = 15;
+/// Each run makes as many calls as fit in about this long (found by
+/// doubling), so fast cases get many calls and slow ones do not take
+/// minutes: backon's zero wait goes through tokio's millisecond timer.
+const RUN_TARGET: Duration = Duration::from_millis(40);
+/// Never fewer calls than this in a run.
+const MIN_CALLS: u32 = 100;
 
 #[derive(Debug)]
 struct Flaky;
@@ -45,7 +51,11 @@ impl Error for Flaky {}
 fn attempt(count: &Cell<u32>, failures: u32) -> Result<u32, Flaky> {
     let n = count.get();
     count.set(n + 1);
-    if n < black_box(failures) { Err(Flaky) } else { Ok(n) }
+    if n < black_box(failures) {
+        Err(Flaky)
+    } else {
+        Ok(n)
+    }
 }
 
 fn backon_policy() -> ConstantBuilder {
@@ -59,33 +69,34 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
-/// ns per call of `body`, which makes `CALLS` calls (median of `RUNS`).
-fn measure_async<F, Fut>(rt: &tokio::runtime::Runtime, mut body: F) -> f64
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = ()>,
-{
-    rt.block_on(body()); // warm-up
-    let runs = (0..RUNS)
-        .map(|_| {
-            let started = Instant::now();
-            rt.block_on(body());
-            started.elapsed().as_nanos() as f64 / f64::from(CALLS)
-        })
-        .collect();
-    median(runs)
+/// A contender: makes the given number of calls.
+type Body<'a> = Box<dyn FnMut(u32) + 'a>;
+
+/// How many calls of `body` fill about `RUN_TARGET` (doubling; also warms up).
+fn calibrate(body: &mut Body<'_>) -> u32 {
+    let mut calls = MIN_CALLS;
+    loop {
+        let started = Instant::now();
+        body(calls);
+        if started.elapsed() >= RUN_TARGET / 4 || calls >= 1 << 24 {
+            return calls.saturating_mul(4);
+        }
+        calls *= 2;
+    }
 }
 
-fn measure_blocking(mut body: impl FnMut()) -> f64 {
-    body();
-    let runs = (0..RUNS)
-        .map(|_| {
+/// ns per call of each contender: the median over `RUNS` interleaved runs.
+fn measure(mut bodies: Vec<Body<'_>>) -> Vec<f64> {
+    let calls: Vec<u32> = bodies.iter_mut().map(calibrate).collect();
+    let mut samples = vec![Vec::with_capacity(RUNS); bodies.len()];
+    for _ in 0..RUNS {
+        for ((body, &n), out) in bodies.iter_mut().zip(&calls).zip(&mut samples) {
             let started = Instant::now();
-            body();
-            started.elapsed().as_nanos() as f64 / f64::from(CALLS)
-        })
-        .collect();
-    median(runs)
+            body(n);
+            out.push(started.elapsed().as_nanos() as f64 / f64::from(n));
+        }
+    }
+    samples.into_iter().map(median).collect()
 }
 
 fn main() {
@@ -93,57 +104,65 @@ fn main() {
         .enable_time()
         .build()
         .expect("a tokio runtime");
-    let ebb = Retry::new([0, 0]).expect("valid intervals");
+    let rt = &rt;
+    let policy = Retry::new([0, 0]).expect("valid intervals");
+    let ebb = &policy;
 
-    let mut rows: Vec<(&str, f64, f64, f64)> = Vec::new();
+    let mut rows: Vec<(&str, Vec<f64>)> = Vec::new();
 
     for (name, failures) in [("async, success", 0), ("async, fail 2x", 2)] {
-        let ebb_ns = measure_async(&rt, || async {
-            for _ in 0..CALLS {
-                let count = Cell::new(0);
-                let r = ebb.run(|_cycle| ready(attempt(&count, failures))).await;
-                black_box(r.is_ok());
-            }
+        let ebb_body: Body<'_> = Box::new(move |calls| {
+            rt.block_on(async move {
+                for _ in 0..calls {
+                    let count = Cell::new(0);
+                    let r = ebb.run(|_cycle| ready(attempt(&count, failures))).await;
+                    black_box(r.is_ok());
+                }
+            });
         });
-        let backon_ns = measure_async(&rt, || async {
-            for _ in 0..CALLS {
-                let count = Cell::new(0);
-                let r = (|| ready(attempt(&count, failures)))
-                    .retry(backon_policy())
-                    .await;
-                black_box(r.is_ok());
-            }
+        let backon_body: Body<'_> = Box::new(move |calls| {
+            rt.block_on(async move {
+                for _ in 0..calls {
+                    let count = Cell::new(0);
+                    let r = (|| ready(attempt(&count, failures)))
+                        .retry(backon_policy())
+                        .await;
+                    black_box(r.is_ok());
+                }
+            });
         });
-        let backon_noop_ns = measure_async(&rt, || async {
-            for _ in 0..CALLS {
-                let count = Cell::new(0);
-                let r = (|| ready(attempt(&count, failures)))
-                    .retry(backon_policy())
-                    .sleep(|_| ready(()))
-                    .await;
-                black_box(r.is_ok());
-            }
+        let backon_noop_body: Body<'_> = Box::new(move |calls| {
+            rt.block_on(async move {
+                for _ in 0..calls {
+                    let count = Cell::new(0);
+                    let r = (|| ready(attempt(&count, failures)))
+                        .retry(backon_policy())
+                        .sleep(|_| ready(()))
+                        .await;
+                    black_box(r.is_ok());
+                }
+            });
         });
-        rows.push((name, ebb_ns, backon_ns, backon_noop_ns));
+        rows.push((name, measure(vec![ebb_body, backon_body, backon_noop_body])));
     }
 
     for (name, failures) in [("blocking, success", 0), ("blocking, fail 2x", 2)] {
-        let ebb_ns = measure_blocking(|| {
-            for _ in 0..CALLS {
+        let ebb_body: Body<'_> = Box::new(move |calls| {
+            for _ in 0..calls {
                 let count = Cell::new(0);
                 let r = ebb.run_blocking(|_cycle| attempt(&count, failures));
                 black_box(r.is_ok());
             }
         });
-        let backon_ns = measure_blocking(|| {
-            for _ in 0..CALLS {
+        let backon_body: Body<'_> = Box::new(move |calls| {
+            for _ in 0..calls {
                 let count = Cell::new(0);
                 let r = (|| attempt(&count, failures)).retry(backon_policy()).call();
                 black_box(r.is_ok());
             }
         });
-        let backon_noop_ns = measure_blocking(|| {
-            for _ in 0..CALLS {
+        let backon_noop_body: Body<'_> = Box::new(move |calls| {
+            for _ in 0..calls {
                 let count = Cell::new(0);
                 let r = (|| attempt(&count, failures))
                     .retry(backon_policy())
@@ -152,25 +171,26 @@ fn main() {
                 black_box(r.is_ok());
             }
         });
-        rows.push((name, ebb_ns, backon_ns, backon_noop_ns));
+        rows.push((name, measure(vec![ebb_body, backon_body, backon_noop_body])));
     }
 
-    let baseline = measure_blocking(|| {
-        for _ in 0..CALLS {
+    let baseline = measure(vec![Box::new(|calls| {
+        for _ in 0..calls {
             let count = Cell::new(0);
             black_box(attempt(&count, 0).is_ok());
         }
-    });
+    })])[0];
 
     println!();
-    println!("retry overhead, ns/call (median of {RUNS} runs x {CALLS} calls)");
+    println!("retry overhead, ns/call (median of {RUNS} interleaved runs of ~{RUN_TARGET:?})");
     println!(
-        "{:<20} {:>10} {:>10} {:>11} {:>16} {:>16}",
+        "{:<20} {:>10} {:>12} {:>11} {:>16} {:>17}",
         "case", "ebb", "backon", "ebb/backon", "backon no-op sl.", "ebb/backon no-op"
     );
-    for (name, ebb_ns, backon_ns, noop_ns) in rows {
+    for (name, ns) in rows {
+        let (ebb_ns, backon_ns, noop_ns) = (ns[0], ns[1], ns[2]);
         println!(
-            "{:<20} {:>10.1} {:>10.1} {:>11.2} {:>16.1} {:>16.2}",
+            "{:<20} {:>10.1} {:>12.1} {:>11.2} {:>16.1} {:>17.2}",
             name,
             ebb_ns,
             backon_ns,
@@ -179,5 +199,8 @@ fn main() {
             ebb_ns / noop_ns
         );
     }
-    println!("{:<20} {:>10.1}   (the bare operation, no retry)", "baseline", baseline);
+    println!(
+        "{:<20} {:>10.1}   (the bare operation, no retry)",
+        "baseline", baseline
+    );
 }

@@ -27,7 +27,10 @@ impl fmt::Display for WriteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             WriteError::ExpectedVersion { expected, actual } => {
-                write!(f, "wrong expected version {expected}, stream is at {actual}")
+                write!(
+                    f,
+                    "wrong expected version {expected}, stream is at {actual}"
+                )
             }
         }
     }
@@ -53,7 +56,10 @@ impl Stream {
             *version += 1; // the other writer
         }
         if expected != *version {
-            return Err(WriteError::ExpectedVersion { expected, actual: *version });
+            return Err(WriteError::ExpectedVersion {
+                expected,
+                actual: *version,
+            });
         }
         *version += 1;
         Ok(*version)
@@ -66,7 +72,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .retry_if::<WriteError>(WriteError::is_expected_version)
         .on_event(|event| println!("  event: {event:?}"))
         .build()?;
-    let stream = Stream { version: Mutex::new((7, false)) };
+    let stream = Stream {
+        version: Mutex::new((7, false)),
+    };
 
     let position = retry
         .run(|cycle| {

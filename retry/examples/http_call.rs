@@ -17,7 +17,10 @@ use ebb_retry::{Decision, Retry};
 #[derive(Debug)]
 enum HttpError {
     Connect(io::Error),
-    Status { code: u16, retry_after: Option<Duration> },
+    Status {
+        code: u16,
+        retry_after: Option<Duration>,
+    },
 }
 
 impl fmt::Display for HttpError {
@@ -50,27 +53,63 @@ impl Service {
 fn classify(e: &HttpError) -> Decision {
     match e {
         HttpError::Connect(_) => Decision::Retry,
-        HttpError::Status { code: 503, retry_after: Some(after) } => Decision::RetryAfter(*after),
-        HttpError::Status { code: 500..=599, .. } => Decision::Retry,
+        HttpError::Status {
+            code: 503,
+            retry_after: Some(after),
+        } => Decision::RetryAfter(*after),
+        HttpError::Status {
+            code: 500..=599, ..
+        } => Decision::Retry,
         HttpError::Status { .. } => Decision::DoNotRetry,
     }
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn Error>> {
-    let retry = Retry::intervals_ms([100, 200]).classify::<HttpError>(classify).build()?;
+    let retry = Retry::intervals_ms([100, 200])
+        .classify::<HttpError>(classify)
+        .build()?;
 
     let scripts = [
         (
             "connection refused, then 502, then 200",
-            vec![Ok("body"), Err(HttpError::Status { code: 502, retry_after: None }), Err(HttpError::Connect(io::ErrorKind::ConnectionRefused.into()))],
+            vec![
+                Ok("body"),
+                Err(HttpError::Status {
+                    code: 502,
+                    retry_after: None,
+                }),
+                Err(HttpError::Connect(io::ErrorKind::ConnectionRefused.into())),
+            ],
         ),
-        ("404", vec![Err(HttpError::Status { code: 404, retry_after: None })]),
+        (
+            "404",
+            vec![Err(HttpError::Status {
+                code: 404,
+                retry_after: None,
+            })],
+        ),
         (
             "503 with Retry-After 50 ms, then 200",
-            vec![Ok("body"), Err(HttpError::Status { code: 503, retry_after: Some(Duration::from_millis(50)) })],
+            vec![
+                Ok("body"),
+                Err(HttpError::Status {
+                    code: 503,
+                    retry_after: Some(Duration::from_millis(50)),
+                }),
+            ],
         ),
-        ("500 three times", (0..3).map(|_| Err(HttpError::Status { code: 500, retry_after: None })).collect()),
+        (
+            "500 three times",
+            (0..3)
+                .map(|_| {
+                    Err(HttpError::Status {
+                        code: 500,
+                        retry_after: None,
+                    })
+                })
+                .collect(),
+        ),
     ];
 
     for (name, script) in scripts {

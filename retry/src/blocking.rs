@@ -54,7 +54,8 @@ impl Retry {
                 Err(error) => match attempts.failed(cycle, error) {
                     Step::Stop(err) => return Err(err),
                     Step::Wait(wait, error) => {
-                        if !pause_blocking(wait, self.cancel_token()) {
+                        // Checked here so that zero waits skip the call.
+                        if !wait.is_zero() && !pause_blocking(wait, self.cancel_token()) {
                             return Err(attempts.cancelled(cycle, error));
                         }
                         attempts.retrying(error);
@@ -82,9 +83,6 @@ impl Wake for Unpark {
 /// Sleep the thread for `wait`, or less if `cancel` fires; `false` when
 /// cancelled.
 fn pause_blocking(wait: Duration, cancel: Option<&CancellationToken>) -> bool {
-    if wait.is_zero() {
-        return true;
-    }
     let Some(token) = cancel else {
         thread::sleep(wait);
         return true;

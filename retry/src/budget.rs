@@ -65,6 +65,7 @@ pub struct RetryBudget {
     inner: Arc<Inner>,
 }
 
+/// The budget's fixed parameters and its window of buckets.
 #[derive(Debug)]
 struct Inner {
     /// Tokens a call adds.
@@ -81,6 +82,7 @@ struct Inner {
     window: Mutex<Window>,
 }
 
+/// A sliding window of recent deposits and withdrawals.
 #[derive(Debug)]
 struct Window {
     /// Net tokens deposited (positive) and withdrawn (negative) per bucket.
@@ -140,6 +142,11 @@ impl RetryBudget {
         if !(0.0..=1000.0).contains(&retry_ratio) {
             return Err(ConfigError::InvalidRetryRatio { ratio: retry_ratio });
         }
+        Ok(RetryBudget::unchecked(window, min_per_sec, retry_ratio))
+    }
+
+    /// Build from parameters already known to be valid.
+    fn unchecked(window: Duration, min_per_sec: u32, retry_ratio: f64) -> Self {
         let (deposit, withdraw) = if retry_ratio == 0.0 {
             // Only the reserve funds retries.
             (0, 1)
@@ -150,7 +157,7 @@ impl RetryBudget {
         let reserve = i64::from(min_per_sec)
             .saturating_mul(window.as_secs() as i64)
             .saturating_mul(withdraw);
-        Ok(RetryBudget {
+        RetryBudget {
             inner: Arc::new(Inner {
                 deposit,
                 withdraw,
@@ -162,9 +169,10 @@ impl RetryBudget {
                     current_started: Instant::now(),
                 }),
             }),
-        })
+        }
     }
 
+    /// The window, locked and moved up to now.
     fn window(&self) -> std::sync::MutexGuard<'_, Window> {
         // A panic while holding the lock cannot leave the counters in a
         // state worse than slightly off; keep going rather than panic too.
@@ -236,10 +244,7 @@ impl Default for RetryBudget {
     /// assert!(budget.try_withdraw());
     /// ```
     fn default() -> Self {
-        match RetryBudget::new(Duration::from_secs(10), 10, 0.2) {
-            Ok(budget) => budget,
-            Err(_) => unreachable!("the default budget parameters are valid"),
-        }
+        RetryBudget::unchecked(Duration::from_secs(10), 10, 0.2)
     }
 }
 

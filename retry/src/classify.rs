@@ -106,7 +106,9 @@ impl fmt::Debug for Rule {
 /// let io = find_in_chain::<io::Error>(&err).unwrap();
 /// assert_eq!(io.kind(), io::ErrorKind::ConnectionReset);
 /// ```
-pub fn find_in_chain<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a T> {
+pub fn find_in_chain<'a, T: StdError + 'static>(
+    err: &'a (dyn StdError + 'static),
+) -> Option<&'a T> {
     let mut current = Some(err);
     while let Some(e) = current {
         if let Some(found) = e.downcast_ref::<T>() {

@@ -349,7 +349,11 @@ impl<E> fmt::Display for RetryError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let attempts = self.attempts();
         let plural = if attempts == 1 { "" } else { "s" };
-        write!(f, "gave up after {attempts} attempt{plural}: {}", self.reason)
+        write!(
+            f,
+            "gave up after {attempts} attempt{plural}: {}",
+            self.reason
+        )
     }
 }
 
@@ -372,6 +376,9 @@ mod tests {
         );
         assert!(err.source().is_some());
         let one = RetryError::new(std::fmt::Error, Vec::new(), StopReason::NotRetryable);
-        assert_eq!(one.to_string(), "gave up after 1 attempt: error is not retried");
+        assert_eq!(
+            one.to_string(),
+            "gave up after 1 attempt: error is not retried"
+        );
     }
 }

@@ -13,6 +13,9 @@
 use std::error::Error as StdError;
 use std::time::Duration;
 
+use tracing::Level;
+use tracing::level_filters::{LevelFilter, STATIC_MAX_LEVEL};
+
 use crate::error::StopReason;
 
 /// One thing that happened in a call, handed to the hook set with
@@ -68,6 +71,14 @@ pub enum Event<'a> {
         /// Why retrying stopped.
         reason: StopReason,
     },
+}
+
+/// Whether tracing could record an event at `level`: one relaxed atomic
+/// load, inlined, so that a call whose events nobody records does not pay
+/// for building them (on the success path that would be most of the cost).
+#[inline]
+pub(crate) fn level_enabled(level: Level) -> bool {
+    level <= STATIC_MAX_LEVEL && level <= LevelFilter::current()
 }
 
 /// Log `event` to tracing. Kept in one place so the fields stay the same

@@ -47,7 +47,7 @@
 //!   HTTP `Retry-After`, or do not retry), each with its own
 //!   [`max_retries`](Rule::max_retries);
 //! - *how much overall*: a [`time_limit`](RetryBuilder::time_limit), a
-//!   [`CancellationToken`](tokio_util::sync::CancellationToken) that ends
+//!   [`CancellationToken`] that ends
 //!   a wait at once, and a [`RetryBudget`] shared across calls against
 //!   retry storms;
 //! - *what happened*: tracing events and an [`Event`] hook.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Level;
 
 use crate::budget::RetryBudget;
 use crate::classify::{Decision, Rule};
@@ -67,6 +68,7 @@ pub struct Retry {
     inner: Arc<Policy>,
 }
 
+/// What a [`Retry`] holds: the policy's parts, fixed once built.
 #[derive(Clone)]
 struct Policy {
     /// The waits between attempts; their number bounds the attempts.
@@ -133,7 +135,11 @@ impl Retry {
     /// # Ok::<(), ebb_retry::ConfigError>(())
     /// ```
     pub fn intervals_ms(millis: impl IntoIterator<Item = i64>) -> RetryBuilder {
-        RetryBuilder::new(Intervals::from_millis(millis).map(Intervals::into_shared).map(Waits::Listed))
+        RetryBuilder::new(
+            Intervals::from_millis(millis)
+                .map(Intervals::into_shared)
+                .map(Waits::Listed),
+        )
     }
 
     /// Start a policy from a validated [`Intervals`] list.
@@ -193,6 +199,7 @@ impl Retry {
     }
 
     /// Begin the bookkeeping for one call.
+    #[inline]
     pub(crate) fn start<E>(&self) -> Attempts<'_, E> {
         let policy = &*self.inner;
         if let Some(budget) = &policy.budget {
@@ -203,7 +210,7 @@ impl Retry {
             // Read the clock only when a limit needs it.
             deadline: policy.time_limit.map(|limit| (Instant::now(), limit)),
             cursor: Cursor::Start,
-            earlier: Vec::new(),
+            earlier: Earlier::default(),
             rule_retries: Vec::new(),
         }
     }
@@ -480,6 +487,49 @@ enum Cursor {
     Custom(Box<dyn Iterator<Item = Duration> + Send>),
 }
 
+/// Errors of retried attempts, oldest first. The first two are kept
+/// inline: most calls that retry at all retry once or twice and then
+/// succeed, and they should not pay for a heap allocation to keep errors
+/// that are dropped on success. A `Vec` is made only when the call gives
+/// up (or retries more than twice).
+struct Earlier<E> {
+    /// The first two errors, filled in order.
+    inline: [Option<E>; 2],
+    /// The third error onwards.
+    spill: Vec<E>,
+}
+
+impl<E> Default for Earlier<E> {
+    fn default() -> Self {
+        Earlier {
+            inline: [None, None],
+            spill: Vec::new(),
+        }
+    }
+}
+
+impl<E> Earlier<E> {
+    #[inline]
+    fn push(&mut self, error: E) {
+        match self.inline.iter_mut().find(|slot| slot.is_none()) {
+            Some(slot) => *slot = Some(error),
+            None => self.spill.push(error),
+        }
+    }
+
+    fn into_vec(self) -> Vec<E> {
+        let [first, second] = self.inline;
+        let Some(first) = first else {
+            return Vec::new();
+        };
+        let mut all = Vec::with_capacity(2 + self.spill.len() + 1);
+        all.push(first);
+        all.extend(second);
+        all.extend(self.spill);
+        all
+    }
+}
+
 /// What the runner should do after a failed attempt.
 pub(crate) enum Step<E> {
     /// Wait this long, then hand the error back with
@@ -500,13 +550,21 @@ pub(crate) struct Attempts<'p, E> {
     /// Where we are in the schedule.
     cursor: Cursor,
     /// Errors of failed attempts that were retried, oldest first.
-    earlier: Vec<E>,
+    earlier: Earlier<E>,
     /// Retries granted so far per rule (same index as the policy's rules);
     /// sized on first use so rule-less calls never allocate it.
     rule_retries: Vec<u32>,
 }
 
 impl<E: StdError + 'static> Attempts<'_, E> {
+    /// Whether an event at `level` would reach anyone. Checked before an
+    /// event is even built, so that unobserved calls pay one atomic load
+    /// per event rather than building and passing it.
+    #[inline]
+    fn observed(&self, level: Level) -> bool {
+        self.policy.hook.is_some() || event::level_enabled(level)
+    }
+
     fn emit(&self, event: &Event<'_>) {
         event::trace(event);
         if let Some(hook) = &self.policy.hook {
@@ -515,11 +573,15 @@ impl<E: StdError + 'static> Attempts<'_, E> {
     }
 
     /// The attempt of `cycle` succeeded.
+    #[inline]
     pub(crate) fn succeeded(&self, cycle: u32) {
-        self.emit(&Event::Succeeded { cycle });
+        if self.observed(Level::DEBUG) {
+            self.emit(&Event::Succeeded { cycle });
+        }
     }
 
     /// The next wait from the schedule, if any is left.
+    #[inline]
     fn next_wait(&mut self) -> Option<Duration> {
         if let Cursor::Start = self.cursor {
             self.cursor = match &self.policy.waits {
@@ -540,15 +602,18 @@ impl<E: StdError + 'static> Attempts<'_, E> {
     }
 
     /// Decide what follows the failed attempt of `cycle`.
+    #[inline]
     pub(crate) fn failed(&mut self, cycle: u32, error: E) -> Step<E> {
         match self.decide(&error) {
             Ok((wait, kind)) => {
-                self.emit(&Event::Failed {
-                    cycle,
-                    error: &error,
-                    wait,
-                    kind,
-                });
+                if self.observed(Level::INFO) {
+                    self.emit(&Event::Failed {
+                        cycle,
+                        error: &error,
+                        wait,
+                        kind,
+                    });
+                }
                 Step::Wait(wait, error)
             }
             Err(reason) => Step::Stop(self.give_up(cycle, error, reason)),
@@ -559,6 +624,7 @@ impl<E: StdError + 'static> Attempts<'_, E> {
     /// why there is no retry. Checks run from the error itself outwards to
     /// shared state, so that a retry refused for a local reason never
     /// spends the shared budget.
+    #[inline]
     fn decide(&mut self, error: &E) -> Result<(Duration, Option<&'static str>), StopReason> {
         let error: &(dyn StdError + 'static) = error;
         let policy = self.policy;
@@ -602,7 +668,11 @@ impl<E: StdError + 'static> Attempts<'_, E> {
                 return Err(StopReason::TimeLimit);
             }
         }
-        if policy.cancel.as_ref().is_some_and(CancellationToken::is_cancelled) {
+        if policy
+            .cancel
+            .as_ref()
+            .is_some_and(CancellationToken::is_cancelled)
+        {
             return Err(StopReason::Cancelled);
         }
         if let Some(budget) = &policy.budget {
@@ -620,15 +690,18 @@ impl<E: StdError + 'static> Attempts<'_, E> {
     }
 
     fn give_up(&mut self, cycle: u32, error: E, reason: StopReason) -> RetryError<E> {
-        self.emit(&Event::GaveUp {
-            cycle,
-            error: &error,
-            reason,
-        });
-        RetryError::new(error, std::mem::take(&mut self.earlier), reason)
+        if self.observed(Level::DEBUG) {
+            self.emit(&Event::GaveUp {
+                cycle,
+                error: &error,
+                reason,
+            });
+        }
+        RetryError::new(error, std::mem::take(&mut self.earlier).into_vec(), reason)
     }
 
     /// The wait after a failed attempt is over: file its error.
+    #[inline]
     pub(crate) fn retrying(&mut self, error: E) {
         self.earlier.push(error);
     }

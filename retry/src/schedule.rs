@@ -659,7 +659,10 @@ mod tests {
         ));
         assert!(matches!(
             Exponential::new(ms(1), 2.0, MAX_WAIT + ms(1)),
-            Err(ConfigError::DelayTooLong { parameter: "cap", .. })
+            Err(ConfigError::DelayTooLong {
+                parameter: "cap",
+                ..
+            })
         ));
         assert!(matches!(
             Decorrelated::new(ms(5), ms(4)),
@@ -673,7 +676,10 @@ mod tests {
             .unwrap()
             .take(6)
             .collect();
-        assert_eq!(waits, [ms(3), ms(30), ms(300), ms(1000), ms(1000), ms(1000)]);
+        assert_eq!(
+            waits,
+            [ms(3), ms(30), ms(300), ms(1000), ms(1000), ms(1000)]
+        );
     }
 
     #[test]

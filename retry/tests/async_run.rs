@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use common::{AppError, Attempts, ms, network};
 use ebb_retry::{
-    CancellationToken, Decision, Event, Exponential, Jittered, Retry, RetryBudget, Rule,
-    StopReason,
+    CancellationToken, Decision, Event, Exponential, Jittered, Retry, RetryBudget, Rule, StopReason,
 };
 
 /// Run `retry` over an operation that fails with `errors[cycle]` and
@@ -43,7 +42,12 @@ async fn eventide_no_filter_retries_every_error_until_intervals_are_spent() {
     let err = run_script(
         &retry,
         &attempts,
-        vec![AppError::Fatal("a"), network(), AppError::Fatal("c"), AppError::Conflict],
+        vec![
+            AppError::Fatal("a"),
+            network(),
+            AppError::Fatal("c"),
+            AppError::Conflict,
+        ],
     )
     .await
     .unwrap_err();
@@ -53,7 +57,11 @@ async fn eventide_no_filter_retries_every_error_until_intervals_are_spent() {
     assert_eq!(attempts.waits(), [ms(100), ms(200)]);
     assert_eq!(attempts.elapsed(), ms(300));
     assert_eq!(err.reason(), StopReason::Depleted);
-    assert_eq!(err.last().to_string(), "fatal: c", "the last error is returned");
+    assert_eq!(
+        err.last().to_string(),
+        "fatal: c",
+        "the last error is returned"
+    );
     let all: Vec<_> = err.errors().map(ToString::to_string).collect();
     assert_eq!(all, ["fatal: a", "network failure", "fatal: c"]);
 }
@@ -115,7 +123,12 @@ async fn io_error_wrapped_in_the_callers_error_matches_by_type() {
         .build()
         .unwrap();
     let attempts = Attempts::new();
-    assert_eq!(run_script(&retry, &attempts, vec![network()]).await.unwrap(), 1);
+    assert_eq!(
+        run_script(&retry, &attempts, vec![network()])
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(attempts.count(), 2);
 }
 
@@ -242,7 +255,10 @@ async fn jittered_waits_stay_within_bounds() {
         .unwrap_err();
     let bounds = [100, 200, 400, 800, 1000, 1000];
     for (wait, bound) in attempts.waits().iter().zip(bounds) {
-        assert!(*wait >= ms(bound / 2) && *wait <= ms(bound), "{wait:?} vs {bound}");
+        assert!(
+            *wait >= ms(bound / 2) && *wait <= ms(bound),
+            "{wait:?} vs {bound}"
+        );
     }
 }
 
@@ -303,7 +319,11 @@ async fn cancellation_ends_a_wait_at_once() {
         .unwrap_err();
     canceller.await.unwrap();
     assert_eq!(attempts.count(), 1);
-    assert_eq!(attempts.elapsed(), ms(50), "the 10 s wait ended when cancelled");
+    assert_eq!(
+        attempts.elapsed(),
+        ms(50),
+        "the 10 s wait ended when cancelled"
+    );
     assert!(err.is_cancelled());
     assert_eq!(err.last().to_string(), "fatal: first");
     assert_eq!(err.attempts(), 1);
@@ -326,7 +346,10 @@ async fn an_already_cancelled_token_prevents_the_wait() {
 async fn a_shared_budget_caps_retries_across_calls() {
     // No minimum; retries may be 50% of calls.
     let budget = RetryBudget::new(Duration::from_secs(10), 0, 0.5).unwrap();
-    let retry = Retry::intervals_ms([0, 0, 0]).budget(budget).build().unwrap();
+    let retry = Retry::intervals_ms([0, 0, 0])
+        .budget(budget)
+        .build()
+        .unwrap();
 
     let mut total_attempts = 0;
     let mut refused = 0;
@@ -365,7 +388,9 @@ async fn the_hook_sees_each_failure_with_its_wait_and_the_outcome() {
         .unwrap();
 
     let attempts = Attempts::new();
-    run_script(&retry, &attempts, vec![network()]).await.unwrap();
+    run_script(&retry, &attempts, vec![network()])
+        .await
+        .unwrap();
     let attempts = Attempts::new();
     run_script(&retry, &attempts, vec![network(), network(), network()])
         .await
@@ -443,9 +468,14 @@ async fn tracing_events_for_failure_success_and_depletion() {
     let capture = capture::Capture::default();
     let _guard = tracing::subscriber::set_default(capture.clone());
 
-    let retry = Retry::intervals_ms([100]).retry_on::<io::Error>().build().unwrap();
+    let retry = Retry::intervals_ms([100])
+        .retry_on::<io::Error>()
+        .build()
+        .unwrap();
     let attempts = Attempts::new();
-    run_script(&retry, &attempts, vec![network()]).await.unwrap();
+    run_script(&retry, &attempts, vec![network()])
+        .await
+        .unwrap();
     let attempts = Attempts::new();
     run_script(&retry, &attempts, vec![network(), network()])
         .await

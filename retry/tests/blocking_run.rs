@@ -66,9 +66,7 @@ fn cancellation_from_another_thread_ends_the_sleep() {
         token.cancel();
     });
     let started = Instant::now();
-    let err = retry
-        .run_blocking(|_| Err::<(), _>(network()))
-        .unwrap_err();
+    let err = retry.run_blocking(|_| Err::<(), _>(network())).unwrap_err();
     canceller.join().unwrap();
     assert!(err.is_cancelled());
     assert!(started.elapsed() < Duration::from_secs(10));
@@ -81,9 +79,7 @@ fn a_time_limit_prevents_a_wait_that_would_overrun() {
         .build()
         .unwrap();
     let started = Instant::now();
-    let err = retry
-        .run_blocking(|_| Err::<(), _>(network()))
-        .unwrap_err();
+    let err = retry.run_blocking(|_| Err::<(), _>(network())).unwrap_err();
     assert_eq!(err.reason(), StopReason::TimeLimit);
     assert!(started.elapsed() < Duration::from_secs(1));
 }
@@ -103,14 +99,76 @@ fn per_kind_budgets_apply_too() {
 
 #[test]
 fn one_policy_serves_both_forms() {
-    let retry = Retry::intervals_ms([0]).retry_on::<io::Error>().build().unwrap();
-    let blocking = retry.run_blocking(|cycle| if cycle == 0 { Err(network()) } else { Ok(cycle) });
+    let retry = Retry::intervals_ms([0])
+        .retry_on::<io::Error>()
+        .build()
+        .unwrap();
+    let blocking = retry.run_blocking(|cycle| {
+        if cycle == 0 {
+            Err(network())
+        } else {
+            Ok(cycle)
+        }
+    });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .unwrap();
     let non_blocking = rt.block_on(retry.run(|cycle| async move {
-        if cycle == 0 { Err(network()) } else { Ok(cycle) }
+        if cycle == 0 {
+            Err(network())
+        } else {
+            Ok(cycle)
+        }
     }));
     assert_eq!(blocking.unwrap(), non_blocking.unwrap());
+}
+
+#[test]
+fn bad_configuration_is_a_typed_error_at_construction() {
+    use ebb_retry::{ConfigError, Decorrelated, Exponential, RetryBudget};
+
+    assert_eq!(
+        Retry::new([100, -1]).unwrap_err(),
+        ConfigError::NegativeInterval {
+            index: 1,
+            millis: -1
+        }
+    );
+    assert!(matches!(
+        Retry::intervals_ms([i64::MAX])
+            .retry_on::<io::Error>()
+            .build(),
+        Err(ConfigError::IntervalTooLong { index: 0, .. })
+    ));
+    assert_eq!(
+        Retry::intervals_ms([10])
+            .time_limit(Duration::ZERO)
+            .build()
+            .unwrap_err(),
+        ConfigError::ZeroTimeLimit
+    );
+    assert!(matches!(
+        Exponential::new(ms(100), 0.5, ms(1000)),
+        Err(ConfigError::InvalidMultiplier { .. })
+    ));
+    assert!(matches!(
+        Exponential::new(ms(100), 2.0, ms(10)),
+        Err(ConfigError::CapBelowInitial { .. })
+    ));
+    assert!(matches!(
+        Decorrelated::new(ms(100), Duration::from_secs(7 * 24 * 3600)),
+        Err(ConfigError::DelayTooLong {
+            parameter: "cap",
+            ..
+        })
+    ));
+    assert!(matches!(
+        RetryBudget::new(Duration::from_secs(10), 1, f64::NAN),
+        Err(ConfigError::InvalidRetryRatio { .. })
+    ));
+    assert!(matches!(
+        RetryBudget::new(Duration::from_secs(600), 1, 0.2),
+        Err(ConfigError::InvalidBudgetWindow { .. })
+    ));
 }

@@ -34,7 +34,10 @@ impl fmt::Display for WriteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             WriteError::ExpectedVersion { expected, actual } => {
-                write!(f, "wrong expected version: {expected} (stream is at {actual})")
+                write!(
+                    f,
+                    "wrong expected version: {expected} (stream is at {actual})"
+                )
             }
             WriteError::Unavailable => f.write_str("store unavailable"),
         }
@@ -74,7 +77,11 @@ fn conflict_policy() -> Retry {
 
 /// The handler: read the version, write expecting it; on a conflict the
 /// retry re-reads and writes again.
-async fn handle(retry: &Retry, stream: &Stream, attempts: &Attempts) -> Result<i64, RetryError<WriteError>> {
+async fn handle(
+    retry: &Retry,
+    stream: &Stream,
+    attempts: &Attempts,
+) -> Result<i64, RetryError<WriteError>> {
     retry
         .run(|cycle| {
             attempts.record(cycle);
@@ -87,9 +94,14 @@ async fn handle(retry: &Retry, stream: &Stream, attempts: &Attempts) -> Result<i
 
 #[tokio::test(start_paused = true)]
 async fn a_conflict_is_retried_once_without_waiting() {
-    let stream = Stream { version: Cell::new(3), interference: Cell::new(1) };
+    let stream = Stream {
+        version: Cell::new(3),
+        interference: Cell::new(1),
+    };
     let attempts = Attempts::new();
-    let position = handle(&conflict_policy(), &stream, &attempts).await.unwrap();
+    let position = handle(&conflict_policy(), &stream, &attempts)
+        .await
+        .unwrap();
     assert_eq!(position, 5);
     assert_eq!(attempts.count(), 2);
     assert_eq!(attempts.elapsed(), Duration::ZERO);
@@ -97,12 +109,23 @@ async fn a_conflict_is_retried_once_without_waiting() {
 
 #[tokio::test(start_paused = true)]
 async fn a_second_conflict_is_returned() {
-    let stream = Stream { version: Cell::new(0), interference: Cell::new(2) };
+    let stream = Stream {
+        version: Cell::new(0),
+        interference: Cell::new(2),
+    };
     let attempts = Attempts::new();
-    let err = handle(&conflict_policy(), &stream, &attempts).await.unwrap_err();
+    let err = handle(&conflict_policy(), &stream, &attempts)
+        .await
+        .unwrap_err();
     assert_eq!(attempts.count(), 2);
     assert!(err.is_depleted());
-    assert_eq!(err.into_last(), WriteError::ExpectedVersion { expected: 1, actual: 2 });
+    assert_eq!(
+        err.into_last(),
+        WriteError::ExpectedVersion {
+            expected: 1,
+            actual: 2
+        }
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -122,12 +145,18 @@ async fn other_write_errors_are_not_retried() {
 #[derive(Debug)]
 enum HttpError {
     Connect(io::Error),
-    Status { code: u16, retry_after: Option<Duration> },
+    Status {
+        code: u16,
+        retry_after: Option<Duration>,
+    },
 }
 
 impl HttpError {
     fn status(code: u16) -> Self {
-        HttpError::Status { code, retry_after: None }
+        HttpError::Status {
+            code,
+            retry_after: None,
+        }
     }
 
     fn is_transient(&self) -> bool {
@@ -186,9 +215,13 @@ async fn call(
 #[tokio::test(start_paused = true)]
 async fn connection_errors_and_5xx_are_retried_at_100_then_200_ms() {
     let attempts = Attempts::new();
-    let body = call(&http_policy(), &attempts, vec![Err(refused()), Err(HttpError::status(503)), Ok("body")])
-        .await
-        .unwrap();
+    let body = call(
+        &http_policy(),
+        &attempts,
+        vec![Err(refused()), Err(HttpError::status(503)), Ok("body")],
+    )
+    .await
+    .unwrap();
     assert_eq!(body, "body");
     assert_eq!(attempts.waits(), [ms(100), ms(200)]);
 }
@@ -208,9 +241,13 @@ async fn a_4xx_is_returned_at_once() {
 #[tokio::test(start_paused = true)]
 async fn a_4xx_after_a_5xx_stops_the_retrying() {
     let attempts = Attempts::new();
-    let err = call(&http_policy(), &attempts, vec![Err(HttpError::status(502)), Err(HttpError::status(429))])
-        .await
-        .unwrap_err();
+    let err = call(
+        &http_policy(),
+        &attempts,
+        vec![Err(HttpError::status(502)), Err(HttpError::status(429))],
+    )
+    .await
+    .unwrap_err();
     assert_eq!(attempts.count(), 2);
     assert_eq!(attempts.waits(), [ms(100)]);
     assert_eq!(err.last().to_string(), "HTTP status 429");
@@ -219,20 +256,30 @@ async fn a_4xx_after_a_5xx_stops_the_retrying() {
 #[tokio::test(start_paused = true)]
 async fn persistent_5xx_gives_up_after_three_attempts_with_the_last_error() {
     let attempts = Attempts::new();
-    let script = vec![Err(HttpError::status(500)), Err(refused()), Err(HttpError::status(503))];
+    let script = vec![
+        Err(HttpError::status(500)),
+        Err(refused()),
+        Err(HttpError::status(503)),
+    ];
     let err = call(&http_policy(), &attempts, script).await.unwrap_err();
     assert_eq!(attempts.count(), 3);
     assert_eq!(attempts.elapsed(), ms(300));
     assert!(err.is_depleted());
     let all: Vec<_> = err.errors().map(ToString::to_string).collect();
-    assert_eq!(all, ["HTTP status 500", "could not connect", "HTTP status 503"]);
+    assert_eq!(
+        all,
+        ["HTTP status 500", "could not connect", "HTTP status 503"]
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn retry_after_on_503_and_429_is_honoured_exactly() {
     let retry = Retry::intervals_ms([100, 200])
         .classify::<HttpError>(|e| match e {
-            HttpError::Status { code: 429 | 503, retry_after: Some(after) } => Decision::RetryAfter(*after),
+            HttpError::Status {
+                code: 429 | 503,
+                retry_after: Some(after),
+            } => Decision::RetryAfter(*after),
             e if e.is_transient() => Decision::Retry,
             _ => Decision::DoNotRetry,
         })
@@ -240,7 +287,10 @@ async fn retry_after_on_503_and_429_is_honoured_exactly() {
         .unwrap();
     let attempts = Attempts::new();
     let script = vec![
-        Err(HttpError::Status { code: 503, retry_after: Some(Duration::from_secs(3)) }),
+        Err(HttpError::Status {
+            code: 503,
+            retry_after: Some(Duration::from_secs(3)),
+        }),
         Err(refused()),
         Ok("body"),
     ];
@@ -249,7 +299,10 @@ async fn retry_after_on_503_and_429_is_honoured_exactly() {
 
     // A 429 with Retry-After is retried, without it it is a plain 4xx.
     let attempts = Attempts::new();
-    let script = vec![Err(HttpError::Status { code: 429, retry_after: None })];
+    let script = vec![Err(HttpError::Status {
+        code: 429,
+        retry_after: None,
+    })];
     let err = call(&retry, &attempts, script).await.unwrap_err();
     assert_eq!(err.reason(), StopReason::NotRetryable);
 }

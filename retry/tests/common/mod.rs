@@ -76,7 +76,11 @@ impl Attempts {
 
     /// The waits between consecutive attempts.
     pub fn waits(&self) -> Vec<Duration> {
-        self.starts.borrow().windows(2).map(|w| w[1] - w[0]).collect()
+        self.starts
+            .borrow()
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .collect()
     }
 
     pub fn elapsed(&self) -> Duration {
