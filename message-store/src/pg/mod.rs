@@ -3,6 +3,7 @@
 //! transaction ([`sql`]).
 
 mod config;
+mod read_ahead;
 pub mod sql;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -10,7 +11,7 @@ use tokio_postgres::NoTls;
 
 pub use config::config_from_env;
 
-use crate::store::MessageStore;
+use crate::store::{MessageStore, MessageStream};
 use crate::{CategoryQuery, Error, ExpectedVersion, Message, MessageData, StreamName, StreamQuery};
 
 /// The default number of pooled connections a [`PgStore`] opens at most.
@@ -171,5 +172,40 @@ impl MessageStore for PgStore {
 
     async fn stream_version(&self, stream_name: &str) -> Result<Option<i64>, Error> {
         sql::stream_version(&self.client().await?, stream_name).await
+    }
+
+    /// Reads one batch ahead: the next batch's query runs on the server
+    /// while this one is decoded and handled (see `read_ahead`).
+    fn read_stream<'a>(&'a self, stream_name: &'a str, query: StreamQuery) -> MessageStream<'a> {
+        let store = self.clone();
+        let stream_name = stream_name.to_owned();
+        let batch_size = query.batch_size;
+        read_ahead::read_ahead(
+            query,
+            batch_size,
+            move |query: &StreamQuery| {
+                let (store, stream_name, query) =
+                    (store.clone(), stream_name.clone(), query.clone());
+                async move { sql::stream_rows(&store.client().await?, &stream_name, &query).await }
+            },
+            |query, last| query.clone().position(sql::row_position(last) + 1),
+        )
+    }
+
+    /// Reads one batch ahead: the next batch's query runs on the server
+    /// while this one is decoded and handled (see `read_ahead`).
+    fn read_category<'a>(&'a self, category: &'a str, query: CategoryQuery) -> MessageStream<'a> {
+        let store = self.clone();
+        let category = category.to_owned();
+        let batch_size = query.batch_size;
+        read_ahead::read_ahead(
+            query,
+            batch_size,
+            move |query: &CategoryQuery| {
+                let (store, category, query) = (store.clone(), category.clone(), query.clone());
+                async move { sql::category_rows(&store.client().await?, &category, &query).await }
+            },
+            |query, last| query.clone().position(sql::row_global_position(last) + 1),
+        )
     }
 }

@@ -164,12 +164,21 @@ pub async fn get_stream_messages<C: GenericClient>(
     stream_name: &str,
     query: &StreamQuery,
 ) -> Result<Vec<Message>, Error> {
+    messages_from_rows(&stream_rows(client, stream_name, query).await?)
+}
+
+/// One batch of a stream's messages, not yet decoded.
+pub(crate) async fn stream_rows<C: GenericClient>(
+    client: &C,
+    stream_name: &str,
+    query: &StreamQuery,
+) -> Result<Vec<Row>, Error> {
     check_batch_size(query.batch_size)?;
     let statement = client
         .prepare_cached(get_stream_messages_sql())
         .await
         .map_err(classify)?;
-    let rows = client
+    client
         .query(
             &statement,
             &[
@@ -180,8 +189,7 @@ pub async fn get_stream_messages<C: GenericClient>(
             ],
         )
         .await
-        .map_err(classify)?;
-    rows.iter().map(message_from_row).collect()
+        .map_err(classify)
 }
 
 /// One batch of a category's messages.
@@ -190,6 +198,15 @@ pub async fn get_category_messages<C: GenericClient>(
     category: &str,
     query: &CategoryQuery,
 ) -> Result<Vec<Message>, Error> {
+    messages_from_rows(&category_rows(client, category, query).await?)
+}
+
+/// One batch of a category's messages, not yet decoded.
+pub(crate) async fn category_rows<C: GenericClient>(
+    client: &C,
+    category: &str,
+    query: &CategoryQuery,
+) -> Result<Vec<Row>, Error> {
     check_batch_size(query.batch_size)?;
     let statement = client
         .prepare_cached(get_category_messages_sql())
@@ -199,7 +216,7 @@ pub async fn get_category_messages<C: GenericClient>(
         Some(group) => (Some(group.member), Some(group.size)),
         None => (None, None),
     };
-    let rows = client
+    client
         .query(
             &statement,
             &[
@@ -213,8 +230,7 @@ pub async fn get_category_messages<C: GenericClient>(
             ],
         )
         .await
-        .map_err(classify)?;
-    rows.iter().map(message_from_row).collect()
+        .map_err(classify)
 }
 
 /// The stream's last message, or its last of `type_name`.
@@ -248,6 +264,23 @@ pub async fn stream_version<C: GenericClient>(
         .await
         .map_err(classify)?;
     Ok(row.get(0))
+}
+
+/// Decodes a batch of `message_store.message` rows.
+pub(crate) fn messages_from_rows(rows: &[Row]) -> Result<Vec<Message>, Error> {
+    rows.iter().map(message_from_row).collect()
+}
+
+/// A `message_store.message` row's stream position, read without decoding
+/// the rest of the row.
+pub(crate) fn row_position(row: &Row) -> i64 {
+    row.get(3)
+}
+
+/// A `message_store.message` row's global position, read without decoding
+/// the rest of the row.
+pub(crate) fn row_global_position(row: &Row) -> i64 {
+    row.get(4)
 }
 
 /// Reads a `message_store.message` row. JSON arrives as text, as the type
