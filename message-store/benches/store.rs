@@ -13,10 +13,11 @@
 //!    decodes every row into a `Message` with parsed JSON; pgbench only
 //!    receives the text): ebb must reach 0.8x pgbench.
 //!
-//! Fairness: each case measures the two sides twice, in the order
-//! A B B A (pgbench first in the 1st and 3rd case, ebb first in the 2nd),
-//! and reports each side's mean, so that a drift in the machine's load
-//! falls on both alike. Every write run gets a fresh database cloned from
+//! Fairness: each case measures the two sides `EBB_BENCH_RUNS` times
+//! each, interleaved A B B A A B ... (pgbench first in the 1st and 3rd
+//! case, ebb first in the 2nd), and reports each side's median, so that a
+//! drift in the machine's load falls on both alike and one disturbed run
+//! does not decide a case. Every write run gets a fresh database cloned from
 //! an installed, empty template, so both sides write into a table of the
 //! same size; each run warms up in its database before it is measured
 //! (this also fills ebb's pool and pgbench's prepared statements), and a
@@ -34,7 +35,8 @@
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
-//! | `EBB_BENCH_SECONDS` | 8 | measured seconds per run (each side runs twice per case) |
+//! | `EBB_BENCH_SECONDS` | 4 | measured seconds per run |
+//! | `EBB_BENCH_RUNS` | 5 | runs per side per case (the median counts) |
 //! | `EBB_BENCH_WARMUP_SECONDS` | 2 | warm-up seconds before each run |
 //! | `EBB_BENCH_READ_SECONDS` | `EBB_BENCH_SECONDS` | measured seconds per read run |
 //! | `EBB_BENCH_READ_MESSAGES` | 1000000 | messages in the category that is read |
@@ -86,6 +88,8 @@ struct Settings {
     warmup_seconds: u64,
     /// Measured time of one read run.
     read_seconds: u64,
+    /// Runs per side per case; each side's figure is the median.
+    runs: usize,
     /// Messages loaded into the read category.
     read_messages: u64,
     /// Writers in the multi-writer cases (pgbench `-c`/`-j`, ebb tasks and
@@ -100,16 +104,20 @@ struct Settings {
 
 impl Settings {
     fn from_env() -> Result<Self, BoxError> {
-        let seconds = env_or("EBB_BENCH_SECONDS", 8)?;
+        let seconds = env_or("EBB_BENCH_SECONDS", 4)?;
         let settings = Settings {
             seconds,
             warmup_seconds: env_or("EBB_BENCH_WARMUP_SECONDS", 2)?,
             read_seconds: env_or("EBB_BENCH_READ_SECONDS", seconds)?,
+            runs: env_or("EBB_BENCH_RUNS", 5)?,
             read_messages: env_or("EBB_BENCH_READ_MESSAGES", 1_000_000)?,
             writers: env_or("EBB_BENCH_WRITERS", 8)?,
             entities: env_or("EBB_BENCH_ENTITIES", 100_000)?,
             batch_size: env_or("EBB_BENCH_BATCH_SIZE", 1000)?,
         };
+        if settings.runs == 0 {
+            return Err("EBB_BENCH_RUNS must be at least 1".into());
+        }
         if settings.seconds == 0 || settings.read_seconds == 0 {
             return Err("measurements need at least one second".into());
         }
@@ -665,19 +673,23 @@ async fn category_reads(store: &PgStore, batch: i64, duration: Duration) -> Resu
     })
 }
 
-/// Measures both sides of a case twice, in the order A B B A, so that a
-/// drift in the machine's load (another process on a shared machine, say)
-/// falls on both sides alike; each side's figure is the mean of its runs.
-/// `pgbench_first` says who is A; it alternates between cases.
-fn abba(
+/// Measures both sides of a case `runs` times each, interleaved in the
+/// order A B B A A B B A ..., so that a drift in the machine's load
+/// (another process on a shared machine, say) falls on both sides alike;
+/// each side's figure is the median of its runs, so one disturbed run
+/// does not decide the case. `pgbench_first` says who is A; it alternates
+/// between cases.
+fn interleaved(
     case: &str,
+    runs: usize,
     pgbench_first: bool,
     mut pgbench: impl FnMut() -> Result<f64, BoxError>,
     mut ebb: impl FnMut() -> Result<f64, BoxError>,
 ) -> Result<(f64, f64), BoxError> {
     let (mut ebb_runs, mut pgbench_runs) = (Vec::new(), Vec::new());
-    for pgbench_now in [pgbench_first, !pgbench_first, !pgbench_first, pgbench_first] {
-        if pgbench_now {
+    for slot in 0..2 * runs {
+        let a_now = matches!(slot % 4, 0 | 3);
+        if a_now == pgbench_first {
             let rate = pgbench()?;
             progress(format!("  {case}: pgbench {rate:.0} msg/s"));
             pgbench_runs.push(rate);
@@ -687,11 +699,17 @@ fn abba(
             ebb_runs.push(rate);
         }
     }
-    Ok((mean(&ebb_runs), mean(&pgbench_runs)))
+    Ok((median(&mut ebb_runs), median(&mut pgbench_runs)))
 }
 
-fn mean(values: &[f64]) -> f64 {
-    values.iter().sum::<f64>() / values.len() as f64
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 0 {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
+    }
 }
 
 fn main() -> Result<(), BoxError> {
@@ -719,8 +737,9 @@ fn main() -> Result<(), BoxError> {
     for (index, (writers, categories, case)) in cases.iter().enumerate() {
         let case = format!("single writes, {case}");
         progress(&case);
-        let (ebb, pgbench) = abba(
+        let (ebb, pgbench) = interleaved(
             &case,
+            settings.runs,
             index % 2 == 0,
             || bench.pgbench_writes(*writers, *categories),
             || bench.ebb_writes(*writers, *categories),
@@ -740,14 +759,14 @@ fn main() -> Result<(), BoxError> {
     let case = format!("batch writes of {}, 1 writer", settings.batch_size);
     progress(&case);
     let mut batch_runs = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..settings.runs {
         let rate = bench.ebb_batch_writes()?;
         progress(format!("  {case}: ebb {rate:.0} msg/s"));
         batch_runs.push(rate);
     }
     rows.push(Row {
         case,
-        ebb: mean(&batch_runs),
+        ebb: median(&mut batch_runs),
         baseline: single_one_writer,
         baseline_name: "ebb single",
         required: 3.0,
@@ -764,8 +783,9 @@ fn main() -> Result<(), BoxError> {
         settings.batch_size, settings.read_messages
     );
     progress(&case);
-    let (ebb, pgbench) = abba(
+    let (ebb, pgbench) = interleaved(
         &case,
+        settings.runs,
         true,
         || bench.pgbench_reads(read_database),
         || bench.ebb_reads(read_database),
@@ -790,9 +810,9 @@ fn print_report(settings: &Settings, pgbench: &str, rows: &[Row], elapsed: Durat
         std::thread::available_parallelism().map_or(0, usize::from)
     );
     println!(
-        "each side measured twice per case (A B B A), {}s per run ({}s for reads) after {}s warm-up; \
-         fresh database per write run",
-        settings.seconds, settings.read_seconds, settings.warmup_seconds
+        "each side measured {} times per case (interleaved A B B A ...; median), {}s per run ({}s for reads) \
+         after {}s warm-up; fresh database per write run",
+        settings.runs, settings.seconds, settings.read_seconds, settings.warmup_seconds
     );
     println!();
     println!(
