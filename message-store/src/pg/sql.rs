@@ -103,7 +103,15 @@ pub async fn write_message<C: GenericClient>(
         )
         .await
         .map_err(classify)?;
-    Ok(row.get(0))
+    let position: i64 = row.get(0);
+    tracing::debug!(
+        stream = %stream_name,
+        r#type = %message.type_name,
+        id = %message.id,
+        position,
+        "wrote message"
+    );
+    Ok(position)
 }
 
 /// Writes several messages to one stream in one statement (all or none);
@@ -155,7 +163,14 @@ pub async fn write_messages<C: GenericClient>(
         )
         .await
         .map_err(classify)?;
-    Ok(rows.iter().map(|row| row.get::<_, i64>(0)).max())
+    let last = rows.iter().map(|row| row.get::<_, i64>(0)).max();
+    tracing::debug!(
+        stream = %stream_name,
+        count = messages.len(),
+        last_position = last,
+        "wrote batch"
+    );
+    Ok(last)
 }
 
 /// One batch of a stream's messages.
@@ -178,7 +193,7 @@ pub(crate) async fn stream_rows<C: GenericClient>(
         .prepare_cached(get_stream_messages_sql())
         .await
         .map_err(classify)?;
-    client
+    let rows = client
         .query(
             &statement,
             &[
@@ -189,7 +204,14 @@ pub(crate) async fn stream_rows<C: GenericClient>(
             ],
         )
         .await
-        .map_err(classify)
+        .map_err(classify)?;
+    tracing::trace!(
+        stream = stream_name,
+        position = query.position,
+        count = rows.len(),
+        "read stream batch"
+    );
+    Ok(rows)
 }
 
 /// One batch of a category's messages.
@@ -216,7 +238,7 @@ pub(crate) async fn category_rows<C: GenericClient>(
         Some(group) => (Some(group.member), Some(group.size)),
         None => (None, None),
     };
-    client
+    let rows = client
         .query(
             &statement,
             &[
@@ -230,7 +252,14 @@ pub(crate) async fn category_rows<C: GenericClient>(
             ],
         )
         .await
-        .map_err(classify)
+        .map_err(classify)?;
+    tracing::trace!(
+        category,
+        position = query.position,
+        count = rows.len(),
+        "read category batch"
+    );
+    Ok(rows)
 }
 
 /// The stream's last message, or its last of `type_name`.
