@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use futures_util::stream::{self, BoxStream};
+use futures_util::stream::{self, BoxStream, Stream, StreamExt as _};
 
 use crate::{Error, ExpectedVersion, Message, MessageData, StreamName};
 
@@ -269,24 +269,28 @@ where
     F: Fn(Q) -> Fut + Send + 'a,
     Fut: Future<Output = Result<(Vec<Message>, Option<Q>, i64), Error>> + Send + 'a,
 {
-    use futures_util::StreamExt;
-
-    stream::try_unfold((Some(first), fetch), |(query, fetch)| async move {
+    let batches = stream::try_unfold((Some(first), fetch), |(query, fetch)| async move {
         let Some(query) = query else {
             return Ok(None);
         };
         let (batch, next, batch_size) = fetch(query).await?;
         let full = batch_size != -1 && batch.len() as i64 >= batch_size;
         let next = if full { next } else { None };
-        Ok(Some((
-            stream::iter(batch.into_iter().map(Ok)),
-            (next, fetch),
-        )))
-    })
-    .map(|batch: Result<_, Error>| match batch {
-        Ok(batch) => batch.left_stream(),
-        Err(err) => stream::once(async { Err(err) }).right_stream(),
-    })
-    .flatten()
-    .boxed()
+        Ok(Some((batch, (next, fetch))))
+    });
+    messages_of_batches(batches)
+}
+
+/// Flattens a stream of batches into a stream of messages; an error ends
+/// the stream after it is yielded.
+pub(crate) fn messages_of_batches<'a>(
+    batches: impl Stream<Item = Result<Vec<Message>, Error>> + Send + 'a,
+) -> MessageStream<'a> {
+    batches
+        .map(|batch| match batch {
+            Ok(batch) => stream::iter(batch.into_iter().map(Ok)).left_stream(),
+            Err(err) => stream::once(async { Err(err) }).right_stream(),
+        })
+        .flatten()
+        .boxed()
 }

@@ -14,14 +14,13 @@
 
 use std::future::Future;
 
-use futures_util::StreamExt as _;
 use futures_util::stream;
 use tokio::task::JoinHandle;
 use tokio_postgres::Row;
 
 use super::sql::messages_from_rows;
 use crate::Error;
-use crate::store::MessageStream;
+use crate::store::{MessageStream, messages_of_batches};
 
 /// Where the read stands between two polls.
 enum Next<Q> {
@@ -49,7 +48,7 @@ where
     F: Fn(&Q) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Vec<Row>, Error>> + Send + 'static,
 {
-    stream::try_unfold(
+    let batches = stream::try_unfold(
         (Next::Start(first), fetch),
         move |(next, fetch)| async move {
             let (query, rows) = match next {
@@ -70,18 +69,10 @@ where
                 _ => Next::Done,
             };
             let messages = messages_from_rows(&rows)?;
-            Ok(Some((
-                stream::iter(messages.into_iter().map(Ok)),
-                (next, fetch),
-            )))
+            Ok(Some((messages, (next, fetch))))
         },
-    )
-    .map(|batch: Result<_, Error>| match batch {
-        Ok(batch) => batch.left_stream(),
-        Err(err) => stream::once(async { Err(err) }).right_stream(),
-    })
-    .flatten()
-    .boxed()
+    );
+    messages_of_batches(batches)
 }
 
 /// The task's result; a panic in it is the caller's panic.
