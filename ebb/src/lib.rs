@@ -20,9 +20,14 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The `ebb` command-line tool installs the schema (`ebb db install`),
-//! reports its version (`ebb db version`) and runs a demonstration on a
-//! private PostgreSQL cluster (`ebb demo`).
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `cli` | on | the `ebb` command-line tool: installs the schema (`ebb db install`), reports its version (`ebb db version`) and runs a demonstration on a private PostgreSQL cluster (`ebb demo`) |
+//!
+//! A library-only dependency (`default-features = false`) leaves out the
+//! tool's argument parsing, log subscriber and cluster starter.
 
 pub use ebb_message_store as message_store;
 pub use ebb_retry as retry;
