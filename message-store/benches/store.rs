@@ -13,15 +13,17 @@
 //!    decodes every row into a `Message` with parsed JSON; pgbench only
 //!    receives the text): ebb must reach 0.8x pgbench.
 //!
-//! Fairness: each case measures the two sides `EBB_BENCH_RUNS` times
-//! each, interleaved A B B A A B ... (pgbench first in the 1st and 3rd
-//! case, ebb first in the 2nd), and reports each side's median, so that a
-//! drift in the machine's load falls on both alike and one disturbed run
+//! Fairness: each case measures its sides `EBB_BENCH_RUNS` times each,
+//! interleaved A B C C B A ... (pgbench first in the 1st and 3rd case, ebb
+//! first in the 2nd), and reports each side's median, so that a
+//! drift in the machine's load falls on all alike and one disturbed run
 //! does not decide a case. Every write run gets a fresh database cloned from
 //! an installed, empty template, so both sides write into a table of the
 //! same size; each run warms up in its database before it is measured
 //! (this also fills ebb's pool and pgbench's prepared statements), and a
-//! checkpoint precedes every measurement. Both sides write the same
+//! checkpoint precedes every measurement. The single-write cases also
+//! measure bare tokio-postgres (the driver ebb uses) doing the same writes,
+//! as a reference for ebb's own cost. All sides write the same
 //! stream names (a random id of `EBB_BENCH_ENTITIES` in the case's
 //! category), the same type, data and metadata: pgbench passes the JSON as
 //! `-D` variables, which `-M prepared` sends as parameters, so the server
@@ -81,7 +83,7 @@ const READ_STREAMS: u64 = 1000;
 /// The sizes of a run, from the environment.
 #[derive(Debug, Clone)]
 struct Settings {
-    /// Measured time of one run; each side runs twice per case.
+    /// Measured time of one run.
     seconds: u64,
     /// Warm-up per side before each measurement; pgbench's `-T` takes
     /// whole seconds, so everything is in whole seconds.
@@ -172,6 +174,9 @@ struct Row {
     baseline: f64,
     baseline_name: &'static str,
     required: f64,
+    /// The bare driver doing the same writes, for reference: it tells
+    /// ebb's own cost apart from tokio-postgres's.
+    driver: Option<f64>,
 }
 
 impl Row {
@@ -482,6 +487,33 @@ impl Bench {
         Ok(rate.per_second())
     }
 
+    /// The same writes as [`ebb_writes`](Self::ebb_writes) with bare
+    /// tokio-postgres: one connection and one prepared statement per
+    /// writer, no pool, no validation. A reference for ebb's own cost.
+    fn driver_writes(&self, writers: usize, categories: Categories) -> Result<f64, BoxError> {
+        let database = "bench_driver";
+        self.fresh_database(database)?;
+        let warmup = Duration::from_secs(self.settings.warmup_seconds);
+        let measured = Duration::from_secs(self.settings.seconds);
+        let entities = self.settings.entities;
+        let config = self.cluster.config(database);
+        let rate = self.runtime.block_on(async {
+            let mut clients = Vec::new();
+            for _ in 0..writers {
+                let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+                tokio::spawn(connection);
+                let statement = client.prepare(DRIVER_WRITE).await?;
+                clients.push((client, statement));
+            }
+            let clients = std::sync::Arc::new(clients);
+            driver_single_writes(&clients, &self.payload, categories, entities, warmup).await?;
+            self.admin.batch_execute("CHECKPOINT").await?;
+            driver_single_writes(&clients, &self.payload, categories, entities, measured).await
+        })?;
+        self.drop_database(database)?;
+        Ok(rate.per_second())
+    }
+
     fn ebb_batch_writes(&self) -> Result<f64, BoxError> {
         let database = "bench_ebb_batch";
         self.fresh_database(database)?;
@@ -617,6 +649,60 @@ async fn single_writes(
 
 /// One writer writing `batch_size` messages per `write_batch` call, each
 /// batch to a random stream, until `duration` is up.
+/// The statement ebb's `write` sends, prepared once per connection.
+const DRIVER_WRITE: &str = "SELECT message_store.write_message(\
+    $1::varchar, $2::varchar, $3::varchar, $4::jsonb, $5::jsonb, $6::bigint)";
+
+type DriverClients = std::sync::Arc<Vec<(tokio_postgres::Client, tokio_postgres::Statement)>>;
+
+/// One task per connection writing single messages until `duration` is
+/// over, with the same ids, stream names and payload as `single_writes`.
+async fn driver_single_writes(
+    clients: &DriverClients,
+    payload: &MessageData,
+    categories: Categories,
+    entities: u64,
+    duration: Duration,
+) -> Result<Rate, BoxError> {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let metadata = serde_json::to_value(&payload.metadata)?;
+    let mut tasks = JoinSet::new();
+    for writer in 0..clients.len() {
+        let clients = clients.clone();
+        let data = payload.data.clone();
+        let metadata = metadata.clone();
+        let type_name = payload.type_name.clone();
+        let category = categories.category(writer);
+        let mut ids = Entities::new(writer as u64 + 1, entities);
+        tasks.spawn(async move {
+            let (client, statement) = &clients[writer];
+            let mut written = 0u64;
+            while Instant::now() < deadline {
+                let id = Uuid::new_v4().to_string();
+                let stream = format!("{category}-{}", ids.next());
+                let expected: Option<i64> = None;
+                client
+                    .query_one(
+                        statement,
+                        &[&id, &stream, &type_name, &data, &metadata, &expected],
+                    )
+                    .await?;
+                written += 1;
+            }
+            Ok::<_, BoxError>(written)
+        });
+    }
+    let mut messages = 0;
+    while let Some(written) = tasks.join_next().await {
+        messages += written??;
+    }
+    Ok(Rate {
+        messages,
+        elapsed: started.elapsed(),
+    })
+}
+
 async fn batch_writes(
     store: &PgStore,
     payload: &MessageData,
@@ -673,33 +759,30 @@ async fn category_reads(store: &PgStore, batch: i64, duration: Duration) -> Resu
     })
 }
 
-/// Measures both sides of a case `runs` times each, interleaved in the
-/// order A B B A A B B A ..., so that a drift in the machine's load
-/// (another process on a shared machine, say) falls on both sides alike;
-/// each side's figure is the median of its runs, so one disturbed run
-/// does not decide the case. `pgbench_first` says who is A; it alternates
-/// between cases.
-fn interleaved(
-    case: &str,
-    runs: usize,
-    pgbench_first: bool,
-    mut pgbench: impl FnMut() -> Result<f64, BoxError>,
-    mut ebb: impl FnMut() -> Result<f64, BoxError>,
-) -> Result<(f64, f64), BoxError> {
-    let (mut ebb_runs, mut pgbench_runs) = (Vec::new(), Vec::new());
-    for slot in 0..2 * runs {
-        let a_now = matches!(slot % 4, 0 | 3);
-        if a_now == pgbench_first {
-            let rate = pgbench()?;
-            progress(format!("  {case}: pgbench {rate:.0} msg/s"));
-            pgbench_runs.push(rate);
+/// A side of a comparison: its name and one measured run.
+type Side<'a> = (&'static str, &'a mut dyn FnMut() -> Result<f64, BoxError>);
+
+/// Measures every side of a case `runs` times, interleaved in the order
+/// A B C, C B A, A B C ..., so that a drift in the machine's load (another
+/// process on a shared machine, say) falls on all sides alike; each side's
+/// figure is the median of its runs, so one disturbed run does not decide
+/// the case.
+fn interleaved(case: &str, runs: usize, sides: &mut [Side<'_>]) -> Result<Vec<f64>, BoxError> {
+    let mut results = vec![Vec::new(); sides.len()];
+    for round in 0..runs {
+        let order: Vec<usize> = if round % 2 == 0 {
+            (0..sides.len()).collect()
         } else {
-            let rate = ebb()?;
-            progress(format!("  {case}: ebb {rate:.0} msg/s"));
-            ebb_runs.push(rate);
+            (0..sides.len()).rev().collect()
+        };
+        for side in order {
+            let (name, measure) = &mut sides[side];
+            let rate = measure()?;
+            progress(format!("  {case}: {name} {rate:.0} msg/s"));
+            results[side].push(rate);
         }
     }
-    Ok((median(&mut ebb_runs), median(&mut pgbench_runs)))
+    Ok(results.iter_mut().map(|runs| median(runs)).collect())
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -737,13 +820,31 @@ fn main() -> Result<(), BoxError> {
     for (index, (writers, categories, case)) in cases.iter().enumerate() {
         let case = format!("single writes, {case}");
         progress(&case);
-        let (ebb, pgbench) = interleaved(
-            &case,
-            settings.runs,
-            index % 2 == 0,
-            || bench.pgbench_writes(*writers, *categories),
-            || bench.ebb_writes(*writers, *categories),
-        )?;
+        let mut pgbench = || bench.pgbench_writes(*writers, *categories);
+        let mut ebb = || bench.ebb_writes(*writers, *categories);
+        let mut driver = || bench.driver_writes(*writers, *categories);
+        let mut sides: [Side<'_>; 3] = [
+            ("pgbench", &mut pgbench),
+            ("ebb", &mut ebb),
+            ("tokio-postgres", &mut driver),
+        ];
+        // Who goes first alternates between cases.
+        if index % 2 == 1 {
+            sides.swap(0, 1);
+        }
+        let rates = interleaved(&case, settings.runs, &mut sides)?;
+        let rate_of = |name: &str| {
+            sides
+                .iter()
+                .zip(&rates)
+                .find(|((side, _), _)| *side == name)
+                .map_or(f64::NAN, |(_, rate)| *rate)
+        };
+        let (ebb, pgbench, driver) = (
+            rate_of("ebb"),
+            rate_of("pgbench"),
+            rate_of("tokio-postgres"),
+        );
         if index == 0 {
             single_one_writer = ebb;
         }
@@ -753,6 +854,7 @@ fn main() -> Result<(), BoxError> {
             baseline: pgbench,
             baseline_name: "pgbench",
             required: 0.9,
+            driver: Some(driver),
         });
     }
 
@@ -770,6 +872,7 @@ fn main() -> Result<(), BoxError> {
         baseline: single_one_writer,
         baseline_name: "ebb single",
         required: 3.0,
+        driver: None,
     });
 
     let read_database = "bench_read";
@@ -783,19 +886,21 @@ fn main() -> Result<(), BoxError> {
         settings.batch_size, settings.read_messages
     );
     progress(&case);
-    let (ebb, pgbench) = interleaved(
+    let mut pgbench = || bench.pgbench_reads(read_database);
+    let mut ebb = || bench.ebb_reads(read_database);
+    let rates = interleaved(
         &case,
         settings.runs,
-        true,
-        || bench.pgbench_reads(read_database),
-        || bench.ebb_reads(read_database),
+        &mut [("pgbench", &mut pgbench), ("ebb", &mut ebb)],
     )?;
+    let (pgbench, ebb) = (rates[0], rates[1]);
     rows.push(Row {
         case,
         ebb,
         baseline: pgbench,
         baseline_name: "pgbench",
         required: 0.8,
+        driver: None,
     });
 
     let version = pgbench_version(&bench.cluster);
@@ -810,31 +915,38 @@ fn print_report(settings: &Settings, pgbench: &str, rows: &[Row], elapsed: Durat
         std::thread::available_parallelism().map_or(0, usize::from)
     );
     println!(
-        "each side measured {} times per case (interleaved A B B A ...; median), {}s per run ({}s for reads) \
+        "each side measured {} times per case (interleaved A B C C B A ...; median), {}s per run ({}s for reads) \
          after {}s warm-up; fresh database per write run",
         settings.runs, settings.seconds, settings.read_seconds, settings.warmup_seconds
     );
     println!();
     println!(
-        "| {:<44} | {:>10} | {:>10} | {:<10} | {:>6} | {:>8} | {:<6} |",
-        "case", "ebb msg/s", "vs msg/s", "vs", "ratio", "required", "result"
+        "| {:<44} | {:>10} | {:>10} | {:<10} | {:>6} | {:>8} | {:<6} | {:>14} |",
+        "case", "ebb msg/s", "vs msg/s", "vs", "ratio", "required", "result", "tokio-postgres"
     );
     println!(
-        "|{:-<46}|{:->12}|{:->12}|{:-<12}|{:->8}|{:->10}|{:-<8}|",
-        "", "", "", "", "", "", ""
+        "|{:-<46}|{:->12}|{:->12}|{:-<12}|{:->8}|{:->10}|{:-<8}|{:->16}|",
+        "", "", "", "", "", "", "", ""
     );
     for row in rows {
         println!(
-            "| {:<44} | {:>10.0} | {:>10.0} | {:<10} | {:>5.2}x | {:>7.1}x | {:<6} |",
+            "| {:<44} | {:>10.0} | {:>10.0} | {:<10} | {:>5.2}x | {:>7.1}x | {:<6} | {:>14} |",
             row.case,
             row.ebb,
             row.baseline,
             row.baseline_name,
             row.ratio(),
             row.required,
-            if row.passed() { "PASS" } else { "FAIL" }
+            if row.passed() { "PASS" } else { "FAIL" },
+            row.driver
+                .map_or_else(|| "-".to_owned(), |rate| format!("{rate:.0}")),
         );
     }
+    println!();
+    println!(
+        "tokio-postgres: the bare driver ebb uses, one connection and one prepared statement per writer, \
+         the same writes; for reference, not a requirement"
+    );
     println!();
     let failed = rows.iter().filter(|row| !row.passed()).count();
     if failed == 0 {
