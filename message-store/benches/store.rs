@@ -332,12 +332,8 @@ impl Bench {
 
     /// A new database holding the installed, empty store.
     fn fresh_database(&self, name: &str) -> Result<(), BoxError> {
+        self.drop_database(name)?;
         self.runtime.block_on(async {
-            // Two calls: a multi-statement string is one transaction, which
-            // DROP DATABASE refuses.
-            self.admin
-                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .await?;
             self.admin
                 .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
                 .await?;
@@ -618,13 +614,13 @@ async fn single_writes(
 ) -> Result<Rate, BoxError> {
     let started = Instant::now();
     let deadline = started + duration;
-    let mut tasks = JoinSet::new();
+    let mut tasks = Vec::new();
     for writer in 0..writers {
         let store = store.clone();
         let mut message = payload.clone();
         let category = categories.category(writer);
         let mut ids = Entities::new(writer as u64 + 1, entities);
-        tasks.spawn(async move {
+        tasks.push(async move {
             let mut written = 0u64;
             while Instant::now() < deadline {
                 // A new message each time, as an application writes them;
@@ -637,6 +633,21 @@ async fn single_writes(
             Ok::<_, BoxError>(written)
         });
     }
+    count_written(started, tasks).await
+}
+
+/// One writer writing `batch_size` messages per `write_batch` call, each
+/// batch to a random stream, until `duration` is up.
+/// Runs the writers' loops as concurrent tasks and adds up what they
+/// wrote since `started`.
+async fn count_written<F>(started: Instant, writers: Vec<F>) -> Result<Rate, BoxError>
+where
+    F: std::future::Future<Output = Result<u64, BoxError>> + Send + 'static,
+{
+    let mut tasks = JoinSet::new();
+    for writer in writers {
+        tasks.spawn(writer);
+    }
     let mut messages = 0;
     while let Some(written) = tasks.join_next().await {
         messages += written??;
@@ -647,8 +658,6 @@ async fn single_writes(
     })
 }
 
-/// One writer writing `batch_size` messages per `write_batch` call, each
-/// batch to a random stream, until `duration` is up.
 /// The statement ebb's `write` sends, prepared once per connection.
 const DRIVER_WRITE: &str = "SELECT message_store.write_message(\
     $1::varchar, $2::varchar, $3::varchar, $4::jsonb, $5::jsonb, $6::bigint)";
@@ -667,7 +676,7 @@ async fn driver_single_writes(
     let started = Instant::now();
     let deadline = started + duration;
     let metadata = serde_json::to_value(&payload.metadata)?;
-    let mut tasks = JoinSet::new();
+    let mut tasks = Vec::new();
     for writer in 0..clients.len() {
         let clients = clients.clone();
         let data = payload.data.clone();
@@ -675,7 +684,7 @@ async fn driver_single_writes(
         let type_name = payload.type_name.clone();
         let category = categories.category(writer);
         let mut ids = Entities::new(writer as u64 + 1, entities);
-        tasks.spawn(async move {
+        tasks.push(async move {
             let (client, statement) = &clients[writer];
             let mut written = 0u64;
             while Instant::now() < deadline {
@@ -693,14 +702,7 @@ async fn driver_single_writes(
             Ok::<_, BoxError>(written)
         });
     }
-    let mut messages = 0;
-    while let Some(written) = tasks.join_next().await {
-        messages += written??;
-    }
-    Ok(Rate {
-        messages,
-        elapsed: started.elapsed(),
-    })
+    count_written(started, tasks).await
 }
 
 async fn batch_writes(
