@@ -13,38 +13,44 @@
 //!    decodes every row into a `Message` with parsed JSON; pgbench only
 //!    receives the text): ebb must reach 0.8x pgbench.
 //!
-//! Fairness: each case measures its sides `EBB_BENCH_RUNS` times each,
-//! interleaved A B C C B A ... (pgbench first in the 1st and 3rd case, ebb
-//! first in the 2nd), and reports each side's median, so that a
-//! drift in the machine's load falls on all alike and one disturbed run
-//! does not decide a case. Every write run gets a fresh database cloned from
-//! an installed, empty template, so both sides write into a table of the
-//! same size; each run warms up in its database before it is measured
-//! (this also fills ebb's pool and pgbench's prepared statements), and a
-//! checkpoint precedes every measurement. The single-write cases also
-//! measure bare tokio-postgres (the driver ebb uses) doing the same writes,
-//! as a reference for ebb's own cost. All sides write the same
-//! stream names (a random id of `EBB_BENCH_ENTITIES` in the case's
-//! category), the same type, data and metadata: pgbench passes the JSON as
-//! `-D` variables, which `-M prepared` sends as parameters, so the server
-//! parses the JSON of every message on both sides. The read case reads the
-//! same database on both sides; pgbench starts at random positions, ebb
-//! reads the category from the start, as a consumer does, with
-//! `read_category` (which reads one batch ahead), starting over at the
-//! end. pgbench reports tps without connection time.
+//! Fairness. The machines this runs on are shared, and their speed swings
+//! by a factor of two within seconds, so each case is measured in many
+//! short slices (`EBB_BENCH_SECONDS` each, `EBB_BENCH_RUNS` per side),
+//! interleaved A B C C B A ... (pgbench first in the 1st and 3rd case,
+//! ebb first in the 2nd), and each side's figure is the median of its
+//! slices: a swing falls on all sides alike, and no single slice decides.
+//! Every side of a case writes into its own database, cloned from an
+//! installed, empty template when the case starts; the sides' tables grow
+//! at the same pace. Each side warms up once (this fills ebb's pool and
+//! prepares the statements), then a checkpoint precedes the slices.
+//! Each pgbench slice is a new pgbench process with a new connection;
+//! pgbench's figure excludes the connection time. One writer runs on a
+//! current-thread runtime, as pgbench runs one client on one thread
+//! (`-j 1`); several run on tokio's multi-thread runtime. The single-write
+//! cases also measure bare tokio-postgres (the driver ebb uses) doing the
+//! same writes on the same runtime, as a reference for ebb's own cost.
+//! All sides write the same stream names (a random id of
+//! `EBB_BENCH_ENTITIES` in the case's category), the same type, data and
+//! metadata: pgbench passes the JSON as `-D` variables, which `-M prepared`
+//! sends as parameters, so the server parses the JSON of every message on
+//! both sides. The read case reads the same database on both sides;
+//! pgbench starts at random positions, ebb reads the category from the
+//! start, as a consumer does, with `read_category` (which reads one batch
+//! ahead), starting over at the end.
 //!
 //! Sizes come from the environment (all optional):
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
-//! | `EBB_BENCH_SECONDS` | 4 | measured seconds per run |
-//! | `EBB_BENCH_RUNS` | 5 | runs per side per case (the median counts) |
-//! | `EBB_BENCH_WARMUP_SECONDS` | 2 | warm-up seconds before each run |
-//! | `EBB_BENCH_READ_SECONDS` | `EBB_BENCH_SECONDS` | measured seconds per read run |
+//! | `EBB_BENCH_SECONDS` | 2 | measured seconds per slice |
+//! | `EBB_BENCH_RUNS` | 11 | slices per side per case (the median counts) |
+//! | `EBB_BENCH_WARMUP_SECONDS` | 2 | warm-up seconds per side per case |
+//! | `EBB_BENCH_READ_SECONDS` | `EBB_BENCH_SECONDS` | measured seconds per read slice |
 //! | `EBB_BENCH_READ_MESSAGES` | 1000000 | messages in the category that is read |
 //! | `EBB_BENCH_WRITERS` | 8 | concurrent writers in the multi-writer cases |
 //! | `EBB_BENCH_ENTITIES` | 100000 | stream ids drawn at random per category |
 //! | `EBB_BENCH_BATCH_SIZE` | 1000 | messages per `write_batch` and per read |
+//! | `EBB_BENCH_CASES` | all | a comma-separated subset of `writes-1`, `writes-n`, `writes-n-each`, `batch`, `reads` |
 //!
 //! Not a timed test: it prints a table (stdout) and progress (stderr) and
 //! exits 0 even when a requirement is missed.
@@ -83,14 +89,14 @@ const READ_STREAMS: u64 = 1000;
 /// The sizes of a run, from the environment.
 #[derive(Debug, Clone)]
 struct Settings {
-    /// Measured time of one run.
+    /// Measured time of one slice.
     seconds: u64,
-    /// Warm-up per side before each measurement; pgbench's `-T` takes
+    /// Warm-up per side at the start of each case; pgbench's `-T` takes
     /// whole seconds, so everything is in whole seconds.
     warmup_seconds: u64,
     /// Measured time of one read run.
     read_seconds: u64,
-    /// Runs per side per case; each side's figure is the median.
+    /// Slices per side per case; each side's figure is the median.
     runs: usize,
     /// Messages loaded into the read category.
     read_messages: u64,
@@ -102,20 +108,79 @@ struct Settings {
     entities: u64,
     /// Messages per `write_batch` call and per category read.
     batch_size: usize,
+    /// The cases to run, by name (`EBB_BENCH_CASES`).
+    cases: Vec<Case>,
+}
+
+/// The cases of a run, as `EBB_BENCH_CASES` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Case {
+    /// Single writes, 1 writer, 1 category.
+    WritesOne,
+    /// Single writes, N writers, 1 category.
+    WritesShared,
+    /// Single writes, N writers, 1 category each.
+    WritesEach,
+    /// Batch writes against ebb's own single writes.
+    Batch,
+    /// Category reads.
+    Reads,
+}
+
+impl Case {
+    const ALL: [(&'static str, Case); 5] = [
+        ("writes-1", Case::WritesOne),
+        ("writes-n", Case::WritesShared),
+        ("writes-n-each", Case::WritesEach),
+        ("batch", Case::Batch),
+        ("reads", Case::Reads),
+    ];
+
+    fn parse_list(list: &str) -> Result<Vec<Case>, BoxError> {
+        let mut cases = Vec::new();
+        for name in list
+            .split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+        {
+            let case = Case::ALL
+                .iter()
+                .find(|(known, _)| *known == name)
+                .map(|(_, case)| *case)
+                .ok_or_else(|| {
+                    let known: Vec<_> = Case::ALL.iter().map(|(known, _)| *known).collect();
+                    format!(
+                        "EBB_BENCH_CASES: unknown case {name:?}; the cases are {}",
+                        known.join(", ")
+                    )
+                })?;
+            if !cases.contains(&case) {
+                cases.push(case);
+            }
+        }
+        if cases.is_empty() {
+            return Err("EBB_BENCH_CASES names no case".into());
+        }
+        Ok(cases)
+    }
 }
 
 impl Settings {
     fn from_env() -> Result<Self, BoxError> {
-        let seconds = env_or("EBB_BENCH_SECONDS", 4)?;
+        let seconds = env_or("EBB_BENCH_SECONDS", 2)?;
         let settings = Settings {
             seconds,
             warmup_seconds: env_or("EBB_BENCH_WARMUP_SECONDS", 2)?,
             read_seconds: env_or("EBB_BENCH_READ_SECONDS", seconds)?,
-            runs: env_or("EBB_BENCH_RUNS", 5)?,
+            runs: env_or("EBB_BENCH_RUNS", 11)?,
             read_messages: env_or("EBB_BENCH_READ_MESSAGES", 1_000_000)?,
             writers: env_or("EBB_BENCH_WRITERS", 8)?,
             entities: env_or("EBB_BENCH_ENTITIES", 100_000)?,
             batch_size: env_or("EBB_BENCH_BATCH_SIZE", 1000)?,
+            cases: match std::env::var("EBB_BENCH_CASES") {
+                Ok(list) => Case::parse_list(&list)?,
+                Err(_) => Case::ALL.iter().map(|(_, case)| *case).collect(),
+            },
         };
         if settings.runs == 0 {
             return Err("EBB_BENCH_RUNS must be at least 1".into());
@@ -226,6 +291,12 @@ impl Entities {
             state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
             count,
         }
+    }
+
+    /// One generator per writer of a slice: distinct for every slice and
+    /// every writer, so that slices do not repeat each other's streams.
+    fn seeds(slice: u64, count: u64) -> impl Iterator<Item = Entities> {
+        (0u64..).map(move |writer| Entities::new((slice << 16) + writer + 1, count))
     }
 
     fn next(&mut self) -> u64 {
@@ -424,15 +495,12 @@ impl Bench {
         ])
     }
 
-    /// Warm-up and measurement of pgbench's single writes in a fresh
-    /// database.
-    fn pgbench_writes(&self, writers: usize, categories: Categories) -> Result<f64, BoxError> {
-        let database = "bench_pgbench";
-        self.fresh_database(database)?;
-        // The data and metadata are pgbench variables, which `-M prepared`
-        // sends as parameters, so the server parses the JSON of every
-        // message, as it does for ebb's.
-        let script = self.write_script(
+    /// The pgbench script of a single-write case: the same stream names,
+    /// type and payload as ebb's writes. The data and metadata are pgbench
+    /// variables, which `-M prepared` sends as parameters, so the server
+    /// parses the JSON of every message, as it does for ebb's.
+    fn write_script_for(&self, categories: Categories) -> Result<PathBuf, BoxError> {
+        self.write_script(
             "write.sql",
             &format!(
                 "\\set entity random(1, {entities})\n\
@@ -441,89 +509,7 @@ impl Bench {
                 entities = self.settings.entities,
                 stream = categories.sql_stream_name(),
             ),
-        )?;
-        let defines = self.pgbench_defines()?;
-        self.pgbench(
-            database,
-            &script,
-            writers,
-            self.settings.warmup_seconds,
-            &defines,
-        )?;
-        self.checkpoint()?;
-        let tps = self.pgbench(database, &script, writers, self.settings.seconds, &defines)?;
-        self.drop_database(database)?;
-        Ok(tps)
-    }
-
-    /// Warm-up and measurement of ebb's single writes in a fresh database:
-    /// `writers` tasks sharing a pool of as many connections.
-    fn ebb_writes(&self, writers: usize, categories: Categories) -> Result<f64, BoxError> {
-        let database = "bench_ebb";
-        self.fresh_database(database)?;
-        let store = self.store(database, writers)?;
-        let warmup = Duration::from_secs(self.settings.warmup_seconds);
-        let measured = Duration::from_secs(self.settings.seconds);
-        let entities = self.settings.entities;
-        let rate = self.runtime.block_on(async {
-            single_writes(&store, &self.payload, writers, categories, entities, warmup).await?;
-            self.admin.batch_execute("CHECKPOINT").await?;
-            single_writes(
-                &store,
-                &self.payload,
-                writers,
-                categories,
-                entities,
-                measured,
-            )
-            .await
-        })?;
-        drop(store);
-        self.drop_database(database)?;
-        Ok(rate.per_second())
-    }
-
-    /// The same writes as [`ebb_writes`](Self::ebb_writes) with bare
-    /// tokio-postgres: one connection and one prepared statement per
-    /// writer, no pool, no validation. A reference for ebb's own cost.
-    fn driver_writes(&self, writers: usize, categories: Categories) -> Result<f64, BoxError> {
-        let database = "bench_driver";
-        self.fresh_database(database)?;
-        let warmup = Duration::from_secs(self.settings.warmup_seconds);
-        let measured = Duration::from_secs(self.settings.seconds);
-        let entities = self.settings.entities;
-        let config = self.cluster.config(database);
-        let rate = self.runtime.block_on(async {
-            let mut clients = Vec::new();
-            for _ in 0..writers {
-                let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
-                tokio::spawn(connection);
-                let statement = client.prepare(DRIVER_WRITE).await?;
-                clients.push((client, statement));
-            }
-            let clients = std::sync::Arc::new(clients);
-            driver_single_writes(&clients, &self.payload, categories, entities, warmup).await?;
-            self.admin.batch_execute("CHECKPOINT").await?;
-            driver_single_writes(&clients, &self.payload, categories, entities, measured).await
-        })?;
-        self.drop_database(database)?;
-        Ok(rate.per_second())
-    }
-
-    fn ebb_batch_writes(&self) -> Result<f64, BoxError> {
-        let database = "bench_ebb_batch";
-        self.fresh_database(database)?;
-        let store = self.store(database, 1)?;
-        let warmup = Duration::from_secs(self.settings.warmup_seconds);
-        let measured = Duration::from_secs(self.settings.seconds);
-        let rate = self.runtime.block_on(async {
-            batch_writes(&store, &self.payload, &self.settings, warmup).await?;
-            self.admin.batch_execute("CHECKPOINT").await?;
-            batch_writes(&store, &self.payload, &self.settings, measured).await
-        })?;
-        drop(store);
-        self.drop_database(database)?;
-        Ok(rate.per_second())
+        )
     }
 
     /// Fills the read database: `read_messages` messages with the same
@@ -575,31 +561,230 @@ impl Bench {
         self.checkpoint()
     }
 
-    fn pgbench_reads(&self, database: &str) -> Result<f64, BoxError> {
+    /// The pgbench script of the read case: a batch from a random
+    /// position.
+    fn read_script(&self) -> Result<PathBuf, BoxError> {
         let batch = self.settings.batch_size;
         let last_start = self.settings.read_messages - batch as u64 + 1;
-        let script = self.write_script(
+        self.write_script(
             "read.sql",
             &format!(
                 "\\set pos random(1, {last_start})\n\
                  SELECT * FROM message_store.get_category_messages('{READ_CATEGORY}', :pos, {batch});\n"
             ),
-        )?;
-        self.pgbench(database, &script, 1, self.settings.warmup_seconds, &[])?;
-        let tps = self.pgbench(database, &script, 1, self.settings.read_seconds, &[])?;
-        Ok(tps * batch as f64)
+        )
     }
 
-    fn ebb_reads(&self, database: &str) -> Result<f64, BoxError> {
-        let store = self.store(database, 1)?;
+    fn pgbench_reads(&self, database: &str, script: &Path, seconds: u64) -> Result<f64, BoxError> {
+        let tps = self.pgbench(database, script, 1, seconds, &[])?;
+        Ok(tps * self.settings.batch_size as f64)
+    }
+
+    fn ebb_reads(&self, store: &PgStore, duration: Duration) -> Result<f64, BoxError> {
         let batch = self.settings.batch_size as i64;
-        let warmup = Duration::from_secs(self.settings.warmup_seconds);
-        let measured = Duration::from_secs(self.settings.read_seconds);
-        let rate = self.runtime.block_on(async {
-            category_reads(&store, batch, warmup).await?;
-            category_reads(&store, batch, measured).await
-        })?;
+        let rate = self
+            .runtime
+            .block_on(category_reads(store, batch, duration))?;
         Ok(rate.per_second())
+    }
+}
+
+/// The runtime the writers of a case run on: one thread for one writer,
+/// as pgbench runs one client on one thread (`-j 1`), and tokio's
+/// multi-thread runtime (one worker per core) for several. A component
+/// that writes from one task is best served by a current-thread runtime
+/// too (see `PgStore`'s documentation).
+fn writers_runtime(writers: usize) -> Result<Runtime, BoxError> {
+    let mut builder = if writers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    Ok(builder.enable_all().build()?)
+}
+
+/// The three sides of a single-write case, each with its own fresh
+/// database, warmed up and checkpointed once; then measured in slices of
+/// `EBB_BENCH_SECONDS`, interleaved, so that the machine's load falls on
+/// all sides alike. Each side's database grows at the same pace.
+struct WriteCase<'b> {
+    bench: &'b Bench,
+    writers: usize,
+    categories: Categories,
+    runtime: Runtime,
+    store: PgStore,
+    driver: DriverClients,
+    script: PathBuf,
+    defines: Vec<(&'static str, String)>,
+    /// Slices measured so far, which seeds each slice's stream ids.
+    slices: std::cell::Cell<u64>,
+}
+
+impl<'b> WriteCase<'b> {
+    const PGBENCH: &'static str = "bench_pgbench";
+    const EBB: &'static str = "bench_ebb";
+    const DRIVER: &'static str = "bench_driver";
+
+    fn prepare(bench: &'b Bench, writers: usize, categories: Categories) -> Result<Self, BoxError> {
+        for database in [Self::PGBENCH, Self::EBB, Self::DRIVER] {
+            bench.fresh_database(database)?;
+        }
+        let runtime = writers_runtime(writers)?;
+        let store = bench.store(Self::EBB, writers)?;
+        let config = bench.cluster.config(Self::DRIVER);
+        let driver = runtime.block_on(async {
+            let mut clients = Vec::new();
+            for _ in 0..writers {
+                let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+                tokio::spawn(connection);
+                let statement = client.prepare(DRIVER_WRITE).await?;
+                clients.push((client, statement));
+            }
+            Ok::<_, BoxError>(std::sync::Arc::new(clients))
+        })?;
+        let case = Self {
+            bench,
+            writers,
+            categories,
+            runtime,
+            store,
+            driver,
+            script: bench.write_script_for(categories)?,
+            defines: bench.pgbench_defines()?,
+            slices: std::cell::Cell::new(0),
+        };
+        // The warm-up fills the pool, prepares the statements (pgbench's
+        // are prepared again by every slice's new connection) and brings
+        // the server's caches to the same state for all three.
+        let warmup = bench.settings.warmup_seconds;
+        case.pgbench(warmup)?;
+        case.ebb(Duration::from_secs(warmup))?;
+        case.driver(Duration::from_secs(warmup))?;
+        bench.checkpoint()?;
+        Ok(case)
+    }
+
+    fn next_seed(&self) -> u64 {
+        let slice = self.slices.get() + 1;
+        self.slices.set(slice);
+        slice
+    }
+
+    fn pgbench(&self, seconds: u64) -> Result<f64, BoxError> {
+        self.bench.pgbench(
+            Self::PGBENCH,
+            &self.script,
+            self.writers,
+            seconds,
+            &self.defines,
+        )
+    }
+
+    fn ebb(&self, duration: Duration) -> Result<f64, BoxError> {
+        let seed = self.next_seed();
+        let rate = self.runtime.block_on(single_writes(
+            &self.store,
+            &self.bench.payload,
+            self.writers,
+            self.categories,
+            Entities::seeds(seed, self.bench.settings.entities),
+            duration,
+        ))?;
+        Ok(rate.per_second())
+    }
+
+    fn driver(&self, duration: Duration) -> Result<f64, BoxError> {
+        let seed = self.next_seed();
+        let rate = self.runtime.block_on(driver_single_writes(
+            &self.driver,
+            &self.bench.payload,
+            self.categories,
+            Entities::seeds(seed, self.bench.settings.entities),
+            duration,
+        ))?;
+        Ok(rate.per_second())
+    }
+
+    fn finish(self) -> Result<(), BoxError> {
+        let bench = self.bench;
+        drop(self.store);
+        drop(self.driver);
+        drop(self.runtime);
+        for database in [Self::PGBENCH, Self::EBB, Self::DRIVER] {
+            bench.drop_database(database)?;
+        }
+        Ok(())
+    }
+}
+
+/// ebb's batch writes against its own single writes (one writer each),
+/// prepared and measured like a [`WriteCase`].
+struct BatchCase<'b> {
+    bench: &'b Bench,
+    runtime: Runtime,
+    single: PgStore,
+    batch: PgStore,
+    slices: std::cell::Cell<u64>,
+}
+
+impl<'b> BatchCase<'b> {
+    const SINGLE: &'static str = "bench_ebb_single";
+    const BATCH: &'static str = "bench_ebb_batch";
+
+    fn prepare(bench: &'b Bench) -> Result<Self, BoxError> {
+        for database in [Self::SINGLE, Self::BATCH] {
+            bench.fresh_database(database)?;
+        }
+        let case = Self {
+            bench,
+            runtime: writers_runtime(1)?,
+            single: bench.store(Self::SINGLE, 1)?,
+            batch: bench.store(Self::BATCH, 1)?,
+            slices: std::cell::Cell::new(0),
+        };
+        let warmup = Duration::from_secs(bench.settings.warmup_seconds);
+        case.single(warmup)?;
+        case.batch(warmup)?;
+        bench.checkpoint()?;
+        Ok(case)
+    }
+
+    fn single(&self, duration: Duration) -> Result<f64, BoxError> {
+        let slice = self.slices.get() + 1;
+        self.slices.set(slice);
+        let rate = self.runtime.block_on(single_writes(
+            &self.single,
+            &self.bench.payload,
+            1,
+            Categories::Shared,
+            Entities::seeds(slice, self.bench.settings.entities),
+            duration,
+        ))?;
+        Ok(rate.per_second())
+    }
+
+    fn batch(&self, duration: Duration) -> Result<f64, BoxError> {
+        let slice = self.slices.get() + 1;
+        self.slices.set(slice);
+        let rate = self.runtime.block_on(batch_writes(
+            &self.batch,
+            &self.bench.payload,
+            &self.bench.settings,
+            Entities::new(slice, self.bench.settings.entities),
+            duration,
+        ))?;
+        Ok(rate.per_second())
+    }
+
+    fn finish(self) -> Result<(), BoxError> {
+        let bench = self.bench;
+        drop(self.single);
+        drop(self.batch);
+        drop(self.runtime);
+        for database in [Self::SINGLE, Self::BATCH] {
+            bench.drop_database(database)?;
+        }
+        Ok(())
     }
 }
 
@@ -609,7 +794,7 @@ async fn single_writes(
     payload: &MessageData,
     writers: usize,
     categories: Categories,
-    entities: u64,
+    mut seeds: impl Iterator<Item = Entities>,
     duration: Duration,
 ) -> Result<Rate, BoxError> {
     let started = Instant::now();
@@ -619,7 +804,7 @@ async fn single_writes(
         let store = store.clone();
         let mut message = payload.clone();
         let category = categories.category(writer);
-        let mut ids = Entities::new(writer as u64 + 1, entities);
+        let mut ids = seeds.next().expect("a stream-id generator per writer");
         tasks.push(async move {
             let mut written = 0u64;
             while Instant::now() < deadline {
@@ -670,7 +855,7 @@ async fn driver_single_writes(
     clients: &DriverClients,
     payload: &MessageData,
     categories: Categories,
-    entities: u64,
+    mut seeds: impl Iterator<Item = Entities>,
     duration: Duration,
 ) -> Result<Rate, BoxError> {
     let started = Instant::now();
@@ -683,7 +868,7 @@ async fn driver_single_writes(
         let metadata = metadata.clone();
         let type_name = payload.type_name.clone();
         let category = categories.category(writer);
-        let mut ids = Entities::new(writer as u64 + 1, entities);
+        let mut ids = seeds.next().expect("a stream-id generator per writer");
         tasks.push(async move {
             let (client, statement) = &clients[writer];
             let mut written = 0u64;
@@ -709,10 +894,10 @@ async fn batch_writes(
     store: &PgStore,
     payload: &MessageData,
     settings: &Settings,
+    mut ids: Entities,
     duration: Duration,
 ) -> Result<Rate, BoxError> {
     let mut batch = vec![payload.clone(); settings.batch_size];
-    let mut ids = Entities::new(99, settings.entities);
     let started = Instant::now();
     let deadline = started + duration;
     let mut messages = 0;
@@ -806,104 +991,126 @@ fn main() -> Result<(), BoxError> {
     let mut rows = Vec::new();
 
     let cases = [
-        (1, Categories::Shared, "1 writer, 1 category".to_owned()),
         (
+            Case::WritesOne,
+            1,
+            Categories::Shared,
+            "1 writer, 1 category".to_owned(),
+        ),
+        (
+            Case::WritesShared,
             writers,
             Categories::Shared,
             format!("{writers} writers, 1 category"),
         ),
         (
+            Case::WritesEach,
             writers,
             Categories::PerWriter,
             format!("{writers} writers, 1 category each"),
         ),
     ];
-    let mut single_one_writer = f64::NAN;
-    for (index, (writers, categories, case)) in cases.iter().enumerate() {
+    let selected = |case: Case| settings.cases.contains(&case);
+    for (index, (_, writers, categories, case)) in cases
+        .iter()
+        .enumerate()
+        .filter(|(_, (case, ..))| selected(*case))
+    {
         let case = format!("single writes, {case}");
-        progress(&case);
-        let mut pgbench = || bench.pgbench_writes(*writers, *categories);
-        let mut ebb = || bench.ebb_writes(*writers, *categories);
-        let mut driver = || bench.driver_writes(*writers, *categories);
-        let mut sides: [Side<'_>; 3] = [
+        progress(format!("{case}: warming up"));
+        let sides = WriteCase::prepare(&bench, *writers, *categories)?;
+        let slice = Duration::from_secs(settings.seconds);
+        let mut pgbench = || sides.pgbench(settings.seconds);
+        let mut ebb = || sides.ebb(slice);
+        let mut driver = || sides.driver(slice);
+        let mut sides_of_case: [Side<'_>; 3] = [
             ("pgbench", &mut pgbench),
             ("ebb", &mut ebb),
             ("tokio-postgres", &mut driver),
         ];
         // Who goes first alternates between cases.
         if index % 2 == 1 {
-            sides.swap(0, 1);
+            sides_of_case.swap(0, 1);
         }
-        let rates = interleaved(&case, settings.runs, &mut sides)?;
+        let rates = interleaved(&case, settings.runs, &mut sides_of_case)?;
         let rate_of = |name: &str| {
-            sides
+            sides_of_case
                 .iter()
                 .zip(&rates)
                 .find(|((side, _), _)| *side == name)
                 .map_or(f64::NAN, |(_, rate)| *rate)
         };
-        let (ebb, pgbench, driver) = (
-            rate_of("ebb"),
-            rate_of("pgbench"),
-            rate_of("tokio-postgres"),
-        );
-        if index == 0 {
-            single_one_writer = ebb;
-        }
-        rows.push(Row {
+        let row = Row {
             case,
-            ebb,
-            baseline: pgbench,
+            ebb: rate_of("ebb"),
+            baseline: rate_of("pgbench"),
             baseline_name: "pgbench",
             required: 0.9,
-            driver: Some(driver),
+            driver: Some(rate_of("tokio-postgres")),
+        };
+        drop(sides_of_case);
+        sides.finish()?;
+        rows.push(row);
+    }
+
+    if selected(Case::Batch) {
+        let case = format!("batch writes of {}, 1 writer", settings.batch_size);
+        progress(format!("{case}: warming up"));
+        // Compared with ebb's own single writes, measured interleaved with
+        // the batches like any other baseline.
+        let sides = BatchCase::prepare(&bench)?;
+        let slice = Duration::from_secs(settings.seconds);
+        let mut single = || sides.single(slice);
+        let mut batch = || sides.batch(slice);
+        let rates = interleaved(
+            &case,
+            settings.runs,
+            &mut [("ebb single", &mut single), ("ebb batch", &mut batch)],
+        )?;
+        sides.finish()?;
+        rows.push(Row {
+            case,
+            ebb: rates[1],
+            baseline: rates[0],
+            baseline_name: "ebb single",
+            required: 3.0,
+            driver: None,
         });
     }
 
-    let case = format!("batch writes of {}, 1 writer", settings.batch_size);
-    progress(&case);
-    let mut batch_runs = Vec::new();
-    for _ in 0..settings.runs {
-        let rate = bench.ebb_batch_writes()?;
-        progress(format!("  {case}: ebb {rate:.0} msg/s"));
-        batch_runs.push(rate);
+    if selected(Case::Reads) {
+        let read_database = "bench_read";
+        progress(format!(
+            "loading {} messages into category {READ_CATEGORY} (not measured)",
+            settings.read_messages
+        ));
+        bench.load_read_database(read_database)?;
+        let case = format!(
+            "category reads, batches of {} of {}",
+            settings.batch_size, settings.read_messages
+        );
+        progress(format!("{case}: warming up"));
+        let script = bench.read_script()?;
+        let store = bench.store(read_database, 1)?;
+        bench.pgbench_reads(read_database, &script, settings.warmup_seconds)?;
+        bench.ebb_reads(&store, Duration::from_secs(settings.warmup_seconds))?;
+        let slice = Duration::from_secs(settings.read_seconds);
+        let mut pgbench = || bench.pgbench_reads(read_database, &script, settings.read_seconds);
+        let mut ebb = || bench.ebb_reads(&store, slice);
+        let rates = interleaved(
+            &case,
+            settings.runs,
+            &mut [("pgbench", &mut pgbench), ("ebb", &mut ebb)],
+        )?;
+        rows.push(Row {
+            case,
+            ebb: rates[1],
+            baseline: rates[0],
+            baseline_name: "pgbench",
+            required: 0.8,
+            driver: None,
+        });
     }
-    rows.push(Row {
-        case,
-        ebb: median(&mut batch_runs),
-        baseline: single_one_writer,
-        baseline_name: "ebb single",
-        required: 3.0,
-        driver: None,
-    });
-
-    let read_database = "bench_read";
-    progress(format!(
-        "loading {} messages into category {READ_CATEGORY} (not measured)",
-        settings.read_messages
-    ));
-    bench.load_read_database(read_database)?;
-    let case = format!(
-        "category reads, batches of {} of {}",
-        settings.batch_size, settings.read_messages
-    );
-    progress(&case);
-    let mut pgbench = || bench.pgbench_reads(read_database);
-    let mut ebb = || bench.ebb_reads(read_database);
-    let rates = interleaved(
-        &case,
-        settings.runs,
-        &mut [("pgbench", &mut pgbench), ("ebb", &mut ebb)],
-    )?;
-    let (pgbench, ebb) = (rates[0], rates[1]);
-    rows.push(Row {
-        case,
-        ebb,
-        baseline: pgbench,
-        baseline_name: "pgbench",
-        required: 0.8,
-        driver: None,
-    });
 
     let version = pgbench_version(&bench.cluster);
     print_report(&settings, &version, &rows, run_started.elapsed());
@@ -917,8 +1124,8 @@ fn print_report(settings: &Settings, pgbench: &str, rows: &[Row], elapsed: Durat
         std::thread::available_parallelism().map_or(0, usize::from)
     );
     println!(
-        "each side measured {} times per case (interleaved A B C C B A ...; median), {}s per run ({}s for reads) \
-         after {}s warm-up; fresh database per write run",
+        "each side measured in {} slices per case (interleaved A B C C B A ...; median), {}s per slice ({}s for reads) \
+         after {}s warm-up per side; a fresh database per side and write case; one writer on a current-thread runtime",
         settings.runs, settings.seconds, settings.read_seconds, settings.warmup_seconds
     );
     println!();
