@@ -50,6 +50,7 @@
 //! | `EBB_BENCH_WRITERS` | 8 | concurrent writers in the multi-writer cases |
 //! | `EBB_BENCH_ENTITIES` | 100000 | stream ids drawn at random per category |
 //! | `EBB_BENCH_BATCH_SIZE` | 1000 | messages per `write_batch` and per read |
+//! | `EBB_BENCH_ONE_WRITER_RUNTIME` | `current-thread` | or `multi-thread`: the runtime of the one-writer cases |
 //! | `EBB_BENCH_CASES` | all | a comma-separated subset of `writes-1`, `writes-n`, `writes-n-each`, `batch`, `reads` |
 //!
 //! Not a timed test: it prints a table (stdout) and progress (stderr) and
@@ -110,6 +111,9 @@ struct Settings {
     batch_size: usize,
     /// The cases to run, by name (`EBB_BENCH_CASES`).
     cases: Vec<Case>,
+    /// The runtime of the one-writer cases: a current-thread runtime
+    /// unless `EBB_BENCH_ONE_WRITER_RUNTIME=multi-thread`.
+    one_writer_multi_thread: bool,
 }
 
 /// The cases of a run, as `EBB_BENCH_CASES` names them.
@@ -180,6 +184,20 @@ impl Settings {
             cases: match std::env::var("EBB_BENCH_CASES") {
                 Ok(list) => Case::parse_list(&list)?,
                 Err(_) => Case::ALL.iter().map(|(_, case)| *case).collect(),
+            },
+            one_writer_multi_thread: match std::env::var("EBB_BENCH_ONE_WRITER_RUNTIME") {
+                Err(_) => false,
+                Ok(flavor) => match flavor.trim() {
+                    "" | "current-thread" => false,
+                    "multi-thread" => true,
+                    other => {
+                        return Err(format!(
+                            "EBB_BENCH_ONE_WRITER_RUNTIME={other:?}: \
+                             expected current-thread or multi-thread"
+                        )
+                        .into());
+                    }
+                },
             },
         };
         if settings.runs == 0 {
@@ -594,8 +612,8 @@ impl Bench {
 /// multi-thread runtime (one worker per core) for several. A component
 /// that writes from one task is best served by a current-thread runtime
 /// too (see `PgStore`'s documentation).
-fn writers_runtime(writers: usize) -> Result<Runtime, BoxError> {
-    let mut builder = if writers == 1 {
+fn writers_runtime(settings: &Settings, writers: usize) -> Result<Runtime, BoxError> {
+    let mut builder = if writers == 1 && !settings.one_writer_multi_thread {
         tokio::runtime::Builder::new_current_thread()
     } else {
         tokio::runtime::Builder::new_multi_thread()
@@ -629,7 +647,7 @@ impl<'b> WriteCase<'b> {
         for database in [Self::PGBENCH, Self::EBB, Self::DRIVER] {
             bench.fresh_database(database)?;
         }
-        let runtime = writers_runtime(writers)?;
+        let runtime = writers_runtime(&bench.settings, writers)?;
         let store = bench.store(Self::EBB, writers)?;
         let config = bench.cluster.config(Self::DRIVER);
         let driver = runtime.block_on(async {
@@ -737,7 +755,7 @@ impl<'b> BatchCase<'b> {
         }
         let case = Self {
             bench,
-            runtime: writers_runtime(1)?,
+            runtime: writers_runtime(&bench.settings, 1)?,
             single: bench.store(Self::SINGLE, 1)?,
             batch: bench.store(Self::BATCH, 1)?,
             slices: std::cell::Cell::new(0),
@@ -1125,8 +1143,16 @@ fn print_report(settings: &Settings, pgbench: &str, rows: &[Row], elapsed: Durat
     );
     println!(
         "each side measured in {} slices per case (interleaved A B C C B A ...; median), {}s per slice ({}s for reads) \
-         after {}s warm-up per side; a fresh database per side and write case; one writer on a current-thread runtime",
-        settings.runs, settings.seconds, settings.read_seconds, settings.warmup_seconds
+         after {}s warm-up per side; a fresh database per side and write case; one writer on a {} runtime",
+        settings.runs,
+        settings.seconds,
+        settings.read_seconds,
+        settings.warmup_seconds,
+        if settings.one_writer_multi_thread {
+            "multi-thread"
+        } else {
+            "current-thread"
+        }
     );
     println!();
     println!(

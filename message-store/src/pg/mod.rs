@@ -32,6 +32,19 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
 /// let position = store.write(&stream, &deposited, ExpectedVersion::Any).await?;
 /// # Ok(()) }
 /// ```
+///
+/// # Throughput
+///
+/// Every `write` is one round trip with a statement each connection has
+/// prepared once. A single writer waits for each of those round trips, so
+/// its speed is set by latency, and on a small machine by how many threads
+/// take part in each one. A component that writes from one task (a
+/// consumer, say) is fastest on a current-thread runtime
+/// (`#[tokio::main(flavor = "current_thread")]`), where the task and its
+/// connection share one thread, as `pgbench` does with one client. Many
+/// concurrent writers are served best by the multi-thread runtime and a
+/// pool as large as the number of writers. `BENCHMARKS.md` at the
+/// repository's root has figures for both.
 #[derive(Clone, Debug)]
 pub struct PgStore {
     /// Connections with the statements they have prepared: every store
