@@ -3,11 +3,11 @@
 //! transaction ([`sql`]).
 
 mod config;
+mod connect;
 mod read_ahead;
 pub mod sql;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
 
 pub use config::config_from_env;
 
@@ -78,9 +78,9 @@ impl PgStore {
                 "a pool needs at least one connection".into(),
             ));
         }
-        let manager = Manager::from_config(
+        let manager = Manager::from_connect(
             with_store_search_path(config),
-            NoTls,
+            connect::Connector,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
