@@ -225,15 +225,22 @@ mod tests {
         assert_eq!(socket_path(&tokio_postgres::Config::new()), None);
     }
 
+    /// Our end as `PgStore`'s connections have it, and a plain tokio peer.
+    fn pair() -> (ReadWakeStream, tokio::net::UnixStream) {
+        let (ours, theirs) = StdUnixStream::pair().unwrap();
+        theirs.set_nonblocking(true).unwrap();
+        (
+            ReadWakeStream::new(ours).unwrap(),
+            tokio::net::UnixStream::from_std(theirs).unwrap(),
+        )
+    }
+
     /// A write larger than the socket's buffer blocks until the peer reads,
     /// and then completes: the wait for room is neither lost nor left
     /// registered.
     #[tokio::test]
     async fn a_write_that_fills_the_buffer_waits_for_room_and_completes() {
-        let (ours, theirs) = StdUnixStream::pair().unwrap();
-        let mut ours = ReadWakeStream::new(ours).unwrap();
-        theirs.set_nonblocking(true).unwrap();
-        let mut theirs = tokio::net::UnixStream::from_std(theirs).unwrap();
+        let (mut ours, mut theirs) = pair();
         let sent: Vec<u8> = (0..8 * 1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
         let expected = sent.len();
         let reader = tokio::spawn(async move {
@@ -260,10 +267,7 @@ mod tests {
     /// stream when the peer closes.
     #[tokio::test]
     async fn reads_wait_for_data_and_see_the_end() {
-        let (ours, theirs) = StdUnixStream::pair().unwrap();
-        let mut ours = ReadWakeStream::new(ours).unwrap();
-        theirs.set_nonblocking(true).unwrap();
-        let mut theirs = tokio::net::UnixStream::from_std(theirs).unwrap();
+        let (mut ours, mut theirs) = pair();
         let writer = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(20)).await;
             theirs.write_all(b"hello").await.unwrap();
