@@ -621,6 +621,19 @@ fn writers_runtime(settings: &Settings, writers: usize) -> Result<Runtime, BoxEr
     Ok(builder.enable_all().build()?)
 }
 
+/// Counts a case's slices; each slice's number seeds its stream ids, so
+/// that slices do not repeat each other's streams.
+#[derive(Debug, Default)]
+struct Slices(std::cell::Cell<u64>);
+
+impl Slices {
+    fn next(&self) -> u64 {
+        let slice = self.0.get() + 1;
+        self.0.set(slice);
+        slice
+    }
+}
+
 /// The three sides of a single-write case, each with its own fresh
 /// database, warmed up and checkpointed once; then measured in slices of
 /// `EBB_BENCH_SECONDS`, interleaved, so that the machine's load falls on
@@ -634,8 +647,7 @@ struct WriteCase<'b> {
     driver: DriverClients,
     script: PathBuf,
     defines: Vec<(&'static str, String)>,
-    /// Slices measured so far, which seeds each slice's stream ids.
-    slices: std::cell::Cell<u64>,
+    slices: Slices,
 }
 
 impl<'b> WriteCase<'b> {
@@ -669,7 +681,7 @@ impl<'b> WriteCase<'b> {
             driver,
             script: bench.write_script_for(categories)?,
             defines: bench.pgbench_defines()?,
-            slices: std::cell::Cell::new(0),
+            slices: Slices::default(),
         };
         // The warm-up fills the pool, prepares the statements (pgbench's
         // are prepared again by every slice's new connection) and brings
@@ -680,12 +692,6 @@ impl<'b> WriteCase<'b> {
         case.driver(Duration::from_secs(warmup))?;
         bench.checkpoint()?;
         Ok(case)
-    }
-
-    fn next_seed(&self) -> u64 {
-        let slice = self.slices.get() + 1;
-        self.slices.set(slice);
-        slice
     }
 
     fn pgbench(&self, seconds: u64) -> Result<f64, BoxError> {
@@ -699,7 +705,7 @@ impl<'b> WriteCase<'b> {
     }
 
     fn ebb(&self, duration: Duration) -> Result<f64, BoxError> {
-        let seed = self.next_seed();
+        let seed = self.slices.next();
         let rate = self.runtime.block_on(single_writes(
             &self.store,
             &self.bench.payload,
@@ -712,7 +718,7 @@ impl<'b> WriteCase<'b> {
     }
 
     fn driver(&self, duration: Duration) -> Result<f64, BoxError> {
-        let seed = self.next_seed();
+        let seed = self.slices.next();
         let rate = self.runtime.block_on(driver_single_writes(
             &self.driver,
             &self.bench.payload,
@@ -742,7 +748,7 @@ struct BatchCase<'b> {
     runtime: Runtime,
     single: PgStore,
     batch: PgStore,
-    slices: std::cell::Cell<u64>,
+    slices: Slices,
 }
 
 impl<'b> BatchCase<'b> {
@@ -758,7 +764,7 @@ impl<'b> BatchCase<'b> {
             runtime: writers_runtime(&bench.settings, 1)?,
             single: bench.store(Self::SINGLE, 1)?,
             batch: bench.store(Self::BATCH, 1)?,
-            slices: std::cell::Cell::new(0),
+            slices: Slices::default(),
         };
         let warmup = Duration::from_secs(bench.settings.warmup_seconds);
         case.single(warmup)?;
@@ -768,8 +774,7 @@ impl<'b> BatchCase<'b> {
     }
 
     fn single(&self, duration: Duration) -> Result<f64, BoxError> {
-        let slice = self.slices.get() + 1;
-        self.slices.set(slice);
+        let slice = self.slices.next();
         let rate = self.runtime.block_on(single_writes(
             &self.single,
             &self.bench.payload,
@@ -782,8 +787,7 @@ impl<'b> BatchCase<'b> {
     }
 
     fn batch(&self, duration: Duration) -> Result<f64, BoxError> {
-        let slice = self.slices.get() + 1;
-        self.slices.set(slice);
+        let slice = self.slices.next();
         let rate = self.runtime.block_on(batch_writes(
             &self.batch,
             &self.bench.payload,
