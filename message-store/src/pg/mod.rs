@@ -37,14 +37,14 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
 ///
 /// Every `write` is one round trip with a statement each connection has
 /// prepared once. A single writer waits for each of those round trips, so
-/// its speed is set by latency, and on a small machine by how many threads
-/// take part in each one. A component that writes from one task (a
-/// consumer, say) is fastest on a current-thread runtime
+/// its speed is set by latency. A component that writes from one task (a
+/// consumer, say) runs well on a current-thread runtime
 /// (`#[tokio::main(flavor = "current_thread")]`), where the task and its
-/// connection share one thread, as `pgbench` does with one client. Many
-/// concurrent writers are served best by the multi-thread runtime and a
-/// pool as large as the number of writers. `BENCHMARKS.md` at the
-/// repository's root has figures for both.
+/// connection share one thread, as `pgbench` does with one client; on the
+/// 2-core machine of `BENCHMARKS.md` (at the repository's root) the
+/// multi-thread runtime measured within noise of it. Many concurrent
+/// writers are served best by the multi-thread runtime and a pool as large
+/// as the number of writers.
 #[derive(Clone, Debug)]
 pub struct PgStore {
     /// Connections with the statements they have prepared: every store
