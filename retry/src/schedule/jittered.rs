@@ -152,11 +152,37 @@ mod tests {
         assert_ne!(a, b, "two calls should not share one jitter sequence");
     }
 
+    // A custom schedule is not held to MAX_WAIT, so the jitter must keep
+    // its promise for any wait, including ones whose nanoseconds do not
+    // fit in a u64 (about 584 years).
+
     #[test]
-    fn jitter_handles_huge_custom_waits() {
-        let mut s = Jittered::equal(std::iter::repeat(Duration::MAX)).with_seed(3);
-        let w = s.next().unwrap();
-        assert!(w <= Duration::MAX);
+    fn equal_jitter_keeps_half_of_a_huge_custom_wait() {
+        for seed in 0..100 {
+            let mut s = Jittered::equal(std::iter::repeat(Duration::MAX)).with_seed(seed);
+            let w = s.next().unwrap();
+            assert!(
+                w >= Duration::MAX / 2,
+                "seed {seed}: {w:?} is below half of the wait"
+            );
+        }
+    }
+
+    #[test]
+    fn full_jitter_spreads_over_the_whole_of_a_huge_custom_wait() {
+        // Uniform over [0, Duration::MAX]: about half the draws land in the
+        // upper half (30 to 70 of 100 but for a chance of about 1e-4; the
+        // seeds are fixed, so the count is too).
+        let upper = (0..100)
+            .filter(|&seed| {
+                let mut s = Jittered::full(std::iter::repeat(Duration::MAX)).with_seed(seed);
+                s.next().unwrap() >= Duration::MAX / 2
+            })
+            .count();
+        assert!(
+            (30..=70).contains(&upper),
+            "{upper} of 100 in the upper half"
+        );
     }
 
     proptest! {
@@ -176,6 +202,15 @@ mod tests {
             for (g, w) in got.iter().zip(&waits) {
                 prop_assert!(*g >= *w / 2 && g <= w, "{:?} not in [{:?}, {:?}]", g, *w / 2, w);
             }
+        }
+
+        #[test]
+        fn jitter_stays_within_bounds_for_any_duration(secs: u64, nanos in 0u32..1_000_000_000, seed: u64) {
+            let w = Duration::new(secs, nanos);
+            let full = Jittered::full(std::iter::once(w)).with_seed(seed).next().unwrap();
+            prop_assert!(full <= w, "full: {:?} above {:?}", full, w);
+            let equal = Jittered::equal(std::iter::once(w)).with_seed(seed).next().unwrap();
+            prop_assert!(equal >= w / 2 && equal <= w, "equal: {:?} not in [{:?}, {:?}]", equal, w / 2, w);
         }
 
         #[test]
