@@ -150,7 +150,8 @@ impl Retry {
     ///
     /// let list = Intervals::new([Duration::from_millis(5); 3])?;
     /// let retry = Retry::with_intervals(list).build()?;
-    /// # let _ = retry;
+    /// let err = retry.run_blocking(|_| Err::<(), _>(std::fmt::Error)).unwrap_err();
+    /// assert_eq!(err.attempts(), 4);
     /// # Ok::<(), ebb_retry::ConfigError>(())
     /// ```
     pub fn with_intervals(intervals: Intervals) -> RetryBuilder {

@@ -54,8 +54,9 @@ impl<S> Jittered<S> {
     /// ```
     /// # use ebb_retry::{Constant, JitterKind, Jittered};
     /// # use std::time::Duration;
-    /// let s = Jittered::new(Constant::new(Duration::from_secs(1))?, JitterKind::Full);
-    /// # let _ = s;
+    /// let w = Duration::from_secs(1);
+    /// let s = Jittered::new(Constant::new(w)?, JitterKind::Equal);
+    /// assert!(s.take(50).all(|d| d >= w / 2 && d <= w));
     /// # Ok::<(), ebb_retry::ConfigError>(())
     /// ```
     pub fn new(inner: S, kind: JitterKind) -> Self {
