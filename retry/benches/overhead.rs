@@ -1,4 +1,4 @@
-//! Run with: `CARGO_TARGET_DIR=/work/main/target-retry cargo bench -p ebb-retry`
+//! Run with: `cargo bench -p ebb-retry --bench overhead`
 //!
 //! The overhead of wrapping an operation in a retry, ebb-retry against the
 //! `backon` crate doing the same thing:
@@ -9,11 +9,12 @@
 //! Each figure is the median over 15 runs of the mean ns per call over as
 //! many calls as fill about 40 ms. The contenders of a case take turns run
 //! by run, so a burst of load from elsewhere on the machine hits them
-//! alike rather than skewing whichever happened to run then. Both libraries are used as their documentation shows: ebb
-//! with a policy built once, backon with a builder per call. backon's
-//! default sleeper registers a tokio timer even for a zero wait; the
-//! "no-op sleeper" rows show backon with that cost removed, as a fairer
-//! floor. Not a timed test: it prints a table and never fails.
+//! alike rather than skewing whichever happened to run then. Both
+//! libraries are used as their documentation shows: ebb with a policy
+//! built once, backon with a builder per call. backon's default sleeper
+//! registers a tokio timer even for a zero wait; the "no-op sleeper" rows
+//! show backon with that cost removed, as a fairer floor. Not a timed
+//! test: it prints a table and never fails.
 #![allow(clippy::print_stdout)]
 
 use std::cell::Cell;

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::attempts::Step;
 use crate::error::RetryError;
-use crate::policy::{Retry, Step};
+use crate::policy::Retry;
 
 impl Retry {
     /// Run `operation` on the current thread until it succeeds or the

@@ -125,10 +125,12 @@ impl Rule {
     ///
     /// ```
     /// use ebb_retry::{Decision, Rule};
+    /// use std::io;
     ///
     /// // Retry anything whose message mentions "try again".
     /// let rule = Rule::from_fn(|e| e.to_string().contains("try again").then_some(Decision::Retry));
-    /// # let _ = rule;
+    /// assert_eq!(rule.decide(&io::Error::other("busy, try again")), Some(Decision::Retry));
+    /// assert_eq!(rule.decide(&io::Error::other("no such table")), None);
     /// ```
     pub fn from_fn<F>(f: F) -> Self
     where

@@ -206,7 +206,7 @@ impl<E> RetryError<E> {
     /// let result: Result<(), std::fmt::Error> = Retry::new([0])?
     ///     .run_blocking(|_| Err(std::fmt::Error))
     ///     .map_err(RetryError::into_last);
-    /// assert!(result.is_err());
+    /// assert_eq!(result, Err(std::fmt::Error));
     /// # Ok::<(), ebb_retry::ConfigError>(())
     /// ```
     pub fn into_last(self) -> E {

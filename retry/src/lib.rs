@@ -62,7 +62,11 @@
 //! - [`budget`]: how much to retry across calls — [`RetryBudget`], and why.
 //! - [`event`]: telemetry — [`Event`] and the tracing fields.
 //! - [`error`]: [`ConfigError`], [`RetryError`], [`StopReason`].
-//! - `policy`, `run`, `blocking`: the [`Retry`] type and its two runners.
+//! - `policy`: the [`Retry`] type and its builder, [`RetryBuilder`].
+//! - `attempts`: the per-call engine, the state of one call and the
+//!   decision after each failure, shared by both runners.
+//! - `run`, `blocking`: the async and blocking runners,
+//!   [`Retry::run`] and [`Retry::run_blocking`].
 
 pub mod budget;
 pub mod classify;
@@ -70,6 +74,7 @@ pub mod error;
 pub mod event;
 pub mod schedule;
 
+mod attempts;
 mod blocking;
 mod policy;
 mod run;

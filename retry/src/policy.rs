@@ -1,19 +1,18 @@
-//! The policy type, [`Retry`], its builder, and the per-call bookkeeping
-//! that the async and blocking runners share.
+//! The policy type, [`Retry`], and its builder: what a policy holds, fixed
+//! once built. The per-call engine that applies it is in `attempts`.
 
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::Level;
 
+use crate::attempts::Attempts;
 use crate::budget::RetryBudget;
 use crate::classify::{Decision, Rule};
-use crate::error::{ConfigError, RetryError, StopReason};
-use crate::event::{self, Event};
+use crate::error::ConfigError;
+use crate::event::Event;
 use crate::schedule::{Intervals, Schedule};
 
 /// The caller's telemetry hook. Boxed because each caller passes its own
@@ -27,7 +26,7 @@ type ScheduleFactory = dyn Fn() -> Box<dyn Iterator<Item = Duration> + Send> + S
 
 /// Where a policy's waits come from.
 #[derive(Clone)]
-enum Waits {
+pub(crate) enum Waits {
     /// An explicit list (Eventide's intervals), walked by index: no
     /// allocation per call on the most common path.
     Listed(Arc<[Duration]>),
@@ -68,22 +67,23 @@ pub struct Retry {
     inner: Arc<Policy>,
 }
 
-/// What a [`Retry`] holds: the policy's parts, fixed once built.
+/// What a [`Retry`] holds: the policy's parts, fixed once built. The
+/// fields are read by the per-call engine in `attempts`.
 #[derive(Clone)]
-struct Policy {
+pub(crate) struct Policy {
     /// The waits between attempts; their number bounds the attempts.
-    waits: Waits,
+    pub(crate) waits: Waits,
     /// Rules tried in order; empty means "retry every error".
-    rules: Arc<[Rule]>,
+    pub(crate) rules: Arc<[Rule]>,
     /// Bound on the time from the first attempt's start to the end of the
     /// last wait; `None` for no bound.
-    time_limit: Option<Duration>,
+    pub(crate) time_limit: Option<Duration>,
     /// Ends waits at once when cancelled, e.g. on shutdown.
-    cancel: Option<CancellationToken>,
+    pub(crate) cancel: Option<CancellationToken>,
     /// Shared cap on retries across calls.
-    budget: Option<RetryBudget>,
+    pub(crate) budget: Option<RetryBudget>,
     /// The caller's telemetry hook.
-    hook: Option<Hook>,
+    pub(crate) hook: Option<Hook>,
 }
 
 impl fmt::Debug for Retry {
@@ -150,7 +150,8 @@ impl Retry {
     ///
     /// let list = Intervals::new([Duration::from_millis(5); 3])?;
     /// let retry = Retry::with_intervals(list).build()?;
-    /// # let _ = retry;
+    /// let err = retry.run_blocking(|_| Err::<(), _>(std::fmt::Error)).unwrap_err();
+    /// assert_eq!(err.attempts(), 4);
     /// # Ok::<(), ebb_retry::ConfigError>(())
     /// ```
     pub fn with_intervals(intervals: Intervals) -> RetryBuilder {
@@ -201,18 +202,7 @@ impl Retry {
     /// Begin the bookkeeping for one call.
     #[inline]
     pub(crate) fn start<E>(&self) -> Attempts<'_, E> {
-        let policy = &*self.inner;
-        if let Some(budget) = &policy.budget {
-            budget.deposit();
-        }
-        Attempts {
-            policy,
-            // Read the clock only when a limit needs it.
-            deadline: policy.time_limit.map(|limit| (Instant::now(), limit)),
-            cursor: Cursor::Start,
-            earlier: Earlier::default(),
-            rule_retries: Vec::new(),
-        }
+        Attempts::new(&self.inner)
     }
 
     /// The cancellation token, if any; the runners wait on it.
@@ -361,8 +351,9 @@ impl RetryBuilder {
 
     /// Bound the whole call: a retry whose wait would end more than `limit`
     /// after the first attempt started is not made, and the call returns
-    /// its last error ([`StopReason::TimeLimit`]). An attempt already
-    /// running is not interrupted; wrap the operation in
+    /// its last error
+    /// ([`StopReason::TimeLimit`](crate::StopReason::TimeLimit)). An
+    /// attempt already running is not interrupted; wrap the operation in
     /// `tokio::time::timeout` for that.
     ///
     /// Default: no limit. A zero limit is rejected by `build`.
@@ -381,8 +372,9 @@ impl RetryBuilder {
     }
 
     /// End any wait at once when `token` is cancelled, returning the last
-    /// error ([`StopReason::Cancelled`]). Also checked before each wait.
-    /// An attempt already running is not interrupted.
+    /// error ([`StopReason::Cancelled`](crate::StopReason::Cancelled)).
+    /// Also checked before each wait. An attempt already running is not
+    /// interrupted.
     ///
     /// Default: no cancellation.
     ///
@@ -404,7 +396,7 @@ impl RetryBuilder {
     /// Draw retries from a budget shared with other calls and policies
     /// (see [`RetryBudget`] on retry storms). Each call deposits; each
     /// retry withdraws, and is not made if the budget is empty
-    /// ([`StopReason::BudgetExhausted`]).
+    /// ([`StopReason::BudgetExhausted`](crate::StopReason::BudgetExhausted)).
     ///
     /// Default: no shared budget.
     ///
@@ -474,240 +466,5 @@ impl RetryBuilder {
                 hook: self.hook,
             }),
         })
-    }
-}
-
-/// Progress through the schedule within one call.
-enum Cursor {
-    /// No failure yet, so no schedule iterator made yet.
-    Start,
-    /// Next index into a listed schedule.
-    Listed(usize),
-    /// A custom schedule's iterator for this call.
-    Custom(Box<dyn Iterator<Item = Duration> + Send>),
-}
-
-/// Errors of retried attempts, oldest first. The first two are kept
-/// inline: most calls that retry at all retry once or twice and then
-/// succeed, and they should not pay for a heap allocation to keep errors
-/// that are dropped on success. A `Vec` is made only when the call gives
-/// up (or retries more than twice).
-struct Earlier<E> {
-    /// The first two errors, filled in order.
-    inline: [Option<E>; 2],
-    /// The third error onwards.
-    spill: Vec<E>,
-}
-
-impl<E> Default for Earlier<E> {
-    fn default() -> Self {
-        Earlier {
-            inline: [None, None],
-            spill: Vec::new(),
-        }
-    }
-}
-
-impl<E> Earlier<E> {
-    #[inline]
-    fn push(&mut self, error: E) {
-        match self.inline.iter_mut().find(|slot| slot.is_none()) {
-            Some(slot) => *slot = Some(error),
-            None => self.spill.push(error),
-        }
-    }
-
-    fn into_vec(self) -> Vec<E> {
-        let [first, second] = self.inline;
-        let Some(first) = first else {
-            return Vec::new();
-        };
-        let mut all = Vec::with_capacity(2 + self.spill.len() + 1);
-        all.push(first);
-        all.extend(second);
-        all.extend(self.spill);
-        all
-    }
-}
-
-/// What the runner should do after a failed attempt.
-pub(crate) enum Step<E> {
-    /// Wait this long, then hand the error back with
-    /// [`Attempts::retrying`] (or [`Attempts::cancelled`]) and run the next
-    /// cycle.
-    Wait(Duration, E),
-    /// Return this error.
-    Stop(RetryError<E>),
-}
-
-/// The state of one call: everything that decides the next step, shared
-/// by the async and blocking runners so that they cannot drift apart.
-pub(crate) struct Attempts<'p, E> {
-    /// The policy being applied.
-    policy: &'p Policy,
-    /// When the call started and its time limit, if it has one.
-    deadline: Option<(Instant, Duration)>,
-    /// Where we are in the schedule.
-    cursor: Cursor,
-    /// Errors of failed attempts that were retried, oldest first.
-    earlier: Earlier<E>,
-    /// Retries granted so far per rule (same index as the policy's rules);
-    /// sized on first use so rule-less calls never allocate it.
-    rule_retries: Vec<u32>,
-}
-
-impl<E: StdError + 'static> Attempts<'_, E> {
-    /// Whether an event at `level` would reach anyone. Checked before an
-    /// event is even built, so that unobserved calls pay one atomic load
-    /// per event rather than building and passing it.
-    #[inline]
-    fn observed(&self, level: Level) -> bool {
-        self.policy.hook.is_some() || event::level_enabled(level)
-    }
-
-    fn emit(&self, event: &Event<'_>) {
-        event::trace(event);
-        if let Some(hook) = &self.policy.hook {
-            hook(event);
-        }
-    }
-
-    /// The attempt of `cycle` succeeded.
-    #[inline]
-    pub(crate) fn succeeded(&self, cycle: u32) {
-        if self.observed(Level::DEBUG) {
-            self.emit(&Event::Succeeded { cycle });
-        }
-    }
-
-    /// The next wait from the schedule, if any is left.
-    #[inline]
-    fn next_wait(&mut self) -> Option<Duration> {
-        if let Cursor::Start = self.cursor {
-            self.cursor = match &self.policy.waits {
-                Waits::Listed(_) => Cursor::Listed(0),
-                Waits::Custom(factory) => Cursor::Custom(factory()),
-            };
-        }
-        match (&mut self.cursor, &self.policy.waits) {
-            (Cursor::Listed(next), Waits::Listed(list)) => {
-                let wait = list.get(*next).copied()?;
-                *next += 1;
-                Some(wait)
-            }
-            (Cursor::Custom(iter), _) => iter.next(),
-            // The cursor is made from the policy's own schedule above.
-            _ => None,
-        }
-    }
-
-    /// Decide what follows the failed attempt of `cycle`.
-    #[inline]
-    pub(crate) fn failed(&mut self, cycle: u32, error: E) -> Step<E> {
-        match self.decide(&error) {
-            Ok((wait, kind)) => {
-                if self.observed(Level::INFO) {
-                    self.emit(&Event::Failed {
-                        cycle,
-                        error: &error,
-                        wait,
-                        kind,
-                    });
-                }
-                Step::Wait(wait, error)
-            }
-            Err(reason) => Step::Stop(self.give_up(cycle, error, reason)),
-        }
-    }
-
-    /// The wait for a retry of `error` and the matching rule's name, or
-    /// why there is no retry. Checks run from the error itself outwards to
-    /// shared state, so that a retry refused for a local reason never
-    /// spends the shared budget.
-    #[inline]
-    fn decide(&mut self, error: &E) -> Result<(Duration, Option<&'static str>), StopReason> {
-        let error: &(dyn StdError + 'static) = error;
-        let policy = self.policy;
-
-        let (decision, rule) = if policy.rules.is_empty() {
-            (Decision::Retry, None)
-        } else {
-            policy
-                .rules
-                .iter()
-                .enumerate()
-                .find_map(|(i, rule)| rule.decide(error).map(|d| (d, Some(i))))
-                .unwrap_or((Decision::DoNotRetry, None))
-        };
-        if decision == Decision::DoNotRetry {
-            return Err(StopReason::NotRetryable);
-        }
-
-        if let Some(i) = rule {
-            if let Some(max) = policy.rules[i].retry_limit() {
-                if self.rule_retries.is_empty() {
-                    self.rule_retries = vec![0; policy.rules.len()];
-                }
-                if self.rule_retries[i] >= max {
-                    return Err(StopReason::KindBudgetExhausted);
-                }
-            }
-        }
-
-        // A Retry-After still takes a step of the schedule, so the number
-        // of attempts stays bounded by the schedule.
-        let scheduled = self.next_wait().ok_or(StopReason::Depleted)?;
-        let wait = match decision {
-            Decision::RetryAfter(exact) => exact,
-            _ => scheduled,
-        };
-
-        if let Some((started, limit)) = self.deadline {
-            let ends = Instant::now().checked_add(wait);
-            if ends.is_none_or(|ends| ends.duration_since(started) > limit) {
-                return Err(StopReason::TimeLimit);
-            }
-        }
-        if policy
-            .cancel
-            .as_ref()
-            .is_some_and(CancellationToken::is_cancelled)
-        {
-            return Err(StopReason::Cancelled);
-        }
-        if let Some(budget) = &policy.budget {
-            if !budget.try_withdraw() {
-                return Err(StopReason::BudgetExhausted);
-            }
-        }
-
-        if let Some(i) = rule {
-            if let Some(count) = self.rule_retries.get_mut(i) {
-                *count += 1;
-            }
-        }
-        Ok((wait, rule.map(|i| policy.rules[i].name())))
-    }
-
-    fn give_up(&mut self, cycle: u32, error: E, reason: StopReason) -> RetryError<E> {
-        if self.observed(Level::DEBUG) {
-            self.emit(&Event::GaveUp {
-                cycle,
-                error: &error,
-                reason,
-            });
-        }
-        RetryError::new(error, std::mem::take(&mut self.earlier).into_vec(), reason)
-    }
-
-    /// The wait after a failed attempt is over: file its error.
-    #[inline]
-    pub(crate) fn retrying(&mut self, error: E) {
-        self.earlier.push(error);
-    }
-
-    /// The wait after the failed attempt of `cycle` was cancelled.
-    pub(crate) fn cancelled(mut self, cycle: u32, error: E) -> RetryError<E> {
-        self.give_up(cycle, error, StopReason::Cancelled)
     }
 }

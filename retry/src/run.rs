@@ -4,8 +4,9 @@ use std::error::Error as StdError;
 use std::future::Future;
 use std::time::Duration;
 
+use crate::attempts::Step;
 use crate::error::RetryError;
-use crate::policy::{Retry, Step};
+use crate::policy::Retry;
 
 impl Retry {
     /// Run `operation` until it succeeds or the policy says stop.

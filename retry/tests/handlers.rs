@@ -1,7 +1,7 @@
-//! The two handler situations from the mission, as tests under paused
-//! time: an expected-version conflict retried once at once (`[0]`), and an
-//! HTTP call retried at `[100, 200]` on connection errors and 5xx but not
-//! on 4xx. The same code, runnable, is in `examples/`.
+//! The two handler situations this crate is built for, as tests under
+//! paused time: an expected-version conflict retried once at once
+//! (`[0]`), and an HTTP call retried at `[100, 200]` on connection errors
+//! and 5xx but not on 4xx. The same code, runnable, is in `examples/`.
 
 mod common;
 
