@@ -446,10 +446,10 @@ impl Bench {
     }
 
     fn store(&self, database: &str, connections: usize) -> Result<PgStore, BoxError> {
-        Ok(PgStore::with_max_connections(
-            self.cluster.config(database),
-            connections,
-        )?)
+        Ok(PgStore::new(ebb_message_store::PgStoreConfig {
+            max_connections: connections,
+            ..ebb_message_store::PgStoreConfig::new(self.cluster.config(database))
+        })?)
     }
 
     fn write_script(&self, name: &str, text: &str) -> Result<PathBuf, BoxError> {

@@ -1,5 +1,7 @@
 //! The crate's one error type, and how database errors map onto it.
 
+use std::time::Duration;
+
 use uuid::Uuid;
 
 use crate::stream_name::InvalidStreamName;
@@ -66,20 +68,15 @@ pub enum Error {
     #[error("Retrieval with SQL condition is not activated")]
     ConditionNotActivated,
 
-    /// A read option is out of range (a batch size of 0, say). Fix the
-    /// argument.
-    #[error("invalid read option: {0}")]
+    /// An argument is out of range (a batch size of 0, an expected version
+    /// below 0). Nothing was sent; fix the argument.
+    #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
     /// The connection settings (`DATABASE_URL`, `PG*` variables, pool
     /// options) are unusable. Fix the setting named in the message.
     #[error("invalid connection settings: {0}")]
     InvalidConfig(String),
-
-    /// The in-memory store cannot do this (it has no SQL to evaluate a
-    /// condition with). Test that path against PostgreSQL.
-    #[error("not supported by this store: {0}")]
-    Unsupported(&'static str),
 
     /// The message is not valid (data not an object, empty type). Nothing
     /// was written; fix the message.
@@ -94,10 +91,12 @@ pub enum Error {
     /// A message with this id is already in the store. Either the write was
     /// retried after it had in fact succeeded (treat as done), or two
     /// different messages share an id (a bug in the writer).
-    #[error("a message with id {id} is already in the store")]
+    #[error("{}", duplicate_id_text(*id))]
     DuplicateMessageId {
-        /// The id that is taken.
-        id: Uuid,
+        /// The id that is taken; `None` when the server's report of a
+        /// batch write did not say which (its detail was withheld or in an
+        /// unknown form).
+        id: Option<Uuid>,
         /// The database's error, when the store is PostgreSQL.
         #[source]
         source: Option<tokio_postgres::Error>,
@@ -139,10 +138,35 @@ pub enum Error {
     #[error("incompatible message store schema: {0}")]
     SchemaConflict(String),
 
-    /// No connection could be had from the pool (timed out, or the server
-    /// refused). Usually transient.
+    /// No connection could be had from the pool: none came free within the
+    /// wait timeout, a new one could not be opened (or not within the
+    /// connect timeout), or the pool was closed. See
+    /// [`is_transient`](Self::is_transient).
     #[error("could not get a database connection")]
     Pool(#[source] deadpool_postgres::PoolError),
+
+    /// The server did not finish the call within the store's call timeout
+    /// ([`PgStoreConfig::call_timeout`](crate::pg::PgStoreConfig::call_timeout)):
+    /// it is frozen, overloaded or out of reach. Transient. Whether a write
+    /// took effect is unknown: writing the same [`MessageData`] again (same
+    /// id) either succeeds or fails with [`Error::DuplicateMessageId`],
+    /// never stores it twice. The connection the call ran on is not reused.
+    ///
+    /// [`MessageData`]: crate::MessageData
+    #[error("{operation} did not finish within {after:?}")]
+    Timeout {
+        /// The store function that was running (`write_message`, ...).
+        operation: &'static str,
+        /// The call timeout that ran out.
+        after: Duration,
+    },
+
+    /// The call was cancelled before it finished because the tokio runtime
+    /// it ran on is shutting down. Not transient: nothing more can run on
+    /// that runtime. Whether a write took effect is unknown, as for
+    /// [`Error::Timeout`].
+    #[error("the call was cancelled: its runtime is shutting down")]
+    Cancelled,
 
     /// Any other database error. See [`is_transient`](Self::is_transient)
     /// and [`sqlstate`](Self::sqlstate).
@@ -156,6 +180,15 @@ fn display_opt(value: Option<i64>) -> String {
     value.map_or_else(|| "<NULL>".to_owned(), |v| v.to_string())
 }
 
+fn duplicate_id_text(id: Option<Uuid>) -> String {
+    match id {
+        Some(id) => format!("a message with id {id} is already in the store"),
+        None => "a message id of this write is already in the store \
+                 (the server's report does not say which)"
+            .to_owned(),
+    }
+}
+
 impl Error {
     /// True for an expected-version conflict.
     pub fn is_wrong_expected_version(&self) -> bool {
@@ -167,16 +200,28 @@ impl Error {
         matches!(self, Self::DuplicateMessageId { .. })
     }
 
-    /// True when the same call may succeed if tried again later: a lost
-    /// connection, a pool timeout, a server shutting down or overloaded, a
-    /// serialization failure or deadlock. A version conflict is *not*
-    /// transient: retrying the same write fails the same way; the handler
-    /// must run again on fresh state.
+    /// True when the same call may succeed if tried again later, because
+    /// the server could not be reached or did not answer: the connection
+    /// was lost (an I/O error on the way, a closed connection, SQLSTATE
+    /// class 08), no pooled connection came free or could be opened in
+    /// time, the call timed out, or the server is shutting down, starting
+    /// up or full (57P01, 57P02, 57P03, 53300).
+    ///
+    /// Everything else is not: a version conflict (retrying the same write
+    /// fails the same way; the handler must run again on fresh state),
+    /// invalid input, settings or data, and every error the client finds
+    /// on its own side (a parameter that does not encode, a row that does
+    /// not decode, a row count that is not what the statement promised):
+    /// those are bugs, and repeating them only repeats them. A deadlock or
+    /// serialization failure (40P01, 40001) is not transient either: it
+    /// ends the transaction it happened in, which only its owner can run
+    /// again (see [`sqlstate`](Self::sqlstate)).
     pub fn is_transient(&self) -> bool {
         match self {
+            Self::Timeout { .. } => true,
             Self::Pool(err) => match err {
-                deadpool_postgres::PoolError::Backend(err) => db_error_is_transient(err),
                 deadpool_postgres::PoolError::Timeout(_) => true,
+                deadpool_postgres::PoolError::Backend(err) => db_error_is_transient(err),
                 _ => false,
             },
             Self::Database(err) => db_error_is_transient(err),
@@ -197,25 +242,71 @@ impl Error {
     }
 }
 
+/// Whether a driver error means the server could not be reached or did
+/// not answer (see [`Error::is_transient`]).
 fn db_error_is_transient(err: &tokio_postgres::Error) -> bool {
     if err.is_closed() {
         return true;
     }
-    match err.code() {
-        // No code: the error came from the client side (I/O, a closed
-        // socket), not from the server's judgement of the statement.
-        None => err.as_db_error().is_none(),
-        Some(code) => {
-            let code = code.code();
-            // 08: connection exception; 40001 serialization failure; 40P01
-            // deadlock; 53: insufficient resources; 57P01-57P03 admin or
-            // crash shutdown, cannot connect now.
-            code.starts_with("08")
-                || code == "40001"
-                || code == "40P01"
-                || code.starts_with("53")
-                || matches!(code, "57P01" | "57P02" | "57P03")
+    if let Some(db) = err.as_db_error() {
+        return server_unavailable(db.code());
+    }
+    // On the client's side only an I/O error on the way to the server is
+    // worth repeating; the driver keeps it as the error's source.
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return transport_failure(io.kind());
         }
+        source = cause.source();
+    }
+    false
+}
+
+/// SQLSTATEs that say the server cannot serve anyone right now.
+fn server_unavailable(code: &tokio_postgres::error::SqlState) -> bool {
+    use tokio_postgres::error::SqlState;
+    // Class 08: connection exception.
+    code.code().starts_with("08")
+        || [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::TOO_MANY_CONNECTIONS,
+        ]
+        .contains(code)
+}
+
+/// I/O errors of a connection that failed or went away, as opposed to
+/// ones that say the settings are wrong (an address that does not parse, a
+/// permission refused).
+fn transport_failure(kind: std::io::ErrorKind) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        kind,
+        ConnectionRefused
+            | ConnectionReset
+            | ConnectionAborted
+            | NotConnected
+            | BrokenPipe
+            | TimedOut
+            | UnexpectedEof
+            | Interrupted
+            | AddrNotAvailable
+            | HostUnreachable
+            | NetworkUnreachable
+            | NetworkDown
+            // A Unix socket file is missing while its server restarts.
+            | NotFound
+    )
+}
+
+/// Turns a driver error into the typed error for it, as the store's own
+/// functions do: for statements of your own run beside them (in the same
+/// transaction, say), so that one error type and its predicates cover both.
+impl From<tokio_postgres::Error> for Error {
+    fn from(err: tokio_postgres::Error) -> Self {
+        classify(err)
     }
 }
 
@@ -237,11 +328,11 @@ pub(crate) fn classify(err: tokio_postgres::Error) -> Error {
         }
     }
     if db.code() == &SqlState::UNIQUE_VIOLATION && db.constraint() == Some("messages_id") {
+        // The detail reads "Key (id)=(<uuid>) already exists."
         let id = db
             .detail()
             .and_then(|detail| detail.split(['(', ')']).nth(3))
-            .and_then(|id| id.parse().ok())
-            .unwrap_or_default();
+            .and_then(|id| id.parse().ok());
         return Error::DuplicateMessageId {
             id,
             source: Some(err),

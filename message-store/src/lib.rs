@@ -32,16 +32,19 @@
 //! - [`message`]: [`MessageData`] to write, [`Message`] read back,
 //!   [`Metadata`] with `follow`, [`ExpectedVersion`].
 //! - [`store`]: the [`MessageStore`] trait and the read options.
-//! - [`pg`]: [`PgStore`], and [`pg::sql`], the same operations on any
-//!   client or transaction.
+//! - [`pg`]: [`PgStore`], its settings ([`PgStoreConfig`]), and
+//!   [`pg::operations`], the same operations on any client or
+//!   transaction.
 //! - [`memory`]: [`MemoryStore`] for unit tests.
 //! - [`schema`]: the embedded SQL and `install`.
 //!
 //! # Errors
 //!
 //! One [`Error`] enum. Expected-version conflicts are
-//! [`Error::WrongExpectedVersion`] (`is_wrong_expected_version()`); failures
-//! worth retrying answer `is_transient()`.
+//! [`Error::WrongExpectedVersion`] (`is_wrong_expected_version()`); a
+//! server that could not be reached or did not answer in time answers
+//! `is_transient()`. No call waits forever: see [`PgStoreConfig`] for the
+//! bounds and their defaults.
 
 pub mod error;
 pub mod memory;
@@ -54,7 +57,7 @@ pub mod stream_name;
 pub use error::Error;
 pub use memory::MemoryStore;
 pub use message::{ExpectedVersion, Message, MessageData, Metadata};
-pub use pg::PgStore;
+pub use pg::{PgStore, PgStoreConfig};
 pub use store::{
     CategoryQuery, ConsumerGroup, DEFAULT_BATCH_SIZE, MessageStore, MessageStream, StreamQuery,
 };

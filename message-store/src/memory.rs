@@ -75,12 +75,13 @@ impl Inner {
         messages: &[MessageData],
         expected_version: ExpectedVersion,
     ) -> Result<(), Error> {
+        expected_version.validate()?;
         let mut batch_ids = HashSet::new();
         for message in messages {
             message.validate()?;
             if self.ids.contains(&message.id) || !batch_ids.insert(message.id) {
                 return Err(Error::DuplicateMessageId {
-                    id: message.id,
+                    id: Some(message.id),
                     source: None,
                 });
             }

@@ -348,6 +348,26 @@ impl ExpectedVersion {
         }
     }
 
+    /// The expectation itself, or [`Error::InvalidArgument`] for an exact
+    /// version below 0: no message has a negative position (an empty
+    /// stream is [`NoStream`](Self::NoStream)). Every write checks it
+    /// before sending anything.
+    ///
+    /// ```
+    /// # use ebb_message_store::ExpectedVersion;
+    /// assert!(ExpectedVersion::Exact(0).validate().is_ok());
+    /// assert!(ExpectedVersion::Exact(-1).validate().is_err());
+    /// ```
+    pub fn validate(self) -> Result<Self, Error> {
+        match self {
+            Self::Exact(position) if position < 0 => Err(Error::InvalidArgument(format!(
+                "expected version {position} is not a stream position (0 or more); \
+                 an empty stream is ExpectedVersion::NoStream"
+            ))),
+            _ => Ok(self),
+        }
+    }
+
     /// True when a stream at `version` (`None` when empty) satisfies this
     /// expectation.
     pub fn matches(self, version: Option<i64>) -> bool {
@@ -483,5 +503,22 @@ mod tests {
         assert!(!ExpectedVersion::NoStream.matches(Some(0)));
         assert!(ExpectedVersion::Exact(0).matches(Some(0)));
         assert!(!ExpectedVersion::Exact(0).matches(None));
+    }
+
+    #[test]
+    fn an_exact_version_below_zero_is_refused() {
+        for position in [-1, -2, i64::MIN] {
+            let err = ExpectedVersion::Exact(position).validate().unwrap_err();
+            assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+            assert!(err.to_string().contains("NoStream"), "{err}");
+        }
+        for valid in [
+            ExpectedVersion::Any,
+            ExpectedVersion::NoStream,
+            ExpectedVersion::Exact(0),
+            ExpectedVersion::Exact(i64::MAX),
+        ] {
+            assert_eq!(valid.validate().unwrap(), valid);
+        }
     }
 }

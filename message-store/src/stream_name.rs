@@ -347,11 +347,12 @@ fn validate(name: &str) -> Result<(), Reason> {
         return Err(Reason::EmptyCategory);
     }
     if let Some(types) = types {
-        if types
-            .split(COMPOUND_SEPARATOR)
-            .any(|t| t.is_empty() || t.contains(CATEGORY_TYPE_SEPARATOR))
-        {
+        let mut types = types.split(COMPOUND_SEPARATOR);
+        if types.clone().any(str::is_empty) {
             return Err(Reason::EmptyCategoryType);
+        }
+        if types.any(|t| t.contains(CATEGORY_TYPE_SEPARATOR)) {
+            return Err(Reason::InvalidCategoryType);
         }
     }
     if let Some(id) = id(name) {
@@ -482,7 +483,8 @@ pub enum Reason {
     /// The builder's entity name contains `-`, `:` or `+`.
     #[error("the entity name contains '-', ':' or '+'")]
     InvalidEntityName,
-    /// A builder's category type contains `-`, `:` or `+`.
+    /// A category type contains `:` (`account:a:b`), or a builder's
+    /// category type contains `-`, `:` or `+`.
     #[error("a category type contains '-', ':' or '+'")]
     InvalidCategoryType,
     /// A builder's id part contains `+`.
@@ -546,7 +548,7 @@ mod tests {
             (":command-1", Reason::EmptyCategory),
             ("account:-1", Reason::EmptyCategoryType),
             ("account:a++b-1", Reason::EmptyCategoryType),
-            ("account:a:b-1", Reason::EmptyCategoryType),
+            ("account:a:b-1", Reason::InvalidCategoryType),
             ("account-", Reason::EmptyId),
             ("account-1+", Reason::EmptyId),
             ("account-+1", Reason::EmptyId),

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use ebb_localpg::TestDatabase;
 use ebb_message_store::{
-    CategoryQuery, ExpectedVersion, MessageData, MessageStore, PgStore, StreamName, StreamQuery,
-    schema,
+    CategoryQuery, ExpectedVersion, MessageData, MessageStore, PgStore, PgStoreConfig, StreamName,
+    StreamQuery, schema,
 };
 use futures_util::TryStreamExt as _;
 use serde_json::json;
@@ -31,7 +31,11 @@ async fn store(max_connections: usize) -> (PgStore, TestDatabase) {
         )
         .await
         .expect("a fresh test database");
-    let store = PgStore::with_max_connections(db.config(), max_connections).expect("a pool");
+    let store = PgStore::new(PgStoreConfig {
+        max_connections,
+        ..PgStoreConfig::new(db.config())
+    })
+    .expect("a store");
     (store, db)
 }
 

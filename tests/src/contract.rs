@@ -303,7 +303,7 @@ pub async fn bad_input_is_refused_and_changes_nothing(store: &impl MessageStore)
         .await
         .unwrap_err();
     match &err {
-        Error::DuplicateMessageId { id, .. } => assert_eq!(*id, first.id),
+        Error::DuplicateMessageId { id, .. } => assert_eq!(*id, Some(first.id)),
         other => panic!("expected a duplicate id error, got {other:?}"),
     }
     // The same id in another stream is still a duplicate.

@@ -10,7 +10,7 @@ pub mod contract;
 pub mod message_db;
 
 use ebb_localpg::{Server, TestDatabase};
-use ebb_message_store::{PgStore, schema};
+use ebb_message_store::{PgStore, PgStoreConfig, schema};
 
 /// The shared server, or a panic that says why there is none.
 pub fn server() -> &'static Server {
@@ -52,8 +52,18 @@ pub async fn empty_database() -> TestDatabase {
 /// store is used.
 pub async fn pg_store() -> (PgStore, TestDatabase) {
     let db = database().await;
-    let store = PgStore::with_max_connections(db.config(), 4).expect("a pool");
+    let store = store_for(&db, 4);
     (store, db)
+}
+
+/// A store of at most `max_connections` connections to `db`, with the
+/// default settings otherwise.
+pub fn store_for(db: &TestDatabase, max_connections: usize) -> PgStore {
+    PgStore::new(PgStoreConfig {
+        max_connections,
+        ..PgStoreConfig::new(db.config())
+    })
+    .expect("a store")
 }
 
 /// A plain client on a test database.

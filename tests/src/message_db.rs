@@ -127,6 +127,6 @@ pub async fn database() -> TestDatabase {
 /// A store over a fresh Message DB database.
 pub async fn pg_store() -> (PgStore, TestDatabase) {
     let db = database().await;
-    let store = PgStore::with_max_connections(db.config(), 4).expect("a pool");
+    let store = crate::store_for(&db, 4);
     (store, db)
 }

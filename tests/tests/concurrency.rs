@@ -4,10 +4,10 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use ebb_message_store::pg::sql;
+use ebb_message_store::pg::operations;
 use ebb_message_store::{
-    CategoryQuery, Error, ExpectedVersion, MessageData, MessageStore, PgStore, StreamName,
-    StreamQuery,
+    CategoryQuery, Error, ExpectedVersion, MessageData, MessageStore, PgStore, PgStoreConfig,
+    StreamName, StreamQuery,
 };
 use ebb_tests::{connect, count_messages, pg_store};
 use serde_json::json;
@@ -140,7 +140,7 @@ async fn writes_inside_the_callers_transaction_commit_or_roll_back_with_it() {
     let mut client = store.client().await.unwrap();
 
     let transaction = client.transaction().await.unwrap();
-    sql::write_message(
+    operations::write_message(
         &transaction,
         &stream,
         &MessageData::new("Opened", json!({})),
@@ -153,13 +153,13 @@ async fn writes_inside_the_callers_transaction_commit_or_roll_back_with_it() {
         MessageData::new("Deposited", json!({})),
     ];
     assert_eq!(
-        sql::write_messages(&transaction, &stream, &batch, ExpectedVersion::Exact(0))
+        operations::write_messages(&transaction, &stream, &batch, ExpectedVersion::Exact(0))
             .await
             .unwrap(),
         Some(2)
     );
     assert_eq!(
-        sql::stream_version(&transaction, "account-tx")
+        operations::stream_version(&transaction, "account-tx")
             .await
             .unwrap(),
         Some(2)
@@ -173,7 +173,7 @@ async fn writes_inside_the_callers_transaction_commit_or_roll_back_with_it() {
     );
 
     let transaction = client.transaction().await.unwrap();
-    sql::write_message(
+    operations::write_message(
         &transaction,
         &stream,
         &MessageData::new("Opened", json!({})),
@@ -181,7 +181,7 @@ async fn writes_inside_the_callers_transaction_commit_or_roll_back_with_it() {
     )
     .await
     .unwrap();
-    let read = sql::get_stream_messages(&transaction, "account-tx", &StreamQuery::new())
+    let read = operations::get_stream_messages(&transaction, "account-tx", &StreamQuery::new())
         .await
         .unwrap();
     assert_eq!(read.len(), 1, "visible inside the transaction");
@@ -204,7 +204,7 @@ async fn a_failed_write_inside_a_transaction_leaves_it_to_the_caller() {
         .unwrap();
     let mut client = store.client().await.unwrap();
     let transaction = client.transaction().await.unwrap();
-    let err = sql::write_message(
+    let err = operations::write_message(
         &transaction,
         &stream,
         &MessageData::new("Opened", json!({})),
@@ -227,25 +227,77 @@ async fn an_unreachable_server_is_a_transient_error() {
         .user("postgres")
         .dbname("postgres")
         .connect_timeout(Duration::from_secs(2));
-    let store = PgStore::from_config(config).unwrap();
+    let store = PgStore::new(PgStoreConfig::new(config)).unwrap();
     let err = store.stream_version("account-1").await.unwrap_err();
     assert!(matches!(err, Error::Pool(_)), "{err:?}");
     assert!(err.is_transient(), "{err:?}");
     assert!(!err.is_wrong_expected_version());
+    // The socket file is missing: that is what the error says.
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+    let mut kinds = Vec::new();
+    while let Some(err) = cause {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            kinds.push(io.kind());
+        }
+        cause = err.source();
+    }
+    assert_eq!(kinds, [std::io::ErrorKind::NotFound], "{err:?}");
 }
 
+/// `MAX_STREAM_NAME_LEN` is where the store's unique index on stream names
+/// still holds a name: a name of that length is written and read back,
+/// one far beyond it fails in the server, and the type refuses it first.
 #[tokio::test]
-async fn a_stream_name_too_long_for_the_index_is_refused_before_sending() {
+async fn stream_names_are_limited_to_what_the_index_holds() {
+    use ebb_message_store::stream_name::MAX_STREAM_NAME_LEN;
+
+    // Random letters and digits, which do not compress.
+    let random = |len: usize| -> String {
+        let mut text = String::with_capacity(len);
+        while text.len() < len {
+            text.push_str(&uuid::Uuid::new_v4().simple().to_string());
+        }
+        text.truncate(len);
+        text
+    };
     let (store, db) = pg_store().await;
-    let err = StreamName::new("account", &"x".repeat(5_000)).unwrap_err();
+    let longest = StreamName::new("account", &random(MAX_STREAM_NAME_LEN - "account-".len()))
+        .expect("a name of the largest length allowed");
+    assert_eq!(longest.as_str().len(), MAX_STREAM_NAME_LEN);
+    store
+        .write(
+            &longest,
+            &MessageData::new("Opened", json!({})),
+            ExpectedVersion::NoStream,
+        )
+        .await
+        .expect("the longest name allowed fits the index");
+    assert_eq!(
+        store.stream_version(longest.as_str()).await.unwrap(),
+        Some(0)
+    );
+
+    let too_long = format!("account-{}", random(6_000));
+    let client = connect(&db).await;
+    let refused = client
+        .query_one(
+            "SELECT message_store.write_message(gen_random_uuid()::varchar, $1, 'Opened', '{}')",
+            &[&too_long],
+        )
+        .await
+        .expect_err("the server cannot index a name this long");
+    assert_eq!(
+        refused.code(),
+        Some(&tokio_postgres::error::SqlState::PROGRAM_LIMIT_EXCEEDED),
+        "{refused:?}"
+    );
+
+    let err = StreamName::parse(too_long).unwrap_err();
     assert!(
         err.to_string().contains("more than the 2000 allowed"),
         "{err}"
     );
-    let err: Error = err.into();
-    assert!(matches!(err, Error::InvalidStreamName(_)));
-    drop(store);
-    assert_eq!(count_messages(&connect(&db).await).await, 0);
+    assert_eq!(count_messages(&client).await, 1);
 }
 
 #[tokio::test]

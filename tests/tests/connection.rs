@@ -3,10 +3,8 @@
 //! `ebb_message_store::pg`'s connector); these tests hold that path to what
 //! tokio-postgres's own connections do.
 
-use ebb_message_store::{
-    ExpectedVersion, MessageData, MessageStore, PgStore, StreamName, StreamQuery,
-};
-use ebb_tests::database;
+use ebb_message_store::{ExpectedVersion, MessageData, MessageStore, StreamName, StreamQuery};
+use ebb_tests::{database, store_for};
 use futures_util::TryStreamExt as _;
 use serde_json::json;
 
@@ -16,7 +14,7 @@ use serde_json::json;
 #[tokio::test]
 async fn a_batch_larger_than_the_socket_buffer_is_written_whole_on_one_connection() {
     let db = database().await;
-    let store = PgStore::with_max_connections(db.config(), 1).unwrap();
+    let store = store_for(&db, 1);
     let stream = StreamName::new("upload", "big").unwrap();
     let chunk = "x".repeat(16 * 1024);
     let batch: Vec<_> = (0..512)
@@ -58,7 +56,7 @@ async fn a_batch_larger_than_the_socket_buffer_is_written_whole_on_one_connectio
 #[tokio::test(flavor = "current_thread")]
 async fn a_single_writer_on_one_thread_gets_every_reply() {
     let db = database().await;
-    let store = PgStore::with_max_connections(db.config(), 1).unwrap();
+    let store = store_for(&db, 1);
     let stream = StreamName::new("counter", "1").unwrap();
     for n in 0..500_i64 {
         let expected = if n == 0 {

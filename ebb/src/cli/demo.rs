@@ -3,8 +3,8 @@
 
 use ebb_localpg::Cluster;
 use ebb_message_store::{
-    CategoryQuery, ExpectedVersion, Message, MessageData, MessageStore, PgStore, StreamName,
-    StreamQuery, schema,
+    CategoryQuery, ExpectedVersion, Message, MessageData, MessageStore, PgStore, PgStoreConfig,
+    StreamName, StreamQuery, schema,
 };
 use futures_util::TryStreamExt;
 use serde_json::json;
@@ -67,7 +67,7 @@ async fn write_and_read(config: tokio_postgres::Config) -> Result<(), CliError> 
         installed.ebb.as_deref().unwrap_or("?")
     );
 
-    let store = PgStore::from_config(config).map_err(CliError::Config)?;
+    let store = PgStore::new(PgStoreConfig::new(config)).map_err(CliError::Config)?;
     let store_err = |action: &str| {
         let action = action.to_owned();
         move |source| CliError::Store { action, source }

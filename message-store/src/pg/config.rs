@@ -1,8 +1,160 @@
-//! Connection settings from the environment, as libpq reads them.
+//! How a [`PgStore`](super::PgStore) connects and how long it waits
+//! ([`PgStoreConfig`]), and connection settings from the environment, as
+//! libpq reads them ([`config_from_env`]).
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use crate::Error;
+
+/// The default number of pooled connections a [`PgStore`](super::PgStore)
+/// opens at most.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
+
+/// tokio-postgres's keepalive idle time when the settings name none; it is
+/// the operating system's usual default too.
+const DRIVER_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
+
+/// How a [`PgStore`](super::PgStore) connects, how many connections it
+/// keeps, and how long it waits for each thing.
+///
+/// Plain data: the connection settings are required
+/// ([`new`](Self::new), [`from_env`](Self::from_env)); every other field
+/// has the default documented on it. No wait is unbounded, so that a server
+/// that stops answering (frozen, or the network gone) turns into a
+/// transient error instead of a call that never returns.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use ebb_message_store::pg::{PgStore, PgStoreConfig};
+///
+/// let store = PgStore::new(PgStoreConfig {
+///     max_connections: 4,
+///     call_timeout: Duration::from_secs(5),
+///     ..PgStoreConfig::from_env()?
+/// })?;
+/// # Ok::<(), ebb_message_store::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct PgStoreConfig {
+    /// Where to connect and as whom. The store adds
+    /// `-c search_path=message_store,public` to the options unless they
+    /// name a search path (see
+    /// [`with_store_search_path`](super::with_store_search_path)), and the
+    /// timeouts and keepalive settings below.
+    pub connection: tokio_postgres::Config,
+    /// The most connections the pool opens. Default:
+    /// [`DEFAULT_MAX_CONNECTIONS`] (16).
+    pub max_connections: usize,
+    /// How long a call waits for a pooled connection when all of them are
+    /// in use. Default: 30 s.
+    pub wait_timeout: Duration,
+    /// How long opening a connection may take, from connecting the socket
+    /// to the end of the startup handshake. Default: the connection
+    /// settings' `connect_timeout` if they have one, else 10 s.
+    pub connect_timeout: Duration,
+    /// How long checking a pooled connection before handing it out again
+    /// may take. Default: 5 s.
+    pub recycle_timeout: Duration,
+    /// How long one call may wait for the server once it has a connection:
+    /// one write, one batch of a read, the server's whole work on it
+    /// included. Past it the call fails with [`Error::Timeout`] and its
+    /// connection is closed rather than reused. Default: 30 s; raise it for
+    /// unbounded reads (batch size -1) of large categories.
+    pub call_timeout: Duration,
+    /// TCP: how long a connection may be idle before keepalive probes
+    /// start. Default: the connection settings' `keepalives_idle` if they
+    /// have one, else 60 s. Unix-socket connections need no keepalives.
+    pub keepalive_idle: Duration,
+    /// TCP: the time between keepalive probes. Default: the connection
+    /// settings' `keepalives_interval` if they have one, else 10 s.
+    pub keepalive_interval: Duration,
+    /// TCP: how many unanswered keepalive probes mean the connection is
+    /// lost. Default: the connection settings' `keepalives_retries` if they
+    /// have one, else 3.
+    pub keepalive_retries: u32,
+    /// TCP (Linux): how long sent data may go unacknowledged before the
+    /// connection counts as lost (`TCP_USER_TIMEOUT`). Default: the
+    /// connection settings' `tcp_user_timeout` if they have one, else 30 s.
+    pub tcp_user_timeout: Duration,
+}
+
+impl PgStoreConfig {
+    /// The defaults, for the database `connection` names.
+    pub fn new(connection: tokio_postgres::Config) -> Self {
+        let keepalive_idle = match connection.get_keepalives_idle() {
+            DRIVER_KEEPALIVES_IDLE => Duration::from_secs(60),
+            set => set,
+        };
+        Self {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            wait_timeout: Duration::from_secs(30),
+            connect_timeout: connection
+                .get_connect_timeout()
+                .copied()
+                .unwrap_or(Duration::from_secs(10)),
+            recycle_timeout: Duration::from_secs(5),
+            call_timeout: Duration::from_secs(30),
+            keepalive_idle,
+            keepalive_interval: connection
+                .get_keepalives_interval()
+                .unwrap_or(Duration::from_secs(10)),
+            keepalive_retries: connection.get_keepalives_retries().unwrap_or(3),
+            tcp_user_timeout: connection
+                .get_tcp_user_timeout()
+                .copied()
+                .unwrap_or(Duration::from_secs(30)),
+            connection,
+        }
+    }
+
+    /// The defaults, for the database the environment names (see
+    /// [`config_from_env`]).
+    pub fn from_env() -> Result<Self, Error> {
+        Ok(Self::new(config_from_env()?))
+    }
+
+    /// Refuses settings no pool can work with: no connections, or a
+    /// timeout of zero.
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        if self.max_connections == 0 {
+            return Err(Error::InvalidConfig(
+                "max_connections must be at least 1".into(),
+            ));
+        }
+        let timeouts = [
+            ("wait_timeout", self.wait_timeout),
+            ("connect_timeout", self.connect_timeout),
+            ("recycle_timeout", self.recycle_timeout),
+            ("call_timeout", self.call_timeout),
+            ("keepalive_idle", self.keepalive_idle),
+            ("keepalive_interval", self.keepalive_interval),
+            ("tcp_user_timeout", self.tcp_user_timeout),
+        ];
+        for (name, value) in timeouts {
+            if value.is_zero() {
+                return Err(Error::InvalidConfig(format!(
+                    "{name} must be longer than zero"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The connection settings every connection of the store is opened
+    /// with: the caller's, the store's search path, and the timeouts and
+    /// keepalives of this configuration.
+    pub fn effective_connection(&self) -> tokio_postgres::Config {
+        let mut connection = super::with_store_search_path(self.connection.clone());
+        connection
+            .connect_timeout(self.connect_timeout)
+            .keepalives_idle(self.keepalive_idle)
+            .keepalives_interval(self.keepalive_interval)
+            .keepalives_retries(self.keepalive_retries)
+            .tcp_user_timeout(self.tcp_user_timeout);
+        connection
+    }
+}
 
 /// The connection settings in `DATABASE_URL` (a `postgres://` URL or a
 /// `key=value` string), or else those of the libpq variables:
@@ -115,6 +267,60 @@ mod tests {
         assert_eq!(config.get_user(), Some("bob"));
         assert_eq!(config.get_dbname(), Some("bob"));
         assert_eq!(config.get_ports(), [5432]);
+    }
+
+    #[test]
+    fn timeouts_default_to_the_connection_settings_then_to_ebb_s() {
+        let config = PgStoreConfig::new(from(&[("DATABASE_URL", "postgres://a@h/d")]).unwrap());
+        assert_eq!(config.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(config.connect_timeout, Duration::from_secs(10));
+        assert_eq!(config.keepalive_idle, Duration::from_secs(60));
+        assert_eq!(config.keepalive_interval, Duration::from_secs(10));
+        assert_eq!(config.keepalive_retries, 3);
+        assert_eq!(config.tcp_user_timeout, Duration::from_secs(30));
+        assert_eq!(config.call_timeout, Duration::from_secs(30));
+        config.validate().unwrap();
+
+        let config = PgStoreConfig::new(
+            from(&[(
+                "DATABASE_URL",
+                "postgres://a@h/d?connect_timeout=3&keepalives_idle=20&tcp_user_timeout=7",
+            )])
+            .unwrap(),
+        );
+        assert_eq!(config.connect_timeout, Duration::from_secs(3));
+        assert_eq!(config.keepalive_idle, Duration::from_secs(20));
+        assert_eq!(config.tcp_user_timeout, Duration::from_secs(7));
+
+        let effective = config.effective_connection();
+        assert_eq!(
+            effective.get_connect_timeout(),
+            Some(&Duration::from_secs(3))
+        );
+        assert_eq!(effective.get_keepalives_idle(), Duration::from_secs(20));
+        assert_eq!(effective.get_keepalives_retries(), Some(3));
+        assert_eq!(
+            effective.get_options(),
+            Some("-c search_path=message_store,public")
+        );
+    }
+
+    #[test]
+    fn settings_no_pool_can_use_are_refused() {
+        let base = PgStoreConfig::new(tokio_postgres::Config::new());
+        let none = PgStoreConfig {
+            max_connections: 0,
+            ..base.clone()
+        };
+        let err = none.validate().unwrap_err();
+        assert!(err.to_string().contains("max_connections"), "{err}");
+        let zero = PgStoreConfig {
+            call_timeout: Duration::ZERO,
+            ..base
+        };
+        let err = zero.validate().unwrap_err();
+        assert!(matches!(err, Error::InvalidConfig(_)), "{err}");
+        assert!(err.to_string().contains("call_timeout"), "{err}");
     }
 
     #[test]

@@ -6,17 +6,22 @@
 //! read.
 //!
 //! The reason is a round trip's cost. tokio registers a socket for both
-//! readability and writability. A Unix socket reports itself writable again
-//! each time the server takes a request out of it, so every request woke the
-//! client once for nothing, while the server was still working on it: one
-//! extra sleep and wake-up of the client's thread per statement, which a
-//! single writer (one statement after another) pays in full. `pgbench` waits
-//! for readability only. Write readiness is asked for here only while a
-//! write is actually blocked (a large batch filling the socket's buffer),
-//! and given up again once it has gone through.
+//! readability and writability, and a Unix socket reports itself writable
+//! again each time the server takes a request out of it: every request
+//! would wake the client once for nothing, while the server is still
+//! working on it, one extra sleep and wake-up of the client's thread per
+//! statement, which a single writer (one statement after another) pays in
+//! full. `pgbench` waits for readability only. Write readiness is asked
+//! for here only while a write is actually blocked (a large batch filling
+//! the socket's buffer), and given up again once it has gone through.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use deadpool_postgres::Connect;
 use futures_util::future::BoxFuture;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::task::JoinHandle;
 use tokio_postgres::{Client, Config, Error, NoTls};
 
@@ -29,15 +34,72 @@ impl Connect for Connector {
         let config = config.clone();
         Box::pin(async move {
             #[cfg(unix)]
-            if let Some(stream) = unix::connect(&config).await {
+            if let Some(path) = unix::socket_path(&config) {
+                // A socket that cannot be connected to is reported as it
+                // is: trying again the ordinary way would knock on the
+                // same door twice.
+                let stream = match unix::connect(&path, &config).await {
+                    Ok(stream) => stream,
+                    Err(err) => return Err(driver_error(&config, err).await),
+                };
                 let (client, connection) = config.connect_raw(stream, NoTls).await?;
                 return Ok((client, spawn(connection)));
             }
-            // Anything else, and every failure to connect over a socket
-            // path, goes the ordinary way, which also reports the error.
             let (client, connection) = config.connect(NoTls).await?;
             Ok((client, spawn(connection)))
         })
+    }
+}
+
+/// `err`, a failed socket connect, as the driver's I/O error with `err`
+/// kept as its source (which is what
+/// [`Error::is_transient`](crate::Error::is_transient) reads).
+///
+/// The driver makes its errors itself, so it is handed a stream that
+/// fails with `err` at once: the handshake on it fails with nothing sent.
+async fn driver_error(config: &Config, err: io::Error) -> Error {
+    match config.connect_raw(Failed(Some(err)), NoTls).await {
+        Err(err) => err,
+        Ok(_) => unreachable!("a handshake on a stream that fails cannot succeed"),
+    }
+}
+
+/// A stream whose first use fails with the error it holds.
+struct Failed(Option<io::Error>);
+
+impl Failed {
+    fn error(&mut self) -> io::Error {
+        self.0
+            .take()
+            .unwrap_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
+    }
+}
+
+impl AsyncRead for Failed {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        _buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Poll::Ready(Err(self.get_mut().error()))
+    }
+}
+
+impl AsyncWrite for Failed {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        _data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(Err(self.get_mut().error()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Err(self.get_mut().error()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -56,7 +118,7 @@ where
 pub(crate) mod unix {
     use std::io::{self, Read as _, Write as _};
     use std::os::unix::net::UnixStream as StdUnixStream;
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
     use std::pin::Pin;
     use std::task::{Context, Poll, ready};
 
@@ -83,17 +145,17 @@ pub(crate) mod unix {
         Some(dir.join(format!(".s.PGSQL.{port}")))
     }
 
-    /// Connects to the socket `config` names, if it names one and it
-    /// accepts; `None` otherwise.
-    pub(crate) async fn connect(config: &Config) -> Option<ReadWakeStream> {
-        let path = socket_path(config)?;
-        let stream = tokio::net::UnixStream::connect(&path);
+    /// Connects to the server's socket at `path` within the connect
+    /// timeout of `config`.
+    pub(crate) async fn connect(path: &Path, config: &Config) -> io::Result<ReadWakeStream> {
+        let stream = tokio::net::UnixStream::connect(path);
         let stream = match config.get_connect_timeout() {
-            Some(limit) => tokio::time::timeout(*limit, stream).await.ok()?,
-            None => stream.await,
+            Some(limit) => tokio::time::timeout(*limit, stream)
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??,
+            None => stream.await?,
         };
-        let stream = stream.ok()?.into_std().ok()?;
-        ReadWakeStream::new(stream).ok()
+        ReadWakeStream::new(stream.into_std()?)
     }
 
     /// A connected, non-blocking Unix stream registered for readability

@@ -1,21 +1,24 @@
-//! The PostgreSQL store: [`PgStore`] over a connection pool, and the
-//! functions it is built from, which also take the caller's client or
-//! transaction ([`sql`]).
+//! The PostgreSQL store: [`PgStore`] over a connection pool, its settings
+//! ([`PgStoreConfig`]), and the functions it is built from, which also take
+//! the caller's client or transaction ([`operations`]).
 
+mod call;
 mod config;
 mod connect;
+pub mod operations;
 mod read_ahead;
-pub mod sql;
+
+use std::sync::Arc;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::tls::NoTlsStream;
+use tokio_postgres::{NoTls, Socket};
 
-pub use config::config_from_env;
+pub use config::{DEFAULT_MAX_CONNECTIONS, PgStoreConfig, config_from_env};
 
+use self::call::Call;
 use crate::store::{MessageStore, MessageStream};
 use crate::{CategoryQuery, Error, ExpectedVersion, Message, MessageData, StreamName, StreamQuery};
-
-/// The default number of pooled connections a [`PgStore`] opens at most.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
 
 /// A Message DB store in PostgreSQL, over a deadpool connection pool.
 ///
@@ -33,82 +36,120 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
 /// # Ok(()) }
 /// ```
 ///
+/// # Calls that do not finish
+///
+/// Every call is bounded: waiting for a pooled connection by
+/// [`wait_timeout`](PgStoreConfig::wait_timeout), opening one by
+/// [`connect_timeout`](PgStoreConfig::connect_timeout), and the server's
+/// answer by [`call_timeout`](PgStoreConfig::call_timeout); each ends in a
+/// transient error ([`Error::is_transient`]). A call that times out, or
+/// whose future the caller drops before it finishes, may leave its
+/// statement running on the server; its connection does not go back to the
+/// pool until the statement is cancelled and the connection answers again,
+/// and is closed if that does not happen within the call timeout.
+///
 /// # Throughput
 ///
 /// Every `write` is one round trip with a statement each connection has
 /// prepared once. A single writer waits for each of those round trips, so
-/// its speed is set by latency. A component that writes from one task (a
-/// consumer, say) runs well on a current-thread runtime
+/// its speed is set by latency: a component that writes from one task (a
+/// consumer, say) may run on a current-thread runtime
 /// (`#[tokio::main(flavor = "current_thread")]`), where the task and its
-/// connection share one thread, as `pgbench` does with one client; on the
-/// 2-core machine of `BENCHMARKS.md` (at the repository's root) the
-/// multi-thread runtime measured within noise of it. Many concurrent
-/// writers are served best by the multi-thread runtime and a pool as large
-/// as the number of writers.
+/// connection share one thread, as `pgbench` does with one client. Many
+/// concurrent writers are served best by the multi-thread runtime and a
+/// pool as large as the number of writers.
 #[derive(Clone, Debug)]
 pub struct PgStore {
     /// Connections with the statements they have prepared: every store
     /// function uses `prepare_cached`, so a pooled connection plans each
     /// statement once.
     pool: Pool,
+    /// The settings the pool was made from: the call timeout every call
+    /// keeps, and what cancelling a statement or opening a dedicated
+    /// connection needs.
+    config: Arc<PgStoreConfig>,
 }
 
 impl PgStore {
-    /// A store over an existing pool. Its connections must have
-    /// `message_store` on their search path if the database was installed
-    /// by Message DB's own scripts (see [`with_store_search_path`]).
-    pub fn new(pool: Pool) -> Self {
-        Self { pool }
-    }
-
-    /// A store with a pool of at most [`DEFAULT_MAX_CONNECTIONS`]
-    /// connections to the database `config` names.
-    pub fn from_config(config: tokio_postgres::Config) -> Result<Self, Error> {
-        Self::with_max_connections(config, DEFAULT_MAX_CONNECTIONS)
-    }
-
-    /// Like [`from_config`](Self::from_config) with a pool of at most
-    /// `max_connections`.
-    pub fn with_max_connections(
-        config: tokio_postgres::Config,
-        max_connections: usize,
-    ) -> Result<Self, Error> {
-        if max_connections == 0 {
-            return Err(Error::InvalidConfig(
-                "a pool needs at least one connection".into(),
-            ));
-        }
+    /// A store for `config`. Connections are opened as calls need them,
+    /// not here; settings no pool can use are refused with
+    /// [`Error::InvalidConfig`].
+    pub fn new(config: PgStoreConfig) -> Result<Self, Error> {
+        config.validate()?;
         let manager = Manager::from_connect(
-            with_store_search_path(config),
+            config.effective_connection(),
             connect::Connector,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
         let pool = Pool::builder(manager)
-            .max_size(max_connections)
+            .max_size(config.max_connections)
             .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(config.wait_timeout))
+            .create_timeout(Some(config.connect_timeout))
+            .recycle_timeout(Some(config.recycle_timeout))
             .build()
             .map_err(|err| Error::InvalidConfig(format!("connection pool: {err}")))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            config: Arc::new(config),
+        })
     }
 
-    /// A store for the database named by `DATABASE_URL`, or else by the
-    /// libpq variables (`PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`,
-    /// `PGDATABASE`). See [`config_from_env`].
+    /// A store with the default settings for the database named by
+    /// `DATABASE_URL`, or else by the libpq variables (`PGHOST`, `PGPORT`,
+    /// `PGUSER`, `PGPASSWORD`, `PGDATABASE`). See [`config_from_env`].
     pub fn from_env() -> Result<Self, Error> {
-        Self::from_config(config_from_env()?)
+        Self::new(PgStoreConfig::from_env()?)
+    }
+
+    /// The settings the store was made with.
+    pub fn config(&self) -> &PgStoreConfig {
+        &self.config
     }
 
     /// The pool, to run your own statements or share a transaction with
-    /// the [`sql`] functions.
+    /// the [`operations`] functions.
     pub fn pool(&self) -> &Pool {
         &self.pool
     }
 
-    /// A pooled connection.
+    /// A pooled connection, for statements and transactions of the
+    /// caller's own. The store's call timeout does not apply to what the
+    /// caller runs on it.
     pub async fn client(&self) -> Result<deadpool_postgres::Object, Error> {
         self.pool.get().await.map_err(Error::Pool)
+    }
+
+    /// A new connection outside the pool, opened with the store's settings
+    /// (search path, connect timeout, keepalives), for work that needs a
+    /// connection of its own, such as `LISTEN`. The caller polls the
+    /// returned connection (spawn it, or read its notifications with
+    /// `poll_message`).
+    pub async fn connect_dedicated(
+        &self,
+    ) -> Result<
+        (
+            tokio_postgres::Client,
+            tokio_postgres::Connection<Socket, NoTlsStream>,
+        ),
+        Error,
+    > {
+        let connect = self.config.effective_connection();
+        let after = self.config.connect_timeout;
+        match tokio::time::timeout(after, connect.connect(NoTls)).await {
+            Ok(connected) => connected.map_err(Error::from),
+            Err(_) => Err(Error::Timeout {
+                operation: "connect",
+                after,
+            }),
+        }
+    }
+
+    /// A pooled connection for one call of the store's own.
+    async fn call(&self) -> Result<Call, Error> {
+        Ok(Call::new(self.client().await?, Arc::clone(&self.config)))
     }
 }
 
@@ -118,7 +159,8 @@ impl PgStore {
 /// Message DB's own functions call each other and the `messages` table
 /// without a schema prefix, so they only work for sessions whose search
 /// path includes `message_store`, as every Message DB client arranges.
-/// ebb's schema qualifies every name and does not need it.
+/// ebb's schema qualifies every name and does not need it. [`PgStore`]
+/// adds it to every connection it opens.
 pub fn with_store_search_path(mut config: tokio_postgres::Config) -> tokio_postgres::Config {
     let options = config.get_options().unwrap_or_default().to_owned();
     if !options.contains("search_path") {
@@ -135,11 +177,10 @@ impl MessageStore for PgStore {
         message: &MessageData,
         expected_version: ExpectedVersion,
     ) -> Result<i64, Error> {
-        sql::write_message(
-            &self.client().await?,
-            stream_name,
-            message,
-            expected_version,
+        let call = self.call().await?;
+        call.run(
+            "write_message",
+            operations::write_message(call.client(), stream_name, message, expected_version),
         )
         .await
     }
@@ -150,11 +191,10 @@ impl MessageStore for PgStore {
         messages: &[MessageData],
         expected_version: ExpectedVersion,
     ) -> Result<Option<i64>, Error> {
-        sql::write_messages(
-            &self.client().await?,
-            stream_name,
-            messages,
-            expected_version,
+        let call = self.call().await?;
+        call.run(
+            "write_message",
+            operations::write_messages(call.client(), stream_name, messages, expected_version),
         )
         .await
     }
@@ -164,7 +204,12 @@ impl MessageStore for PgStore {
         stream_name: &str,
         query: &StreamQuery,
     ) -> Result<Vec<Message>, Error> {
-        sql::get_stream_messages(&self.client().await?, stream_name, query).await
+        let call = self.call().await?;
+        call.run(
+            "get_stream_messages",
+            operations::get_stream_messages(call.client(), stream_name, query),
+        )
+        .await
     }
 
     async fn get_category_messages(
@@ -172,7 +217,12 @@ impl MessageStore for PgStore {
         category: &str,
         query: &CategoryQuery,
     ) -> Result<Vec<Message>, Error> {
-        sql::get_category_messages(&self.client().await?, category, query).await
+        let call = self.call().await?;
+        call.run(
+            "get_category_messages",
+            operations::get_category_messages(call.client(), category, query),
+        )
+        .await
     }
 
     async fn get_last_stream_message(
@@ -180,11 +230,21 @@ impl MessageStore for PgStore {
         stream_name: &str,
         type_name: Option<&str>,
     ) -> Result<Option<Message>, Error> {
-        sql::get_last_stream_message(&self.client().await?, stream_name, type_name).await
+        let call = self.call().await?;
+        call.run(
+            "get_last_stream_message",
+            operations::get_last_stream_message(call.client(), stream_name, type_name),
+        )
+        .await
     }
 
     async fn stream_version(&self, stream_name: &str) -> Result<Option<i64>, Error> {
-        sql::stream_version(&self.client().await?, stream_name).await
+        let call = self.call().await?;
+        call.run(
+            "stream_version",
+            operations::stream_version(call.client(), stream_name),
+        )
+        .await
     }
 
     /// Reads one batch ahead: the next batch's query runs on the server
@@ -199,9 +259,17 @@ impl MessageStore for PgStore {
             move |query: &StreamQuery| {
                 let (store, stream_name, query) =
                     (store.clone(), stream_name.clone(), query.clone());
-                async move { sql::stream_rows(&store.client().await?, &stream_name, &query).await }
+                async move {
+                    let call = store.call().await?;
+                    call.run(
+                        "get_stream_messages",
+                        operations::stream_rows(call.client(), &stream_name, &query),
+                    )
+                    .await
+                }
             },
-            |query, last| query.clone().position(sql::row_position(last) + 1),
+            |query, last| query.clone().position(operations::row_position(last) + 1),
+            operations::messages_from_rows,
         )
     }
 
@@ -216,9 +284,21 @@ impl MessageStore for PgStore {
             batch_size,
             move |query: &CategoryQuery| {
                 let (store, category, query) = (store.clone(), category.clone(), query.clone());
-                async move { sql::category_rows(&store.client().await?, &category, &query).await }
+                async move {
+                    let call = store.call().await?;
+                    call.run(
+                        "get_category_messages",
+                        operations::category_rows(call.client(), &category, &query),
+                    )
+                    .await
+                }
             },
-            |query, last| query.clone().position(sql::row_global_position(last) + 1),
+            |query, last| {
+                query
+                    .clone()
+                    .position(operations::row_global_position(last) + 1)
+            },
+            operations::messages_from_rows,
         )
     }
 }

@@ -1,15 +1,15 @@
-//! The store's operations as functions of a client, so that they run on a
-//! pooled connection or inside the caller's transaction alike.
+//! The store's operations as functions of any client, so that they run on
+//! a pooled connection or inside the caller's transaction alike.
 //!
 //! ```no_run
 //! # async fn example(store: &ebb_message_store::PgStore, message: &ebb_message_store::MessageData) -> Result<(), Box<dyn std::error::Error>> {
-//! use ebb_message_store::{pg::sql, ExpectedVersion, StreamName};
+//! use ebb_message_store::{pg::operations, ExpectedVersion, StreamName};
 //!
 //! // An event and the consumer's position commit together, or not at all.
 //! let mut client = store.client().await?;
 //! let transaction = client.transaction().await?;
 //! let stream = StreamName::new("account", "123")?;
-//! sql::write_message(&transaction, &stream, message, ExpectedVersion::Any).await?;
+//! operations::write_message(&transaction, &stream, message, ExpectedVersion::Any).await?;
 //! transaction.commit().await?;
 //! # Ok(()) }
 //! ```
@@ -17,7 +17,9 @@
 //! Each function prepares its statement once per connection
 //! (`prepare_cached`). Against a database installed by Message DB's own
 //! scripts the session's search path must include `message_store` (see
-//! [`with_store_search_path`](super::with_store_search_path)).
+//! [`with_store_search_path`](super::with_store_search_path)). Unlike
+//! [`PgStore`](super::PgStore)'s own calls, these have no call timeout:
+//! the caller owns the client and decides how long to wait.
 
 use deadpool_postgres::GenericClient;
 use serde_json::Value;
@@ -82,6 +84,7 @@ pub async fn write_message<C: GenericClient>(
     message: &MessageData,
     expected_version: ExpectedVersion,
 ) -> Result<i64, Error> {
+    expected_version.validate()?;
     message.validate()?;
     let statement = client
         .prepare_cached(WRITE_MESSAGE)
@@ -102,7 +105,15 @@ pub async fn write_message<C: GenericClient>(
             ],
         )
         .await
-        .map_err(classify)?;
+        .map_err(|err| match classify(err) {
+            // The one id this statement wrote is the one taken, whatever
+            // the server's report says.
+            Error::DuplicateMessageId { id: None, source } => Error::DuplicateMessageId {
+                id: Some(message.id),
+                source,
+            },
+            other => other,
+        })?;
     let position: i64 = row.get(0);
     tracing::debug!(
         stream = %stream_name,
@@ -123,6 +134,7 @@ pub async fn write_messages<C: GenericClient>(
     messages: &[MessageData],
     expected_version: ExpectedVersion,
 ) -> Result<Option<i64>, Error> {
+    expected_version.validate()?;
     if messages.is_empty() {
         let version = stream_version(client, stream_name.as_str()).await?;
         if !expected_version.matches(version) {

@@ -1,0 +1,144 @@
+//! One call of the store on a pooled connection: bounded by the call
+//! timeout, and never leaving a busy connection in the pool.
+//!
+//! A call that does not finish (its timeout ran out, or the caller dropped
+//! its future) may leave its statement running on the server. Its
+//! connection must not go back to the pool like that: the next call on it
+//! would queue behind the statement, and behind a frozen server wait as
+//! long as the server does. So an unfinished call's connection goes to a
+//! clean-up task, which asks the server to cancel the statement and then
+//! sends an empty query: its answer comes after everything sent before it,
+//! so once it arrives the connection is idle and goes back to the pool. If
+//! that does not happen within the call timeout, the connection is closed.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use deadpool_postgres::Object;
+use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
+
+use super::PgStoreConfig;
+use crate::Error;
+
+/// A pooled connection lent to one call.
+pub(super) struct Call {
+    /// The connection; taken out only by `drop`.
+    object: Option<Object>,
+    /// Set once the call's statement has ended, with or without an error:
+    /// then, and only then, the connection is idle and may be reused as
+    /// it is.
+    finished: AtomicBool,
+    /// The call timeout, and where to send a cancel request.
+    config: Arc<PgStoreConfig>,
+}
+
+impl Call {
+    pub(super) fn new(object: Object, config: Arc<PgStoreConfig>) -> Self {
+        Self {
+            object: Some(object),
+            finished: AtomicBool::new(false),
+            config,
+        }
+    }
+
+    /// The connection, for the statement of the call.
+    pub(super) fn client(&self) -> &Object {
+        self.object
+            .as_ref()
+            .expect("a call holds its connection until it is dropped")
+    }
+
+    /// Awaits `statement`, the call's work on [`client`](Self::client),
+    /// for at most the call timeout; `operation` names it in the timeout
+    /// error.
+    pub(super) async fn run<T>(
+        &self,
+        operation: &'static str,
+        statement: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let after = self.config.call_timeout;
+        let result = tokio::time::timeout(after, statement)
+            .await
+            .map_err(|_| Error::Timeout { operation, after })?;
+        self.finished.store(true, Ordering::Release);
+        result
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        let Some(object) = self.object.take() else {
+            return;
+        };
+        if self.finished.load(Ordering::Acquire) {
+            // Back to the pool.
+            return drop(object);
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(recover(object, Arc::clone(&self.config)));
+            }
+            // No runtime to clean up on: close the connection.
+            Err(_) => drop(Object::take(object)),
+        }
+    }
+}
+
+/// Cancels what an unfinished call left running and gives the connection
+/// back to the pool once it answers again; closes it if it does not within
+/// the call timeout.
+async fn recover(object: Object, config: Arc<PgStoreConfig>) {
+    let idle = tokio::time::timeout(config.call_timeout, async {
+        cancel(&object, &config).await && answers(&object).await
+    })
+    .await
+    .unwrap_or(false);
+    if idle {
+        tracing::debug!("connection of an unfinished call is idle again");
+        drop(object);
+    } else {
+        tracing::debug!("closing the connection of an unfinished call");
+        drop(Object::take(object));
+    }
+}
+
+/// Asks the server to cancel whatever the connection is running. A cancel
+/// request goes over a connection of its own, the same way the connection
+/// itself was opened (see `connect`).
+async fn cancel(client: &tokio_postgres::Client, config: &PgStoreConfig) -> bool {
+    let token = client.cancel_token();
+    #[cfg(unix)]
+    if let Some(path) = super::connect::unix::socket_path(&config.connection) {
+        return match tokio::net::UnixStream::connect(&path).await {
+            Ok(stream) => token.cancel_query_raw(stream, NoTls).await.is_ok(),
+            Err(err) => {
+                tracing::debug!(error = %err, "could not send a cancel request");
+                false
+            }
+        };
+    }
+    match token.cancel_query(NoTls).await {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::debug!(error = %err, "could not send a cancel request");
+            false
+        }
+    }
+}
+
+/// True once an empty query on the connection is answered, which happens
+/// only after every statement sent before it has ended. A cancel request
+/// that reaches the server late can hit this query instead of the one it
+/// was meant for; then the next one tells.
+async fn answers(client: &tokio_postgres::Client) -> bool {
+    for _ in 0..2 {
+        match client.simple_query("").await {
+            Ok(_) => return true,
+            Err(err) if err.code() == Some(&SqlState::QUERY_CANCELED) => {}
+            Err(_) => return false,
+        }
+    }
+    false
+}
