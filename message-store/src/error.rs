@@ -423,6 +423,113 @@ mod tests {
         assert_eq!(actual, 2);
     }
 
+    /// A driver error caused by an I/O error of `kind`, as the pool's
+    /// connector makes them.
+    async fn io_driver_error(kind: std::io::ErrorKind) -> tokio_postgres::Error {
+        let mut config = tokio_postgres::Config::new();
+        config.user("postgres");
+        crate::pg::connect::driver_error(&config, std::io::Error::from(kind)).await
+    }
+
+    #[tokio::test]
+    async fn io_errors_are_transient_when_the_transport_failed() {
+        use std::io::ErrorKind::*;
+        for kind in [
+            ConnectionRefused,
+            ConnectionReset,
+            ConnectionAborted,
+            NotConnected,
+            BrokenPipe,
+            TimedOut,
+            UnexpectedEof,
+            NotFound,
+            HostUnreachable,
+            NetworkUnreachable,
+        ] {
+            let err = Error::from(io_driver_error(kind).await);
+            assert!(matches!(err, Error::Database(_)), "{err:?}");
+            assert!(err.is_transient(), "{kind:?}: {err:?}");
+        }
+        for kind in [
+            PermissionDenied,
+            InvalidInput,
+            InvalidData,
+            Unsupported,
+            Other,
+        ] {
+            let err = Error::from(io_driver_error(kind).await);
+            assert!(!err.is_transient(), "{kind:?}: {err:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn pool_errors_are_transient_only_when_waiting_or_connecting_failed() {
+        use deadpool_postgres::{PoolError, TimeoutType};
+        for timeout in [TimeoutType::Wait, TimeoutType::Create, TimeoutType::Recycle] {
+            assert!(Error::Pool(PoolError::Timeout(timeout)).is_transient());
+        }
+        let refused = io_driver_error(std::io::ErrorKind::ConnectionRefused).await;
+        assert!(Error::Pool(PoolError::Backend(refused)).is_transient());
+        let denied = io_driver_error(std::io::ErrorKind::PermissionDenied).await;
+        assert!(!Error::Pool(PoolError::Backend(denied)).is_transient());
+        assert!(!Error::Pool(PoolError::Closed).is_transient());
+        assert!(!Error::Pool(PoolError::NoRuntimeSpecified).is_transient());
+    }
+
+    #[test]
+    fn timeouts_are_transient_and_cancellation_is_not() {
+        let timeout = Error::Timeout {
+            operation: "write_message",
+            after: Duration::from_secs(2),
+        };
+        assert!(timeout.is_transient());
+        assert_eq!(
+            timeout.to_string(),
+            "write_message did not finish within 2s"
+        );
+        assert!(!Error::Cancelled.is_transient());
+    }
+
+    #[test]
+    fn client_side_errors_are_not_transient() {
+        let unparsable: tokio_postgres::Error = "postgres://x:notaport/"
+            .parse::<tokio_postgres::Config>()
+            .unwrap_err();
+        assert!(!Error::from(unparsable).is_transient());
+        for err in [
+            Error::InvalidConfig("max_connections must be at least 1".into()),
+            Error::InvalidArgument("batch size".into()),
+            Error::ConditionNotActivated,
+            Error::MalformedMessage {
+                global_position: 1,
+                reason: "id is not a UUID".into(),
+                source: None,
+            },
+        ] {
+            assert!(!err.is_transient(), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn a_duplicate_id_the_server_did_not_name_says_so() {
+        let id = Uuid::new_v4();
+        let named = Error::DuplicateMessageId {
+            id: Some(id),
+            source: None,
+        };
+        assert_eq!(
+            named.to_string(),
+            format!("a message with id {id} is already in the store")
+        );
+        let unnamed = Error::DuplicateMessageId {
+            id: None,
+            source: None,
+        };
+        let text = unnamed.to_string();
+        assert!(text.contains("does not say which"), "{text}");
+        assert!(!text.contains(&Uuid::nil().to_string()), "{text}");
+    }
+
     #[test]
     fn every_message_db_error_text_has_its_variant() {
         let cases = [

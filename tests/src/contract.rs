@@ -204,8 +204,29 @@ pub async fn expected_versions(store: &impl MessageStore) {
         err.to_string(),
         "Wrong expected version: 0 (Stream: account-8, Stream Version: -1)"
     );
+    // No message has a negative position: such an expectation is refused
+    // before anything is written, also for an empty stream.
+    for exact in [-1, -2] {
+        for stream in [&s, &name("account-9")] {
+            let err = store
+                .write(stream, &msg("Deposited", 4), ExpectedVersion::Exact(exact))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+            let err = store
+                .write_batch(
+                    stream,
+                    &[msg("Deposited", 5)],
+                    ExpectedVersion::Exact(exact),
+                )
+                .await
+                .unwrap_err();
+            assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+        }
+    }
     assert_eq!(store.stream_version("account-7").await.unwrap(), Some(1));
     assert_eq!(store.stream_version("account-8").await.unwrap(), None);
+    assert_eq!(store.stream_version("account-9").await.unwrap(), None);
 }
 
 /// A batch is one unit: consecutive positions, the expected version checks

@@ -4,10 +4,14 @@
 //!
 //! Every database comes from `ebb_localpg::shared_server()`: the server in
 //! `DATABASE_URL` when it is set, else a private cluster started once per
-//! test binary.
+//! test binary, which listens on a Unix socket only. [`tcp_server`] is a
+//! second one that also listens on a loopback TCP port, so that both of
+//! the store's ways to open a connection are tested. Tests that stop or
+//! freeze their server have one of their own ([`private`]).
 
 pub mod contract;
 pub mod message_db;
+pub mod private;
 
 use ebb_localpg::{Server, TestDatabase};
 use ebb_message_store::{PgStore, PgStoreConfig, schema};
@@ -38,6 +42,50 @@ pub async fn database() -> TestDatabase {
         })
         .await
         .expect("a fresh test database")
+}
+
+/// Where the TCP-side tests run: the server in `DATABASE_URL` when it is
+/// set, else a private cluster listening on 127.0.0.1, started once per
+/// test binary.
+pub fn tcp_server() -> &'static Server {
+    static TCP: std::sync::OnceLock<Server> = std::sync::OnceLock::new();
+    TCP.get_or_init(|| {
+        if std::env::var_os("DATABASE_URL").is_some_and(|url| !url.is_empty()) {
+            return Server::from_env().expect("DATABASE_URL's server");
+        }
+        Server::from_cluster(private::start_cluster(private::Listen::Tcp))
+    })
+}
+
+/// A fresh database with ebb's schema on [`tcp_server`], and connection
+/// settings for it over TCP (when the server is a private cluster).
+pub async fn tcp_database() -> (tokio_postgres::Config, TestDatabase) {
+    let server = tcp_server();
+    let db = server
+        .fresh_database(&template_name(), |config| async move {
+            let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+            tokio::spawn(connection);
+            schema::install(&client).await?;
+            Ok(())
+        })
+        .await
+        .expect("a fresh test database");
+    let config = match server.cluster() {
+        Some(cluster) => private::tcp_config(cluster, db.name()),
+        None => db.config(),
+    };
+    (config, db)
+}
+
+/// A store over TCP on a fresh database.
+pub async fn pg_store_over_tcp() -> (PgStore, TestDatabase) {
+    let (config, db) = tcp_database().await;
+    let store = PgStore::new(PgStoreConfig {
+        max_connections: 4,
+        ..PgStoreConfig::new(config)
+    })
+    .expect("a store");
+    (store, db)
 }
 
 /// A fresh empty database (no schema).

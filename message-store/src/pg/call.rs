@@ -10,10 +10,15 @@
 //! sends an empty query: its answer comes after everything sent before it,
 //! so once it arrives the connection is idle and goes back to the pool. If
 //! that does not happen within the call timeout, the connection is closed.
+//!
+//! A call that failed because its connection failed (a transient error
+//! other than the timeout) closes the connection at once, so that the next
+//! call opens a new one instead of being handed the broken one before the
+//! pool has noticed.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use deadpool_postgres::Object;
 use tokio_postgres::NoTls;
@@ -22,14 +27,20 @@ use tokio_postgres::error::SqlState;
 use super::PgStoreConfig;
 use crate::Error;
 
+/// The statement has not ended: cancel it before the connection is reused.
+const RUNNING: u8 = 0;
+/// The statement ended: the connection may be reused as it is.
+const IDLE: u8 = 1;
+/// The connection failed: close it.
+const BROKEN: u8 = 2;
+
 /// A pooled connection lent to one call.
 pub(super) struct Call {
     /// The connection; taken out only by `drop`.
     object: Option<Object>,
-    /// Set once the call's statement has ended, with or without an error:
-    /// then, and only then, the connection is idle and may be reused as
-    /// it is.
-    finished: AtomicBool,
+    /// What becomes of the connection when the call is dropped: one of
+    /// [`RUNNING`], [`IDLE`], [`BROKEN`].
+    state: AtomicU8,
     /// The call timeout, and where to send a cancel request.
     config: Arc<PgStoreConfig>,
 }
@@ -38,7 +49,7 @@ impl Call {
     pub(super) fn new(object: Object, config: Arc<PgStoreConfig>) -> Self {
         Self {
             object: Some(object),
-            finished: AtomicBool::new(false),
+            state: AtomicU8::new(RUNNING),
             config,
         }
     }
@@ -62,7 +73,11 @@ impl Call {
         let result = tokio::time::timeout(after, statement)
             .await
             .map_err(|_| Error::Timeout { operation, after })?;
-        self.finished.store(true, Ordering::Release);
+        let state = match &result {
+            Err(err) if err.is_transient() => BROKEN,
+            _ => IDLE,
+        };
+        self.state.store(state, Ordering::Release);
         result
     }
 }
@@ -72,16 +87,17 @@ impl Drop for Call {
         let Some(object) = self.object.take() else {
             return;
         };
-        if self.finished.load(Ordering::Acquire) {
+        match self.state.load(Ordering::Acquire) {
             // Back to the pool.
-            return drop(object);
-        }
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(recover(object, Arc::clone(&self.config)));
-            }
-            // No runtime to clean up on: close the connection.
-            Err(_) => drop(Object::take(object)),
+            IDLE => drop(object),
+            RUNNING => match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(recover(object, Arc::clone(&self.config)));
+                }
+                // No runtime to clean up on: close the connection.
+                Err(_) => drop(Object::take(object)),
+            },
+            _ => drop(Object::take(object)),
         }
     }
 }

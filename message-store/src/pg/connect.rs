@@ -57,7 +57,7 @@ impl Connect for Connector {
 ///
 /// The driver makes its errors itself, so it is handed a stream that
 /// fails with `err` at once: the handshake on it fails with nothing sent.
-async fn driver_error(config: &Config, err: io::Error) -> Error {
+pub(crate) async fn driver_error(config: &Config, err: io::Error) -> Error {
     match config.connect_raw(Failed(Some(err)), NoTls).await {
         Err(err) => err,
         Ok(_) => unreachable!("a handshake on a stream that fails cannot succeed"),

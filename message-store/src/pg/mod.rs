@@ -4,7 +4,7 @@
 
 mod call;
 mod config;
-mod connect;
+pub(crate) mod connect;
 pub mod operations;
 mod read_ahead;
 

@@ -1,0 +1,150 @@
+//! Clusters of a test's own, for tests that freeze, stop or restart their
+//! server (which would disturb every other test on a shared one), and over
+//! TCP.
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::time::Duration;
+
+use ebb_localpg::Cluster;
+use ebb_message_store::schema;
+
+/// How a private cluster takes connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listen {
+    /// Its Unix socket only (ebb-localpg's default).
+    Socket,
+    /// Its Unix socket and a TCP port on 127.0.0.1.
+    Tcp,
+}
+
+/// Starts a cluster; with [`Listen::Tcp`] on a free loopback port (tried
+/// again on another port if one is taken between choosing and starting).
+pub fn start_cluster(listen: Listen) -> Cluster {
+    if listen == Listen::Socket {
+        return Cluster::start().expect("a private cluster");
+    }
+    let mut last = None;
+    for _ in 0..5 {
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|listener| listener.local_addr())
+            .expect("a free loopback port")
+            .port();
+        match Cluster::builder()
+            .port(port)
+            .setting("listen_addresses", "127.0.0.1")
+            .start()
+        {
+            Ok(cluster) => return cluster,
+            Err(err) => last = Some(err),
+        }
+    }
+    panic!("no private cluster on a loopback port: {last:?}");
+}
+
+/// Settings for `dbname` on `cluster` over TCP (the cluster must have been
+/// started with [`Listen::Tcp`]).
+pub fn tcp_config(cluster: &Cluster, dbname: &str) -> tokio_postgres::Config {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host("127.0.0.1")
+        .port(cluster.port())
+        .user(cluster.user())
+        .dbname(dbname);
+    config
+}
+
+/// A cluster of the test's own with ebb's schema in its `postgres`
+/// database, and settings to connect to that database as `listen` says.
+pub async fn cluster_with_schema(listen: Listen) -> (Cluster, tokio_postgres::Config) {
+    let cluster = tokio::task::spawn_blocking(move || start_cluster(listen))
+        .await
+        .expect("the cluster starts");
+    let (client, connection) = cluster
+        .config("postgres")
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("a connection to the private cluster");
+    tokio::spawn(connection);
+    schema::install(&client).await.expect("the schema installs");
+    let config = match listen {
+        Listen::Socket => cluster.config("postgres"),
+        Listen::Tcp => tcp_config(&cluster, "postgres"),
+    };
+    (cluster, config)
+}
+
+/// Every process of a cluster stopped with `SIGSTOP` (the server stops
+/// answering, while its sockets stay open), until this is dropped.
+#[derive(Debug)]
+pub struct Frozen {
+    /// The postmaster first, then its children (each of which PostgreSQL
+    /// makes the leader of a process group of its own, so that they are
+    /// not reached through the postmaster's group).
+    pids: Vec<libc::pid_t>,
+}
+
+impl Frozen {
+    /// Freezes `cluster`: the postmaster, so that it starts no process
+    /// any more, then every process it started.
+    pub fn freeze(cluster: &Cluster) -> Frozen {
+        let pid_file = cluster.socket_dir().join("data/postmaster.pid");
+        let text = std::fs::read_to_string(&pid_file).expect("postmaster.pid");
+        let postmaster: libc::pid_t = text
+            .lines()
+            .next()
+            .and_then(|line| line.trim().parse().ok())
+            .expect("a pid on the first line of postmaster.pid");
+        let mut frozen = Frozen { pids: Vec::new() };
+        frozen.stop(postmaster);
+        for child in children_of(postmaster) {
+            frozen.stop(child);
+        }
+        assert!(
+            frozen.pids.len() > 2,
+            "the postmaster and its processes: {:?}",
+            frozen.pids
+        );
+        frozen
+    }
+
+    fn stop(&mut self, pid: libc::pid_t) {
+        // SAFETY: kill has no memory-safety preconditions.
+        if unsafe { libc::kill(pid, libc::SIGSTOP) } == 0 {
+            self.pids.push(pid);
+        }
+    }
+
+    /// Resumes the cluster.
+    pub fn thaw(self) {}
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        for &pid in self.pids.iter().rev() {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(pid, libc::SIGCONT) };
+        }
+        // The server takes a moment to be scheduled again.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The processes whose parent is `parent`, from `/proc`.
+fn children_of(parent: libc::pid_t) -> Vec<libc::pid_t> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<libc::pid_t>().ok())
+        .filter(|&pid| {
+            // "pid (comm) state ppid ...": the name may hold spaces and
+            // parentheses, so read from the last ") ".
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(") ")
+                    .and_then(|(_, rest)| rest.split(' ').nth(1)?.parse::<libc::pid_t>().ok())
+                    == Some(parent)
+            })
+        })
+        .collect()
+}
