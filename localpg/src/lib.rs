@@ -37,8 +37,9 @@
 //!
 //! Modules:
 //! - `cluster`: [`Cluster`], [`ClusterBuilder`] and the watchdog.
-//! - `server`: [`Server`], [`shared_server`] and [`TestDatabase`], the test
-//!   harness side (templates, one database per test, `DATABASE_URL`).
+//! - `harness`: the per-test database harness: [`Server`],
+//!   [`shared_server`] and [`TestDatabase`] (templates, one database per
+//!   test, `DATABASE_URL`).
 //! - `bin_dir`: [`find_bin_dir`].
 //! - `user`: choosing the account the server runs as.
 //! - `conninfo`: libpq `key=value` connection strings.
@@ -50,12 +51,12 @@ mod bin_dir;
 mod cluster;
 mod conninfo;
 mod error;
-mod server;
+mod harness;
 mod user;
 
 pub use bin_dir::find_bin_dir;
 pub use cluster::{Cluster, ClusterBuilder};
 pub use error::Error;
-pub use server::{Server, TestDatabase, shared_server};
+pub use harness::{Server, TestDatabase, shared_server};
 /// The driver version this crate's API uses, to avoid version skew.
 pub use tokio_postgres;

@@ -1,4 +1,5 @@
-//! The server tests run against, and a fresh database per test.
+//! The per-test database harness: the server tests run against, and a
+//! fresh database per test cloned from a template filled once.
 
 use std::collections::HashMap;
 use std::future::Future;
