@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
-use crate::{Cluster, Error, conninfo};
+use crate::{Cluster, Error, conninfo, quote_ident};
 
 /// The database management statements connect to; it exists on every
 /// server, and advisory locks are per database, so all processes must agree
@@ -107,12 +107,11 @@ impl Server {
         }
     }
 
-    /// A libpq `key=value` connection string for `dbname` on this server.
+    /// A libpq `key=value` connection string for `dbname` on this server:
+    /// the [`config`](Self::config) rendered by
+    /// [`conninfo::connection_string`], password included.
     pub fn connection_string(&self, dbname: &str) -> String {
-        match &self.backend {
-            Backend::Cluster(cluster) => cluster.connection_string(dbname),
-            Backend::External(config) => conninfo::from_config(config, dbname),
-        }
+        conninfo::connection_string(&self.config(dbname))
     }
 
     /// The private cluster, or `None` when `DATABASE_URL` is used.
@@ -409,11 +408,6 @@ fn lock_key(template: &str) -> i64 {
     hash as i64
 }
 
-/// Quotes an SQL identifier.
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,11 +423,6 @@ mod tests {
     fn lock_key_is_stable() {
         assert_eq!(lock_key("t"), lock_key("t"));
         assert_ne!(lock_key("t"), lock_key("u"));
-    }
-
-    #[test]
-    fn identifiers_are_quoted() {
-        assert_eq!(quote_ident(r#"a"b"#), r#""a""b""#);
     }
 
     #[test]

@@ -42,21 +42,25 @@
 //!   test, `DATABASE_URL`).
 //! - `bin_dir`: [`find_bin_dir`].
 //! - `user`: choosing the account the server runs as.
-//! - `conninfo`: libpq `key=value` connection strings.
+//! - [`conninfo`]: a configuration as a libpq `key=value` connection
+//!   string, with or without the password.
+//! - `ident`: [`quote_ident`] for SQL identifiers.
 //! - `error`: [`Error`].
 //!
 //! Requires PostgreSQL 13 or newer (`DROP DATABASE ... WITH (FORCE)`).
 
 mod bin_dir;
 mod cluster;
-mod conninfo;
+pub mod conninfo;
 mod error;
 mod harness;
+mod ident;
 mod user;
 
 pub use bin_dir::find_bin_dir;
 pub use cluster::{Cluster, ClusterBuilder};
 pub use error::Error;
 pub use harness::{Server, TestDatabase, shared_server};
+pub use ident::quote_ident;
 /// The driver version this crate's API uses, to avoid version skew.
 pub use tokio_postgres;
