@@ -86,10 +86,10 @@ fn version_of_a_database_without_a_store_says_so() {
 }
 
 #[test]
-fn an_unreachable_server_is_one_line_and_a_failure() {
+fn an_unreachable_server_is_one_line_a_failure_and_no_password() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!(
-        "host={} port=5432 user=postgres dbname=x",
+        "host={} port=5432 user=postgres password=hunter2 dbname=x",
         dir.path().display()
     );
     for args in [&["db", "install"][..], &["db", "version"][..]] {
@@ -101,6 +101,7 @@ fn an_unreachable_server_is_one_line_and_a_failure() {
             "{err}"
         );
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(!err.contains("hunter2"), "the password is shown: {err}");
     }
 }
 
