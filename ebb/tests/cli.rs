@@ -111,9 +111,16 @@ fn a_malformed_database_url_is_reported() {
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(
-        err.contains("DATABASE_URL is not a connection string"),
+        err.starts_with("ebb: cannot use the connection settings: "),
         "{err}"
     );
+    assert_eq!(
+        err.matches("DATABASE_URL is not a connection string")
+            .count(),
+        1,
+        "the cause once: {err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
 
 #[test]
