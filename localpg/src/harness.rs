@@ -416,12 +416,15 @@ mod tests {
     fn names_are_unique_and_short() {
         let (a, b) = (unique_name(), unique_name());
         assert_ne!(a, b);
-        assert!(a.starts_with("ebb_test_") && a.len() <= 63, "{a}");
+        let prefix = format!("ebb_test_{}_", std::process::id());
+        assert!(a.starts_with(&prefix) && a.len() <= 63, "{a}");
     }
 
     #[test]
     fn lock_key_is_stable() {
-        assert_eq!(lock_key("t"), lock_key("t"));
+        // FNV-1a of "ebb-localpg template:t", worked out independently:
+        // every process and build must agree on it.
+        assert_eq!(lock_key("t"), 3_002_657_714_889_553_521);
         assert_ne!(lock_key("t"), lock_key("u"));
     }
 
@@ -437,6 +440,8 @@ mod tests {
     fn bad_names_are_refused() {
         assert!(check_name("").is_err());
         assert!(check_name(&"x".repeat(51)).is_err());
+        assert!(check_name("a\0b").is_err());
+        assert!(check_name(&"x".repeat(50)).is_ok());
         assert!(check_name("ebb_template_v1").is_ok());
     }
 }
