@@ -131,9 +131,9 @@ fn insufficient_privilege_is_reported() {
         "DO $$ BEGIN CREATE ROLE ebb_cli_nobody LOGIN; \
          EXCEPTION WHEN duplicate_object THEN NULL; END $$",
     );
-    let url = server()
-        .connection_string(&name)
-        .replace("user=postgres", "user=ebb_cli_nobody");
+    let mut config = server().config(&name);
+    config.user("ebb_cli_nobody");
+    let url = ebb_localpg::conninfo::connection_string(&config);
     let out = ebb(&["db", "install"], &url);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
