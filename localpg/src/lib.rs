@@ -28,8 +28,10 @@
 //!
 //! How it works: the server binaries are found on `PATH` or in
 //! `/usr/lib/postgresql/*/bin`; `initdb` creates a cluster in a new
-//! directory under `/tmp`, and the server listens only on a Unix socket in
-//! that directory, so concurrent clusters never collide. When the process is
+//! `ebb-pg-*` directory under the temporary directory (`/tmp` when the
+//! server runs as another user or `TMPDIR` is too long for a socket path),
+//! and the server listens only on a Unix socket in that directory, so
+//! concurrent clusters never collide. When the process is
 //! root the server runs as the `postgres` user (or `nobody`), since
 //! PostgreSQL refuses root. A watchdog shell stops the server and removes
 //! the directory when the [`Cluster`] is dropped or the process ends in any
