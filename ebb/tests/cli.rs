@@ -86,10 +86,10 @@ fn version_of_a_database_without_a_store_says_so() {
 }
 
 #[test]
-fn an_unreachable_server_is_one_line_and_a_failure() {
+fn an_unreachable_server_is_one_line_a_failure_and_no_password() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!(
-        "host={} port=5432 user=postgres dbname=x",
+        "host={} port=5432 user=postgres password=hunter2 dbname=x",
         dir.path().display()
     );
     for args in [&["db", "install"][..], &["db", "version"][..]] {
@@ -101,6 +101,7 @@ fn an_unreachable_server_is_one_line_and_a_failure() {
             "{err}"
         );
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(!err.contains("hunter2"), "the password is shown: {err}");
     }
 }
 
@@ -110,9 +111,16 @@ fn a_malformed_database_url_is_reported() {
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(
-        err.contains("DATABASE_URL is not a connection string"),
+        err.starts_with("ebb: cannot use the connection settings: "),
         "{err}"
     );
+    assert_eq!(
+        err.matches("DATABASE_URL is not a connection string")
+            .count(),
+        1,
+        "the cause once: {err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
 
 #[test]
@@ -123,9 +131,9 @@ fn insufficient_privilege_is_reported() {
         "DO $$ BEGIN CREATE ROLE ebb_cli_nobody LOGIN; \
          EXCEPTION WHEN duplicate_object THEN NULL; END $$",
     );
-    let url = server()
-        .connection_string(&name)
-        .replace("user=postgres", "user=ebb_cli_nobody");
+    let mut config = server().config(&name);
+    config.user("ebb_cli_nobody");
+    let url = ebb_localpg::conninfo::connection_string(&config);
     let out = ebb(&["db", "install"], &url);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);

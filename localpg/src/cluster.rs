@@ -330,14 +330,10 @@ impl Cluster {
 
     /// A libpq `key=value` connection string for `dbname`, usable by
     /// `psql`, `pgbench` or as `DATABASE_URL`, e.g.
-    /// `host=/tmp/ebb-pg-Ab12Cd port=5432 user=postgres dbname=foo`.
+    /// `host=/tmp/ebb-pg-Ab12Cd port=5432 user=postgres dbname=foo`: the
+    /// [`config`](Self::config) rendered by [`conninfo::connection_string`].
     pub fn connection_string(&self, dbname: &str) -> String {
-        let mut out = String::new();
-        conninfo::push(&mut out, "host", &self.dir.display().to_string());
-        conninfo::push(&mut out, "port", &self.port.to_string());
-        conninfo::push(&mut out, "user", SUPERUSER);
-        conninfo::push(&mut out, "dbname", dbname);
-        out
+        conninfo::connection_string(&self.config(dbname))
     }
 
     /// The directory holding the server's Unix socket (and its data and

@@ -28,8 +28,10 @@
 //!
 //! How it works: the server binaries are found on `PATH` or in
 //! `/usr/lib/postgresql/*/bin`; `initdb` creates a cluster in a new
-//! directory under `/tmp`, and the server listens only on a Unix socket in
-//! that directory, so concurrent clusters never collide. When the process is
+//! `ebb-pg-*` directory under the temporary directory (`/tmp` when the
+//! server runs as another user or `TMPDIR` is too long for a socket path),
+//! and the server listens only on a Unix socket in that directory, so
+//! concurrent clusters never collide. When the process is
 //! root the server runs as the `postgres` user (or `nobody`), since
 //! PostgreSQL refuses root. A watchdog shell stops the server and removes
 //! the directory when the [`Cluster`] is dropped or the process ends in any
@@ -37,25 +39,30 @@
 //!
 //! Modules:
 //! - `cluster`: [`Cluster`], [`ClusterBuilder`] and the watchdog.
-//! - `server`: [`Server`], [`shared_server`] and [`TestDatabase`], the test
-//!   harness side (templates, one database per test, `DATABASE_URL`).
+//! - `harness`: the per-test database harness: [`Server`],
+//!   [`shared_server`] and [`TestDatabase`] (templates, one database per
+//!   test, `DATABASE_URL`).
 //! - `bin_dir`: [`find_bin_dir`].
 //! - `user`: choosing the account the server runs as.
-//! - `conninfo`: libpq `key=value` connection strings.
+//! - [`conninfo`]: a configuration as a libpq `key=value` connection
+//!   string, with or without the password.
+//! - `ident`: [`quote_ident`] for SQL identifiers.
 //! - `error`: [`Error`].
 //!
 //! Requires PostgreSQL 13 or newer (`DROP DATABASE ... WITH (FORCE)`).
 
 mod bin_dir;
 mod cluster;
-mod conninfo;
+pub mod conninfo;
 mod error;
-mod server;
+mod harness;
+mod ident;
 mod user;
 
 pub use bin_dir::find_bin_dir;
 pub use cluster::{Cluster, ClusterBuilder};
 pub use error::Error;
-pub use server::{Server, TestDatabase, shared_server};
+pub use harness::{Server, TestDatabase, shared_server};
+pub use ident::quote_ident;
 /// The driver version this crate's API uses, to avoid version skew.
 pub use tokio_postgres;

@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ebb_localpg::{Cluster, Error, Server, shared_server};
+use tokio_postgres::config::Host;
 use tokio_postgres::{Client, NoTls};
 
 type SetupResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -164,6 +165,7 @@ async fn a_failed_setup_is_reported_and_tried_again() {
         .fresh_database("localpg_flaky_v1", |c| async { fill(c, &CALLS).await })
         .await
         .expect("second try");
+    assert_eq!(CALLS.load(Ordering::SeqCst), 1);
     assert_eq!(
         values(&server.connect(db.name()).await.unwrap()).await,
         ["from template"]
@@ -185,8 +187,17 @@ fn the_shared_server_is_one_per_process() {
     let a = shared_server().expect("server");
     let b = shared_server().expect("server");
     assert!(std::ptr::eq(a, b));
-    if std::env::var_os("DATABASE_URL").is_none() {
-        let cluster = a.cluster().expect("a private cluster without DATABASE_URL");
-        assert_eq!(a.connection_string("x"), cluster.connection_string("x"));
+    let named: tokio_postgres::Config = a.connection_string("x").parse().unwrap();
+    assert_eq!(named.get_dbname(), Some("x"));
+    let uses_database_url = std::env::var("DATABASE_URL").is_ok_and(|url| !url.trim().is_empty());
+    match a.cluster() {
+        Some(cluster) => {
+            assert!(!uses_database_url, "a private cluster despite DATABASE_URL");
+            assert_eq!(
+                named.get_hosts(),
+                [Host::Unix(cluster.socket_dir().to_path_buf())]
+            );
+        }
+        None => assert!(uses_database_url, "no private cluster without DATABASE_URL"),
     }
 }

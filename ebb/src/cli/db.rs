@@ -1,34 +1,12 @@
 //! `ebb db install` and `ebb db version`.
 
+use ebb_localpg::conninfo::describe;
+use ebb_localpg::quote_ident;
 use ebb_message_store::pg::config_from_env;
 use ebb_message_store::schema;
-use tokio_postgres::config::Host;
 use tokio_postgres::{Client, Config, NoTls};
 
 use super::CliError;
-
-/// "host=... port=... dbname=... user=...", for messages (no password).
-pub fn describe(config: &Config) -> String {
-    let hosts: Vec<String> = config
-        .get_hosts()
-        .iter()
-        .map(|host| match host {
-            Host::Tcp(name) => name.clone(),
-            Host::Unix(path) => path.display().to_string(),
-        })
-        .collect();
-    let mut ports: Vec<String> = config.get_ports().iter().map(u16::to_string).collect();
-    if ports.is_empty() {
-        ports.push("5432".into());
-    }
-    format!(
-        "host={} port={} dbname={} user={}",
-        hosts.join(","),
-        ports.join(","),
-        config.get_dbname().unwrap_or("?"),
-        config.get_user().unwrap_or("?"),
-    )
-}
 
 pub async fn connect(config: &Config) -> Result<Client, CliError> {
     let (client, connection) = config
@@ -69,9 +47,8 @@ pub async fn create_database(config: &Config) -> Result<bool, CliError> {
     if exists {
         return Ok(false);
     }
-    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
     match client
-        .batch_execute(&format!("CREATE DATABASE {quoted}"))
+        .batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name)))
         .await
     {
         Ok(()) => Ok(true),

@@ -2,6 +2,7 @@
 //! `DATABASE_URL` names a server.
 
 use ebb_localpg::Cluster;
+use ebb_localpg::conninfo::describe;
 use ebb_message_store::{
     CategoryQuery, ExpectedVersion, Message, MessageData, MessageStore, PgStore, PgStoreConfig,
     StreamName, StreamQuery, schema,
@@ -10,7 +11,7 @@ use futures_util::TryStreamExt;
 use serde_json::json;
 
 use super::CliError;
-use super::db::{connect, create_database, describe};
+use super::db::{connect, create_database};
 
 pub async fn run() -> Result<(), CliError> {
     // Held to the end: stopping it removes its files.

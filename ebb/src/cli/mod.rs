@@ -41,8 +41,8 @@ enum DbCommand {
 /// What a command can fail with; shown to the user as one line.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    /// The connection settings in the environment are unusable.
-    #[error("{0}")]
+    /// The connection settings are unusable; the source says which and why.
+    #[error("cannot use the connection settings")]
     Config(#[source] ebb_message_store::Error),
     /// The server could not be reached or refused the login.
     #[error("cannot connect to PostgreSQL at {target}")]
@@ -118,21 +118,93 @@ pub fn one_line(err: &(dyn StdError + 'static)) -> String {
 mod tests {
     use super::*;
 
+    /// The messages of `err` and of each of its sources, joined as they are
+    /// without [`one_line`]'s clean-up.
+    fn chain(err: &(dyn StdError + 'static)) -> String {
+        let mut parts = vec![err.to_string()];
+        let mut current = err.source();
+        while let Some(err) = current {
+            parts.push(err.to_string());
+            current = err.source();
+        }
+        parts.join(": ")
+    }
+
+    fn invalid_config() -> ebb_message_store::Error {
+        ebb_message_store::Error::InvalidConfig("PGPORT is not a port number".into())
+    }
+
+    fn driver_error() -> tokio_postgres::Error {
+        "port=notaport"
+            .parse::<tokio_postgres::Config>()
+            .unwrap_err()
+    }
+
     #[test]
-    fn causes_are_joined_once() {
-        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
-        let err = CliError::Other(format!("outer: {io}"));
-        assert_eq!(one_line(&err), "outer: No such file or directory");
-        let err = CliError::LocalPg(ebb_localpg::Error::Io {
-            action: "reading".into(),
-            source: io,
-        });
-        let line = one_line(&err);
-        assert!(
-            line.starts_with("cannot start a private PostgreSQL cluster: "),
-            "{line}"
+    fn a_config_error_names_its_cause_once() {
+        let err = CliError::Config(invalid_config());
+        assert_eq!(
+            one_line(&err),
+            "cannot use the connection settings: \
+             invalid connection settings: PGPORT is not a port number"
         );
-        assert!(line.ends_with("No such file or directory"), "{line}");
-        assert!(!line.contains('\n'));
+        assert_eq!(chain(&err), one_line(&err));
+    }
+
+    /// No variant shows its source's text in its own message: the source is
+    /// printed after it, so that would print the cause twice.
+    #[test]
+    fn no_variant_repeats_its_source() {
+        let errors = [
+            CliError::Config(invalid_config()),
+            CliError::Connect {
+                target: "host=/tmp port=5432".into(),
+                source: driver_error(),
+            },
+            CliError::Database {
+                action: "cannot create database \"x\"".into(),
+                source: driver_error(),
+            },
+            CliError::Store {
+                action: "cannot install the schema".into(),
+                source: invalid_config(),
+            },
+            CliError::LocalPg(ebb_localpg::Error::NoUnprivilegedUser),
+        ];
+        for err in errors {
+            let source = err.source().expect("a source").to_string();
+            let message = err.to_string();
+            assert!(!message.contains(&source), "{err:?} shows {source:?}");
+            assert_eq!(chain(&err).matches(&source).count(), 1, "{err:?}");
+        }
+    }
+
+    #[test]
+    fn causes_are_joined_on_one_line() {
+        let err = CliError::LocalPg(ebb_localpg::Error::StartFailed {
+            stage: "postgres exited".into(),
+            log_path: "/tmp/ebb-pg-x/log".into(),
+            log_tail: "FATAL: bad setting\nLOG: database system is shut down".into(),
+        });
+        assert_eq!(
+            one_line(&err),
+            "cannot start a private PostgreSQL cluster: PostgreSQL failed to start \
+             (postgres exited); the end of its log (/tmp/ebb-pg-x/log): \
+             FATAL: bad setting LOG: database system is shut down"
+        );
+    }
+
+    /// An error from another crate that shows its source in its own message
+    /// still reads with the cause once.
+    #[test]
+    fn a_cause_already_in_the_message_is_left_out() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer: {0}")]
+        struct Repeats(#[source] std::io::Error);
+
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let err = Repeats(io);
+        assert_eq!(chain(&err).matches("No such file").count(), 2);
+        assert_eq!(one_line(&err), "outer: No such file or directory");
     }
 }

@@ -1,4 +1,5 @@
-//! The server tests run against, and a fresh database per test.
+//! The per-test database harness: the server tests run against, and a
+//! fresh database per test cloned from a template filled once.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
-use crate::{Cluster, Error, conninfo};
+use crate::{Cluster, Error, conninfo, quote_ident};
 
 /// The database management statements connect to; it exists on every
 /// server, and advisory locks are per database, so all processes must agree
@@ -106,12 +107,11 @@ impl Server {
         }
     }
 
-    /// A libpq `key=value` connection string for `dbname` on this server.
+    /// A libpq `key=value` connection string for `dbname` on this server:
+    /// the [`config`](Self::config) rendered by
+    /// [`conninfo::connection_string`], password included.
     pub fn connection_string(&self, dbname: &str) -> String {
-        match &self.backend {
-            Backend::Cluster(cluster) => cluster.connection_string(dbname),
-            Backend::External(config) => conninfo::from_config(config, dbname),
-        }
+        conninfo::connection_string(&self.config(dbname))
     }
 
     /// The private cluster, or `None` when `DATABASE_URL` is used.
@@ -408,11 +408,6 @@ fn lock_key(template: &str) -> i64 {
     hash as i64
 }
 
-/// Quotes an SQL identifier.
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,18 +416,16 @@ mod tests {
     fn names_are_unique_and_short() {
         let (a, b) = (unique_name(), unique_name());
         assert_ne!(a, b);
-        assert!(a.starts_with("ebb_test_") && a.len() <= 63, "{a}");
+        let prefix = format!("ebb_test_{}_", std::process::id());
+        assert!(a.starts_with(&prefix) && a.len() <= 63, "{a}");
     }
 
     #[test]
     fn lock_key_is_stable() {
-        assert_eq!(lock_key("t"), lock_key("t"));
+        // FNV-1a of "ebb-localpg template:t", worked out independently:
+        // every process and build must agree on it.
+        assert_eq!(lock_key("t"), 3_002_657_714_889_553_521);
         assert_ne!(lock_key("t"), lock_key("u"));
-    }
-
-    #[test]
-    fn identifiers_are_quoted() {
-        assert_eq!(quote_ident(r#"a"b"#), r#""a""b""#);
     }
 
     #[test]
@@ -447,6 +440,8 @@ mod tests {
     fn bad_names_are_refused() {
         assert!(check_name("").is_err());
         assert!(check_name(&"x".repeat(51)).is_err());
+        assert!(check_name("a\0b").is_err());
+        assert!(check_name(&"x".repeat(50)).is_ok());
         assert!(check_name("ebb_template_v1").is_ok());
     }
 }
