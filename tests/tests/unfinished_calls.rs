@@ -88,15 +88,10 @@ async fn a_read_dropped_mid_fetch_cancels_it_and_gives_the_connection_back() {
     // A batch fetched before the lock comes through; the fetch after it
     // waits for the lock, on the server.
     let mut taken = 1;
-    loop {
-        match timeout(Duration::from_millis(300), read.try_next()).await {
-            Ok(next) => {
-                assert!(next.unwrap().is_some(), "6 messages, batches of 1");
-                taken += 1;
-                assert!(taken < 6, "a fetch should have waited for the lock");
-            }
-            Err(_) => break,
-        }
+    while let Ok(next) = timeout(Duration::from_millis(300), read.try_next()).await {
+        assert!(next.unwrap().is_some(), "6 messages, batches of 1");
+        taken += 1;
+        assert!(taken < 6, "a fetch should have waited for the lock");
     }
     assert_eq!(
         running_reads(&observer).await,
