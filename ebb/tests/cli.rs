@@ -115,7 +115,7 @@ fn a_malformed_database_url_is_reported() {
         "{err}"
     );
     assert_eq!(
-        err.matches("DATABASE_URL is not a connection string")
+        err.matches("DATABASE_URL is not a PostgreSQL connection string")
             .count(),
         1,
         "the cause once: {err}"

@@ -78,6 +78,11 @@ pub enum Error {
     #[error("invalid connection settings: {0}")]
     InvalidConfig(String),
 
+    /// `DATABASE_URL` is set but is neither a `postgres://` URL nor a
+    /// `key=value` connection string. Fix or unset it.
+    #[error("DATABASE_URL is not a PostgreSQL connection string")]
+    InvalidDatabaseUrl(#[source] tokio_postgres::Error),
+
     /// The message is not valid (data not an object, empty type). Nothing
     /// was written; fix the message.
     #[error("invalid message {id}: {reason}")]

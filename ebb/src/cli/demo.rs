@@ -24,10 +24,12 @@ pub async fn run() -> Result<(), CliError> {
         }
         _ => {
             println!("starting a private PostgreSQL cluster (DATABASE_URL is not set) ...");
-            let started = tokio::task::spawn_blocking(Cluster::start)
+            let started = blocking(Cluster::start)
                 .await
-                .map_err(|err| CliError::Other(format!("cluster start-up panicked: {err}")))?
-                .map_err(CliError::LocalPg)?;
+                .map_err(|source| CliError::LocalPg {
+                    action: "start",
+                    source,
+                })?;
             println!(
                 "  PostgreSQL from {} listening on {}",
                 started.bin_dir().display(),
@@ -44,12 +46,22 @@ pub async fn run() -> Result<(), CliError> {
     if let Some(cluster) = cluster {
         println!("\nstopping the private cluster and removing its files");
         // Stopping waits for the server; keep that off the async workers.
-        tokio::task::spawn_blocking(move || cluster.stop())
+        blocking(move || cluster.stop())
             .await
-            .map_err(|err| CliError::Other(format!("cluster shutdown panicked: {err}")))?
-            .map_err(CliError::LocalPg)?;
+            .map_err(|source| CliError::LocalPg {
+                action: "stop",
+                source,
+            })?;
     }
     result
+}
+
+/// Runs `work` on the blocking pool; its panic is this task's panic.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => value,
+        Err(err) => std::panic::resume_unwind(err.into_panic()),
+    }
 }
 
 /// The demonstration proper. Every connection it opens is closed when it

@@ -65,9 +65,14 @@ pub enum CliError {
         #[source]
         source: ebb_message_store::Error,
     },
-    /// The private cluster for the demo did not start.
-    #[error("cannot start a private PostgreSQL cluster")]
-    LocalPg(#[source] ebb_localpg::Error),
+    /// The private cluster for the demo did not start or stop.
+    #[error("cannot {action} a private PostgreSQL cluster")]
+    LocalPg {
+        /// "start" or "stop".
+        action: &'static str,
+        #[source]
+        source: ebb_localpg::Error,
+    },
     /// Something the command checks for itself.
     #[error("{0}")]
     Other(String),
@@ -169,7 +174,10 @@ mod tests {
                 action: "cannot install the schema".into(),
                 source: invalid_config(),
             },
-            CliError::LocalPg(ebb_localpg::Error::NoUnprivilegedUser),
+            CliError::LocalPg {
+                action: "start",
+                source: ebb_localpg::Error::NoUnprivilegedUser,
+            },
         ];
         for err in errors {
             let source = err.source().expect("a source").to_string();
@@ -181,11 +189,14 @@ mod tests {
 
     #[test]
     fn causes_are_joined_on_one_line() {
-        let err = CliError::LocalPg(ebb_localpg::Error::StartFailed {
-            stage: "postgres exited".into(),
-            log_path: "/tmp/ebb-pg-x/log".into(),
-            log_tail: "FATAL: bad setting\nLOG: database system is shut down".into(),
-        });
+        let err = CliError::LocalPg {
+            action: "start",
+            source: ebb_localpg::Error::StartFailed {
+                stage: "postgres exited".into(),
+                log_path: "/tmp/ebb-pg-x/log".into(),
+                log_tail: "FATAL: bad setting\nLOG: database system is shut down".into(),
+            },
+        };
         assert_eq!(
             one_line(&err),
             "cannot start a private PostgreSQL cluster: PostgreSQL failed to start \

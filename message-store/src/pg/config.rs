@@ -179,9 +179,8 @@ pub(crate) fn config_from(
     var: impl Fn(&str) -> Option<String>,
 ) -> Result<tokio_postgres::Config, Error> {
     if let Some(url) = var("DATABASE_URL") {
-        let mut config = tokio_postgres::Config::from_str(&url).map_err(|err| {
-            Error::InvalidConfig(format!("DATABASE_URL is not a connection string: {err}"))
-        })?;
+        let mut config =
+            tokio_postgres::Config::from_str(&url).map_err(Error::InvalidDatabaseUrl)?;
         // libpq's defaults for what the URL leaves out.
         if config.get_user().is_none() {
             config.user(
