@@ -50,11 +50,35 @@ pub async fn database() -> TestDatabase {
 pub fn tcp_server() -> &'static Server {
     static TCP: std::sync::OnceLock<Server> = std::sync::OnceLock::new();
     TCP.get_or_init(|| {
-        if std::env::var_os("DATABASE_URL").is_some_and(|url| !url.is_empty()) {
+        if database_url_is_set() {
             return Server::from_env().expect("DATABASE_URL's server");
         }
         Server::from_cluster(private::start_cluster(private::Listen::Tcp))
     })
+}
+
+/// Whether the tests run on `DATABASE_URL`'s server (set and not empty,
+/// as `ebb_localpg` reads it) rather than on private clusters.
+pub fn database_url_is_set() -> bool {
+    std::env::var("DATABASE_URL").is_ok_and(|url| !url.trim().is_empty())
+}
+
+/// Checks that `store`'s connections go over TCP when its settings name a
+/// TCP host and over a Unix socket otherwise, as the server sees them;
+/// returns whether they are TCP.
+pub async fn assert_transport_as_configured(store: &PgStore) -> bool {
+    let over_tcp = matches!(
+        store.config().connection.get_hosts(),
+        [tokio_postgres::config::Host::Tcp(_), ..]
+    );
+    let client = store.client().await.expect("a pooled connection");
+    let peer: Option<String> = client
+        .query_one("SELECT host(inet_client_addr())", &[])
+        .await
+        .expect("the client's address")
+        .get(0);
+    assert_eq!(peer.is_some(), over_tcp, "peer address {peer:?}");
+    over_tcp
 }
 
 /// A fresh database with ebb's schema on [`tcp_server`], and connection

@@ -1,12 +1,19 @@
 //! The pool's connections: over the private cluster's Unix socket they are
 //! opened by ebb itself (registered for readability only, see
 //! `ebb_message_store::pg`'s connector); these tests hold that path to what
-//! tokio-postgres's own connections do.
+//! tokio-postgres's own connections do. (On `DATABASE_URL`'s server they
+//! go the way its URL says.)
 
 use ebb_message_store::{ExpectedVersion, MessageData, MessageStore, StreamName, StreamQuery};
 use ebb_tests::{database, store_for};
 use futures_util::TryStreamExt as _;
 use serde_json::json;
+
+/// The private cluster is reached over its Unix socket.
+async fn assert_over_the_socket(store: &ebb_message_store::PgStore) {
+    let over_tcp = ebb_tests::assert_transport_as_configured(store).await;
+    assert!(!over_tcp || ebb_tests::database_url_is_set());
+}
 
 /// A batch of 8 MB cannot go into the socket's buffer in one piece: the
 /// write has to wait for the server to read. It must arrive whole, and the
@@ -15,6 +22,7 @@ use serde_json::json;
 async fn a_batch_larger_than_the_socket_buffer_is_written_whole_on_one_connection() {
     let db = database().await;
     let store = store_for(&db, 1);
+    assert_over_the_socket(&store).await;
     let stream = StreamName::new("upload", "big").unwrap();
     let chunk = "x".repeat(16 * 1024);
     let batch: Vec<_> = (0..512)
@@ -57,6 +65,7 @@ async fn a_batch_larger_than_the_socket_buffer_is_written_whole_on_one_connectio
 async fn a_single_writer_on_one_thread_gets_every_reply() {
     let db = database().await;
     let store = store_for(&db, 1);
+    assert_over_the_socket(&store).await;
     let stream = StreamName::new("counter", "1").unwrap();
     for n in 0..500_i64 {
         let expected = if n == 0 {
