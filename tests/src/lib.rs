@@ -33,7 +33,12 @@ fn template_name() -> String {
 
 /// A fresh database with ebb's schema installed.
 pub async fn database() -> TestDatabase {
-    server()
+    database_on(server()).await
+}
+
+/// A fresh database with ebb's schema installed on `server`.
+async fn database_on(server: &Server) -> TestDatabase {
+    server
         .fresh_database(&template_name(), |config| async move {
             let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
             tokio::spawn(connection);
@@ -85,15 +90,7 @@ pub async fn assert_transport_as_configured(store: &PgStore) -> bool {
 /// settings for it over TCP (when the server is a private cluster).
 pub async fn tcp_database() -> (tokio_postgres::Config, TestDatabase) {
     let server = tcp_server();
-    let db = server
-        .fresh_database(&template_name(), |config| async move {
-            let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
-            tokio::spawn(connection);
-            schema::install(&client).await?;
-            Ok(())
-        })
-        .await
-        .expect("a fresh test database");
+    let db = database_on(server).await;
     let config = match server.cluster() {
         Some(cluster) => private::tcp_config(cluster, db.name()),
         None => db.config(),
