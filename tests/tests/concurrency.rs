@@ -190,10 +190,15 @@ async fn writes_inside_the_callers_transaction_commit_or_roll_back_with_it() {
     assert_eq!(count_messages(&plain).await, 1);
 }
 
+/// A write that fails inside the caller's transaction neither commits nor
+/// rolls back on its own: the transaction is left failed (the server
+/// refuses every further statement in it) for the caller to end, and the
+/// caller's rollback takes the transaction's earlier writes with it.
 #[tokio::test]
 async fn a_failed_write_inside_a_transaction_leaves_it_to_the_caller() {
-    let (store, _db) = pg_store().await;
+    let (store, db) = pg_store().await;
     let stream = StreamName::new("account", "tx2").unwrap();
+    let earlier = StreamName::new("account", "tx3").unwrap();
     store
         .write(
             &stream,
@@ -204,6 +209,14 @@ async fn a_failed_write_inside_a_transaction_leaves_it_to_the_caller() {
         .unwrap();
     let mut client = store.client().await.unwrap();
     let transaction = client.transaction().await.unwrap();
+    operations::write_message(
+        &transaction,
+        &earlier,
+        &MessageData::new("Opened", json!({})),
+        ExpectedVersion::NoStream,
+    )
+    .await
+    .unwrap();
     let err = operations::write_message(
         &transaction,
         &stream,
@@ -213,8 +226,27 @@ async fn a_failed_write_inside_a_transaction_leaves_it_to_the_caller() {
     .await
     .unwrap_err();
     assert!(err.is_wrong_expected_version(), "{err}");
+
+    // Still the same, failed, transaction: had the function committed or
+    // rolled back, this statement would run outside of it and succeed.
+    let refused = transaction
+        .query_one("SELECT 1", &[])
+        .await
+        .expect_err("a failed transaction refuses further statements");
+    assert_eq!(
+        refused.code(),
+        Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION),
+        "{refused:?}"
+    );
+
     transaction.rollback().await.unwrap();
     assert_eq!(store.stream_version("account-tx2").await.unwrap(), Some(0));
+    assert_eq!(
+        store.stream_version("account-tx3").await.unwrap(),
+        None,
+        "the earlier write went with the caller's rollback"
+    );
+    assert_eq!(count_messages(&connect(&db).await).await, 1);
 }
 
 #[tokio::test]
