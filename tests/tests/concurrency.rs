@@ -249,6 +249,62 @@ async fn a_failed_write_inside_a_transaction_leaves_it_to_the_caller() {
     assert_eq!(count_messages(&connect(&db).await).await, 1);
 }
 
+/// The store keeps message times in UTC whatever the session's time zone:
+/// on connections set to UTC+14, a message just written is stamped with
+/// the current UTC time, not the local one 14 hours ahead. (The contract
+/// suite checks only that the time is recent, which on a server in UTC
+/// cannot tell the two apart.)
+#[tokio::test]
+async fn message_times_are_utc_whatever_the_session_s_time_zone() {
+    let db = ebb_tests::database().await;
+    let mut config = db.config();
+    config.options("-c TimeZone=Pacific/Kiritimati");
+    let store = PgStore::new(PgStoreConfig {
+        max_connections: 1,
+        ..PgStoreConfig::new(config)
+    })
+    .unwrap();
+
+    // The zone took effect, and it is far from UTC.
+    let client = store.client().await.unwrap();
+    let row = client
+        .query_one(
+            "SELECT current_setting('TimeZone'),
+                    extract(epoch FROM now()::timestamp - (now() AT TIME ZONE 'utc'))::bigint",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "Pacific/Kiritimati");
+    assert_eq!(row.get::<_, i64>(1), 14 * 60 * 60);
+    drop(client);
+
+    let stream = StreamName::new("account", "zone").unwrap();
+    let before = chrono::Utc::now();
+    store
+        .write(
+            &stream,
+            &MessageData::new("Opened", json!({})),
+            ExpectedVersion::NoStream,
+        )
+        .await
+        .unwrap();
+    let after = chrono::Utc::now();
+    let read = store
+        .get_last_stream_message("account-zone", None)
+        .await
+        .unwrap()
+        .expect("the message just written");
+    // A little slack for the server's clock, which is this machine's (or,
+    // with DATABASE_URL, one that is kept in time).
+    let slack = chrono::TimeDelta::seconds(5);
+    assert!(
+        before - slack <= read.time && read.time <= after + slack,
+        "written between {before} and {after}, stamped {}",
+        read.time
+    );
+}
+
 #[tokio::test]
 async fn an_unreachable_server_is_a_transient_error() {
     let dir = tempfile::tempdir().unwrap();
