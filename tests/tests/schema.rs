@@ -111,6 +111,9 @@ async fn hash_64_is_the_first_64_bits_of_md5() {
     }
 }
 
+/// `acquire_lock` takes the advisory lock keyed by the category's hash
+/// and returns the key; the lock is a transaction-level one, gone when the
+/// transaction ends.
 #[tokio::test]
 async fn acquire_lock_returns_the_category_hash() {
     let db = database().await;
@@ -122,7 +125,24 @@ async fn acquire_lock_returns_the_category_hash() {
         .unwrap()
         .get(0);
     assert_eq!(hash, ebb_message_store::hash_64("account"));
-    let held: i64 = transaction
+    // pg_locks shows a bigint key as two oids, classid its high 32 bits
+    // and objid its low 32 bits, with objsubid 1 (2 marks a key of two
+    // int4s). The shift wraps, so a negative key (as this one is) comes
+    // back whole.
+    let held: Vec<(i64, i16, String)> = transaction
+        .query(
+            "SELECT (classid::bigint << 32) | objid::bigint, objsubid, mode FROM pg_locks
+             WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+    assert_eq!(held, [(hash, 1, "ExclusiveLock".to_owned())]);
+    transaction.commit().await.unwrap();
+    let left: i64 = client
         .query_one(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
             &[],
@@ -130,7 +150,7 @@ async fn acquire_lock_returns_the_category_hash() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(held, 1, "the lock is held until the transaction ends");
+    assert_eq!(left, 0, "the lock is held until the transaction ends");
 }
 
 #[tokio::test]
