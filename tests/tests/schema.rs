@@ -673,6 +673,27 @@ async fn concurrent_installs_take_turns() {
     }
     let client = &clients[0];
     assert_eq!(write(client, "account-1", "Opened").await, 0);
+    // One install at a time: the later ones found the first's record and
+    // functions, and added neither a second record nor an overload.
+    let records: i64 = client
+        .query_one(
+            "SELECT count(*) FROM message_store.ebb_schema_versions",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(records, 1);
+    let overloads: i64 = client
+        .query_one(
+            "SELECT count(*) - count(DISTINCT proname) FROM pg_proc p
+             JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'message_store'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(overloads, 0);
 }
 
 #[tokio::test]
