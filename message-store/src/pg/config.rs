@@ -167,17 +167,21 @@ impl PgStoreConfig {
 /// | `PGPASSWORD` | none |
 /// | `PGDATABASE` | the user name |
 ///
+/// A variable set to the empty string counts as unset.
+///
 /// ```no_run
 /// let config = ebb_message_store::pg::config_from_env()?;
 /// # Ok::<(), ebb_message_store::Error>(())
 /// ```
 pub fn config_from_env() -> Result<tokio_postgres::Config, Error> {
-    config_from(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    config_from(|name| std::env::var(name).ok())
 }
 
+/// [`config_from_env`] with the variables `var` gives.
 pub(crate) fn config_from(
     var: impl Fn(&str) -> Option<String>,
 ) -> Result<tokio_postgres::Config, Error> {
+    let var = |name: &str| var(name).filter(|value| !value.is_empty());
     if let Some(url) = var("DATABASE_URL") {
         let mut config =
             tokio_postgres::Config::from_str(&url).map_err(Error::InvalidDatabaseUrl)?;
@@ -266,6 +270,33 @@ mod tests {
         assert_eq!(config.get_user(), Some("bob"));
         assert_eq!(config.get_dbname(), Some("bob"));
         assert_eq!(config.get_ports(), [5432]);
+    }
+
+    #[test]
+    fn empty_variables_count_as_unset() {
+        let config = from(&[
+            ("DATABASE_URL", ""),
+            ("PGHOST", "db.example"),
+            ("PGPORT", "6543"),
+            ("PGUSER", "bob"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.get_hosts(),
+            [tokio_postgres::config::Host::Tcp("db.example".into())]
+        );
+        assert_eq!(config.get_ports(), [6543]);
+        assert_eq!(config.get_user(), Some("bob"));
+
+        let config = from(&[
+            ("PGHOST", "db.example"),
+            ("PGPORT", ""),
+            ("PGUSER", "bob"),
+            ("PGDATABASE", ""),
+        ])
+        .unwrap();
+        assert_eq!(config.get_ports(), [5432]);
+        assert_eq!(config.get_dbname(), Some("bob"));
     }
 
     #[test]
