@@ -303,7 +303,9 @@ mod tests {
     fn timeouts_default_to_the_connection_settings_then_to_ebb_s() {
         let config = PgStoreConfig::new(from(&[("DATABASE_URL", "postgres://a@h/d")]).unwrap());
         assert_eq!(config.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(config.wait_timeout, Duration::from_secs(30));
         assert_eq!(config.connect_timeout, Duration::from_secs(10));
+        assert_eq!(config.recycle_timeout, Duration::from_secs(5));
         assert_eq!(config.keepalive_idle, Duration::from_secs(60));
         assert_eq!(config.keepalive_interval, Duration::from_secs(10));
         assert_eq!(config.keepalive_retries, 3);
@@ -314,12 +316,15 @@ mod tests {
         let config = PgStoreConfig::new(
             from(&[(
                 "DATABASE_URL",
-                "postgres://a@h/d?connect_timeout=3&keepalives_idle=20&tcp_user_timeout=7",
+                "postgres://a@h/d?connect_timeout=3&keepalives_idle=20\
+                 &keepalives_interval=4&keepalives_retries=5&tcp_user_timeout=7",
             )])
             .unwrap(),
         );
         assert_eq!(config.connect_timeout, Duration::from_secs(3));
         assert_eq!(config.keepalive_idle, Duration::from_secs(20));
+        assert_eq!(config.keepalive_interval, Duration::from_secs(4));
+        assert_eq!(config.keepalive_retries, 5);
         assert_eq!(config.tcp_user_timeout, Duration::from_secs(7));
 
         let effective = config.effective_connection();
@@ -328,7 +333,11 @@ mod tests {
             Some(&Duration::from_secs(3))
         );
         assert_eq!(effective.get_keepalives_idle(), Duration::from_secs(20));
-        assert_eq!(effective.get_keepalives_retries(), Some(3));
+        assert_eq!(
+            effective.get_keepalives_interval(),
+            Some(Duration::from_secs(4))
+        );
+        assert_eq!(effective.get_keepalives_retries(), Some(5));
         assert_eq!(
             effective.get_options(),
             Some("-c search_path=message_store,public")
