@@ -651,19 +651,6 @@ mod tests {
         }
 
         #[test]
-        fn free_functions_match_the_sql_definitions(name in "[a-z:+-]{0,12}") {
-            // category: split_part(name, '-', 1)
-            let sql_category = name.split('-').next().unwrap();
-            prop_assert_eq!(category(&name), sql_category);
-            // id: substring after the first '-', NULL when there is none
-            let sql_id = name.find('-').map(|at| &name[at + 1..]);
-            prop_assert_eq!(id(&name), sql_id);
-            // cardinal_id: split_part(id, '+', 1)
-            prop_assert_eq!(cardinal_id(&name), sql_id.map(|id| id.split('+').next().unwrap()));
-            prop_assert_eq!(is_category(&name), !name.contains('-'));
-        }
-
-        #[test]
         fn parse_never_panics_and_accepts_only_what_it_can_take_apart(name in "\\PC{0,24}") {
             if let Ok(parsed) = StreamName::parse(name.clone()) {
                 prop_assert!(!parsed.category().is_empty());
