@@ -170,17 +170,27 @@ pub struct Message {
 }
 
 impl Message {
-    /// Deserializes the data into `T`.
+    /// Deserializes the data into `T`; [`Error::Deserialize`] when it does
+    /// not fit.
     ///
     /// ```
-    /// # use ebb_message_store::Message;
     /// #[derive(serde::Deserialize)]
     /// #[serde(rename_all = "camelCase")]
     /// struct Deposited { account_id: String, amount: i64 }
     ///
-    /// # fn example(message: &Message) -> Result<(), ebb_message_store::Error> {
+    /// # let message = ebb_message_store::Message {
+    /// #     id: uuid::Uuid::new_v4(),
+    /// #     stream_name: "account-123".into(),
+    /// #     type_name: "Deposited".into(),
+    /// #     position: 0,
+    /// #     global_position: 1,
+    /// #     data: serde_json::json!({ "accountId": "123", "amount": 10 }),
+    /// #     metadata: Default::default(),
+    /// #     time: chrono::Utc::now(),
+    /// # };
     /// let deposited: Deposited = message.data()?;
-    /// # Ok(()) }
+    /// assert_eq!(deposited.amount, 10);
+    /// # Ok::<(), ebb_message_store::Error>(())
     /// ```
     pub fn data<T: DeserializeOwned>(&self) -> Result<T, Error> {
         T::deserialize(&self.data).map_err(|source| Error::Deserialize {
@@ -471,6 +481,61 @@ mod tests {
         assert_eq!(next.metadata.reply_stream_name.as_deref(), Some("client-1"));
         assert_eq!(next.metadata.properties["tenant"], json!("a"));
         assert!(next.metadata.local_properties.is_empty());
+    }
+
+    #[test]
+    fn data_deserializes_or_says_which_message_does_not() {
+        #[derive(Debug, PartialEq, Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Deposited {
+            account_id: String,
+            amount: i64,
+        }
+        #[derive(Debug, Deserialize)]
+        struct Opened {
+            #[allow(dead_code)]
+            owner: String,
+        }
+
+        let message = Message {
+            type_name: "Deposited".into(),
+            global_position: 42,
+            data: json!({ "accountId": "123", "amount": 10 }),
+            ..read("account-123", Metadata::default())
+        };
+        assert_eq!(
+            message.data::<Deposited>().unwrap(),
+            Deposited {
+                account_id: "123".into(),
+                amount: 10
+            }
+        );
+
+        let err = message.data::<Opened>().unwrap_err();
+        let Error::Deserialize {
+            global_position,
+            type_name,
+            source,
+        } = &err
+        else {
+            panic!("expected Error::Deserialize, got {err:?}");
+        };
+        assert_eq!(*global_position, 42);
+        assert_eq!(type_name, "Deposited");
+        assert!(
+            source.to_string().contains("missing field `owner`"),
+            "{source}"
+        );
+        let cause = std::error::Error::source(&err).expect("a source");
+        assert!(
+            std::ptr::addr_eq(cause, source),
+            "serde's error is the source"
+        );
+        assert_eq!(
+            err.to_string(),
+            "message at global position 42 (type Deposited) does not deserialize",
+            "the cause is not printed twice"
+        );
     }
 
     #[test]

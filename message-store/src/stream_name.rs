@@ -549,6 +549,7 @@ mod tests {
             ("account:-1", Reason::EmptyCategoryType),
             ("account:a++b-1", Reason::EmptyCategoryType),
             ("account:a:b-1", Reason::InvalidCategoryType),
+            ("account:a:b+-1", Reason::EmptyCategoryType),
             ("account-", Reason::EmptyId),
             ("account-1+", Reason::EmptyId),
             ("account-+1", Reason::EmptyId),
@@ -628,6 +629,88 @@ mod tests {
         "[a-zA-Z0-9_.-]{0,6}[a-zA-Z0-9]"
     }
 
+    /// `name` taken apart character by character, independently of how
+    /// `validate` splits it: (entity, category types, id parts), or why
+    /// `validate` should refuse it, checking in the order it does.
+    fn take_apart(name: &str) -> Result<(String, Vec<String>, Vec<String>), Reason> {
+        if name.is_empty() {
+            return Err(Reason::Empty);
+        }
+        if name.len() > MAX_STREAM_NAME_LEN {
+            return Err(Reason::TooLong { len: name.len() });
+        }
+        if name.contains('\0') {
+            return Err(Reason::ContainsNul);
+        }
+        let mut entity = String::new();
+        let mut types: Option<Vec<String>> = None;
+        let mut ids: Option<Vec<String>> = None;
+        // Types and ids start as one empty part: '+' starts the next,
+        // anything else goes on the last.
+        let push = |parts: &mut Vec<String>, c: char| match parts.last_mut() {
+            Some(part) if c != '+' => part.push(c),
+            _ => parts.push(String::new()),
+        };
+        for c in name.chars() {
+            if let Some(ids) = ids.as_mut() {
+                // Past the first '-', another '-' or a ':' is part of the id.
+                push(ids, c);
+            } else if c == '-' {
+                ids = Some(vec![String::new()]);
+            } else if let Some(types) = types.as_mut() {
+                push(types, c);
+            } else if c == ':' {
+                types = Some(vec![String::new()]);
+            } else {
+                entity.push(c);
+            }
+        }
+        let types = types.unwrap_or_default();
+        let ids = ids.unwrap_or_default();
+        if entity.is_empty() {
+            return Err(Reason::EmptyCategory);
+        }
+        if types.iter().any(String::is_empty) {
+            return Err(Reason::EmptyCategoryType);
+        }
+        if types.iter().any(|t| t.contains(':')) {
+            return Err(Reason::InvalidCategoryType);
+        }
+        if ids.iter().any(String::is_empty) {
+            return Err(Reason::EmptyId);
+        }
+        Ok((entity, types, ids))
+    }
+
+    /// The name of these parts, joined as the format says.
+    fn join(entity: &str, types: &[String], ids: &[String]) -> String {
+        let mut name = entity.to_owned();
+        if !types.is_empty() {
+            name.push(':');
+            name.push_str(&types.join("+"));
+        }
+        if !ids.is_empty() {
+            name.push('-');
+            name.push_str(&ids.join("+"));
+        }
+        name
+    }
+
+    #[test]
+    fn take_apart_knows_the_format() {
+        assert_eq!(
+            take_apart("account:command+x-1-2+b:c"),
+            Ok((
+                "account".to_owned(),
+                vec!["command".to_owned(), "x".to_owned()],
+                vec!["1-2".to_owned(), "b:c".to_owned()],
+            ))
+        );
+        assert_eq!(take_apart("a:b:c+-1"), Err(Reason::EmptyCategoryType));
+        assert_eq!(take_apart(":-"), Err(Reason::EmptyCategory));
+        assert_eq!(take_apart("a-\0"), Err(Reason::ContainsNul));
+    }
+
     proptest! {
         #[test]
         fn built_names_parse_back_to_their_parts(
@@ -641,34 +724,47 @@ mod tests {
                 .ids(ids.clone())
                 .build()
                 .unwrap();
-            let reparsed: StreamName = name.as_str().parse().unwrap();
-            prop_assert_eq!(&reparsed, &name);
+            let joined = join(&entity, &types, &ids);
+            prop_assert_eq!(name.as_str(), joined.as_str());
+            let reparsed: StreamName = joined.parse().unwrap();
             prop_assert_eq!(reparsed.entity_name(), entity.as_str());
             prop_assert_eq!(reparsed.category_types().map(str::to_owned).collect::<Vec<_>>(), types);
             prop_assert_eq!(reparsed.ids().map(str::to_owned).collect::<Vec<_>>(), ids.clone());
             prop_assert_eq!(reparsed.cardinal_id(), ids.first().map(String::as_str));
             prop_assert_eq!(reparsed.is_category(), ids.is_empty());
         }
+    }
+
+    proptest! {
+        // Enough cases that names breaking two rules at once, which tell
+        // the order of the checks, come up in most runs.
+        #![proptest_config(ProptestConfig::with_cases(2048))]
 
         #[test]
-        fn free_functions_match_the_sql_definitions(name in "[a-z:+-]{0,12}") {
-            // category: split_part(name, '-', 1)
-            let sql_category = name.split('-').next().unwrap();
-            prop_assert_eq!(category(&name), sql_category);
-            // id: substring after the first '-', NULL when there is none
-            let sql_id = name.find('-').map(|at| &name[at + 1..]);
-            prop_assert_eq!(id(&name), sql_id);
-            // cardinal_id: split_part(id, '+', 1)
-            prop_assert_eq!(cardinal_id(&name), sql_id.map(|id| id.split('+').next().unwrap()));
-            prop_assert_eq!(is_category(&name), !name.contains('-'));
-        }
-
-        #[test]
-        fn parse_never_panics_and_accepts_only_what_it_can_take_apart(name in "\\PC{0,24}") {
-            if let Ok(parsed) = StreamName::parse(name.clone()) {
-                prop_assert!(!parsed.category().is_empty());
-                prop_assert!(parsed.ids().all(|id| !id.is_empty()));
-                prop_assert_eq!(parsed.as_str(), name.as_str());
+        fn parse_never_panics_and_accepts_only_what_it_can_take_apart(
+            // Mostly separators (and NUL), so that every rule is met;
+            // and any printable text.
+            name in prop_oneof!["[a:+\\-\\x00]{0,10}", "\\PC{0,24}"],
+        ) {
+            match (StreamName::parse(name.clone()), take_apart(&name)) {
+                (Ok(parsed), Ok((entity, types, ids))) => {
+                    prop_assert!(!parsed.category().is_empty());
+                    prop_assert!(!parsed.entity_name().is_empty());
+                    prop_assert!(parsed.category_types().all(|t| !t.is_empty()));
+                    prop_assert!(parsed.ids().all(|id| !id.is_empty()));
+                    prop_assert_eq!(parsed.entity_name(), entity.as_str());
+                    prop_assert_eq!(parsed.category_types().collect::<Vec<_>>(), types.clone());
+                    prop_assert_eq!(parsed.ids().collect::<Vec<_>>(), ids.clone());
+                    prop_assert_eq!(parsed.as_str(), name.as_str());
+                    prop_assert_eq!(join(&entity, &types, &ids), name);
+                }
+                (Err(err), Err(reason)) => {
+                    prop_assert_eq!(err.name(), name.as_str());
+                    prop_assert_eq!(err.reason(), &reason);
+                }
+                (parsed, expected) => {
+                    prop_assert!(false, "{:?}: parsed as {:?}, expected {:?}", name, parsed, expected);
+                }
             }
         }
     }

@@ -190,10 +190,15 @@ async fn writes_inside_the_callers_transaction_commit_or_roll_back_with_it() {
     assert_eq!(count_messages(&plain).await, 1);
 }
 
+/// A write that fails inside the caller's transaction neither commits nor
+/// rolls back on its own: the transaction is left failed (the server
+/// refuses every further statement in it) for the caller to end, and the
+/// caller's rollback takes the transaction's earlier writes with it.
 #[tokio::test]
 async fn a_failed_write_inside_a_transaction_leaves_it_to_the_caller() {
-    let (store, _db) = pg_store().await;
+    let (store, db) = pg_store().await;
     let stream = StreamName::new("account", "tx2").unwrap();
+    let earlier = StreamName::new("account", "tx3").unwrap();
     store
         .write(
             &stream,
@@ -204,6 +209,14 @@ async fn a_failed_write_inside_a_transaction_leaves_it_to_the_caller() {
         .unwrap();
     let mut client = store.client().await.unwrap();
     let transaction = client.transaction().await.unwrap();
+    operations::write_message(
+        &transaction,
+        &earlier,
+        &MessageData::new("Opened", json!({})),
+        ExpectedVersion::NoStream,
+    )
+    .await
+    .unwrap();
     let err = operations::write_message(
         &transaction,
         &stream,
@@ -213,8 +226,83 @@ async fn a_failed_write_inside_a_transaction_leaves_it_to_the_caller() {
     .await
     .unwrap_err();
     assert!(err.is_wrong_expected_version(), "{err}");
+
+    // Still the same, failed, transaction: had the function committed or
+    // rolled back, this statement would run outside of it and succeed.
+    let refused = transaction
+        .query_one("SELECT 1", &[])
+        .await
+        .expect_err("a failed transaction refuses further statements");
+    assert_eq!(
+        refused.code(),
+        Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION),
+        "{refused:?}"
+    );
+
     transaction.rollback().await.unwrap();
     assert_eq!(store.stream_version("account-tx2").await.unwrap(), Some(0));
+    assert_eq!(
+        store.stream_version("account-tx3").await.unwrap(),
+        None,
+        "the earlier write went with the caller's rollback"
+    );
+    assert_eq!(count_messages(&connect(&db).await).await, 1);
+}
+
+/// The store keeps message times in UTC whatever the session's time zone:
+/// on connections set to UTC+14, a message just written is stamped with
+/// the current UTC time, not the local one 14 hours ahead. (The contract
+/// suite checks only that the time is recent, which on a server in UTC
+/// cannot tell the two apart.)
+#[tokio::test]
+async fn message_times_are_utc_whatever_the_session_s_time_zone() {
+    let db = ebb_tests::database().await;
+    let mut config = db.config();
+    config.options("-c TimeZone=Pacific/Kiritimati");
+    let store = PgStore::new(PgStoreConfig {
+        max_connections: 1,
+        ..PgStoreConfig::new(config)
+    })
+    .unwrap();
+
+    // The zone took effect, and it is far from UTC.
+    let client = store.client().await.unwrap();
+    let row = client
+        .query_one(
+            "SELECT current_setting('TimeZone'),
+                    extract(epoch FROM now()::timestamp - (now() AT TIME ZONE 'utc'))::bigint",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "Pacific/Kiritimati");
+    assert_eq!(row.get::<_, i64>(1), 14 * 60 * 60);
+    drop(client);
+
+    let stream = StreamName::new("account", "zone").unwrap();
+    let before = chrono::Utc::now();
+    store
+        .write(
+            &stream,
+            &MessageData::new("Opened", json!({})),
+            ExpectedVersion::NoStream,
+        )
+        .await
+        .unwrap();
+    let after = chrono::Utc::now();
+    let read = store
+        .get_last_stream_message("account-zone", None)
+        .await
+        .unwrap()
+        .expect("the message just written");
+    // A little slack for the server's clock, which is this machine's (or,
+    // with DATABASE_URL, one that is kept in time).
+    let slack = chrono::TimeDelta::seconds(5);
+    assert!(
+        before - slack <= read.time && read.time <= after + slack,
+        "written between {before} and {after}, stamped {}",
+        read.time
+    );
 }
 
 #[tokio::test]

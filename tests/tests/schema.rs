@@ -111,6 +111,9 @@ async fn hash_64_is_the_first_64_bits_of_md5() {
     }
 }
 
+/// `acquire_lock` takes the advisory lock keyed by the category's hash
+/// and returns the key; the lock is a transaction-level one, gone when the
+/// transaction ends.
 #[tokio::test]
 async fn acquire_lock_returns_the_category_hash() {
     let db = database().await;
@@ -122,7 +125,24 @@ async fn acquire_lock_returns_the_category_hash() {
         .unwrap()
         .get(0);
     assert_eq!(hash, ebb_message_store::hash_64("account"));
-    let held: i64 = transaction
+    // pg_locks shows a bigint key as two oids, classid its high 32 bits
+    // and objid its low 32 bits, with objsubid 1 (2 marks a key of two
+    // int4s). The shift wraps, so a negative key (as this one is) comes
+    // back whole.
+    let held: Vec<(i64, i16, String)> = transaction
+        .query(
+            "SELECT (classid::bigint << 32) | objid::bigint, objsubid, mode FROM pg_locks
+             WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+    assert_eq!(held, [(hash, 1, "ExclusiveLock".to_owned())]);
+    transaction.commit().await.unwrap();
+    let left: i64 = client
         .query_one(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
             &[],
@@ -130,7 +150,7 @@ async fn acquire_lock_returns_the_category_hash() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(held, 1, "the lock is held until the transaction ends");
+    assert_eq!(left, 0, "the lock is held until the transaction ends");
 }
 
 #[tokio::test]
@@ -653,6 +673,27 @@ async fn concurrent_installs_take_turns() {
     }
     let client = &clients[0];
     assert_eq!(write(client, "account-1", "Opened").await, 0);
+    // One install at a time: the later ones found the first's record and
+    // functions, and added neither a second record nor an overload.
+    let records: i64 = client
+        .query_one(
+            "SELECT count(*) FROM message_store.ebb_schema_versions",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(records, 1);
+    let overloads: i64 = client
+        .query_one(
+            "SELECT count(*) - count(DISTINCT proname) FROM pg_proc p
+             JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'message_store'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(overloads, 0);
 }
 
 #[tokio::test]

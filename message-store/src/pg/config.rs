@@ -167,17 +167,21 @@ impl PgStoreConfig {
 /// | `PGPASSWORD` | none |
 /// | `PGDATABASE` | the user name |
 ///
+/// A variable set to the empty string counts as unset.
+///
 /// ```no_run
 /// let config = ebb_message_store::pg::config_from_env()?;
 /// # Ok::<(), ebb_message_store::Error>(())
 /// ```
 pub fn config_from_env() -> Result<tokio_postgres::Config, Error> {
-    config_from(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    config_from(|name| std::env::var(name).ok())
 }
 
+/// [`config_from_env`] with the variables `var` gives.
 pub(crate) fn config_from(
     var: impl Fn(&str) -> Option<String>,
 ) -> Result<tokio_postgres::Config, Error> {
+    let var = |name: &str| var(name).filter(|value| !value.is_empty());
     if let Some(url) = var("DATABASE_URL") {
         let mut config =
             tokio_postgres::Config::from_str(&url).map_err(Error::InvalidDatabaseUrl)?;
@@ -269,10 +273,39 @@ mod tests {
     }
 
     #[test]
+    fn empty_variables_count_as_unset() {
+        let config = from(&[
+            ("DATABASE_URL", ""),
+            ("PGHOST", "db.example"),
+            ("PGPORT", "6543"),
+            ("PGUSER", "bob"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.get_hosts(),
+            [tokio_postgres::config::Host::Tcp("db.example".into())]
+        );
+        assert_eq!(config.get_ports(), [6543]);
+        assert_eq!(config.get_user(), Some("bob"));
+
+        let config = from(&[
+            ("PGHOST", "db.example"),
+            ("PGPORT", ""),
+            ("PGUSER", "bob"),
+            ("PGDATABASE", ""),
+        ])
+        .unwrap();
+        assert_eq!(config.get_ports(), [5432]);
+        assert_eq!(config.get_dbname(), Some("bob"));
+    }
+
+    #[test]
     fn timeouts_default_to_the_connection_settings_then_to_ebb_s() {
         let config = PgStoreConfig::new(from(&[("DATABASE_URL", "postgres://a@h/d")]).unwrap());
         assert_eq!(config.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(config.wait_timeout, Duration::from_secs(30));
         assert_eq!(config.connect_timeout, Duration::from_secs(10));
+        assert_eq!(config.recycle_timeout, Duration::from_secs(5));
         assert_eq!(config.keepalive_idle, Duration::from_secs(60));
         assert_eq!(config.keepalive_interval, Duration::from_secs(10));
         assert_eq!(config.keepalive_retries, 3);
@@ -283,12 +316,15 @@ mod tests {
         let config = PgStoreConfig::new(
             from(&[(
                 "DATABASE_URL",
-                "postgres://a@h/d?connect_timeout=3&keepalives_idle=20&tcp_user_timeout=7",
+                "postgres://a@h/d?connect_timeout=3&keepalives_idle=20\
+                 &keepalives_interval=4&keepalives_retries=5&tcp_user_timeout=7",
             )])
             .unwrap(),
         );
         assert_eq!(config.connect_timeout, Duration::from_secs(3));
         assert_eq!(config.keepalive_idle, Duration::from_secs(20));
+        assert_eq!(config.keepalive_interval, Duration::from_secs(4));
+        assert_eq!(config.keepalive_retries, 5);
         assert_eq!(config.tcp_user_timeout, Duration::from_secs(7));
 
         let effective = config.effective_connection();
@@ -297,7 +333,11 @@ mod tests {
             Some(&Duration::from_secs(3))
         );
         assert_eq!(effective.get_keepalives_idle(), Duration::from_secs(20));
-        assert_eq!(effective.get_keepalives_retries(), Some(3));
+        assert_eq!(
+            effective.get_keepalives_interval(),
+            Some(Duration::from_secs(4))
+        );
+        assert_eq!(effective.get_keepalives_retries(), Some(5));
         assert_eq!(
             effective.get_options(),
             Some("-c search_path=message_store,public")

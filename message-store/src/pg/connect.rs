@@ -176,6 +176,12 @@ pub(crate) mod unix {
                 write: None,
             })
         }
+
+        /// True while a blocked write keeps write readiness registered.
+        #[cfg(test)]
+        pub(crate) fn waits_for_room(&self) -> bool {
+            self.write.is_some()
+        }
     }
 
     /// Registers `stream` with the runtime's reactor for `interest`.
@@ -254,9 +260,11 @@ pub(crate) mod unix {
 mod tests {
     use std::os::unix::net::UnixStream as StdUnixStream;
     use std::path::Path;
+    use std::pin::Pin;
+    use std::task::Poll;
     use std::time::Duration;
 
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::io::{AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
     use super::unix::{ReadWakeStream, socket_path};
 
@@ -305,16 +313,34 @@ mod tests {
         let (mut ours, mut theirs) = pair();
         let sent: Vec<u8> = (0..8 * 1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
         let expected = sent.len();
+        assert!(!ours.waits_for_room());
+
+        // Write, with nobody reading, until the buffer is full and the
+        // write has to wait.
+        let mut written = 0;
+        std::future::poll_fn(|cx| {
+            loop {
+                match Pin::new(&mut ours).poll_write(cx, &sent[written..]) {
+                    Poll::Ready(Ok(n)) => written += n,
+                    Poll::Ready(Err(err)) => panic!("write failed: {err}"),
+                    Poll::Pending => return Poll::Ready(()),
+                }
+                assert!(written < expected, "the socket took all of it at once");
+            }
+        })
+        .await;
+        assert!(ours.waits_for_room(), "a blocked write asks to be woken");
+
         let reader = tokio::spawn(async move {
-            // Late, so that the writer finds the buffer full first.
-            tokio::time::sleep(Duration::from_millis(50)).await;
             let mut received = Vec::new();
             theirs.read_to_end(&mut received).await.unwrap();
             received
         });
-        ours.write_all(&sent).await.unwrap();
+        ours.write_all(&sent[written..]).await.unwrap();
+        assert!(!ours.waits_for_room(), "room found, the wait is given up");
         // A write after the wait goes straight through.
         ours.write_all(b"!").await.unwrap();
+        assert!(!ours.waits_for_room());
         ours.shutdown().await.unwrap();
         let received = reader.await.unwrap();
         assert_eq!(received.len(), expected + 1);
