@@ -8,8 +8,8 @@ use ebb_localpg::Cluster;
 use ebb_message_store::MessageData;
 use uuid::Uuid;
 
-use crate::workload::{Categories, Entities, READ_CATEGORY, TYPE_NAME};
-use crate::{Bench, BoxError, Rate, count_written};
+use crate::workload::{Categories, Entities, READ_CATEGORY, TYPE_NAME, json_text};
+use crate::{Bench, BoxError, Rate, connect, run_writers};
 
 /// A pgbench script and the variables it runs with.
 #[derive(Debug)]
@@ -27,10 +27,7 @@ impl Script {
     /// variables, which `-M prepared` sends as parameters, so the server
     /// parses the JSON of every message, as it does for ebb's.
     pub(crate) fn writes(bench: &Bench, categories: Categories) -> Result<Self, BoxError> {
-        let defines = vec![
-            ("data", serde_json::to_string(&bench.payload.data)?),
-            ("metadata", serde_json::to_string(&bench.payload.metadata)?),
-        ];
+        let (data, metadata) = json_text(&bench.payload)?;
         Self::create(
             bench,
             "write.sql",
@@ -41,7 +38,7 @@ impl Script {
                 entities = bench.settings.entities,
                 stream = categories.sql_stream_name(),
             ),
-            defines,
+            vec![("data", data), ("metadata", metadata)],
         )
     }
 
@@ -148,8 +145,7 @@ pub(crate) async fn driver_clients(
 ) -> Result<DriverClients, BoxError> {
     let mut clients = Vec::new();
     for _ in 0..writers {
-        let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
-        tokio::spawn(connection);
+        let client = connect(&config).await?;
         let statement = client.prepare(DRIVER_WRITE).await?;
         clients.push((client, statement));
     }
@@ -163,21 +159,19 @@ pub(crate) async fn driver_single_writes(
     clients: &DriverClients,
     payload: &MessageData,
     categories: Categories,
-    mut seeds: impl Iterator<Item = Entities>,
+    slice: u64,
+    entities: u64,
     duration: Duration,
 ) -> Result<Rate, BoxError> {
-    let started = Instant::now();
-    let deadline = started + duration;
     let metadata = serde_json::to_value(&payload.metadata)?;
-    let mut tasks = Vec::new();
-    for writer in 0..clients.len() {
+    run_writers(clients.len(), duration, |writer, deadline| {
         let clients = clients.clone();
         let data = payload.data.clone();
         let metadata = metadata.clone();
         let type_name = payload.type_name.clone();
         let category = categories.category(writer);
-        let mut ids = seeds.next().expect("a stream-id generator per writer");
-        tasks.push(async move {
+        let mut ids = Entities::for_writer(slice, writer, entities);
+        async move {
             let (client, statement) = &clients[writer];
             let mut written = 0u64;
             while Instant::now() < deadline {
@@ -193,7 +187,7 @@ pub(crate) async fn driver_single_writes(
                 written += 1;
             }
             Ok::<_, BoxError>(written)
-        });
-    }
-    count_written(started, tasks).await
+        }
+    })
+    .await
 }

@@ -14,8 +14,8 @@ use uuid::Uuid;
 use crate::baselines::{DriverClients, Script, driver_clients, driver_single_writes};
 use crate::report::progress;
 use crate::settings::Settings;
-use crate::workload::{Categories, Entities, READ_CATEGORY, READ_STREAMS, TYPE_NAME};
-use crate::{Bench, BoxError, Rate, count_written};
+use crate::workload::{Categories, Entities, READ_CATEGORY, READ_STREAMS, TYPE_NAME, json_text};
+use crate::{Bench, BoxError, Rate, connect, run_writers};
 
 /// The runtime the writers of a case run on: one thread for one writer,
 /// as pgbench runs one client on one thread (`-j 1`), and tokio's
@@ -72,6 +72,7 @@ impl<'b> WriteCase<'b> {
     const PGBENCH: &'static str = "bench_pgbench";
     const EBB: &'static str = "bench_ebb";
     const DRIVER: &'static str = "bench_driver";
+    const DATABASES: [&'static str; 3] = [Self::PGBENCH, Self::EBB, Self::DRIVER];
 
     pub(crate) fn prepare(
         bench: &'b Bench,
@@ -80,9 +81,7 @@ impl<'b> WriteCase<'b> {
         categories: Categories,
     ) -> Result<Self, BoxError> {
         progress(format!("{case}: warming up"));
-        for database in [Self::PGBENCH, Self::EBB, Self::DRIVER] {
-            bench.fresh_database(database)?;
-        }
+        bench.fresh_databases(&Self::DATABASES)?;
         let runtime = writers_runtime(&bench.settings, writers)?;
         let store = bench.store(Self::EBB, writers)?;
         let driver =
@@ -114,25 +113,25 @@ impl<'b> WriteCase<'b> {
     }
 
     pub(crate) fn ebb(&self, duration: Duration) -> Result<f64, BoxError> {
-        let seed = self.slices.next();
         let rate = self.runtime.block_on(single_writes(
             &self.store,
             &self.bench.payload,
             self.writers,
             self.categories,
-            Entities::seeds(seed, self.bench.settings.entities),
+            self.slices.next(),
+            self.bench.settings.entities,
             duration,
         ))?;
         Ok(rate.per_second())
     }
 
     pub(crate) fn driver(&self, duration: Duration) -> Result<f64, BoxError> {
-        let seed = self.slices.next();
         let rate = self.runtime.block_on(driver_single_writes(
             &self.driver,
             &self.bench.payload,
             self.categories,
-            Entities::seeds(seed, self.bench.settings.entities),
+            self.slices.next(),
+            self.bench.settings.entities,
             duration,
         ))?;
         Ok(rate.per_second())
@@ -143,10 +142,7 @@ impl<'b> WriteCase<'b> {
         drop(self.store);
         drop(self.driver);
         drop(self.runtime);
-        for database in [Self::PGBENCH, Self::EBB, Self::DRIVER] {
-            bench.drop_database(database)?;
-        }
-        Ok(())
+        bench.drop_databases(&Self::DATABASES)
     }
 }
 
@@ -168,12 +164,11 @@ pub(crate) struct BatchCase<'b> {
 impl<'b> BatchCase<'b> {
     const SINGLE: &'static str = "bench_ebb_single";
     const BATCH: &'static str = "bench_ebb_batch";
+    const DATABASES: [&'static str; 2] = [Self::SINGLE, Self::BATCH];
 
     pub(crate) fn prepare(bench: &'b Bench, case: &str) -> Result<Self, BoxError> {
         progress(format!("{case}: warming up"));
-        for database in [Self::SINGLE, Self::BATCH] {
-            bench.fresh_database(database)?;
-        }
+        bench.fresh_databases(&Self::DATABASES)?;
         let case = Self {
             bench,
             runtime: writers_runtime(&bench.settings, 1)?,
@@ -189,13 +184,13 @@ impl<'b> BatchCase<'b> {
     }
 
     pub(crate) fn single(&self, duration: Duration) -> Result<f64, BoxError> {
-        let slice = self.slices.next();
         let rate = self.runtime.block_on(single_writes(
             &self.single,
             &self.bench.payload,
             1,
             Categories::Shared,
-            Entities::seeds(slice, self.bench.settings.entities),
+            self.slices.next(),
+            self.bench.settings.entities,
             duration,
         ))?;
         Ok(rate.per_second())
@@ -218,10 +213,7 @@ impl<'b> BatchCase<'b> {
         drop(self.single);
         drop(self.batch);
         drop(self.runtime);
-        for database in [Self::SINGLE, Self::BATCH] {
-            bench.drop_database(database)?;
-        }
-        Ok(())
+        bench.drop_databases(&Self::DATABASES)
     }
 }
 
@@ -262,17 +254,11 @@ impl<'b> ReadCase<'b> {
     /// category. Inserted directly, in chunks, because loading is not what
     /// is measured; the rows are what `write_message` would have written.
     fn load(bench: &Bench) -> Result<(), BoxError> {
-        bench.fresh_database(Self::DATABASE)?;
+        bench.fresh_databases(&[Self::DATABASE])?;
         let total = bench.settings.read_messages;
-        let data = serde_json::to_string(&bench.payload.data)?;
-        let metadata = serde_json::to_string(&bench.payload.metadata)?;
+        let (data, metadata) = json_text(&bench.payload)?;
         bench.runtime.block_on(async {
-            let (client, connection) = bench
-                .cluster
-                .config(Self::DATABASE)
-                .connect(tokio_postgres::NoTls)
-                .await?;
-            tokio::spawn(connection);
+            let client = connect(&bench.cluster.config(Self::DATABASE)).await?;
             let insert = client
                 .prepare(&format!(
                     "INSERT INTO message_store.messages \
@@ -324,24 +310,23 @@ impl<'b> ReadCase<'b> {
     }
 }
 
-/// `writers` tasks writing one message per call until `duration` is up.
+/// `writers` tasks writing one message per call until `duration` is up,
+/// to streams drawn from `1..=entities` with slice `slice`'s generators.
 async fn single_writes(
     store: &PgStore,
     payload: &MessageData,
     writers: usize,
     categories: Categories,
-    mut seeds: impl Iterator<Item = Entities>,
+    slice: u64,
+    entities: u64,
     duration: Duration,
 ) -> Result<Rate, BoxError> {
-    let started = Instant::now();
-    let deadline = started + duration;
-    let mut tasks = Vec::new();
-    for writer in 0..writers {
+    run_writers(writers, duration, |writer, deadline| {
         let store = store.clone();
         let mut message = payload.clone();
         let category = categories.category(writer);
-        let mut ids = seeds.next().expect("a stream-id generator per writer");
-        tasks.push(async move {
+        let mut ids = Entities::for_writer(slice, writer, entities);
+        async move {
             let mut written = 0u64;
             while Instant::now() < deadline {
                 // A new message each time, as an application writes them;
@@ -352,9 +337,9 @@ async fn single_writes(
                 written += 1;
             }
             Ok::<_, BoxError>(written)
-        });
-    }
-    count_written(started, tasks).await
+        }
+    })
+    .await
 }
 
 /// One writer writing `batch_size` messages per `write_batch` call, each
@@ -380,10 +365,7 @@ async fn batch_writes(
             .await?;
         messages += batch.len() as u64;
     }
-    Ok(Rate {
-        messages,
-        elapsed: started.elapsed(),
-    })
+    Ok(Rate::since(started, messages))
 }
 
 /// Reads the category from the start with `read_category`, as a consumer
@@ -409,8 +391,5 @@ async fn category_reads(store: &PgStore, batch: i64, duration: Duration) -> Resu
             break;
         }
     }
-    Ok(Rate {
-        messages,
-        elapsed: started.elapsed(),
-    })
+    Ok(Rate::since(started, messages))
 }

@@ -73,6 +73,7 @@ use crate::report::{Row, print_report, progress};
 use crate::settings::{Case, Settings};
 use crate::workload::{Categories, payload};
 
+/// Any error of a run: it ends the run and is printed.
 type BoxError = Box<dyn Error + Send + Sync>;
 
 /// The installed, empty database every measurement's database is cloned
@@ -110,14 +111,7 @@ impl Bench {
             .setting("max_wal_size", "16GB")
             .setting("checkpoint_timeout", "1h")
             .start()?;
-        let admin = runtime.block_on(async {
-            let (client, connection) = cluster
-                .config("postgres")
-                .connect(tokio_postgres::NoTls)
-                .await?;
-            tokio::spawn(connection);
-            Ok::<_, BoxError>(client)
-        })?;
+        let admin = runtime.block_on(connect(&cluster.config("postgres")))?;
         Ok(Self {
             settings,
             runtime,
@@ -133,35 +127,32 @@ impl Bench {
             self.admin
                 .batch_execute(&format!("CREATE DATABASE {TEMPLATE}"))
                 .await?;
-            let (client, connection) = self
-                .cluster
-                .config(TEMPLATE)
-                .connect(tokio_postgres::NoTls)
-                .await?;
-            tokio::spawn(connection);
+            let client = connect(&self.cluster.config(TEMPLATE)).await?;
             ebb_message_store::schema::install(&client).await?;
             Ok(())
         })
     }
 
-    /// A new database holding the installed, empty store.
-    fn fresh_database(&self, name: &str) -> Result<(), BoxError> {
-        self.drop_database(name)?;
-        self.runtime.block_on(async {
-            self.admin
-                .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
-                .await?;
-            Ok(())
-        })
+    /// New databases, each holding the installed, empty store.
+    fn fresh_databases(&self, names: &[&str]) -> Result<(), BoxError> {
+        for name in names {
+            self.drop_databases(&[name])?;
+            self.runtime.block_on(
+                self.admin
+                    .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE}")),
+            )?;
+        }
+        Ok(())
     }
 
-    fn drop_database(&self, name: &str) -> Result<(), BoxError> {
-        self.runtime.block_on(async {
-            self.admin
-                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .await?;
-            Ok(())
-        })
+    fn drop_databases(&self, names: &[&str]) -> Result<(), BoxError> {
+        for name in names {
+            self.runtime.block_on(
+                self.admin
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")),
+            )?;
+        }
+        Ok(())
     }
 
     fn checkpoint(&self) -> Result<(), BoxError> {
@@ -178,6 +169,14 @@ impl Bench {
     }
 }
 
+/// A connection to `config`'s database, driven by a task on the calling
+/// runtime.
+async fn connect(config: &tokio_postgres::Config) -> Result<tokio_postgres::Client, BoxError> {
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
 /// A throughput measurement.
 #[derive(Debug, Clone, Copy)]
 struct Rate {
@@ -186,40 +185,69 @@ struct Rate {
 }
 
 impl Rate {
+    /// `messages` handled between `started` and now.
+    fn since(started: Instant, messages: u64) -> Self {
+        Self {
+            messages,
+            elapsed: started.elapsed(),
+        }
+    }
+
     fn per_second(self) -> f64 {
         self.messages as f64 / self.elapsed.as_secs_f64()
     }
 }
 
-/// Runs the writers' loops as concurrent tasks and adds up what they
-/// wrote since `started`.
-async fn count_written<F>(started: Instant, writers: Vec<F>) -> Result<Rate, BoxError>
+/// Runs `writers` write loops as concurrent tasks on the calling runtime
+/// and adds up what they wrote. `writer(k, deadline)` is writer k's loop,
+/// which writes until `deadline`, `duration` from the start, and returns
+/// how many messages it wrote.
+async fn run_writers<W, F>(
+    writers: usize,
+    duration: Duration,
+    mut writer: W,
+) -> Result<Rate, BoxError>
 where
-    F: std::future::Future<Output = Result<u64, BoxError>> + Send + 'static,
+    W: FnMut(usize, Instant) -> F,
+    F: Future<Output = Result<u64, BoxError>> + Send + 'static,
 {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let loops: Vec<F> = (0..writers).map(|k| writer(k, deadline)).collect();
     let mut tasks = JoinSet::new();
-    for writer in writers {
-        tasks.spawn(writer);
+    for task in loops {
+        tasks.spawn(task);
     }
     let mut messages = 0;
     while let Some(written) = tasks.join_next().await {
         messages += written??;
     }
-    Ok(Rate {
-        messages,
-        elapsed: started.elapsed(),
-    })
+    Ok(Rate::since(started, messages))
 }
 
 /// A side of a comparison: its name and one measured run.
 type Side<'a> = (&'static str, &'a mut dyn FnMut() -> Result<f64, BoxError>);
+
+/// Each side's median rate, by the side's name.
+#[derive(Debug)]
+struct Medians(Vec<(&'static str, f64)>);
+
+impl Medians {
+    fn of(&self, side: &str) -> f64 {
+        self.0
+            .iter()
+            .find(|(name, _)| *name == side)
+            .map(|(_, rate)| *rate)
+            .expect("a side of this name in the case")
+    }
+}
 
 /// Measures every side of a case `runs` times, interleaved in the order
 /// A B C, C B A, A B C ..., so that a drift in the machine's load (another
 /// process on a shared machine, say) falls on all sides alike; each side's
 /// figure is the median of its runs, so one disturbed run does not decide
 /// the case.
-fn interleaved(case: &str, runs: usize, sides: &mut [Side<'_>]) -> Result<Vec<f64>, BoxError> {
+fn interleaved(case: &str, runs: usize, sides: &mut [Side<'_>]) -> Result<Medians, BoxError> {
     let mut results = vec![Vec::new(); sides.len()];
     for round in 0..runs {
         let order: Vec<usize> = if round % 2 == 0 {
@@ -234,7 +262,13 @@ fn interleaved(case: &str, runs: usize, sides: &mut [Side<'_>]) -> Result<Vec<f6
             results[side].push(rate);
         }
     }
-    Ok(results.iter_mut().map(|runs| median(runs)).collect())
+    Ok(Medians(
+        sides
+            .iter()
+            .zip(&mut results)
+            .map(|((name, _), runs)| (*name, median(runs)))
+            .collect(),
+    ))
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -297,24 +331,15 @@ fn main() -> Result<(), BoxError> {
             sides_of_case.swap(0, 1);
         }
         let rates = interleaved(&case, settings.runs, &mut sides_of_case)?;
-        let rate_of = |name: &str| {
-            sides_of_case
-                .iter()
-                .zip(&rates)
-                .find(|((side, _), _)| *side == name)
-                .map_or(f64::NAN, |(_, rate)| *rate)
-        };
-        let row = Row {
+        sides.finish()?;
+        rows.push(Row {
             case,
-            ebb: rate_of("ebb"),
-            baseline: rate_of("pgbench"),
+            ebb: rates.of("ebb"),
+            baseline: rates.of("pgbench"),
             baseline_name: "pgbench",
             required: 0.9,
-            driver: Some(rate_of("tokio-postgres")),
-        };
-        drop(sides_of_case);
-        sides.finish()?;
-        rows.push(row);
+            driver: Some(rates.of("tokio-postgres")),
+        });
     }
 
     if selected(Case::Batch) {
@@ -333,8 +358,8 @@ fn main() -> Result<(), BoxError> {
         sides.finish()?;
         rows.push(Row {
             case,
-            ebb: rates[1],
-            baseline: rates[0],
+            ebb: rates.of("ebb batch"),
+            baseline: rates.of("ebb single"),
             baseline_name: "ebb single",
             required: 3.0,
             driver: None,
@@ -357,8 +382,8 @@ fn main() -> Result<(), BoxError> {
         )?;
         rows.push(Row {
             case,
-            ebb: rates[1],
-            baseline: rates[0],
+            ebb: rates.of("ebb"),
+            baseline: rates.of("pgbench"),
             baseline_name: "pgbench",
             required: 0.8,
             driver: None,

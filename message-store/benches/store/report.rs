@@ -53,11 +53,7 @@ pub(crate) fn print_report(settings: &Settings, pgbench: &str, rows: &[Row], ela
         settings.seconds,
         settings.read_seconds,
         settings.warmup_seconds,
-        if settings.one_writer_multi_thread {
-            "multi-thread"
-        } else {
-            "current-thread"
-        }
+        settings.one_writer_runtime(),
     );
     println!();
     println!(

@@ -7,6 +7,10 @@ use std::str::FromStr;
 
 use crate::BoxError;
 
+/// `EBB_BENCH_ONE_WRITER_RUNTIME`'s values, also the report's names.
+const CURRENT_THREAD: &str = "current-thread";
+const MULTI_THREAD: &str = "multi-thread";
+
 /// The sizes of a run and the cases to run.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
@@ -119,12 +123,12 @@ impl Settings {
             one_writer_multi_thread: match std::env::var("EBB_BENCH_ONE_WRITER_RUNTIME") {
                 Err(_) => false,
                 Ok(flavor) => match flavor.trim() {
-                    "" | "current-thread" => false,
-                    "multi-thread" => true,
+                    "" | CURRENT_THREAD => false,
+                    MULTI_THREAD => true,
                     other => {
                         return Err(format!(
                             "EBB_BENCH_ONE_WRITER_RUNTIME={other:?}: \
-                             expected current-thread or multi-thread"
+                             expected {CURRENT_THREAD} or {MULTI_THREAD}"
                         )
                         .into());
                     }
@@ -144,6 +148,16 @@ impl Settings {
             return Err("EBB_BENCH_READ_MESSAGES must be at least one batch".into());
         }
         Ok(settings)
+    }
+
+    /// The runtime of the one-writer cases, as `EBB_BENCH_ONE_WRITER_RUNTIME`
+    /// names it.
+    pub(crate) fn one_writer_runtime(&self) -> &'static str {
+        if self.one_writer_multi_thread {
+            MULTI_THREAD
+        } else {
+            CURRENT_THREAD
+        }
     }
 }
 

@@ -3,6 +3,8 @@
 use ebb_message_store::{MessageData, Metadata};
 use serde_json::json;
 
+use crate::BoxError;
+
 /// The one message type every side writes.
 pub(crate) const TYPE_NAME: &str = "Benchmarked";
 /// The category the read case loads and reads.
@@ -33,6 +35,15 @@ pub(crate) fn payload() -> MessageData {
     MessageData::new(TYPE_NAME, data).with_metadata(metadata)
 }
 
+/// The payload's data and metadata as JSON text, for the sides that send
+/// them in SQL: pgbench's variables and the read case's load.
+pub(crate) fn json_text(payload: &MessageData) -> Result<(String, String), BoxError> {
+    Ok((
+        serde_json::to_string(&payload.data)?,
+        serde_json::to_string(&payload.metadata)?,
+    ))
+}
+
 /// xorshift64*: stream ids need to be spread, not unpredictable, and the
 /// generator must cost next to nothing inside the measured loop.
 #[derive(Debug)]
@@ -51,10 +62,11 @@ impl Entities {
         }
     }
 
-    /// One generator per writer of a slice: distinct for every slice and
-    /// every writer, so that slices do not repeat each other's streams.
-    pub(crate) fn seeds(slice: u64, count: u64) -> impl Iterator<Item = Entities> {
-        (0u64..).map(move |writer| Entities::new((slice << 16) + writer + 1, count))
+    /// Writer `writer`'s generator in slice `slice`: distinct for every
+    /// slice and every writer, so that slices do not repeat each other's
+    /// streams.
+    pub(crate) fn for_writer(slice: u64, writer: usize, count: u64) -> Self {
+        Entities::new((slice << 16) + writer as u64 + 1, count)
     }
 
     pub(crate) fn next(&mut self) -> u64 {
