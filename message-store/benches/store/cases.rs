@@ -19,9 +19,10 @@ use crate::{Bench, BoxError, Rate, connect, run_writers};
 
 /// The runtime the writers of a case run on: one thread for one writer,
 /// as pgbench runs one client on one thread (`-j 1`), and tokio's
-/// multi-thread runtime (one worker per core) for several. A component
-/// that writes from one task is best served by a current-thread runtime
-/// too (see `PgStore`'s documentation).
+/// multi-thread runtime (one worker per core) for several
+/// (`EBB_BENCH_ONE_WRITER_RUNTIME` can put one writer on the latter too).
+/// `PgStore`'s documentation says which runtime suits a component that
+/// writes from one task.
 fn writers_runtime(settings: &Settings, writers: usize) -> Result<Runtime, BoxError> {
     let mut builder = if writers == 1 && !settings.one_writer_multi_thread {
         tokio::runtime::Builder::new_current_thread()
