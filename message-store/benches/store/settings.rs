@@ -1,0 +1,178 @@
+//! The settings of a run: environment variables, all optional, each with its default.
+//!
+//! Numbers may be written with `_` between digits
+//! (`EBB_BENCH_READ_MESSAGES=1_000_000`); an empty variable counts as unset.
+
+use std::str::FromStr;
+
+use crate::BoxError;
+
+/// `EBB_BENCH_ONE_WRITER_RUNTIME`'s values, also the report's names.
+const CURRENT_THREAD: &str = "current-thread";
+const MULTI_THREAD: &str = "multi-thread";
+
+/// The sizes of a run and the cases to run.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// `EBB_BENCH_SECONDS`, default 2: measured seconds of one slice. Short
+    /// slices let many of them, interleaved, fit into a run.
+    pub(crate) seconds: u64,
+    /// `EBB_BENCH_WARMUP_SECONDS`, default 2: warm-up seconds per side at
+    /// the start of each case. pgbench's `-T` takes whole seconds, so every
+    /// duration is in whole seconds.
+    pub(crate) warmup_seconds: u64,
+    /// `EBB_BENCH_READ_SECONDS`, default `EBB_BENCH_SECONDS`: measured
+    /// seconds of one read slice.
+    pub(crate) read_seconds: u64,
+    /// `EBB_BENCH_RUNS`, default 11: slices per side per case; each side's
+    /// figure is the median, so one disturbed slice does not decide.
+    pub(crate) runs: usize,
+    /// `EBB_BENCH_READ_MESSAGES`, default 1,000,000: messages loaded into
+    /// the read category; at least one batch.
+    pub(crate) read_messages: u64,
+    /// `EBB_BENCH_WRITERS`, default 8: writers in the multi-writer cases
+    /// (pgbench `-c`/`-j`, ebb tasks and pool size, bare tokio-postgres
+    /// connections).
+    pub(crate) writers: usize,
+    /// `EBB_BENCH_ENTITIES`, default 100,000: stream ids are drawn from
+    /// `1..=entities`, so streams are many and short, as entity streams are.
+    pub(crate) entities: u64,
+    /// `EBB_BENCH_BATCH_SIZE`, default 1,000: messages per `write_batch`
+    /// call and per category read.
+    pub(crate) batch_size: usize,
+    /// `EBB_BENCH_CASES`, default all: a comma-separated subset of
+    /// `writes-1`, `writes-n`, `writes-n-each`, `batch` and `reads`, to run
+    /// some cases without waiting for the others.
+    pub(crate) cases: Vec<Case>,
+    /// `EBB_BENCH_ONE_WRITER_RUNTIME`, default `current-thread`, or
+    /// `multi-thread`: the runtime of the one-writer cases. A current-thread
+    /// runtime matches pgbench's one client on one thread (`-j 1`); the
+    /// other shows what that choice is worth.
+    pub(crate) one_writer_multi_thread: bool,
+}
+
+/// The cases of a run, as `EBB_BENCH_CASES` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Case {
+    /// Single writes, 1 writer, 1 category.
+    WritesOne,
+    /// Single writes, N writers, 1 category.
+    WritesShared,
+    /// Single writes, N writers, 1 category each.
+    WritesEach,
+    /// Batch writes against ebb's own single writes.
+    Batch,
+    /// Category reads.
+    Reads,
+}
+
+impl Case {
+    const ALL: [(&'static str, Case); 5] = [
+        ("writes-1", Case::WritesOne),
+        ("writes-n", Case::WritesShared),
+        ("writes-n-each", Case::WritesEach),
+        ("batch", Case::Batch),
+        ("reads", Case::Reads),
+    ];
+
+    fn parse_list(list: &str) -> Result<Vec<Case>, BoxError> {
+        let mut cases = Vec::new();
+        for name in list
+            .split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+        {
+            let case = Case::ALL
+                .iter()
+                .find(|(known, _)| *known == name)
+                .map(|(_, case)| *case)
+                .ok_or_else(|| {
+                    let known: Vec<_> = Case::ALL.iter().map(|(known, _)| *known).collect();
+                    format!(
+                        "EBB_BENCH_CASES: unknown case {name:?}; the cases are {}",
+                        known.join(", ")
+                    )
+                })?;
+            if !cases.contains(&case) {
+                cases.push(case);
+            }
+        }
+        if cases.is_empty() {
+            return Err("EBB_BENCH_CASES names no case".into());
+        }
+        Ok(cases)
+    }
+}
+
+impl Settings {
+    pub(crate) fn from_env() -> Result<Self, BoxError> {
+        let seconds = env_or("EBB_BENCH_SECONDS", 2)?;
+        let settings = Settings {
+            seconds,
+            warmup_seconds: env_or("EBB_BENCH_WARMUP_SECONDS", 2)?,
+            read_seconds: env_or("EBB_BENCH_READ_SECONDS", seconds)?,
+            runs: env_or("EBB_BENCH_RUNS", 11)?,
+            read_messages: env_or("EBB_BENCH_READ_MESSAGES", 1_000_000)?,
+            writers: env_or("EBB_BENCH_WRITERS", 8)?,
+            entities: env_or("EBB_BENCH_ENTITIES", 100_000)?,
+            batch_size: env_or("EBB_BENCH_BATCH_SIZE", 1000)?,
+            cases: match std::env::var("EBB_BENCH_CASES") {
+                Ok(list) => Case::parse_list(&list)?,
+                Err(_) => Case::ALL.iter().map(|(_, case)| *case).collect(),
+            },
+            one_writer_multi_thread: match std::env::var("EBB_BENCH_ONE_WRITER_RUNTIME") {
+                Err(_) => false,
+                Ok(flavor) => match flavor.trim() {
+                    "" | CURRENT_THREAD => false,
+                    MULTI_THREAD => true,
+                    other => {
+                        return Err(format!(
+                            "EBB_BENCH_ONE_WRITER_RUNTIME={other:?}: \
+                             expected {CURRENT_THREAD} or {MULTI_THREAD}"
+                        )
+                        .into());
+                    }
+                },
+            },
+        };
+        if settings.runs == 0 {
+            return Err("EBB_BENCH_RUNS must be at least 1".into());
+        }
+        if settings.seconds == 0 || settings.read_seconds == 0 {
+            return Err("measurements need at least one second".into());
+        }
+        if settings.writers == 0 || settings.entities == 0 || settings.batch_size == 0 {
+            return Err("writers, entities and batch size must be at least 1".into());
+        }
+        if settings.read_messages < settings.batch_size as u64 {
+            return Err("EBB_BENCH_READ_MESSAGES must be at least one batch".into());
+        }
+        Ok(settings)
+    }
+
+    /// The runtime of the one-writer cases, as `EBB_BENCH_ONE_WRITER_RUNTIME`
+    /// names it.
+    pub(crate) fn one_writer_runtime(&self) -> &'static str {
+        if self.one_writer_multi_thread {
+            MULTI_THREAD
+        } else {
+            CURRENT_THREAD
+        }
+    }
+}
+
+/// The variable `name` parsed, or `default` when it is unset or empty.
+fn env_or<T: FromStr>(name: &str, default: T) -> Result<T, BoxError>
+where
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => {
+            let value = value.trim().replace('_', "");
+            value
+                .parse()
+                .map_err(|err| format!("{name}={value:?}: {err}").into())
+        }
+        _ => Ok(default),
+    }
+}
