@@ -168,6 +168,59 @@ async fn a_call_dropped_or_timed_out_mid_statement_cancels_it() {
     assert_eq!(read.len(), 1);
 }
 
+/// Reads dropped mid-fetch, again and again, on the connections the next
+/// reads use: the cancel request each one sends must stop only the
+/// statement it was meant for, never a later one on the same connection.
+async fn cancelled_fetches_never_cancel_the_next_call_on_their_connection(store: PgStore) {
+    for stream in ["thing-1", "thing-2"] {
+        let batch: Vec<_> = (0..500)
+            .map(|n| MessageData::new("Numbered", json!({ "n": n })))
+            .collect();
+        store
+            .write_batch(
+                &StreamName::parse(stream).unwrap(),
+                &batch,
+                ExpectedVersion::Any,
+            )
+            .await
+            .unwrap();
+    }
+    for round in 0..300_usize {
+        let mut read = store.read_category("thing", CategoryQuery::new().batch_size(50));
+        // Stop after a few messages, while the fetch ahead may be in
+        // flight, finishing, or done.
+        for _ in 0..(round % 3 + 1) {
+            read.try_next()
+                .await
+                .unwrap_or_else(|err| panic!("round {round}: {err:?}"))
+                .expect("a message");
+        }
+        drop(read);
+        let version = store
+            .stream_version("thing-1")
+            .await
+            .unwrap_or_else(|err| panic!("round {round}: {err:?}"));
+        assert_eq!(version, Some(499));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_fetch_never_cancels_the_next_call_over_the_socket() {
+    let db = database().await;
+    cancelled_fetches_never_cancel_the_next_call_on_their_connection(store_for(&db, 2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_fetch_never_cancels_the_next_call_over_tcp() {
+    let (config, _db) = ebb_tests::tcp_database().await;
+    let store = PgStore::new(PgStoreConfig {
+        max_connections: 2,
+        ..PgStoreConfig::new(config)
+    })
+    .unwrap();
+    cancelled_fetches_never_cancel_the_next_call_on_their_connection(store).await;
+}
+
 /// A store whose every bound is one second.
 fn impatient(config: tokio_postgres::Config) -> PgStore {
     let second = Duration::from_secs(1);

@@ -6,10 +6,11 @@
 //! connection must not go back to the pool like that: the next call on it
 //! would queue behind the statement, and behind a frozen server wait as
 //! long as the server does. So an unfinished call's connection goes to a
-//! clean-up task, which asks the server to cancel the statement and then
-//! sends an empty query: its answer comes after everything sent before it,
-//! so once it arrives the connection is idle and goes back to the pool. If
-//! that does not happen within the call timeout, the connection is closed.
+//! clean-up task, which asks the server to cancel the statement (see
+//! `cancel`) and then sends a probe statement: its answer comes after everything sent before
+//! it, so once it arrives the connection is idle and goes back to the pool.
+//! If that does not happen within the call timeout, the connection is
+//! closed.
 //!
 //! A call that failed because its connection failed (a transient error
 //! other than the timeout) closes the connection at once, so that the next
@@ -21,7 +22,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use deadpool_postgres::Object;
-use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
 use super::PgStoreConfig;
@@ -107,7 +107,7 @@ impl Drop for Call {
 /// the call timeout.
 async fn recover(object: Object, config: Arc<PgStoreConfig>) {
     let idle = tokio::time::timeout(config.call_timeout, async {
-        cancel(&object, &config).await && answers(&object).await
+        super::cancel::cancel_confirmed(&object, &config.connection).await && answers(&object).await
     })
     .await
     .unwrap_or(false);
@@ -120,37 +120,19 @@ async fn recover(object: Object, config: Arc<PgStoreConfig>) {
     }
 }
 
-/// Asks the server to cancel whatever the connection is running. A cancel
-/// request goes over a connection of its own, the same way the connection
-/// itself was opened (see `connect`).
-async fn cancel(client: &tokio_postgres::Client, config: &PgStoreConfig) -> bool {
-    let token = client.cancel_token();
-    #[cfg(unix)]
-    if let Some(path) = super::connect::unix::socket_path(&config.connection) {
-        return match tokio::net::UnixStream::connect(&path).await {
-            Ok(stream) => token.cancel_query_raw(stream, NoTls).await.is_ok(),
-            Err(err) => {
-                tracing::debug!(error = %err, "could not send a cancel request");
-                false
-            }
-        };
-    }
-    match token.cancel_query(NoTls).await {
-        Ok(()) => true,
-        Err(err) => {
-            tracing::debug!(error = %err, "could not send a cancel request");
-            false
-        }
-    }
-}
-
-/// True once an empty query on the connection is answered, which happens
-/// only after every statement sent before it has ended. A cancel request
-/// that reaches the server late can hit this query instead of the one it
-/// was meant for; then the next one tells.
+/// True once a probe statement on the connection is answered, which
+/// happens only after every statement sent before it has ended.
+///
+/// The probe also takes up the cancel request when the abandoned statement
+/// had ended before the request arrived: the backend keeps such a request
+/// pending, and drops it only if it is idle, waiting for a statement; the
+/// probe may already be waiting in the connection by then. So the probe
+/// must be a statement that acts on a pending request (`SELECT 1` does, an
+/// empty query does not), and a probe that was cancelled is sent once
+/// more: a cancel request stops one statement at most.
 async fn answers(client: &tokio_postgres::Client) -> bool {
     for _ in 0..2 {
-        match client.simple_query("").await {
+        match client.simple_query("SELECT 1").await {
             Ok(_) => return true,
             Err(err) if err.code() == Some(&SqlState::QUERY_CANCELED) => {}
             Err(_) => return false,

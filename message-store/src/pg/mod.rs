@@ -3,6 +3,7 @@
 //! the caller's client or transaction ([`operations`]).
 
 mod call;
+mod cancel;
 mod config;
 pub(crate) mod connect;
 pub mod operations;

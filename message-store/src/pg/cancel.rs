@@ -1,0 +1,125 @@
+//! Cancelling the statement a connection is running, and knowing that the
+//! server has acted on the request before the connection is used again.
+//!
+//! A cancel request goes over a connection of its own, and the server acts
+//! on it some time after it arrives: it signals the backend, which stops
+//! the statement it is running at its next check. A request still on its
+//! way when the connection has moved on to its next statement stops that
+//! one instead. So, as libpq does, the request's connection is read until
+//! the server closes it, which the server does only once it has signalled
+//! the backend. Only a request confirmed that way is worth anything here,
+//! and only a connection with one place to send it to can have one.
+
+use std::io;
+use std::path::PathBuf;
+
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite};
+use tokio_postgres::config::Host;
+use tokio_postgres::{CancelToken, Client, Config, NoTls};
+
+/// Where every connection opened with some settings goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Endpoint {
+    /// A server's Unix socket file.
+    Socket(PathBuf),
+    /// A host name or address, and a port.
+    Tcp(String, u16),
+}
+
+/// The one place connections opened with `config` go to; `None` when the
+/// settings name several (hosts, ports or addresses to try in turn).
+fn endpoint(config: &Config) -> Option<Endpoint> {
+    #[cfg(unix)]
+    if let Some(path) = super::connect::unix::socket_path(config) {
+        return Some(Endpoint::Socket(path));
+    }
+    let port = match config.get_ports() {
+        [] => 5432,
+        [port] => *port,
+        _ => return None,
+    };
+    match (config.get_hosts(), config.get_hostaddrs()) {
+        // An address given beside the host is where the connection goes.
+        ([_], [address]) | ([], [address]) => Some(Endpoint::Tcp(address.to_string(), port)),
+        ([Host::Tcp(host)], []) => Some(Endpoint::Tcp(host.clone(), port)),
+        _ => None,
+    }
+}
+
+/// Asks the server to cancel whatever `client` is running, and returns
+/// once the server has acted on the request: true then, false if the
+/// request could not be sent or confirmed (or `config` names no single
+/// place to send it to).
+pub(super) async fn cancel_confirmed(client: &Client, config: &Config) -> bool {
+    let token = client.cancel_token();
+    let sent = match endpoint(config) {
+        #[cfg(unix)]
+        Some(Endpoint::Socket(path)) => match tokio::net::UnixStream::connect(&path).await {
+            Ok(stream) => send(&token, stream).await,
+            Err(err) => Err(err),
+        },
+        #[cfg(not(unix))]
+        Some(Endpoint::Socket(_)) => return false,
+        Some(Endpoint::Tcp(host, port)) => {
+            match tokio::net::TcpStream::connect((host.as_str(), port)).await {
+                Ok(stream) => send(&token, stream).await,
+                Err(err) => Err(err),
+            }
+        }
+        None => return false,
+    };
+    match sent {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::debug!(error = %err, "could not cancel the statement of an unfinished call");
+            false
+        }
+    }
+}
+
+/// Sends the request over `stream` and reads until the server closes it.
+async fn send<S>(token: &CancelToken, mut stream: S) -> io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    token
+        .cancel_query_raw(&mut stream, NoTls)
+        .await
+        .map_err(io::Error::other)?;
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Config {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn one_place_to_send_a_cancel_request_to() {
+        assert_eq!(
+            endpoint(&config("host=/run/pg port=5433")),
+            Some(Endpoint::Socket("/run/pg/.s.PGSQL.5433".into()))
+        );
+        assert_eq!(
+            endpoint(&config("host=db.example")),
+            Some(Endpoint::Tcp("db.example".into(), 5432))
+        );
+        assert_eq!(
+            endpoint(&config("host=db.example hostaddr=10.0.0.7 port=6000")),
+            Some(Endpoint::Tcp("10.0.0.7".into(), 6000))
+        );
+    }
+
+    #[test]
+    fn several_places_are_none() {
+        assert_eq!(endpoint(&config("host=a,b")), None);
+        assert_eq!(endpoint(&config("host=a port=1,2")), None);
+        assert_eq!(endpoint(&config("host=/run/a,/run/b")), None);
+        assert_eq!(endpoint(&Config::new()), None);
+    }
+}
