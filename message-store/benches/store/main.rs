@@ -1,8 +1,8 @@
 //! Run with: `cargo bench -p ebb-message-store --bench store`
 //!
 //! ebb-message-store against PostgreSQL's own `pgbench` calling the same
-//! Message DB functions with the same payload, on one private cluster
-//! started by ebb-localpg, in one run:
+//! Message DB functions with the same payload, on private clusters started
+//! by ebb-localpg, in one run:
 //!
 //! 1. single-message writes (`write_message`, expected version any): 1
 //!    writer / 1 category, N writers / 1 category, N writers / one category
@@ -13,7 +13,9 @@
 //!    decodes every row into a `Message` with parsed JSON; pgbench only
 //!    receives the text): ebb must reach 0.8x pgbench.
 //!
-//! Fairness. The machines this runs on may be shared, and their speed can
+//! Fairness. Each case runs in a process of its own, on a cluster of its
+//! own, so that none measures what an earlier case left in the server or
+//! the client. The machines this runs on may be shared, and their speed can
 //! swing within seconds, so each case is measured in many short slices
 //! (`EBB_BENCH_SECONDS` each, `EBB_BENCH_RUNS` per side), interleaved
 //! A B C C B A ... (pgbench first in the 1st and 3rd case, ebb first in
@@ -286,6 +288,48 @@ fn median(values: &mut [f64]) -> f64 {
 fn main() -> Result<(), BoxError> {
     let settings = Settings::from_env()?;
     let run_started = Instant::now();
+    if std::env::var_os(report::ROWS_ONLY).is_some() {
+        let (pgbench, rows) = run_cases(&settings)?;
+        report::print_rows(&pgbench, &rows);
+    } else if settings.cases.len() > 1 {
+        let (pgbench, rows) = run_each_case_apart(&settings)?;
+        print_report(&settings, &pgbench, &rows, run_started.elapsed());
+    } else {
+        let (pgbench, rows) = run_cases(&settings)?;
+        print_report(&settings, &pgbench, &rows, run_started.elapsed());
+    }
+    Ok(())
+}
+
+/// Runs every case in a process of its own, with a cluster of its own, so
+/// that no case measures what an earlier one left behind: in one process
+/// a category read measured after the batch case, or the batch case after
+/// the reads, ran up to a fifth slower than on its own, on the server's
+/// and the client's side (buffers, memory) alike.
+fn run_each_case_apart(settings: &Settings) -> Result<(String, Vec<Row>), BoxError> {
+    let program = std::env::current_exe()?;
+    let mut pgbench = String::new();
+    let mut rows = Vec::new();
+    for case in &settings.cases {
+        let output = std::process::Command::new(&program)
+            .args(std::env::args_os().skip(1))
+            .env("EBB_BENCH_CASES", case.name())
+            .env(report::ROWS_ONLY, "1")
+            .stderr(std::process::Stdio::inherit())
+            .output()?;
+        if !output.status.success() {
+            return Err(format!("the {} case failed: {}", case.name(), output.status).into());
+        }
+        let (version, case_rows) = report::parse_rows(&String::from_utf8(output.stdout)?)?;
+        pgbench = version;
+        rows.extend(case_rows);
+    }
+    Ok((pgbench, rows))
+}
+
+/// Runs the selected cases in this process, on one cluster; returns
+/// pgbench's version and the rows.
+fn run_cases(settings: &Settings) -> Result<(String, Vec<Row>), BoxError> {
     let bench = Bench::start(settings.clone())?;
     bench.create_template()?;
     let writers = settings.writers;
@@ -338,7 +382,7 @@ fn main() -> Result<(), BoxError> {
             case,
             ebb: rates.of("ebb"),
             baseline: rates.of("pgbench"),
-            baseline_name: "pgbench",
+            baseline_name: "pgbench".into(),
             required: 0.9,
             driver: Some(rates.of("tokio-postgres")),
         });
@@ -362,7 +406,7 @@ fn main() -> Result<(), BoxError> {
             case,
             ebb: rates.of("ebb batch"),
             baseline: rates.of("ebb single"),
-            baseline_name: "ebb single",
+            baseline_name: "ebb single".into(),
             required: 3.0,
             driver: None,
         });
@@ -386,13 +430,11 @@ fn main() -> Result<(), BoxError> {
             case,
             ebb: rates.of("ebb"),
             baseline: rates.of("pgbench"),
-            baseline_name: "pgbench",
+            baseline_name: "pgbench".into(),
             required: 0.8,
             driver: None,
         });
     }
 
-    let version = pgbench_version(&bench.cluster);
-    print_report(&settings, &version, &rows, run_started.elapsed());
-    Ok(())
+    Ok((pgbench_version(&bench.cluster), rows))
 }

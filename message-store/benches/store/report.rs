@@ -21,7 +21,7 @@ pub(crate) struct Row {
     pub(crate) ebb: f64,
     /// The figure ebb is compared with, and what it is.
     pub(crate) baseline: f64,
-    pub(crate) baseline_name: &'static str,
+    pub(crate) baseline_name: String,
     /// The lowest ratio of `ebb` to `baseline` that passes.
     pub(crate) required: f64,
     /// The bare driver doing the same writes, for reference: it tells
@@ -39,11 +39,58 @@ impl Row {
     }
 }
 
+/// Set in the environment of a process that runs one case for a parent
+/// run: it prints its rows with [`print_rows`] instead of the table.
+pub(crate) const ROWS_ONLY: &str = "EBB_BENCH_ROWS_ONLY";
+
+/// pgbench's version and the rows, one line each, tab-separated, for the
+/// parent run to read back with [`parse_rows`].
+pub(crate) fn print_rows(pgbench: &str, rows: &[Row]) {
+    println!("pgbench\t{pgbench}");
+    for row in rows {
+        println!(
+            "row\t{}\t{}\t{}\t{}\t{}\t{}",
+            row.case,
+            row.ebb,
+            row.baseline,
+            row.baseline_name,
+            row.required,
+            row.driver
+                .map_or_else(|| "-".to_owned(), |rate| rate.to_string()),
+        );
+    }
+}
+
+/// What [`print_rows`] printed.
+pub(crate) fn parse_rows(text: &str) -> Result<(String, Vec<Row>), crate::BoxError> {
+    let mut pgbench = String::new();
+    let mut rows = Vec::new();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        match fields.as_slice() {
+            ["pgbench", version] => pgbench = (*version).to_owned(),
+            ["row", case, ebb, baseline, baseline_name, required, driver] => rows.push(Row {
+                case: (*case).to_owned(),
+                ebb: ebb.parse()?,
+                baseline: baseline.parse()?,
+                baseline_name: (*baseline_name).to_owned(),
+                required: required.parse()?,
+                driver: match *driver {
+                    "-" => None,
+                    rate => Some(rate.parse()?),
+                },
+            }),
+            _ => return Err(format!("unexpected line from a case's process: {line:?}").into()),
+        }
+    }
+    Ok((pgbench, rows))
+}
+
 /// The table and how it was measured, on stdout.
 pub(crate) fn print_report(settings: &Settings, pgbench: &str, rows: &[Row], elapsed: Duration) {
     println!();
     println!(
-        "ebb-message-store vs pgbench {pgbench} (-M prepared) on one private cluster, {} CPUs, fsync off",
+        "ebb-message-store vs pgbench {pgbench} (-M prepared), each case in a process and private cluster of its own, {} CPUs, fsync off",
         std::thread::available_parallelism().map_or(0, usize::from)
     );
     println!(

@@ -67,6 +67,14 @@ pub(crate) enum Case {
 }
 
 impl Case {
+    /// The name `EBB_BENCH_CASES` knows the case by.
+    pub(crate) fn name(self) -> &'static str {
+        Case::ALL
+            .iter()
+            .find(|(_, case)| *case == self)
+            .map_or("", |(name, _)| *name)
+    }
+
     const ALL: [(&'static str, Case); 5] = [
         ("writes-1", Case::WritesOne),
         ("writes-n", Case::WritesShared),
