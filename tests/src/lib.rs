@@ -156,3 +156,29 @@ pub async fn count_messages(client: &tokio_postgres::Client) -> i64 {
         .expect("count")
         .get(0)
 }
+
+/// How many functions in the `message_store` schema share a name with
+/// another (an install that left an old signature behind).
+pub async fn function_overloads(client: &tokio_postgres::Client) -> i64 {
+    client
+        .query_one(
+            "SELECT count(*) - count(DISTINCT proname) FROM pg_proc p
+             JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'message_store'",
+            &[],
+        )
+        .await
+        .expect("count overloads")
+        .get(0)
+}
+
+/// How many installs ebb has recorded in the database.
+pub async fn install_records(client: &tokio_postgres::Client) -> i64 {
+    client
+        .query_one(
+            "SELECT count(*) FROM message_store.ebb_schema_versions",
+            &[],
+        )
+        .await
+        .expect("count install records")
+        .get(0)
+}

@@ -27,14 +27,5 @@ async fn ebb_installs_over_a_message_db_install() {
         Some(ebb_message_store::schema::EBB_SCHEMA_VERSION)
     );
     // Still one function of each name: no overloads left behind.
-    let overloads: i64 = client
-        .query_one(
-            "SELECT count(*) - count(DISTINCT proname) FROM pg_proc p
-             JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'message_store'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(overloads, 0);
+    assert_eq!(ebb_tests::function_overloads(&client).await, 0);
 }

@@ -652,15 +652,7 @@ async fn install_is_idempotent_and_records_its_version() {
         1,
         "reinstalling keeps the messages"
     );
-    let records: i64 = client
-        .query_one(
-            "SELECT count(*) FROM message_store.ebb_schema_versions",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(records, 1);
+    assert_eq!(ebb_tests::install_records(&client).await, 1);
 }
 
 #[tokio::test]
@@ -675,25 +667,8 @@ async fn concurrent_installs_take_turns() {
     assert_eq!(write(client, "account-1", "Opened").await, 0);
     // One install at a time: the later ones found the first's record and
     // functions, and added neither a second record nor an overload.
-    let records: i64 = client
-        .query_one(
-            "SELECT count(*) FROM message_store.ebb_schema_versions",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(records, 1);
-    let overloads: i64 = client
-        .query_one(
-            "SELECT count(*) - count(DISTINCT proname) FROM pg_proc p
-             JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'message_store'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(overloads, 0);
+    assert_eq!(ebb_tests::install_records(&client).await, 1);
+    assert_eq!(ebb_tests::function_overloads(&client).await, 0);
 }
 
 #[tokio::test]
