@@ -667,8 +667,8 @@ async fn concurrent_installs_take_turns() {
     assert_eq!(write(client, "account-1", "Opened").await, 0);
     // One install at a time: the later ones found the first's record and
     // functions, and added neither a second record nor an overload.
-    assert_eq!(ebb_tests::install_records(&client).await, 1);
-    assert_eq!(ebb_tests::function_overloads(&client).await, 0);
+    assert_eq!(ebb_tests::install_records(client).await, 1);
+    assert_eq!(ebb_tests::function_overloads(client).await, 0);
 }
 
 #[tokio::test]
