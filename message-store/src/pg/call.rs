@@ -104,19 +104,34 @@ impl Drop for Call {
 
 /// Cancels what an unfinished call left running and gives the connection
 /// back to the pool once it answers again; closes it if it does not within
-/// the call timeout.
+/// the call timeout, or if the task is dropped first (its runtime shutting
+/// down).
 async fn recover(object: Object, config: Arc<PgStoreConfig>) {
+    let mut recovering = Recovering(Some(object));
+    let client = recovering.0.as_ref().expect("set just above");
     let idle = tokio::time::timeout(config.call_timeout, async {
-        super::cancel::cancel_confirmed(&object, &config.connection).await && answers(&object).await
+        super::cancel::cancel_confirmed(client, &config.connection).await && answers(client).await
     })
     .await
     .unwrap_or(false);
     if idle {
         tracing::debug!("connection of an unfinished call is idle again");
-        drop(object);
+        // Back to the pool.
+        drop(recovering.0.take());
     } else {
         tracing::debug!("closing the connection of an unfinished call");
-        drop(Object::take(object));
+    }
+}
+
+/// A connection being recovered: closed when dropped, unless taken out to
+/// go back to the pool.
+struct Recovering(Option<Object>);
+
+impl Drop for Recovering {
+    fn drop(&mut self) {
+        if let Some(object) = self.0.take() {
+            drop(Object::take(object));
+        }
     }
 }
 
