@@ -113,9 +113,16 @@ pub enum Error {
 
     /// A stored message's data does not fit the type asked for. The message
     /// is fine in the store; the reader's type is wrong or out of date.
-    #[error("message at global position {global_position} (type {type_name}) does not deserialize")]
+    #[error(
+        "{type_name} message at position {position} of {stream_name} \
+         (global position {global_position}) does not deserialize"
+    )]
     Deserialize {
-        /// Where the message is.
+        /// The stream the message is in.
+        stream_name: String,
+        /// Its position in that stream.
+        position: i64,
+        /// Its position in the store.
         global_position: i64,
         /// Its type.
         type_name: String,

@@ -49,6 +49,43 @@ struct Inner {
     streams: HashMap<String, Vec<usize>>,
     /// Every id written, for the uniqueness the `messages_id` index gives.
     ids: HashSet<uuid::Uuid>,
+    /// Every write accepted, in order, as the writer asked for it.
+    writes: Vec<Write>,
+}
+
+/// A write the store accepted, as the writer asked for it: what a handler
+/// unit test asserts on (stream, messages, expected version), as Eventide's
+/// substitute writer records them.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), ebb_message_store::Error> {
+/// use ebb_message_store::{ExpectedVersion, MemoryStore, MessageData, MessageStore, StreamName};
+/// use serde_json::json;
+///
+/// let store = MemoryStore::new();
+/// let stream = StreamName::new("account", "1")?;
+/// store.write(&stream, &MessageData::new("Opened", json!({})), ExpectedVersion::NoStream).await?;
+///
+/// let writes = store.writes();
+/// assert_eq!(writes.len(), 1);
+/// assert_eq!(writes[0].stream_name, "account-1");
+/// assert_eq!(writes[0].expected_version, ExpectedVersion::NoStream);
+/// assert_eq!(writes[0].messages[0].type_name, "Opened");
+/// assert_eq!(writes[0].position, Some(0));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Write {
+    /// The stream written to.
+    pub stream_name: String,
+    /// The messages, in order: one for `write`, the batch for
+    /// `write_batch`.
+    pub messages: Vec<MessageData>,
+    /// The expectation the write was made with.
+    pub expected_version: ExpectedVersion,
+    /// The stream position of the last message; for an empty batch, the
+    /// stream's version (`None` when the stream is empty).
+    pub position: Option<i64>,
 }
 
 impl Inner {
@@ -149,6 +186,12 @@ impl MemoryStore {
         self.lock().stream(stream_name).cloned().collect()
     }
 
+    /// Every write the store accepted, in order (refused writes are not
+    /// recorded: they changed nothing).
+    pub fn writes(&self) -> Vec<Write> {
+        self.lock().writes.clone()
+    }
+
     /// How many messages the store holds.
     pub fn len(&self) -> usize {
         self.lock().messages.len()
@@ -201,7 +244,14 @@ impl MessageStore for MemoryStore {
     ) -> Result<i64, Error> {
         let mut inner = self.lock();
         inner.check(stream_name, std::slice::from_ref(message), expected_version)?;
-        Ok(inner.append(stream_name, message, now()))
+        let position = inner.append(stream_name, message, now());
+        inner.writes.push(Write {
+            stream_name: stream_name.to_string(),
+            messages: vec![message.clone()],
+            expected_version,
+            position: Some(position),
+        });
+        Ok(position)
     }
 
     async fn write_batch(
@@ -217,6 +267,12 @@ impl MessageStore for MemoryStore {
         for message in messages {
             last = Some(inner.append(stream_name, message, time));
         }
+        inner.writes.push(Write {
+            stream_name: stream_name.to_string(),
+            messages: messages.to_vec(),
+            expected_version,
+            position: last,
+        });
         Ok(last)
     }
 
@@ -302,5 +358,51 @@ impl MessageStore for MemoryStore {
 
     async fn stream_version(&self, stream_name: &str) -> Result<Option<i64>, Error> {
         Ok(self.lock().version(stream_name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn writes_are_recorded_as_asked_and_refused_ones_are_not() {
+        let store = MemoryStore::new();
+        let stream = StreamName::new("order", "1").unwrap();
+        let batch = [
+            MessageData::new("Added", json!({ "n": 1 })),
+            MessageData::new("Added", json!({ "n": 2 })),
+        ];
+        store
+            .write_batch(&stream, &batch, ExpectedVersion::NoStream)
+            .await
+            .unwrap();
+        let refused = store
+            .write(
+                &stream,
+                &MessageData::new("Added", json!({ "n": 3 })),
+                ExpectedVersion::NoStream,
+            )
+            .await;
+        assert!(refused.unwrap_err().is_wrong_expected_version());
+        store
+            .write(
+                &stream,
+                &MessageData::new("Checked", json!({})),
+                ExpectedVersion::Exact(1),
+            )
+            .await
+            .unwrap();
+
+        let writes = store.writes();
+        assert_eq!(writes.len(), 2, "{writes:?}");
+        assert_eq!(writes[0].messages, batch);
+        assert_eq!(writes[0].expected_version, ExpectedVersion::NoStream);
+        assert_eq!(writes[0].position, Some(1));
+        assert_eq!(writes[1].messages[0].type_name, "Checked");
+        assert_eq!(writes[1].expected_version, ExpectedVersion::Exact(1));
+        assert_eq!(writes[1].position, Some(2));
     }
 }

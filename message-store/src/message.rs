@@ -194,6 +194,8 @@ impl Message {
     /// ```
     pub fn data<T: DeserializeOwned>(&self) -> Result<T, Error> {
         T::deserialize(&self.data).map_err(|source| Error::Deserialize {
+            stream_name: self.stream_name.clone(),
+            position: self.position,
             global_position: self.global_position,
             type_name: self.type_name.clone(),
             source,
@@ -513,6 +515,8 @@ mod tests {
 
         let err = message.data::<Opened>().unwrap_err();
         let Error::Deserialize {
+            stream_name,
+            position,
             global_position,
             type_name,
             source,
@@ -520,6 +524,8 @@ mod tests {
         else {
             panic!("expected Error::Deserialize, got {err:?}");
         };
+        assert_eq!(stream_name, "account-123");
+        assert_eq!(*position, 3);
         assert_eq!(*global_position, 42);
         assert_eq!(type_name, "Deposited");
         assert!(
@@ -533,7 +539,7 @@ mod tests {
         );
         assert_eq!(
             err.to_string(),
-            "message at global position 42 (type Deposited) does not deserialize",
+            "Deposited message at position 3 of account-123 (global position 42) does not deserialize",
             "the cause is not printed twice"
         );
     }
