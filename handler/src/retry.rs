@@ -1,0 +1,120 @@
+//! Ready [`Rule`]s for the errors handlers expect from the store, for
+//! `ebb_retry::Retry` (which knows nothing of databases).
+//!
+//! Both look for the store's error, or this crate's, anywhere in an
+//! error's source chain, so they work on a handler's own error type as
+//! well as on a boxed one (with `Retry::run_boxed`).
+
+use std::error::Error as StdError;
+
+use ebb_retry::{Decision, Rule};
+
+use crate::Error;
+
+/// Retries an expected-version conflict: another writer appended to the
+/// stream first, so fetching again and handling again may succeed.
+///
+/// ```
+/// use ebb_handler::retry::on_wrong_expected_version;
+/// use ebb_retry::Retry;
+///
+/// // Eventide: Retry.(MessageStore::ExpectedVersion::Error, millisecond_intervals: [10])
+/// let retry = Retry::intervals_ms([10]).rule(on_wrong_expected_version()).build()?;
+/// # let _ = retry;
+/// # Ok::<(), ebb_retry::ConfigError>(())
+/// ```
+pub fn on_wrong_expected_version() -> Rule {
+    Rule::from_fn(|err| {
+        any_in_chain(err, Error::is_wrong_expected_version, |err| {
+            err.is_wrong_expected_version()
+        })
+        .then_some(Decision::Retry)
+    })
+    .named("wrong expected version")
+}
+
+/// Retries what the store calls transient: a server that could not be
+/// reached or did not answer in time (see
+/// [`ebb_message_store::Error::is_transient`]).
+pub fn on_transient() -> Rule {
+    Rule::from_fn(|err| {
+        any_in_chain(
+            err,
+            Error::is_transient,
+            ebb_message_store::Error::is_transient,
+        )
+        .then_some(Decision::Retry)
+    })
+    .named("transient store error")
+}
+
+/// True when an error in `err`'s chain is this crate's error and
+/// `handler` holds for it, or the store's and `store` holds for it.
+fn any_in_chain(
+    err: &(dyn StdError + 'static),
+    handler: fn(&Error) -> bool,
+    store: impl Fn(&ebb_message_store::Error) -> bool,
+) -> bool {
+    let mut current = Some(err);
+    while let Some(err) = current {
+        if let Some(err) = err.downcast_ref::<Error>() {
+            if handler(err) {
+                return true;
+            }
+        } else if let Some(err) = err.downcast_ref::<ebb_message_store::Error>() {
+            if store(err) {
+                return true;
+            }
+        }
+        current = err.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conflict() -> ebb_message_store::Error {
+        ebb_message_store::Error::WrongExpectedVersion {
+            stream_name: "account-1".into(),
+            expected: 0,
+            actual: 1,
+        }
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("handling the deposit")]
+    struct Wrapped(#[source] Error);
+
+    #[test]
+    fn the_conflict_is_found_however_it_is_wrapped() {
+        let rule = on_wrong_expected_version();
+        let store = conflict();
+        let handler = Error::from(conflict());
+        let wrapped = Wrapped(Error::from(conflict()));
+        assert_eq!(rule.decide(&store), Some(Decision::Retry));
+        // This crate's error shows the store's error transparently: its
+        // own predicate must answer.
+        assert_eq!(rule.decide(&handler), Some(Decision::Retry));
+        assert_eq!(rule.decide(&wrapped), Some(Decision::Retry));
+        let other = Error::NoReplyStream {
+            type_name: "Accepted".into(),
+        };
+        assert_eq!(rule.decide(&other), None);
+        assert_eq!(rule.decide(&std::io::Error::other("x")), None);
+        assert_eq!(on_transient().decide(&handler), None);
+    }
+
+    #[test]
+    fn transient_store_errors_are_found() {
+        let timeout = ebb_message_store::Error::Timeout {
+            operation: "write_message",
+            after: std::time::Duration::from_secs(1),
+        };
+        assert_eq!(on_transient().decide(&timeout), Some(Decision::Retry));
+        let wrapped = Wrapped(Error::from(timeout));
+        assert_eq!(on_transient().decide(&wrapped), Some(Decision::Retry));
+        assert_eq!(on_wrong_expected_version().decide(&wrapped), None);
+    }
+}
