@@ -71,3 +71,45 @@ pub use entity_store::EntityStore;
 pub use error::{BoxError, Error};
 pub use message::{IntoMessageData, MessageType, Outgoing, Received};
 pub use writer::{Reservation, Writer};
+
+/// Makes a struct a message type, in one line: derives serde's
+/// `Serialize` and `Deserialize` with camelCase keys on the wire (no serde
+/// dependency needed), and implements [`MessageType`] with the struct's
+/// name as the type name.
+///
+/// ```
+/// use ebb_handler::{IntoMessageData, MessageType, message};
+///
+/// #[message]
+/// #[derive(Debug, Clone, PartialEq)]
+/// pub struct Deposit {
+///     pub deposit_id: String,
+///     pub account_id: String,
+///     pub amount: i64,
+/// }
+///
+/// assert_eq!(Deposit::TYPE_NAME, "Deposit");
+/// let data = Deposit { deposit_id: "d1".into(), account_id: "a1".into(), amount: 5 }
+///     .into_message_data()?;
+/// assert_eq!(data.data, serde_json::json!({ "depositId": "d1", "accountId": "a1", "amount": 5 }));
+///
+/// // Another type name than the struct's:
+/// #[message(type_name = "Withdrawn")]
+/// pub struct WithdrawnV1 { pub amount: i64 }
+/// assert_eq!(WithdrawnV1::TYPE_NAME, "Withdrawn");
+/// # Ok::<(), ebb_handler::Error>(())
+/// ```
+///
+/// It goes on structs with named fields (or none), without generics. Do
+/// not derive `Serialize`, `Deserialize` or add `rename_all` yourself;
+/// other serde attributes (`#[serde(default)]` on a field, say) work as
+/// usual. It finds this crate as `ebb_handler` or through the `ebb`
+/// facade.
+pub use ebb_handler_macros::message;
+
+#[doc(hidden)]
+pub mod __private {
+    //! What `#[message]` expands to refers to these, so that users need
+    //! no serde dependency of their own.
+    pub use serde;
+}
