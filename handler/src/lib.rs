@@ -2,49 +2,149 @@
 //! their dispatch, the writer, the two idempotence patterns, and the entity
 //! store.
 //!
+//! # The seed handler
+//!
+//! A `Deposit` command arrives. Inside a [`Retry`] on the expected-version
+//! conflict with one retry after 10 ms, the handler fetches the account
+//! and its version; a command whose sequence (its global position) the
+//! account has applied already is logged and ignored; otherwise
+//! `Deposited`, following the command and carrying the sequence, is
+//! written to `account-ID` expecting the fetched version. Any other error
+//! is returned as it is, for the process to end on.
+//!
 //! ```
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), ebb_handler::BoxError> {
-//! use ebb_handler::{Dispatcher, MessageType, Received, Writer};
-//! use ebb_message_store::{MemoryStore, MessageStore, StreamName};
+//! use ebb_handler::retry::on_wrong_expected_version;
+//! use ebb_handler::{
+//!     Entity, EntityStore, Error, Handler, MessageType as _, Projection, Received, Writer, message,
+//! };
+//! use ebb_message_store::{MessageStore, StreamName};
+//! use ebb_retry::{Retry, RetryError};
 //!
-//! #[derive(serde::Serialize, serde::Deserialize)]
-//! #[serde(rename_all = "camelCase")]
-//! struct Deposit { account_id: String, amount: i64 }
-//! impl MessageType for Deposit { const TYPE_NAME: &'static str = "Deposit"; }
+//! #[message]
+//! pub struct Deposit { pub deposit_id: String, pub account_id: String, pub amount: i64 }
 //!
-//! #[derive(serde::Serialize, serde::Deserialize)]
-//! #[serde(rename_all = "camelCase")]
-//! struct Deposited { account_id: String, amount: i64, sequence: i64 }
-//! impl MessageType for Deposited { const TYPE_NAME: &'static str = "Deposited"; }
+//! #[message]
+//! pub struct Deposited { pub deposit_id: String, pub account_id: String, pub amount: i64, pub sequence: i64 }
 //!
-//! let store = MemoryStore::new();
-//! let writer = Writer::new(store.clone());
-//! let dispatcher = Dispatcher::new().on(move |deposit: Received<Deposit>| {
-//!     let writer = writer.clone();
-//!     async move {
-//!         let stream = StreamName::new("account", &deposit.account_id)?;
-//!         let deposited = Deposited {
-//!             account_id: deposit.account_id.clone(),
-//!             amount: deposit.amount,
-//!             sequence: deposit.global_position(),
-//!         };
-//!         writer.write(&stream, deposited.follow(&deposit), ebb_message_store::ExpectedVersion::Any).await?;
-//!         Ok::<_, ebb_handler::BoxError>(())
+//! #[derive(Debug, Clone, Default)]
+//! pub struct Account { pub balance: i64, pub sequence: Option<i64> }
+//!
+//! impl Entity for Account {
+//!     const CATEGORY: &'static str = "account";
+//!     fn projection() -> Projection<Self> {
+//!         Projection::new().apply(|account: &mut Account, deposited: Received<Deposited>| {
+//!             account.balance += deposited.amount;
+//!             account.sequence = Some(deposited.sequence);
+//!         })
 //!     }
-//! });
-//!
-//! let command = StreamName::new("account:command", "1")?;
-//! Writer::new(store.clone()).write_initial(&command, Deposit { account_id: "1".into(), amount: 5 }).await?;
-//! for message in store.messages() {
-//!     dispatcher.dispatch(&message).await?;
 //! }
-//! assert_eq!(store.stream_messages("account-1")[0].type_name, "Deposited");
+//!
+//! pub struct Accounts<S> {
+//!     pub accounts: EntityStore<Account, S>,
+//!     pub writer: Writer<S>,
+//!     pub retry: Retry,
+//! }
+//!
+//! impl<S: MessageStore + 'static> Handler<Deposit> for Accounts<S> {
+//!     type Error = Error;
+//!
+//!     async fn handle(&self, deposit: Received<Deposit>) -> Result<(), Error> {
+//!         self.retry
+//!             .run(|_cycle| async {
+//!                 let (account, version) = self.accounts.fetch(&deposit.account_id).await?;
+//!                 let sequence = deposit.global_position();
+//!                 if account.sequence.is_some_and(|applied| applied >= sequence) {
+//!                     tracing::info!(sequence, "deposit already applied; ignored");
+//!                     return Ok(());
+//!                 }
+//!                 let deposited = Deposited {
+//!                     deposit_id: deposit.deposit_id.clone(),
+//!                     account_id: deposit.account_id.clone(),
+//!                     amount: deposit.amount,
+//!                     sequence,
+//!                 };
+//!                 let stream = StreamName::new("account", &deposit.account_id)?;
+//!                 self.writer.write(&stream, deposited.follow(&deposit), version).await?;
+//!                 Ok(())
+//!             })
+//!             .await
+//!             .map_err(RetryError::into_last)
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), ebb_handler::BoxError> {
+//! // Wiring it up: one dispatcher, any store (here the in-memory one).
+//! let store = ebb_message_store::MemoryStore::new();
+//! let handler = Accounts {
+//!     accounts: EntityStore::new(store.clone()),
+//!     writer: Writer::new(store.clone()),
+//!     retry: Retry::intervals_ms([10]).rule(on_wrong_expected_version()).build()?,
+//! };
+//! let dispatcher = ebb_handler::Dispatcher::new().on(handler);
+//! # let command = StreamName::new("account:command", "1")?;
+//! # Writer::new(store.clone()).write_initial(&command, Deposit { deposit_id: "d".into(), account_id: "1".into(), amount: 5 }).await?;
+//! # for message in store.messages() { dispatcher.dispatch(&message).await?; }
+//! # assert_eq!(store.stream_messages("account-1").len(), 1);
+//! # Ok(()) }
+//! ```
+//!
+//! The same handler, two instances of it on 1,000 commands against
+//! PostgreSQL, is `tests/tests/seed_handler.rs` at the repository's root.
+//!
+//! # Unit-testing a handler without a database
+//!
+//! [`MemoryStore`](ebb_message_store::MemoryStore) behaves as PostgreSQL
+//! does and records every write it accepts, with its expected version, so
+//! a test runs the handler and asserts what it wrote:
+//!
+//! ```
+//! # use ebb_handler::{Entity, EntityStore, Handler, Projection, Received, Writer, message};
+//! # use ebb_message_store::{MemoryStore, MessageStore, StreamName, ExpectedVersion};
+//! # #[message] #[derive(Clone)] pub struct Deposit { pub account_id: String, pub amount: i64 }
+//! # #[message] pub struct Deposited { pub account_id: String, pub amount: i64, pub sequence: i64 }
+//! # #[derive(Debug, Clone, Default)] pub struct Account { pub sequence: Option<i64> }
+//! # impl Entity for Account {
+//! #     const CATEGORY: &'static str = "account";
+//! #     fn projection() -> Projection<Self> {
+//! #         Projection::new().apply(|a: &mut Account, d: Received<Deposited>| a.sequence = Some(d.sequence))
+//! #     }
+//! # }
+//! # struct Accounts { accounts: EntityStore<Account, MemoryStore>, writer: Writer<MemoryStore> }
+//! # impl Handler<Deposit> for Accounts {
+//! #     type Error = ebb_handler::Error;
+//! #     async fn handle(&self, deposit: Received<Deposit>) -> Result<(), ebb_handler::Error> {
+//! #         let (account, version) = self.accounts.fetch(&deposit.account_id).await?;
+//! #         if account.sequence.is_some_and(|s| s >= deposit.global_position()) { return Ok(()); }
+//! #         let deposited = Deposited { account_id: deposit.account_id.clone(), amount: deposit.amount, sequence: deposit.global_position() };
+//! #         self.writer.write(&StreamName::new("account", &deposit.account_id)?, deposited.follow(&deposit), version).await?;
+//! #         Ok(())
+//! #     }
+//! # }
+//! use ebb_handler::MessageType as _;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = MemoryStore::new();
+//! let handler = Accounts { accounts: EntityStore::new(store.clone()), writer: Writer::new(store.clone()) };
+//!
+//! // The command, as the consumer would hand it over.
+//! let command = StreamName::new("account:command", "7")?;
+//! Writer::new(store.clone()).write_initial(&command, Deposit { account_id: "7".into(), amount: 30 }).await?;
+//! let deposit: Received<Deposit> = Received::decode(store.stream_messages("account:command-7").remove(0))?;
+//! handler.handle(deposit.clone()).await?;
+//! handler.handle(deposit).await?; // delivered again: ignored
+//!
+//! let writes: Vec<_> = store.writes().into_iter().filter(|w| w.stream_name == "account-7").collect();
+//! assert_eq!(writes.len(), 1);
+//! assert_eq!(writes[0].expected_version, ExpectedVersion::NoStream);
+//! let deposited = Deposited::from_message_data(&writes[0].messages[0]).unwrap()?;
+//! assert_eq!((deposited.amount, deposited.sequence), (30, 1));
+//! assert_eq!(writes[0].messages[0].metadata.causation_message_stream_name.as_deref(), Some("account:command-7"));
 //! # Ok(()) }
 //! ```
 //!
 //! # Modules
 //!
-//! - [`message`]: [`MessageType`], [`Received`] (a message as read, with
+//! - [`message`](mod@message): [`MessageType`], [`Received`] (a message as read, with
 //!   its metadata), [`Outgoing`] and `follow`.
 //! - [`dispatch`]: [`Handler`] (an `async fn`, a closure or a type) and
 //!   [`Dispatcher`].
@@ -55,6 +155,10 @@
 //! - [`retry`]: ready rules for `ebb_retry::Retry`: the expected-version
 //!   conflict and transient store errors.
 //! - [`error`]: [`Error`] and [`BoxError`].
+//! - [`message`](macro@message): the attribute that makes a struct a
+//!   message type.
+//!
+//! [`Retry`]: ebb_retry::Retry
 
 mod cache;
 pub mod dispatch;
