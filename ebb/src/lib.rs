@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | [`message_store`] | `ebb-message-store` | stream names, message data, [`PgStore`], [`MemoryStore`], the schema |
 //! | [`retry`] | `ebb-retry` | `Retry` with explicit intervals, schedules, budgets |
+//! | [`handler`] | `ebb-handler` | typed messages (`#[message]`), handlers and dispatch, the writer, the entity store |
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), ebb::message_store::Error> {
@@ -20,6 +21,21 @@
 //! # Ok(()) }
 //! ```
 //!
+//! A message type and a handler, through the facade alone:
+//!
+//! ```
+//! use ebb::{Dispatcher, Received, message};
+//!
+//! #[message]
+//! pub struct Deposit { pub account_id: String, pub amount: i64 }
+//!
+//! let dispatcher = Dispatcher::new().on(|deposit: Received<Deposit>| async move {
+//!     tracing::info!(amount = deposit.amount, "deposit");
+//!     Ok::<_, ebb::handler::BoxError>(())
+//! });
+//! assert!(dispatcher.handles("Deposit"));
+//! ```
+//!
 //! # Features
 //!
 //! | feature | default | what it adds |
@@ -29,8 +45,15 @@
 //! A library-only dependency (`default-features = false`) leaves out the
 //! tool's argument parsing, log subscriber and cluster starter.
 
+pub use ebb_handler as handler;
 pub use ebb_message_store as message_store;
 pub use ebb_retry as retry;
+
+pub use ebb_handler::{
+    Dispatcher, Entity, EntityStore, Handler, MessageType, Projection, Received, Version, Writer,
+    message,
+};
+pub use ebb_retry::Retry;
 
 pub use ebb_message_store::{
     CategoryQuery, ExpectedVersion, MemoryStore, Message, MessageData, MessageStore, Metadata,
