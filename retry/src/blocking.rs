@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::attempts::Step;
+use crate::attempts::{self, Step};
 use crate::error::RetryError;
 use crate::policy::Retry;
 
@@ -39,12 +39,23 @@ impl Retry {
     /// assert_eq!(n, 2);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn run_blocking<T, E, F>(&self, mut operation: F) -> Result<T, RetryError<E>>
+    pub fn run_blocking<T, E, F>(&self, operation: F) -> Result<T, RetryError<E>>
     where
         F: FnMut(u32) -> Result<T, E>,
         E: StdError + 'static,
     {
-        let mut attempts = self.start::<E>();
+        self.run_blocking_viewed(operation, attempts::plain::<E>)
+    }
+
+    /// The loop behind [`run_blocking`](Retry::run_blocking), given how the
+    /// engine sees an error (`view`).
+    #[inline]
+    fn run_blocking_viewed<T, E, F, V>(&self, mut operation: F, view: V) -> Result<T, RetryError<E>>
+    where
+        F: FnMut(u32) -> Result<T, E>,
+        V: Fn(&E) -> &(dyn StdError + 'static),
+    {
+        let mut attempts = self.start(view);
         let mut cycle = 0u32;
         loop {
             match operation(cycle) {

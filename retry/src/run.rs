@@ -4,7 +4,7 @@ use std::error::Error as StdError;
 use std::future::Future;
 use std::time::Duration;
 
-use crate::attempts::Step;
+use crate::attempts::{self, Step};
 use crate::error::RetryError;
 use crate::policy::Retry;
 
@@ -36,13 +36,32 @@ impl Retry {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn run<T, E, F, Fut>(&self, mut operation: F) -> Result<T, RetryError<E>>
+    pub fn run<T, E, F, Fut>(&self, operation: F) -> impl Future<Output = Result<T, RetryError<E>>>
     where
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = Result<T, E>>,
         E: StdError + 'static,
     {
-        let mut attempts = self.start::<E>();
+        // The runner's future is returned as it is: awaiting it in an
+        // `async fn` of our own would wrap it in a second state machine,
+        // which costs the success path measurably (benches/overhead.rs).
+        self.run_viewed(operation, attempts::plain::<E>)
+    }
+
+    /// The loop behind [`run`](Retry::run), given how the engine sees an
+    /// error (`view`).
+    #[inline]
+    async fn run_viewed<T, E, F, Fut, V>(
+        &self,
+        mut operation: F,
+        view: V,
+    ) -> Result<T, RetryError<E>>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        V: Fn(&E) -> &(dyn StdError + 'static),
+    {
+        let mut attempts = self.start(view);
         let mut cycle = 0u32;
         loop {
             match operation(cycle).await {
