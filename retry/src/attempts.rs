@@ -6,9 +6,13 @@
 //!
 //! The engine keeps the caller's error type `E` and sees each error
 //! through a *view*, a function from `&E` to the `dyn Error` that rules
-//! match and events carry: [`plain`] for an `E` that is itself an error.
+//! match and events carry: [`plain`] for an `E` that is itself an error,
+//! [`boxed`] for a box around one. That is how [`Retry::run`] and
+//! [`Retry::run_boxed`] (and the blocking pair) share one engine.
 //!
 //! [`Retry`]: crate::Retry
+//! [`Retry::run`]: crate::Retry::run
+//! [`Retry::run_boxed`]: crate::Retry::run_boxed
 
 use std::error::Error as StdError;
 use std::time::Duration;
@@ -81,6 +85,16 @@ pub(crate) fn plain<E: StdError + 'static>(error: &E) -> &(dyn StdError + 'stati
     error
 }
 
+/// The view of a boxed error (`Box<dyn Error + Send + Sync>`,
+/// `anyhow::Error`): the error inside the box, whose source chain is the
+/// rest of the chain.
+#[inline]
+pub(crate) fn boxed<E: AsRef<dyn StdError + Send + Sync + 'static>>(
+    error: &E,
+) -> &(dyn StdError + 'static) {
+    error.as_ref()
+}
+
 /// What the runner should do after a failed attempt.
 pub(crate) enum Step<E> {
     /// Wait this long, then hand the error back with
@@ -96,10 +110,10 @@ pub(crate) enum Step<E> {
 pub(crate) struct Attempts<'p, E, V> {
     /// The policy being applied.
     policy: &'p Policy,
-    /// How rules and events see an error of type `E` ([`plain`]). A type
-    /// parameter rather than a `fn` pointer: a function item is
-    /// zero-sized and its calls are static, so the view costs nothing per
-    /// call.
+    /// How rules and events see an error of type `E` ([`plain`] or
+    /// [`boxed`]). A type parameter rather than a `fn` pointer: a function
+    /// item is zero-sized and its calls are static, so the view costs
+    /// nothing per call.
     view: V,
     /// When the call started and its time limit, if it has one.
     deadline: Option<(Instant, Duration)>,
