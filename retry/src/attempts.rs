@@ -4,7 +4,15 @@
 //! both drive it, so they cannot decide differently; only their waiting
 //! differs.
 //!
+//! The engine keeps the caller's error type `E` and sees each error
+//! through a *view*, a function from `&E` to the `dyn Error` that rules
+//! match and events carry: [`plain`] for an `E` that is itself an error,
+//! [`boxed`] for a box around one. That is how [`Retry::run`] and
+//! [`Retry::run_boxed`] (and the blocking pair) share one engine.
+//!
 //! [`Retry`]: crate::Retry
+//! [`Retry::run`]: crate::Retry::run
+//! [`Retry::run_boxed`]: crate::Retry::run_boxed
 
 use std::error::Error as StdError;
 use std::time::Duration;
@@ -71,6 +79,22 @@ impl<E> Earlier<E> {
     }
 }
 
+/// The view of an error that is itself a [`std::error::Error`].
+#[inline]
+pub(crate) fn plain<E: StdError + 'static>(error: &E) -> &(dyn StdError + 'static) {
+    error
+}
+
+/// The view of a boxed error (`Box<dyn Error + Send + Sync>`,
+/// `anyhow::Error`): the error inside the box, whose source chain is the
+/// rest of the chain.
+#[inline]
+pub(crate) fn boxed<E: AsRef<dyn StdError + Send + Sync + 'static>>(
+    error: &E,
+) -> &(dyn StdError + 'static) {
+    error.as_ref()
+}
+
 /// What the runner should do after a failed attempt.
 pub(crate) enum Step<E> {
     /// Wait this long, then hand the error back with
@@ -83,9 +107,14 @@ pub(crate) enum Step<E> {
 
 /// The state of one call: everything that decides the next step, shared
 /// by the async and blocking runners so that they cannot drift apart.
-pub(crate) struct Attempts<'p, E> {
+pub(crate) struct Attempts<'p, E, V> {
     /// The policy being applied.
     policy: &'p Policy,
+    /// How rules and events see an error of type `E` ([`plain`] or
+    /// [`boxed`]). A type parameter rather than a `fn` pointer: a function
+    /// item is zero-sized and its calls are static, so the view costs
+    /// nothing per call.
+    view: V,
     /// When the call started and its time limit, if it has one.
     deadline: Option<(Instant, Duration)>,
     /// Where we are in the schedule.
@@ -97,16 +126,17 @@ pub(crate) struct Attempts<'p, E> {
     rule_retries: Vec<u32>,
 }
 
-impl<'p, E> Attempts<'p, E> {
-    /// Begin one call of `policy`: the call counts towards the shared
-    /// budget whether or not it ever retries.
+impl<'p, E, V> Attempts<'p, E, V> {
+    /// Begin one call of `policy`, seeing errors through `view`: the call
+    /// counts towards the shared budget whether or not it ever retries.
     #[inline]
-    pub(crate) fn new(policy: &'p Policy) -> Self {
+    pub(crate) fn new(policy: &'p Policy, view: V) -> Self {
         if let Some(budget) = &policy.budget {
             budget.deposit();
         }
         Attempts {
             policy,
+            view,
             // Read the clock only when a limit needs it.
             deadline: policy.time_limit.map(|limit| (Instant::now(), limit)),
             cursor: Cursor::Start,
@@ -116,7 +146,10 @@ impl<'p, E> Attempts<'p, E> {
     }
 }
 
-impl<E: StdError + 'static> Attempts<'_, E> {
+impl<E, V> Attempts<'_, E, V>
+where
+    V: Fn(&E) -> &(dyn StdError + 'static),
+{
     /// Whether an event at `level` would reach anyone. Checked before an
     /// event is even built, so that unobserved calls pay one atomic load
     /// per event rather than building and passing it.
@@ -169,7 +202,7 @@ impl<E: StdError + 'static> Attempts<'_, E> {
                 if self.observed(Level::INFO) {
                     self.emit(&Event::Failed {
                         cycle,
-                        error: &error,
+                        error: (self.view)(&error),
                         wait,
                         kind,
                     });
@@ -186,7 +219,7 @@ impl<E: StdError + 'static> Attempts<'_, E> {
     /// spends the shared budget.
     #[inline]
     fn decide(&mut self, error: &E) -> Result<(Duration, Option<&'static str>), StopReason> {
-        let error: &(dyn StdError + 'static) = error;
+        let error = (self.view)(error);
         let policy = self.policy;
 
         let (decision, rule) = if policy.rules.is_empty() {
@@ -253,7 +286,7 @@ impl<E: StdError + 'static> Attempts<'_, E> {
         if self.observed(Level::DEBUG) {
             self.emit(&Event::GaveUp {
                 cycle,
-                error: &error,
+                error: (self.view)(&error),
                 reason,
             });
         }

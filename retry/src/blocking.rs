@@ -1,5 +1,6 @@
-//! The blocking runner: [`Retry::run_blocking`], for code without an async
-//! runtime. Same policy, same decisions; only the waiting differs.
+//! The blocking runner: [`Retry::run_blocking`] (and
+//! [`Retry::run_blocking_boxed`] for boxed errors), for code without an
+//! async runtime. Same policy, same decisions; only the waiting differs.
 
 use std::error::Error as StdError;
 use std::future::Future;
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::attempts::Step;
+use crate::attempts::{self, Step};
 use crate::error::RetryError;
 use crate::policy::Retry;
 
@@ -39,12 +40,63 @@ impl Retry {
     /// assert_eq!(n, 2);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn run_blocking<T, E, F>(&self, mut operation: F) -> Result<T, RetryError<E>>
+    pub fn run_blocking<T, E, F>(&self, operation: F) -> Result<T, RetryError<E>>
     where
         F: FnMut(u32) -> Result<T, E>,
         E: StdError + 'static,
     {
-        let mut attempts = self.start::<E>();
+        self.run_blocking_viewed(operation, attempts::plain::<E>)
+    }
+
+    /// [`run_blocking`](Retry::run_blocking) for an operation whose error
+    /// is boxed: `Box<dyn Error + Send + Sync>`, or `anyhow::Error`.
+    ///
+    /// Everything is as in `run_blocking`; rules see the error inside the
+    /// box as the top of the chain, as in [`run_boxed`](Retry::run_boxed),
+    /// which says more. Take the last error back with
+    /// [`RetryError::into_last`]:
+    /// `retry.run_blocking_boxed(op).map_err(RetryError::into_last)?`.
+    ///
+    /// # Errors
+    /// A [`RetryError`] holding every attempt's error, the last one as
+    /// primary, and why retrying stopped.
+    ///
+    /// ```
+    /// use ebb_retry::{Retry, RetryError};
+    /// use std::error::Error;
+    /// use std::io;
+    ///
+    /// type BoxError = Box<dyn Error + Send + Sync>;
+    ///
+    /// fn read_config(cycle: u32) -> Result<u32, BoxError> {
+    ///     if cycle < 2 { Err(io::Error::from(io::ErrorKind::Interrupted).into()) } else { Ok(cycle) }
+    /// }
+    ///
+    /// fn main() -> Result<(), BoxError> {
+    ///     let retry = Retry::intervals_ms([1, 1]).retry_on::<io::Error>().build()?;
+    ///     let n = retry.run_blocking_boxed(read_config).map_err(RetryError::into_last)?;
+    ///     assert_eq!(n, 2);
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn run_blocking_boxed<T, E, F>(&self, operation: F) -> Result<T, RetryError<E>>
+    where
+        F: FnMut(u32) -> Result<T, E>,
+        E: AsRef<dyn StdError + Send + Sync + 'static>,
+    {
+        self.run_blocking_viewed(operation, attempts::boxed::<E>)
+    }
+
+    /// The loop behind [`run_blocking`](Retry::run_blocking) and
+    /// [`run_blocking_boxed`](Retry::run_blocking_boxed): the same for both
+    /// but for how the engine sees an error (`view`).
+    #[inline]
+    fn run_blocking_viewed<T, E, F, V>(&self, mut operation: F, view: V) -> Result<T, RetryError<E>>
+    where
+        F: FnMut(u32) -> Result<T, E>,
+        V: Fn(&E) -> &(dyn StdError + 'static),
+    {
+        let mut attempts = self.start(view);
         let mut cycle = 0u32;
         loop {
             match operation(cycle) {

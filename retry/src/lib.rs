@@ -35,6 +35,14 @@
 //! Async ([`Retry::run`], on tokio) and blocking ([`Retry::run_blocking`])
 //! forms share the same policy and the same decision code.
 //!
+//! An operation whose error is boxed, `Box<dyn Error + Send + Sync>` or
+//! `anyhow::Error` (neither is itself a [`std::error::Error`]), runs with
+//! [`Retry::run_boxed`] or [`Retry::run_blocking_boxed`]: the same in
+//! every respect, with rules matching the error inside the box and its
+//! source chain. Such a `RetryError` is not a `std::error::Error` itself;
+//! get the handler's own error back with
+//! `.map_err(RetryError::into_last)?`.
+//!
 //! # Beyond Eventide
 //!
 //! Everything composes on the one builder, [`RetryBuilder`]:
@@ -64,9 +72,11 @@
 //! - [`error`]: [`ConfigError`], [`RetryError`], [`StopReason`].
 //! - `policy`: the [`Retry`] type and its builder, [`RetryBuilder`].
 //! - `attempts`: the per-call engine, the state of one call and the
-//!   decision after each failure, shared by both runners.
+//!   decision after each failure, shared by both runners; it sees each
+//!   error through a view, so plain and boxed errors share it too.
 //! - `run`, `blocking`: the async and blocking runners,
-//!   [`Retry::run`] and [`Retry::run_blocking`].
+//!   [`Retry::run`] and [`Retry::run_blocking`], and their boxed forms
+//!   [`Retry::run_boxed`] and [`Retry::run_blocking_boxed`].
 
 pub mod budget;
 pub mod classify;

@@ -199,10 +199,11 @@ impl Retry {
         }
     }
 
-    /// Begin the bookkeeping for one call.
+    /// Begin the bookkeeping for one call, seeing its errors through
+    /// `view`.
     #[inline]
-    pub(crate) fn start<E>(&self) -> Attempts<'_, E> {
-        Attempts::new(&self.inner)
+    pub(crate) fn start<E, V>(&self, view: V) -> Attempts<'_, E, V> {
+        Attempts::new(&self.inner, view)
     }
 
     /// The cancellation token, if any; the runners wait on it.

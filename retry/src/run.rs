@@ -1,10 +1,11 @@
-//! The async runner: [`Retry::run`].
+//! The async runner: [`Retry::run`], and [`Retry::run_boxed`] for boxed
+//! errors.
 
 use std::error::Error as StdError;
 use std::future::Future;
 use std::time::Duration;
 
-use crate::attempts::Step;
+use crate::attempts::{self, Step};
 use crate::error::RetryError;
 use crate::policy::Retry;
 
@@ -36,13 +37,100 @@ impl Retry {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn run<T, E, F, Fut>(&self, mut operation: F) -> Result<T, RetryError<E>>
+    pub fn run<T, E, F, Fut>(&self, operation: F) -> impl Future<Output = Result<T, RetryError<E>>>
     where
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = Result<T, E>>,
         E: StdError + 'static,
     {
-        let mut attempts = self.start::<E>();
+        // The runner's future is returned as it is: awaiting it in an
+        // `async fn` of our own would wrap it in a second state machine,
+        // which costs the success path measurably (benches/overhead.rs).
+        self.run_viewed(operation, attempts::plain::<E>)
+    }
+
+    /// [`run`](Retry::run) for an operation whose error is boxed:
+    /// `Box<dyn Error + Send + Sync>`, or `anyhow::Error`. Neither is
+    /// itself a [`std::error::Error`], so `run` does not take them.
+    ///
+    /// Everything else is as in `run`: the rules, the schedule, the
+    /// budgets, cancellation, the events and the [`RetryError`]. Rules see
+    /// the error inside the box as the top of the chain, so
+    /// [`Rule::on::<io::Error>()`](crate::Rule::on) matches an `io::Error`
+    /// in the box or anywhere in its [`source`](StdError::source) chain
+    /// (for `anyhow::Error`, the chain its contexts make). An error boxed
+    /// without `Send + Sync` (`Box<dyn Error>`) is not accepted.
+    ///
+    /// `RetryError<E>` is a [`std::error::Error`] only when `E` is, so not
+    /// here: take the last error back, Eventide's raised error, with
+    /// [`RetryError::into_last`], as in
+    /// `retry.run_boxed(op).await.map_err(RetryError::into_last)?`.
+    ///
+    /// # Errors
+    /// A [`RetryError`] holding every attempt's error, the last one as
+    /// primary, and why retrying stopped.
+    ///
+    /// ```
+    /// use ebb_retry::{Retry, RetryError};
+    /// use std::error::Error;
+    /// use std::io;
+    ///
+    /// type BoxError = Box<dyn Error + Send + Sync>;
+    ///
+    /// /// A handler's step, failing once the way a database client might.
+    /// async fn load(cycle: u32) -> Result<&'static str, BoxError> {
+    ///     if cycle == 0 {
+    ///         Err(io::Error::from(io::ErrorKind::ConnectionReset).into())
+    ///     } else {
+    ///         Ok("account")
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), BoxError> {
+    /// let retry = Retry::intervals_ms([10, 20]).retry_on::<io::Error>().build()?;
+    ///
+    /// // The io::Error in the box is retried; the handler keeps its error type.
+    /// let account = retry.run_boxed(load).await.map_err(RetryError::into_last)?;
+    /// assert_eq!(account, "account");
+    ///
+    /// // Any other error is returned at once, as the very error raised.
+    /// let err = retry
+    ///     .run_boxed(|_| async { Err::<(), BoxError>("no such account".into()) })
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(err.is_not_retryable());
+    /// assert_eq!(err.into_last().to_string(), "no such account");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn run_boxed<T, E, F, Fut>(
+        &self,
+        operation: F,
+    ) -> impl Future<Output = Result<T, RetryError<E>>>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: AsRef<dyn StdError + Send + Sync + 'static>,
+    {
+        self.run_viewed(operation, attempts::boxed::<E>)
+    }
+
+    /// The loop behind [`run`](Retry::run) and
+    /// [`run_boxed`](Retry::run_boxed): the same for both but for how the
+    /// engine sees an error (`view`).
+    #[inline]
+    async fn run_viewed<T, E, F, Fut, V>(
+        &self,
+        mut operation: F,
+        view: V,
+    ) -> Result<T, RetryError<E>>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        V: Fn(&E) -> &(dyn StdError + 'static),
+    {
+        let mut attempts = self.start(view);
         let mut cycle = 0u32;
         loop {
             match operation(cycle).await {
