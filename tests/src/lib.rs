@@ -12,6 +12,7 @@
 pub mod contract;
 pub mod message_db;
 pub mod private;
+pub mod seed;
 
 use ebb_localpg::{Server, TestDatabase};
 use ebb_message_store::{PgStore, PgStoreConfig, schema};

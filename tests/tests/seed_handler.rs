@@ -9,88 +9,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ebb_handler::retry::on_wrong_expected_version;
-use ebb_handler::{
-    Dispatcher, Entity, EntityStore, Handler, MessageType, Projection, Received, Writer,
-};
+use ebb_handler::{Dispatcher, EntityStore, Writer};
 use ebb_message_store::{CategoryQuery, ExpectedVersion, MessageStore, PgStore, StreamName};
-use ebb_retry::{Event, Retry, RetryError};
+use ebb_tests::seed::{Account, Accounts, COMMAND_CATEGORY, Deposit, Deposited};
 use futures_util::TryStreamExt as _;
-
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Deposit {
-    deposit_id: String,
-    account_id: String,
-    amount: i64,
-}
-impl MessageType for Deposit {
-    const TYPE_NAME: &'static str = "Deposit";
-}
-
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Deposited {
-    deposit_id: String,
-    account_id: String,
-    amount: i64,
-    sequence: i64,
-}
-impl MessageType for Deposited {
-    const TYPE_NAME: &'static str = "Deposited";
-}
-
-#[derive(Debug, Clone, Default)]
-struct Account {
-    balance: i64,
-    sequence: Option<i64>,
-}
-
-impl Entity for Account {
-    const CATEGORY: &'static str = "account";
-    fn projection() -> Projection<Self> {
-        Projection::new().apply(|account: &mut Account, deposited: Received<Deposited>| {
-            account.balance += deposited.amount;
-            account.sequence = Some(deposited.sequence);
-        })
-    }
-}
-
-/// The seed handler.
-struct Accounts {
-    accounts: EntityStore<Account, PgStore>,
-    writer: Writer<PgStore>,
-    retry: Retry,
-}
-
-impl Handler<Deposit> for Accounts {
-    type Error = ebb_handler::Error;
-
-    async fn handle(&self, deposit: Received<Deposit>) -> Result<(), ebb_handler::Error> {
-        self.retry
-            .run(|_cycle| async {
-                let (account, version) = self.accounts.fetch(&deposit.account_id).await?;
-                let sequence = deposit.global_position();
-                if account.sequence.is_some_and(|applied| applied >= sequence) {
-                    tracing::info!(sequence, "deposit already applied; ignored");
-                    return Ok(());
-                }
-                let deposited = Deposited {
-                    deposit_id: deposit.deposit_id.clone(),
-                    account_id: deposit.account_id.clone(),
-                    amount: deposit.amount,
-                    sequence,
-                };
-                let stream = StreamName::new("account", &deposit.account_id)?;
-                self.writer
-                    .write(&stream, deposited.follow(&deposit), version)
-                    .await?;
-                Ok(())
-            })
-            .await
-            .map_err(RetryError::into_last)
-    }
-}
 
 const COMMANDS: usize = 1_000;
 const ACCOUNTS: usize = 50;
@@ -110,25 +32,14 @@ struct Tally {
 /// One instance: reads the command category from the start and handles
 /// every command, every seventh one a second time a few messages later.
 async fn instance(store: PgStore) -> Tally {
-    let tally = Tally::default();
-    let retries = Arc::clone(&tally.retries);
-    let retry = Retry::intervals_ms([10])
-        .rule(on_wrong_expected_version())
-        .on_event(move |event| {
-            if let Event::Failed { .. } = event {
-                retries.fetch_add(1, Ordering::Relaxed);
-            }
-        })
-        .build()
-        .unwrap();
-    let dispatcher = Dispatcher::<ebb_handler::Error>::default().on(Accounts {
-        accounts: EntityStore::new(store.clone()),
-        writer: Writer::new(store.clone()),
-        retry,
-    });
-    let mut tally = tally;
+    let (handler, retries) = Accounts::new(&store);
+    let mut tally = Tally {
+        retries,
+        ..Tally::default()
+    };
+    let dispatcher = Dispatcher::<ebb_handler::Error>::default().on(handler);
     let mut handled = Vec::new();
-    let mut commands = store.read_category("account:command", CategoryQuery::new().batch_size(100));
+    let mut commands = store.read_category(COMMAND_CATEGORY, CategoryQuery::new().batch_size(100));
     while let Some(command) = commands.try_next().await.unwrap() {
         handled.push(command);
         let mut deliveries = vec![handled.len() - 1];
@@ -171,7 +82,7 @@ async fn two_instances_apply_every_deposit_exactly_once() {
     for n in 0..COMMANDS / ACCOUNTS {
         for commands in &batch_per_account {
             let deposit = commands[n].clone();
-            let stream = StreamName::new("account:command", &deposit.account_id).unwrap();
+            let stream = StreamName::new(COMMAND_CATEGORY, &deposit.account_id).unwrap();
             let position = writer
                 .write(&stream, deposit.clone(), ExpectedVersion::Any)
                 .await

@@ -1,4 +1,4 @@
-//! Run with: `cargo bench -p ebb-handler --bench entity_store`
+//! Run with: `cargo bench -p ebb-tests --bench entity_store`
 //!
 //! ebb-handler's entity store and the seed handler against a private
 //! PostgreSQL cluster started by ebb-localpg (fsync off: a throwaway

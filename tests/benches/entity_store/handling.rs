@@ -141,7 +141,7 @@ impl<'b> HandlingCase<'b> {
             "seed handler, {} commands over {} accounts",
             settings.commands, settings.accounts
         );
-        let (accounts, retries) = Accounts::new(&self.handler.store)?;
+        let (accounts, retries) = Accounts::new(&self.handler.store);
         let dispatcher = Dispatcher::<ebb_handler::Error>::default().on(accounts);
         let mut known = HashMap::new();
 
