@@ -75,7 +75,7 @@ pub struct Accounts<S> {
     pub accounts: EntityStore<Account, S>,
     /// Writes the events.
     pub writer: Writer<S>,
-    /// Intervals [10] on the expected-version error.
+    /// Intervals `[10]` on the expected-version error.
     pub retry: Retry,
 }
 
