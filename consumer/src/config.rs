@@ -1,0 +1,264 @@
+//! A consumer's settings: [`ConsumerConfig`], plain data with a documented
+//! default on every field.
+
+use std::time::Duration;
+
+use ebb_message_store::stream_name::is_category;
+use ebb_message_store::{CategoryQuery, ConsumerGroup, DEFAULT_BATCH_SIZE, StreamName};
+
+use crate::Error;
+
+/// The default time a caught-up consumer waits before reading again
+/// (Eventide's).
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The default number of messages handled between two position records
+/// (Eventide's).
+pub const DEFAULT_POSITION_UPDATE_INTERVAL: u64 = 100;
+
+/// The default waits, in milliseconds, before reading again after a read
+/// failed with a transient error; when they are spent the consumer stops
+/// with the error.
+pub const DEFAULT_READ_RETRY_MS: [u64; 3] = [100, 1_000, 5_000];
+
+/// What a consumer reads and how.
+///
+/// ```
+/// use ebb_consumer::ConsumerConfig;
+///
+/// let config = ConsumerConfig {
+///     identifier: Some("worker1".into()),
+///     ..ConsumerConfig::new("account:command")
+/// };
+/// config.validate()?;
+/// assert_eq!(config.position_stream_name()?.as_str(), "account:command+position-worker1");
+/// # Ok::<(), ebb_consumer::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerConfig {
+    /// The category read (`account:command`). Required.
+    pub category: String,
+    /// Names this consumer's position stream
+    /// (`CATEGORY:position-IDENTIFIER`), so that consumers of one category
+    /// keep positions of their own. Required with a consumer group.
+    /// Default: none (`CATEGORY:position`).
+    pub identifier: Option<String>,
+    /// Messages read per query. Default: 1,000.
+    pub batch_size: i64,
+    /// How long a caught-up consumer waits before reading again.
+    /// Default: 100 ms.
+    pub poll_interval: Duration,
+    /// The position is recorded after this many messages, and when the
+    /// consumer stops. Default: 100.
+    pub position_update_interval: u64,
+    /// Only this member's share of the category's streams. Default: none.
+    pub group: Option<ConsumerGroup>,
+    /// Only messages whose `correlationStreamName` is in this category.
+    /// Default: none.
+    pub correlation: Option<String>,
+    /// A raw SQL condition; the database must allow them. Default: none.
+    pub condition: Option<String>,
+    /// The waits, in milliseconds, before each new attempt at a read that
+    /// failed with a transient error (a lost connection, a server that is
+    /// restarting); when they are spent, the consumer stops with the
+    /// error, for the process to end and its supervisor to restart it. An
+    /// empty list stops at the first failure. Default:
+    /// [`DEFAULT_READ_RETRY_MS`] (100 ms, 1 s, 5 s).
+    pub read_retry_ms: Vec<u64>,
+}
+
+impl ConsumerConfig {
+    /// The defaults, for `category`.
+    pub fn new(category: impl Into<String>) -> Self {
+        Self {
+            category: category.into(),
+            identifier: None,
+            batch_size: DEFAULT_BATCH_SIZE,
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            position_update_interval: DEFAULT_POSITION_UPDATE_INTERVAL,
+            group: None,
+            correlation: None,
+            condition: None,
+            read_retry_ms: DEFAULT_READ_RETRY_MS.to_vec(),
+        }
+    }
+
+    /// Refuses what no consumer can run with: a stream name where a
+    /// category is needed, a consumer group without an identifier, an
+    /// invalid group, a correlation that is not a category, a batch size,
+    /// interval or poll interval of zero.
+    pub fn validate(&self) -> Result<(), Error> {
+        let invalid = |reason: String| Err(Error::InvalidConfig(reason));
+        if let Err(err) = StreamName::category_name(&self.category) {
+            return invalid(format!("the category to consume must be a category: {err}"));
+        }
+        if let Some(identifier) = &self.identifier {
+            if identifier.is_empty() || identifier.contains(['-', ':', '+']) {
+                return invalid(format!(
+                    "the identifier {identifier:?} must be non-empty and without '-', ':' or '+'"
+                ));
+            }
+        }
+        if let Some(group) = self.group {
+            if self.identifier.is_none() {
+                return invalid(
+                    "a consumer group needs an identifier, so that each member keeps its own position"
+                        .into(),
+                );
+            }
+            if group.size < 1 || group.member < 0 || group.member >= group.size {
+                return invalid(format!(
+                    "consumer group member {} of {} is not in 0..size",
+                    group.member, group.size
+                ));
+            }
+        }
+        if let Some(correlation) = &self.correlation {
+            if !is_category(correlation) || correlation.is_empty() {
+                return invalid(format!(
+                    "the correlation {correlation:?} must be a category"
+                ));
+            }
+        }
+        if self.batch_size < 1 {
+            return invalid(format!(
+                "the batch size must be at least 1 (got {})",
+                self.batch_size
+            ));
+        }
+        if self.position_update_interval == 0 {
+            return invalid("the position update interval must be at least 1".into());
+        }
+        if self.poll_interval.is_zero() {
+            return invalid("the poll interval must be longer than zero".into());
+        }
+        Ok(())
+    }
+
+    /// Where the position is recorded: `CATEGORY:position-IDENTIFIER`, or
+    /// `CATEGORY:position` without an identifier; `+position` when the
+    /// category has types already (`account:command+position-worker1`),
+    /// as Eventide names them.
+    pub fn position_stream_name(&self) -> Result<StreamName, Error> {
+        let separator = if self.category.contains(':') {
+            '+'
+        } else {
+            ':'
+        };
+        let mut name = format!("{}{separator}position", self.category);
+        if let Some(identifier) = &self.identifier {
+            name.push('-');
+            name.push_str(identifier);
+        }
+        StreamName::parse(name).map_err(|err| Error::InvalidConfig(err.to_string()))
+    }
+
+    /// The query for the batch that starts at `position`.
+    pub(crate) fn query(&self, position: i64) -> CategoryQuery {
+        CategoryQuery {
+            position,
+            batch_size: self.batch_size,
+            correlation: self.correlation.clone(),
+            consumer_group: self.group,
+            condition: self.condition.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn position_streams_are_named_as_eventide_names_them() {
+        let plain = ConsumerConfig::new("account");
+        assert_eq!(
+            plain.position_stream_name().unwrap().as_str(),
+            "account:position"
+        );
+        let named = ConsumerConfig {
+            identifier: Some("worker1".into()),
+            ..ConsumerConfig::new("account")
+        };
+        assert_eq!(
+            named.position_stream_name().unwrap().as_str(),
+            "account:position-worker1"
+        );
+        let typed = ConsumerConfig {
+            identifier: Some("w".into()),
+            ..ConsumerConfig::new("account:command")
+        };
+        assert_eq!(
+            typed.position_stream_name().unwrap().as_str(),
+            "account:command+position-w"
+        );
+    }
+
+    #[test]
+    fn what_no_consumer_can_run_with_is_refused() {
+        let refused = |config: ConsumerConfig, says: &str| {
+            let err = config.validate().unwrap_err();
+            assert!(err.to_string().contains(says), "{err}");
+        };
+        refused(ConsumerConfig::new("account-1"), "must be a category");
+        refused(ConsumerConfig::new(""), "must be a category");
+        refused(
+            ConsumerConfig {
+                group: Some(ConsumerGroup { member: 0, size: 2 }),
+                ..ConsumerConfig::new("account")
+            },
+            "needs an identifier",
+        );
+        refused(
+            ConsumerConfig {
+                identifier: Some("w".into()),
+                group: Some(ConsumerGroup { member: 2, size: 2 }),
+                ..ConsumerConfig::new("account")
+            },
+            "not in 0..size",
+        );
+        refused(
+            ConsumerConfig {
+                identifier: Some("a-b".into()),
+                ..ConsumerConfig::new("account")
+            },
+            "without '-'",
+        );
+        refused(
+            ConsumerConfig {
+                correlation: Some("transfer-1".into()),
+                ..ConsumerConfig::new("account")
+            },
+            "correlation",
+        );
+        refused(
+            ConsumerConfig {
+                batch_size: 0,
+                ..ConsumerConfig::new("account")
+            },
+            "batch size",
+        );
+        refused(
+            ConsumerConfig {
+                position_update_interval: 0,
+                ..ConsumerConfig::new("account")
+            },
+            "position update interval",
+        );
+        refused(
+            ConsumerConfig {
+                poll_interval: Duration::ZERO,
+                ..ConsumerConfig::new("account")
+            },
+            "poll interval",
+        );
+        ConsumerConfig {
+            identifier: Some("w".into()),
+            group: Some(ConsumerGroup { member: 1, size: 3 }),
+            correlation: Some("transfer".into()),
+            ..ConsumerConfig::new("account:command")
+        }
+        .validate()
+        .unwrap();
+    }
+}

@@ -1,0 +1,311 @@
+//! The [`Consumer`]: reads a category from its recorded position, gives
+//! every message to its handlers in order, and records how far it got.
+
+use std::fmt;
+use std::sync::Arc;
+
+use ebb_handler::{BoxError, Dispatcher};
+use ebb_message_store::{Message, MessageStore};
+use ebb_retry::{Retry, RetryError};
+
+use crate::control::Control;
+use crate::position::PositionStore;
+use crate::{ConsumerConfig, Error};
+
+/// What a consumer does after a handler failed on a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    /// Stop at the message: its position is not recorded as done, and
+    /// [`Consumer::run`] returns the error (the default: the process ends
+    /// and its supervisor restarts it at the message).
+    Stop,
+    /// Count the message as handled and go on.
+    Continue,
+}
+
+/// The error hook: sees every handler error with its message and decides.
+type ErrorHook = Arc<dyn Fn(&BoxError, &Message) -> OnError + Send + Sync>;
+
+/// Reads one category and dispatches every message to its handlers, in
+/// order, as Eventide's consumer does.
+///
+/// - It starts from the recorded position (inclusively: the message at
+///   the recorded position is handled again; handlers are idempotent) or
+///   from the start of the category.
+/// - It reads batches of [`batch_size`](ConsumerConfig::batch_size) and,
+///   when caught up, waits [`poll_interval`](ConsumerConfig::poll_interval)
+///   before reading again.
+/// - It records the position of the last handled message every
+///   [`position_update_interval`](ConsumerConfig::position_update_interval)
+///   messages and when it stops; never past a message whose handling
+///   failed or did not finish.
+/// - A handler's error (a message that does not decode among them) goes to
+///   the error hook; by default the consumer stops there and
+///   [`run`](Self::run) returns [`Error::Handler`].
+///
+/// ```no_run
+/// # async fn example() -> Result<(), ebb_consumer::Error> {
+/// use ebb_consumer::{Consumer, ConsumerConfig, Control};
+/// use ebb_handler::{BoxError, Dispatcher, Received, message};
+///
+/// #[message]
+/// struct Deposit { account_id: String, amount: i64 }
+///
+/// let store = ebb_message_store::PgStore::from_env()?;
+/// let handlers = Dispatcher::new().on(|deposit: Received<Deposit>| async move {
+///     tracing::info!(amount = deposit.amount, "deposit");
+///     Ok::<_, BoxError>(())
+/// });
+/// let consumer = Consumer::new(
+///     ConsumerConfig { identifier: Some("worker1".into()), ..ConsumerConfig::new("account:command") },
+///     store,
+/// )?
+/// .handler(handlers);
+/// consumer.run(&Control::new()).await?;
+/// # Ok(()) }
+/// ```
+pub struct Consumer<S, E = BoxError> {
+    config: ConsumerConfig,
+    store: S,
+    /// In the order added; every message goes to each.
+    handlers: Vec<Dispatcher<E>>,
+    positions: PositionStore<S>,
+    /// Decides after a handler's error; `None` stops.
+    on_error: Option<ErrorHook>,
+    /// Retries a read that failed with a transient error.
+    read_retry: Retry,
+}
+
+impl<S: fmt::Debug, E> fmt::Debug for Consumer<S, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer")
+            .field("config", &self.config)
+            .field("store", &self.store)
+            .field("handlers", &self.handlers)
+            .field("on_error", &self.on_error.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a running consumer stands.
+#[derive(Debug)]
+struct Progress {
+    /// The global position the next read starts at.
+    next: i64,
+    /// The global position of the last message handled, if any.
+    handled: Option<i64>,
+    /// Messages handled since the position was last recorded.
+    unrecorded: u64,
+}
+
+impl<S, E> Consumer<S, E>
+where
+    S: MessageStore + Clone,
+    E: Into<BoxError> + From<ebb_handler::Error> + Send + 'static,
+{
+    /// A consumer of `config.category` in `store`, without handlers yet;
+    /// settings no consumer can run with are refused.
+    pub fn new(config: ConsumerConfig, store: S) -> Result<Self, Error> {
+        config.validate()?;
+        let positions = PositionStore::new(store.clone(), config.position_stream_name()?);
+        let read_retry = Retry::intervals_ms(
+            config
+                .read_retry_ms
+                .iter()
+                .map(|&ms| i64::try_from(ms).unwrap_or(i64::MAX)),
+        )
+        .rule(ebb_handler::retry::on_transient())
+        .build()
+        .map_err(|err| Error::InvalidConfig(format!("read_retry_ms: {err}")))?;
+        Ok(Self {
+            config,
+            store,
+            handlers: Vec::new(),
+            positions,
+            on_error: None,
+            read_retry,
+        })
+    }
+
+    /// Adds handlers; every message goes to each added, in order.
+    #[must_use]
+    pub fn handler(mut self, handlers: Dispatcher<E>) -> Self {
+        self.handlers.push(handlers);
+        self
+    }
+
+    /// Decides what follows a handler's error (default: [`OnError::Stop`]).
+    #[must_use]
+    pub fn on_error(
+        mut self,
+        hook: impl Fn(&BoxError, &Message) -> OnError + Send + Sync + 'static,
+    ) -> Self {
+        self.on_error = Some(Arc::new(hook));
+        self
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ConsumerConfig {
+        &self.config
+    }
+
+    /// Where the position is recorded.
+    pub fn positions(&self) -> &PositionStore<S> {
+        &self.positions
+    }
+
+    /// Consumes until `control` says stop (then returns `Ok` after
+    /// recording the position) or until an error stops it.
+    pub async fn run(&self, control: &Control) -> Result<(), Error> {
+        self.run_with(control, || {}).await
+    }
+
+    /// Like [`run`](Self::run), calling `started` once the consumer has
+    /// read its position and is about to read its first batch.
+    pub async fn run_with(&self, control: &Control, started: impl FnOnce()) -> Result<(), Error> {
+        let recorded = self.positions.get().await?;
+        let mut progress = Progress {
+            next: recorded.unwrap_or(1),
+            handled: None,
+            unrecorded: 0,
+        };
+        tracing::info!(
+            category = %self.config.category,
+            position_stream = %self.positions.stream_name(),
+            start = progress.next,
+            "consumer started"
+        );
+        started();
+        let result = self.consume(control, &mut progress).await;
+        // Stopping, or stopped by an error: record how far it got (never
+        // past a message that failed or did not finish).
+        let recorded = self.record(&mut progress).await;
+        match (result, recorded) {
+            (Err(err), recorded) => {
+                if let Err(record_err) = recorded {
+                    tracing::warn!(error = %record_err, "could not record the position on the way out");
+                }
+                Err(err)
+            }
+            (Ok(()), recorded) => {
+                recorded?;
+                tracing::info!(category = %self.config.category, "consumer stopped");
+                Ok(())
+            }
+        }
+    }
+
+    async fn consume(&self, control: &Control, progress: &mut Progress) -> Result<(), Error> {
+        loop {
+            if !control.proceed().await {
+                return Ok(());
+            }
+            let batch = self.read(progress.next).await?;
+            let caught_up = (batch.len() as i64) < self.config.batch_size;
+            for message in batch {
+                if !control.proceed().await {
+                    return Ok(());
+                }
+                self.handle(&message).await?;
+                progress.next = message.global_position + 1;
+                progress.handled = Some(message.global_position);
+                progress.unrecorded += 1;
+                if progress.unrecorded >= self.config.position_update_interval {
+                    self.record(progress).await?;
+                }
+            }
+            if caught_up {
+                tokio::select! {
+                    () = tokio::time::sleep(self.config.poll_interval) => {}
+                    () = control.stopped() => return Ok(()),
+                }
+            }
+        }
+    }
+
+    /// One batch from `position`, retrying transient failures.
+    async fn read(&self, position: i64) -> Result<Vec<Message>, Error> {
+        let query = self.config.query(position);
+        self.read_retry
+            .run(|_| {
+                self.store
+                    .get_category_messages(&self.config.category, &query)
+            })
+            .await
+            .map_err(|err: RetryError<ebb_message_store::Error>| Error::Store(err.into_last()))
+    }
+
+    async fn handle(&self, message: &Message) -> Result<(), Error> {
+        for handlers in &self.handlers {
+            let Err(error) = handlers.dispatch(message).await else {
+                continue;
+            };
+            let error: BoxError = error.into();
+            tracing::error!(
+                stream = %message.stream_name,
+                position = message.position,
+                global_position = message.global_position,
+                r#type = %message.type_name,
+                error = %Chain(&*error),
+                "handler failed"
+            );
+            let decision = self
+                .on_error
+                .as_ref()
+                .map_or(OnError::Stop, |hook| hook(&error, message));
+            if decision == OnError::Stop {
+                return Err(Error::Handler {
+                    stream_name: message.stream_name.clone(),
+                    position: message.position,
+                    global_position: message.global_position,
+                    type_name: message.type_name.clone(),
+                    error,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the last handled message's position, if any was handled
+    /// since the last record.
+    async fn record(&self, progress: &mut Progress) -> Result<(), Error> {
+        let Some(position) = progress.handled else {
+            return Ok(());
+        };
+        if progress.unrecorded == 0 {
+            return Ok(());
+        }
+        self.positions.put(position).await?;
+        progress.unrecorded = 0;
+        Ok(())
+    }
+}
+
+/// An error and its causes, on one line: what a log needs to say why.
+pub(crate) struct Chain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_shows_every_cause() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer")]
+        struct Outer(#[source] std::io::Error);
+        let err = Outer(std::io::Error::other("inner"));
+        assert_eq!(Chain(&err).to_string(), "outer: inner");
+    }
+}

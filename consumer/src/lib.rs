@@ -1,0 +1,26 @@
+//! The consumer and the component host: Eventide's consumer, with its
+//! position stream, and a host that runs consumers and tasks in one
+//! process under a supervisor.
+//!
+//! # Modules
+//!
+//! - [`config`]: [`ConsumerConfig`], with a documented default on every
+//!   field.
+//! - [`consumer`]: [`Consumer`], its loop and its error hook.
+//! - [`position`]: [`PositionStore`], Eventide's `Recorded {position}`
+//!   messages in `CATEGORY:position-IDENTIFIER`.
+//! - [`control`]: [`Control`], how a host stops, pauses and resumes its
+//!   consumers.
+//! - [`error`]: [`Error`].
+
+pub mod config;
+pub mod consumer;
+pub mod control;
+pub mod error;
+pub mod position;
+
+pub use config::ConsumerConfig;
+pub use consumer::{Consumer, OnError};
+pub use control::{Control, State};
+pub use error::Error;
+pub use position::PositionStore;
