@@ -78,13 +78,11 @@ impl Control {
     /// Waits while paused; true when running, false when stopping.
     pub async fn proceed(&self) -> bool {
         let mut receiver = self.state.subscribe();
-        let state = receiver
+        // The sender lives in `self`: it cannot be gone.
+        receiver
             .wait_for(|state| *state != State::Paused)
             .await
-            .map(|state| *state)
-            // The sender lives in `self`: it cannot be gone.
-            .unwrap_or(State::Stopping);
-        state == State::Running
+            .is_ok_and(|state| *state == State::Running)
     }
 
     /// Completes once stopping.

@@ -11,7 +11,7 @@
 //!   messages in `CATEGORY:position-IDENTIFIER`.
 //! - [`control`]: [`Control`], how a host stops, pauses and resumes its
 //!   consumers.
-//! - [`error`]: [`Error`].
+//! - [`error`]: the crate's [`Error`].
 
 pub mod config;
 pub mod consumer;
