@@ -131,3 +131,86 @@ impl<S: MessageStore + 'static> Handler<Deposit> for Accounts<S> {
             .map_err(RetryError::into_last)
     }
 }
+
+/// What a run of deposits must end with, per account: the balance, and
+/// the global positions of the commands applied (each exactly once).
+pub type Expected = std::collections::BTreeMap<String, (i64, std::collections::BTreeSet<i64>)>;
+
+/// Writes `commands` deposits spread over `accounts` accounts to their
+/// command streams, interleaved (one per account in turn), and returns
+/// what applying each exactly once gives.
+pub async fn write_commands<S: MessageStore + Clone>(
+    store: &S,
+    commands: usize,
+    accounts: usize,
+) -> Expected {
+    let writer = Writer::new(store.clone());
+    let mut expected = Expected::new();
+    for n in 0..commands.div_ceil(accounts) {
+        for account in 0..accounts {
+            if n * accounts + account >= commands {
+                break;
+            }
+            let deposit = Deposit {
+                deposit_id: uuid::Uuid::new_v4().to_string(),
+                account_id: format!("a{account}"),
+                amount: ((account * 7 + n * 13) % 100 + 1) as i64,
+            };
+            let stream = StreamName::new(COMMAND_CATEGORY, &deposit.account_id)
+                .expect("a valid stream name");
+            let position = writer
+                .write(
+                    &stream,
+                    deposit.clone(),
+                    ebb_message_store::ExpectedVersion::Any,
+                )
+                .await
+                .expect("the command is written");
+            let written = store
+                .get_stream_messages(
+                    stream.as_str(),
+                    &ebb_message_store::StreamQuery::new().position(position),
+                )
+                .await
+                .expect("the command reads back");
+            let entry = expected.entry(deposit.account_id).or_default();
+            entry.0 += deposit.amount;
+            entry.1.insert(written[0].global_position);
+        }
+    }
+    expected
+}
+
+/// Asserts that every account holds each of its deposits exactly once and
+/// the balance they add up to.
+pub async fn assert_applied_exactly_once<S: MessageStore + Clone>(store: &S, expected: &Expected) {
+    for (account_id, (balance, sequences)) in expected {
+        let events = store
+            .get_stream_messages(
+                &format!("account-{account_id}"),
+                &ebb_message_store::StreamQuery::new().batch_size(-1),
+            )
+            .await
+            .expect("the account's events");
+        let applied: Vec<i64> = events
+            .iter()
+            .map(|event| event.data::<Deposited>().expect("a Deposited").sequence)
+            .collect();
+        let distinct: std::collections::BTreeSet<i64> = applied.iter().copied().collect();
+        assert_eq!(
+            applied.len(),
+            distinct.len(),
+            "{account_id}: a deposit applied twice"
+        );
+        assert_eq!(
+            &distinct, sequences,
+            "{account_id}: deposits lost or foreign"
+        );
+        let (account, _) = EntityStore::<Account, _>::new(store.clone())
+            .with_cache_capacity(0)
+            .fetch(account_id)
+            .await
+            .expect("the account");
+        assert_eq!(account.balance, *balance, "{account_id}");
+    }
+}

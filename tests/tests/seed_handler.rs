@@ -5,13 +5,12 @@
 // The test reports what it counted.
 #![allow(clippy::print_stderr)]
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ebb_handler::{Dispatcher, EntityStore, Writer};
-use ebb_message_store::{CategoryQuery, ExpectedVersion, MessageStore, PgStore, StreamName};
-use ebb_tests::seed::{Account, Accounts, COMMAND_CATEGORY, Deposit, Deposited};
+use ebb_handler::Dispatcher;
+use ebb_message_store::{CategoryQuery, MessageStore, PgStore};
+use ebb_tests::seed::{self, Accounts, COMMAND_CATEGORY};
 use futures_util::TryStreamExt as _;
 
 const COMMANDS: usize = 1_000;
@@ -64,41 +63,7 @@ async fn instance(store: PgStore) -> Tally {
 async fn two_instances_apply_every_deposit_exactly_once() {
     let db = ebb_tests::database().await;
     let store = ebb_tests::store_for(&db, 8);
-    let writer = Writer::new(store.clone());
-    let mut expected: BTreeMap<String, (i64, BTreeSet<i64>)> = BTreeMap::new();
-    let batch_per_account: Vec<Vec<Deposit>> = (0..ACCOUNTS)
-        .map(|account| {
-            (0..COMMANDS / ACCOUNTS)
-                .map(|n| Deposit {
-                    deposit_id: uuid::Uuid::new_v4().to_string(),
-                    account_id: format!("a{account}"),
-                    amount: (account * 7 + n * 13) as i64 % 100 + 1,
-                })
-                .collect()
-        })
-        .collect();
-    // Interleave the accounts, one command at a time, so that both
-    // instances keep moving between accounts.
-    for n in 0..COMMANDS / ACCOUNTS {
-        for commands in &batch_per_account {
-            let deposit = commands[n].clone();
-            let stream = StreamName::new(COMMAND_CATEGORY, &deposit.account_id).unwrap();
-            let position = writer
-                .write(&stream, deposit.clone(), ExpectedVersion::Any)
-                .await
-                .unwrap();
-            let stored = store
-                .get_stream_messages(
-                    stream.as_str(),
-                    &ebb_message_store::StreamQuery::new().position(position),
-                )
-                .await
-                .unwrap();
-            let entry = expected.entry(deposit.account_id).or_default();
-            entry.0 += deposit.amount;
-            entry.1.insert(stored[0].global_position);
-        }
-    }
+    let expected = seed::write_commands(&store, COMMANDS, ACCOUNTS).await;
 
     let (one, two) = tokio::join!(
         tokio::spawn(instance(store.clone())),
@@ -106,34 +71,7 @@ async fn two_instances_apply_every_deposit_exactly_once() {
     );
     let (one, two) = (one.unwrap(), two.unwrap());
 
-    for (account_id, (balance, sequences)) in &expected {
-        let events = store
-            .get_stream_messages(
-                &format!("account-{account_id}"),
-                &ebb_message_store::StreamQuery::new().batch_size(-1),
-            )
-            .await
-            .unwrap();
-        let applied: Vec<i64> = events
-            .iter()
-            .map(|event| event.data::<Deposited>().unwrap().sequence)
-            .collect();
-        let distinct: BTreeSet<i64> = applied.iter().copied().collect();
-        assert_eq!(
-            applied.len(),
-            distinct.len(),
-            "{account_id}: a deposit applied twice"
-        );
-        assert_eq!(
-            &distinct, sequences,
-            "{account_id}: deposits lost or foreign"
-        );
-        let (account, _) = EntityStore::<Account, _>::new(store.clone())
-            .fetch(account_id)
-            .await
-            .unwrap();
-        assert_eq!(account.balance, *balance, "{account_id}");
-    }
+    seed::assert_applied_exactly_once(&store, &expected).await;
     let retries = one.retries.load(Ordering::Relaxed) + two.retries.load(Ordering::Relaxed);
     assert!(
         retries > 0,
