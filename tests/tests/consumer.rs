@@ -13,6 +13,9 @@ use ebb_tests::seed::{self, Accounts, COMMAND_CATEGORY, Deposit};
 use ebb_tests::{connect, database, store_for};
 
 const COMMANDS: usize = 1_000;
+
+/// The group members that handled a message, each with its stream.
+type Handlers = Vec<(i64, String)>;
 const ACCOUNTS: usize = 50;
 
 /// Runs `consumer` until `done` says so, then stops it; panics after a
@@ -150,8 +153,8 @@ async fn a_group_of_three_handles_every_message_once_each_stream_by_one_member()
     let db = database().await;
     let store = store_for(&db, 8);
     let expected = seed::write_commands(&store, 300, 30).await;
-    // Per command message: the members that handled it.
-    let handled_by: Arc<Mutex<BTreeMap<i64, Vec<(i64, String)>>>> = Arc::default();
+    // Per command message: the members that handled it, with its stream.
+    let handled_by: Arc<Mutex<BTreeMap<i64, Handlers>>> = Arc::default();
     let total = Arc::new(AtomicUsize::new(0));
     let mut running = Vec::new();
     for member in 0..3 {
