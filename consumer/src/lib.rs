@@ -11,16 +11,25 @@
 //!   messages in `CATEGORY:position-IDENTIFIER`.
 //! - [`control`]: [`Control`], how a host stops, pauses and resumes its
 //!   consumers.
+//! - [`task`]: [`Task`], one-shot and interval tasks with their retry
+//!   policies.
+//! - [`host`]: [`Host`], which runs consumers and tasks with signals,
+//!   shutdown hooks and systemd's readiness protocol ([`systemd`]).
 //! - [`error`]: the crate's [`Error`].
 
 pub mod config;
 pub mod consumer;
 pub mod control;
 pub mod error;
+pub mod host;
 pub mod position;
+pub mod systemd;
+pub mod task;
 
 pub use config::ConsumerConfig;
 pub use consumer::{Consumer, OnError};
 pub use control::{Control, State};
 pub use error::Error;
+pub use host::Host;
 pub use position::PositionStore;
+pub use task::Task;
