@@ -9,6 +9,7 @@
 //! | [`message_store`] | `ebb-message-store` | stream names, message data, [`PgStore`], [`MemoryStore`], the schema |
 //! | [`retry`] | `ebb-retry` | `Retry` with explicit intervals, schedules, budgets |
 //! | [`handler`] | `ebb-handler` | typed messages (`#[message]`), handlers and dispatch, the writer, the entity store |
+//! | [`consumer`] | `ebb-consumer` | the consumer with Eventide's positions, and the component host (signals, tasks, systemd) |
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), ebb::message_store::Error> {
@@ -45,10 +46,12 @@
 //! A library-only dependency (`default-features = false`) leaves out the
 //! tool's argument parsing, log subscriber and cluster starter.
 
+pub use ebb_consumer as consumer;
 pub use ebb_handler as handler;
 pub use ebb_message_store as message_store;
 pub use ebb_retry as retry;
 
+pub use ebb_consumer::{Consumer, ConsumerConfig, Host, Task};
 pub use ebb_handler::{
     Dispatcher, Entity, EntityStore, Handler, MessageType, Projection, Received, Version, Writer,
     message,
