@@ -56,7 +56,7 @@ async fn recorded_positions(store: &MemoryStore) -> Vec<i64> {
         .iter()
         .map(|m| {
             assert_eq!(m.type_name, "Recorded");
-            m.data["position"].as_i64().unwrap()
+            m.data.to_value().unwrap()["position"].as_i64().unwrap()
         })
         .collect()
 }

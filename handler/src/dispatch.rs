@@ -98,7 +98,7 @@ type Route<E> = Arc<dyn Fn(Message) -> BoxFuture<'static, Result<(), E>> + Send 
 /// let dispatcher = Dispatcher::new().on(deposit);
 /// # let message = ebb_message_store::Message {
 /// #     id: uuid::Uuid::new_v4(), stream_name: "account:command-1".into(), type_name: "Deposit".into(),
-/// #     position: 0, global_position: 1, data: serde_json::json!({ "amount": 10 }),
+/// #     position: 0, global_position: 1, data: serde_json::json!({ "amount": 10 }).into(),
 /// #     metadata: Default::default(), time: chrono::Utc::now(),
 /// # };
 /// assert_eq!(dispatcher.dispatch(&message).await?, Dispatched::Handled(1));
@@ -267,7 +267,7 @@ mod tests {
             type_name: type_name.into(),
             position: 2,
             global_position: 9,
-            data,
+            data: data.into(),
             metadata: Default::default(),
             time: chrono::Utc::now(),
         }

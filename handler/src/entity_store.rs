@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use chrono::Utc;
-use ebb_message_store::{MessageData, MessageStore, StreamName, StreamQuery};
+use ebb_message_store::{JsonText, MessageData, MessageStore, StreamName, StreamQuery};
 use futures_util::TryStreamExt as _;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -81,7 +81,7 @@ struct Snapshots<E> {
     /// the last one.
     interval: i64,
     encode: fn(&E) -> Result<Value, serde_json::Error>,
-    decode: fn(Value) -> Result<E, serde_json::Error>,
+    decode: fn(&str) -> Result<E, serde_json::Error>,
 }
 
 impl<E> Clone for Snapshots<E> {
@@ -231,7 +231,7 @@ impl<E: Entity, S: MessageStore> EntityStore<E, S> {
             return Ok(new);
         };
         let snapshot: Snapshot = recorded.data()?;
-        let entity = (snapshots.decode)(snapshot.entity_data).map_err(|source| {
+        let entity = (snapshots.decode)(snapshot.entity_data.as_str()).map_err(|source| {
             ebb_message_store::Error::Deserialize {
                 stream_name: recorded.stream_name.clone(),
                 position: recorded.position,
@@ -295,16 +295,17 @@ where
         self.snapshots = (interval >= 1).then_some(Snapshots {
             interval,
             encode: |entity| serde_json::to_value(entity),
-            decode: serde_json::from_value,
+            decode: |text| serde_json::from_str(text),
         });
         self
     }
 }
 
-/// The data of a snapshot message.
+/// The data of a snapshot message; the entity stays text until it is
+/// decoded into its type.
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Snapshot {
-    entity_data: Value,
+    entity_data: JsonText,
     entity_version: i64,
 }

@@ -272,7 +272,7 @@ mod tests {
             type_name: "Deposit".into(),
             position: 4,
             global_position: 17,
-            data,
+            data: data.into(),
             metadata: Metadata {
                 correlation_stream_name: Some("transfer-9".into()),
                 reply_stream_name: Some("client-3".into()),

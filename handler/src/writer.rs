@@ -139,7 +139,7 @@ impl<S: MessageStore> Writer<S> {
     /// # #[derive(serde::Serialize, serde::Deserialize)] struct Accepted {}
     /// # impl MessageType for Accepted { const TYPE_NAME: &'static str = "Accepted"; }
     /// # let mut stored = ebb_message_store::Message { id: uuid::Uuid::new_v4(), stream_name: "account:command-1".into(),
-    /// #   type_name: "Deposit".into(), position: 0, global_position: 1, data: serde_json::json!({}),
+    /// #   type_name: "Deposit".into(), position: 0, global_position: 1, data: serde_json::json!({}).into(),
     /// #   metadata: Default::default(), time: chrono::Utc::now() };
     /// # stored.metadata.reply_stream_name = Some("client-7".into());
     /// # let deposit: Received<Deposit> = Received::decode(stored)?;

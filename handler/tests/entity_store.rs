@@ -193,8 +193,14 @@ async fn snapshots_are_written_every_interval_and_fetched_from() {
     let snapshots = store.inner.stream_messages("account:snapshot-1");
     assert_eq!(snapshots.len(), 1);
     assert_eq!(snapshots[0].type_name, "Recorded");
-    assert_eq!(snapshots[0].data["entityVersion"], json!(6));
-    assert_eq!(snapshots[0].data["entityData"]["balance"], json!(28));
+    assert_eq!(
+        snapshots[0].data.to_value().unwrap()["entityVersion"],
+        json!(6)
+    );
+    assert_eq!(
+        snapshots[0].data.to_value().unwrap()["entityData"]["balance"],
+        json!(28)
+    );
 
     // Not yet three versions past the snapshot: no new one.
     deposit(&writer, "1", 100).await;

@@ -31,6 +31,8 @@
 //!   free functions agree with the SQL ones.
 //! - [`message`]: [`MessageData`] to write, [`Message`] read back,
 //!   [`Metadata`] with `follow`, [`ExpectedVersion`].
+//! - [`json_text`]: [`JsonText`], a read message's data kept as text until
+//!   it is decoded, once, into the type it is.
 //! - [`store`]: the [`MessageStore`] trait and the read options.
 //! - [`pg`]: [`PgStore`], its settings ([`PgStoreConfig`]), and
 //!   [`pg::operations`], the same operations on any client or
@@ -47,6 +49,7 @@
 //! bounds and their defaults.
 
 pub mod error;
+pub mod json_text;
 pub mod memory;
 pub mod message;
 pub mod pg;
@@ -55,6 +58,7 @@ pub mod store;
 pub mod stream_name;
 
 pub use error::Error;
+pub use json_text::JsonText;
 pub use memory::MemoryStore;
 pub use message::{ExpectedVersion, Message, MessageData, Metadata};
 pub use pg::{PgStore, PgStoreConfig};

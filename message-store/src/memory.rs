@@ -29,7 +29,8 @@ use chrono::{DateTime, SubsecRound, Utc};
 use crate::store::{MessageStore, check_batch_size};
 use crate::stream_name::{cardinal_id, is_category};
 use crate::{
-    CategoryQuery, Error, ExpectedVersion, Message, MessageData, StreamName, StreamQuery, hash_64,
+    CategoryQuery, Error, ExpectedVersion, JsonText, Message, MessageData, StreamName, StreamQuery,
+    hash_64,
 };
 
 /// An in-memory message store. Clones share the same messages.
@@ -149,7 +150,7 @@ impl Inner {
             type_name: message.type_name.clone(),
             position,
             global_position,
-            data: message.data.clone(),
+            data: JsonText::from_value(&message.data),
             metadata: message.metadata.clone(),
             time,
         });

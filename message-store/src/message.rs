@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::Error;
+use crate::{Error, JsonText};
 
 /// A message to write: id, type, data and metadata.
 ///
@@ -161,8 +161,10 @@ pub struct Message {
     /// Its position in the whole store, from 1; what consumers record and
     /// what the sequence idempotence pattern compares.
     pub global_position: i64,
-    /// The data as written.
-    pub data: Value,
+    /// The data as the store returned it, still text: decode it with
+    /// [`data`](Self::data) into the type it is, once. SQL NULL reads as
+    /// JSON `null`.
+    pub data: JsonText,
     /// The metadata as written (empty when the store holds NULL).
     pub metadata: Metadata,
     /// When it was written (the store keeps UTC without a zone).
@@ -170,8 +172,9 @@ pub struct Message {
 }
 
 impl Message {
-    /// Deserializes the data into `T`; [`Error::Deserialize`] when it does
-    /// not fit.
+    /// Deserializes the data into `T`, straight from the stored text;
+    /// [`Error::Deserialize`], naming the stream, the positions and the
+    /// type, when it does not fit.
     ///
     /// ```
     /// #[derive(serde::Deserialize)]
@@ -184,7 +187,7 @@ impl Message {
     /// #     type_name: "Deposited".into(),
     /// #     position: 0,
     /// #     global_position: 1,
-    /// #     data: serde_json::json!({ "accountId": "123", "amount": 10 }),
+    /// #     data: serde_json::json!({ "accountId": "123", "amount": 10 }).into(),
     /// #     metadata: Default::default(),
     /// #     time: chrono::Utc::now(),
     /// # };
@@ -193,7 +196,7 @@ impl Message {
     /// # Ok::<(), ebb_message_store::Error>(())
     /// ```
     pub fn data<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        T::deserialize(&self.data).map_err(|source| Error::Deserialize {
+        self.data.decode().map_err(|source| Error::Deserialize {
             stream_name: self.stream_name.clone(),
             position: self.position,
             global_position: self.global_position,
@@ -402,7 +405,7 @@ mod tests {
             type_name: "Deposit".into(),
             position: 3,
             global_position: 42,
-            data: json!({}),
+            data: json!({}).into(),
             metadata,
             time: Utc::now(),
         }
@@ -502,7 +505,7 @@ mod tests {
         let message = Message {
             type_name: "Deposited".into(),
             global_position: 42,
-            data: json!({ "accountId": "123", "amount": 10 }),
+            data: json!({ "accountId": "123", "amount": 10 }).into(),
             ..read("account-123", Metadata::default())
         };
         assert_eq!(

@@ -63,8 +63,13 @@ async fn a_reader_that_writes_between_messages_shares_a_pool_of_one() {
         while let Some(message) = messages.try_next().await? {
             // A handler writing its event: needs the pool's only
             // connection while the next batch may be in flight.
-            write(&store, "handled-1", message.data["n"].as_i64().unwrap()).await;
-            seen.push(message.data["n"].as_i64().unwrap());
+            write(
+                &store,
+                "handled-1",
+                message.data.to_value().unwrap()["n"].as_i64().unwrap(),
+            )
+            .await;
+            seen.push(message.data.to_value().unwrap()["n"].as_i64().unwrap());
         }
         Ok::<_, ebb_message_store::Error>(seen)
     };
@@ -92,7 +97,7 @@ async fn reads_end_after_a_full_last_batch_and_keep_their_order() {
 
     let numbers: Vec<i64> = store
         .read_category("thing", CategoryQuery::new().position(2).batch_size(2))
-        .map_ok(|m| m.data["n"].as_i64().unwrap())
+        .map_ok(|m| m.data.to_value().unwrap()["n"].as_i64().unwrap())
         .try_collect()
         .await
         .unwrap();

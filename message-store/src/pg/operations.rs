@@ -22,13 +22,13 @@
 //! the caller owns the client and decides how long to wait.
 
 use deadpool_postgres::GenericClient;
-use serde_json::Value;
 use tokio_postgres::Row;
 
 use crate::error::classify;
 use crate::store::check_batch_size;
 use crate::{
-    CategoryQuery, Error, ExpectedVersion, Message, MessageData, Metadata, StreamName, StreamQuery,
+    CategoryQuery, Error, ExpectedVersion, JsonText, Message, MessageData, Metadata, StreamName,
+    StreamQuery,
 };
 
 const WRITE_MESSAGE: &str = "SELECT message_store.write_message(\
@@ -337,11 +337,11 @@ fn message_from_row(row: &Row) -> Result<Message, Error> {
     let id = id
         .parse()
         .map_err(|_| malformed(format!("id {id:?} is not a UUID"), None))?;
-    let data = match row.get::<_, Option<&str>>(5) {
-        Some(text) => serde_json::from_str(text)
-            .map_err(|err| malformed("data is not JSON".into(), Some(err)))?,
-        None => Value::Null,
-    };
+    // The column is jsonb: what it returns is JSON. It is kept as text
+    // and decoded once, by whoever knows its type.
+    let data = row
+        .get::<_, Option<&str>>(5)
+        .map_or_else(JsonText::null, JsonText::trusted);
     let metadata = Metadata::from_json_text(row.get(6))
         .map_err(|err| malformed("metadata does not parse".into(), Some(err)))?;
     let time: chrono::NaiveDateTime = row.get(7);

@@ -125,7 +125,7 @@ mod tests {
             type_name: "Numbered".into(),
             position: global_position - 1,
             global_position,
-            data: json!({}),
+            data: json!({}).into(),
             metadata: Metadata::default(),
             time: chrono::Utc::now(),
         }

@@ -117,10 +117,7 @@ impl<'b> FetchCase<'b> {
             .get_last_stream_message(stream.as_str(), Some(SNAPSHOT_TYPE))
             .await?
             .ok_or("no snapshot was written")?;
-        let at = recorded
-            .data
-            .get("entityVersion")
-            .and_then(serde_json::Value::as_i64);
+        let at = recorded.data.to_value()?["entityVersion"].as_i64();
         if recorded.position != 0 || at != self.expected.1.position() {
             return Err(format!(
                 "expected one snapshot at {:?}; found snapshot {} at {at:?}",

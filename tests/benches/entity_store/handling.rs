@@ -11,7 +11,7 @@ use ebb_message_store::{
     StreamQuery,
 };
 use futures_util::TryStreamExt as _;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::report::progress;
 use crate::workload::{Accounts, COMMAND_CATEGORY, Deposit, Deposited, amount};
@@ -208,11 +208,8 @@ fn store_calls(
     bench.runtime.block_on(async {
         let started = Instant::now();
         for command in &commands {
-            let account_id = command
-                .data
-                .get("accountId")
-                .and_then(Value::as_str)
-                .ok_or("a command without an account id")?;
+            let deposit: Deposit = command.data()?;
+            let account_id = deposit.account_id.as_str();
             let stream = StreamName::new("account", account_id)?;
             let account = known.entry(account_id.to_owned()).or_default();
             let from = account.version.map_or(0, |version| version + 1);
@@ -221,7 +218,7 @@ fn store_calls(
                 .await?;
             for event in &newer {
                 account.version = Some(event.position);
-                account.sequence = event.data.get("sequence").and_then(Value::as_i64);
+                account.sequence = Some(event.data::<Deposited>()?.sequence);
             }
             if account
                 .sequence
@@ -232,9 +229,9 @@ fn store_calls(
             let deposited = MessageData::new(
                 <Deposited as ebb_handler::MessageType>::TYPE_NAME,
                 json!({
-                    "depositId": command.data["depositId"],
+                    "depositId": deposit.deposit_id,
                     "accountId": account_id,
-                    "amount": command.data["amount"],
+                    "amount": deposit.amount,
                     "sequence": command.global_position,
                 }),
             )
