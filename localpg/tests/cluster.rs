@@ -223,7 +223,10 @@ fn a_restarted_server_keeps_its_data_and_closes_old_connections() {
     cluster.restart().expect("restart");
     println!("restart took {:?}", started.elapsed());
     assert!(cluster.is_running());
-    assert_eq!((cluster.socket_dir(), cluster.port()), (dir.as_path(), port));
+    assert_eq!(
+        (cluster.socket_dir(), cluster.port()),
+        (dir.as_path(), port)
+    );
     assert_ne!(postmaster_pid(&cluster), pid, "a new postmaster");
     assert!(!alive(pid), "the old postmaster is gone");
     runtime.block_on(async {
@@ -249,7 +252,9 @@ fn a_stopped_server_refuses_connections_until_started_again() {
     let config = cluster.config("postgres");
     runtime.block_on(async { fill(&connect(&config).await).await });
     let pid = postmaster_pid(&cluster);
-    cluster.stop_server(ShutdownMode::Fast).expect("stop server");
+    cluster
+        .stop_server(ShutdownMode::Fast)
+        .expect("stop server");
     assert!(!cluster.is_running());
     assert!(!alive(pid));
     cluster
@@ -270,7 +275,9 @@ fn a_stopped_server_refuses_connections_until_started_again() {
     runtime.block_on(async { assert_eq!(sum(&connect(&config).await).await, 6) });
 
     // Dropped while down: the watchdog still removes everything.
-    cluster.stop_server(ShutdownMode::Fast).expect("stop server");
+    cluster
+        .stop_server(ShutdownMode::Fast)
+        .expect("stop server");
     let dir = cluster.socket_dir().to_path_buf();
     drop(cluster);
     assert!(!dir.exists(), "{} still exists", dir.display());

@@ -145,7 +145,10 @@ async fn a_consumer_rides_out_a_restart_of_its_database() {
         );
         assert!(during < 200, "the restart came before the backlog was done");
         if run.is_finished() {
-            panic!("the consumer stopped in the restart: {:?}", run.await.unwrap());
+            panic!(
+                "the consumer stopped in the restart: {:?}",
+                run.await.unwrap()
+            );
         }
 
         write_notes(&store, 200, 50).await;
