@@ -62,7 +62,8 @@ pub struct ConsumerConfig {
     /// failed with a transient error (a lost connection, a server that is
     /// restarting); when they are spent, the consumer stops with the
     /// error, for the process to end and its supervisor to restart it. An
-    /// empty list stops at the first failure. Default:
+    /// empty list stops at the first failure. Recording the position while
+    /// consuming, and when stopping, is retried the same way. Default:
     /// [`DEFAULT_READ_RETRY_MS`] (100 ms, 1 s, 5 s).
     pub read_retry_ms: Vec<u64>,
 }

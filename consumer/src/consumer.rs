@@ -178,8 +178,13 @@ where
         started();
         let result = self.consume(control, &mut progress).await;
         // Stopping, or stopped by an error: record how far it got (never
-        // past a message that failed or did not finish).
-        let recorded = self.record(&mut progress).await;
+        // past a message that failed or did not finish). After an error,
+        // once only: the store may be what failed, and the process should
+        // end without waiting out the retries a second time.
+        let recorded = match &result {
+            Ok(()) => self.record(&mut progress).await,
+            Err(_) => self.record_once(&mut progress).await,
+        };
         match (result, recorded) {
             (Err(err), recorded) => {
                 if let Err(record_err) = recorded {
@@ -267,17 +272,37 @@ where
     }
 
     /// Records the last handled message's position, if any was handled
-    /// since the last record.
+    /// since the last record, retrying a transient failure as a read is
+    /// retried: a server restarting under a busy consumer must not stop it
+    /// when it would ride the restart out while reading. Recording a
+    /// position again is harmless (the last record counts), so a write
+    /// whose outcome is unknown may be repeated.
     async fn record(&self, progress: &mut Progress) -> Result<(), Error> {
-        let Some(position) = progress.handled else {
+        let Some(position) = Self::unrecorded(progress) else {
             return Ok(());
         };
-        if progress.unrecorded == 0 {
+        self.read_retry
+            .run(|_| self.positions.write(position))
+            .await
+            .map_err(|err: RetryError<ebb_message_store::Error>| Error::Store(err.into_last()))?;
+        progress.unrecorded = 0;
+        Ok(())
+    }
+
+    /// [`record`](Self::record) without retrying.
+    async fn record_once(&self, progress: &mut Progress) -> Result<(), Error> {
+        let Some(position) = Self::unrecorded(progress) else {
             return Ok(());
-        }
+        };
         self.positions.put(position).await?;
         progress.unrecorded = 0;
         Ok(())
+    }
+
+    /// The position to record: the last handled message's, if any was
+    /// handled since the last record.
+    fn unrecorded(progress: &Progress) -> Option<i64> {
+        progress.handled.filter(|_| progress.unrecorded > 0)
     }
 }
 

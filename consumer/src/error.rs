@@ -11,9 +11,9 @@ pub enum Error {
     #[error("invalid consumer settings: {0}")]
     InvalidConfig(String),
 
-    /// The store failed: reading the category (after the read retries were
-    /// spent), or reading or recording the position. The position stays
-    /// where it was recorded last.
+    /// The store failed: reading the category or recording the position
+    /// (after the read retries were spent), or reading the position at the
+    /// start. The position stays where it was recorded last.
     #[error(transparent)]
     Store(#[from] ebb_message_store::Error),
 

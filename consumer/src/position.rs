@@ -50,6 +50,12 @@ impl<S: MessageStore> PositionStore<S> {
     /// Records `position`, the global position of the last message
     /// handled.
     pub async fn put(&self, position: i64) -> Result<(), Error> {
+        Ok(self.write(position).await?)
+    }
+
+    /// [`put`](Self::put) with the store's own error, which the retry
+    /// rules classify.
+    pub(crate) async fn write(&self, position: i64) -> Result<(), ebb_message_store::Error> {
         let message = MessageData::new(POSITION_TYPE, json!({ "position": position }));
         self.store
             .write(&self.stream, &message, ExpectedVersion::Any)

@@ -34,6 +34,12 @@ const SUPERUSER: &str = "postgres";
 ///   exits when postgres does (3: initdb failed, 4: postgres exited), which
 ///   is how [`Cluster::start`] notices a failed start. It leaves the
 ///   directory alone so the log can still be read.
+/// - Unless postgres was stopped on purpose ([`Cluster::stop_server`]):
+///   then `DIR/held` exists; the shell says so by creating `DIR/down` and
+///   waits until `held` is removed ([`Cluster::start_server`]), then
+///   removes `down` and starts postgres again on the same directory,
+///   port and socket. The killer creates `DIR/ending` first thing, so a
+///   shell held down exits instead of waiting for ever.
 /// - HUP/INT are ignored so that a Ctrl-C aimed at a test run only stops
 ///   the server through the regular path (the process group is separate as
 ///   well).
@@ -52,6 +58,7 @@ alive() {
 (
     trap '' TERM
     read -r _ <&3
+    : >"$d/ending"
     n=0
     while :; do
         if [ -s "$d/data/postmaster.pid" ] && read -r pid <"$d/data/postmaster.pid" && alive "$pid"; then
@@ -70,9 +77,17 @@ alive() {
     rm -rf "$d"
 ) &
 "$bin/initdb" -D "$d/data" --username=postgres --auth=trust --encoding=UTF8 --locale=C --no-sync || exit 3
-"$bin/postgres" -D "$d/data" "$@" &
-wait "$!"
-exit 4
+while :; do
+    "$bin/postgres" -D "$d/data" "$@" &
+    wait "$!"
+    [ -e "$d/held" ] || exit 4
+    : >"$d/down"
+    while [ -e "$d/held" ]; do
+        [ -e "$d/ending" ] && exit 4
+        sleep 0.05
+    done
+    rm -f "$d/down"
+done
 "#;
 
 /// Options for [`Cluster`]; start with [`Cluster::builder`].
@@ -226,7 +241,9 @@ impl ClusterBuilder {
             port: self.port,
             run_as,
             watchdog: Some(Watchdog { child, stdin }),
+            start_timeout: self.start_timeout,
             stop_timeout: self.stop_timeout,
+            server_down: false,
         };
         match cluster.wait_ready(self.start_timeout) {
             Ok(()) => {
@@ -301,8 +318,29 @@ pub struct Cluster {
     run_as: Option<RunAs>,
     /// `None` once stopped, so drop after `stop` does nothing.
     watchdog: Option<Watchdog>,
+    /// How long [`Cluster::start_server`] waits for the server.
+    start_timeout: Duration,
     /// How long stop and drop wait.
     stop_timeout: Duration,
+    /// Whether the server was stopped by [`Cluster::stop_server`] and not
+    /// started again yet.
+    server_down: bool,
+}
+
+/// How [`Cluster::stop_server`] and [`Cluster::restart_with`] stop the
+/// server, as `pg_ctl stop -m MODE` does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ShutdownMode {
+    /// Fast shutdown (`SIGINT`): open transactions are rolled back,
+    /// clients disconnected, and a checkpoint written. The default.
+    #[default]
+    Fast,
+    /// Immediate shutdown (`SIGQUIT`): every server process quits at once,
+    /// as in a crash, and the next start recovers from the write-ahead
+    /// log. Without [`fsync`](ClusterBuilder::fsync) the last commits
+    /// may not have reached the log yet (`synchronous_commit` is off) and
+    /// are then lost.
+    Immediate,
 }
 
 impl Cluster {
@@ -382,20 +420,128 @@ impl Cluster {
         self.shutdown()
     }
 
+    /// Stops the server, as `pg_ctl stop -m fast` (or `-m immediate`)
+    /// does, and waits until it has exited; the cluster's directory, data,
+    /// port and socket directory stay, and [`start_server`](Self::start_server)
+    /// starts it again on them. Meanwhile connections fail (the socket is
+    /// gone) and open ones are closed by the server. Does nothing when the
+    /// server is already stopped this way; drop or [`stop`](Self::stop)
+    /// clean up as usual while it is.
+    ///
+    /// Blocking, for at most the [stop timeout](ClusterBuilder::stop_timeout);
+    /// from async code call it through `tokio::task::block_in_place` or
+    /// `spawn_blocking`.
+    pub fn stop_server(&mut self, mode: ShutdownMode) -> Result<(), Error> {
+        if self.server_down {
+            return Ok(());
+        }
+        let held = self.dir.join("held");
+        let down = self.dir.join("down");
+        std::fs::write(&held, b"")
+            .map_err(|e| Error::io(format!("create {}", held.display()), e))?;
+        let Some(pid) = self.postmaster_pid() else {
+            let _ = std::fs::remove_file(&held);
+            return Err(Error::io(
+                "find the postmaster's pid in postmaster.pid",
+                std::io::ErrorKind::NotFound.into(),
+            ));
+        };
+        let signal = match mode {
+            ShutdownMode::Fast => libc::SIGINT,
+            ShutdownMode::Immediate => libc::SIGQUIT,
+        };
+        // SAFETY: kill has no memory-safety preconditions.
+        if unsafe { libc::kill(pid, signal) } != 0 {
+            let err = std::io::Error::last_os_error();
+            let _ = std::fs::remove_file(&held);
+            return Err(Error::io(format!("signal the postmaster ({pid})"), err));
+        }
+        // The watchdog's shell creates `down` once postgres has exited and
+        // it waits for `held` to go.
+        let started = Instant::now();
+        while !down.exists() {
+            if self.watchdog_exited()?.is_some() || started.elapsed() > self.stop_timeout {
+                return Err(Error::StopTimeout {
+                    dir: self.dir.clone(),
+                    waited: started.elapsed(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // The postmaster removes it as it exits; should one be left, the
+        // next start must not take it for the new server's.
+        let _ = std::fs::remove_file(self.dir.join("data").join("postmaster.pid"));
+        self.server_down = true;
+        tracing::debug!(dir = %self.dir.display(), ?mode, "PostgreSQL server stopped");
+        Ok(())
+    }
+
+    /// Starts the server that [`stop_server`](Self::stop_server) stopped,
+    /// on the same directory, port and socket directory, and waits until it
+    /// accepts connections, as [`ClusterBuilder::start`] does (for at most
+    /// the [start timeout](ClusterBuilder::start_timeout)). Does nothing
+    /// when the server runs.
+    ///
+    /// Blocking, like [`stop_server`](Self::stop_server).
+    pub fn start_server(&mut self) -> Result<(), Error> {
+        if !self.server_down {
+            return Ok(());
+        }
+        let held = self.dir.join("held");
+        std::fs::remove_file(&held)
+            .map_err(|e| Error::io(format!("remove {}", held.display()), e))?;
+        self.server_down = false;
+        self.wait_ready(self.start_timeout)?;
+        tracing::debug!(dir = %self.dir.display(), "PostgreSQL server started again");
+        Ok(())
+    }
+
+    /// Restarts the server with a fast shutdown: [`stop_server`](Self::stop_server)
+    /// then [`start_server`](Self::start_server). Connections opened before
+    /// fail; new ones reach the same databases, with everything committed
+    /// before the restart.
+    pub fn restart(&mut self) -> Result<(), Error> {
+        self.restart_with(ShutdownMode::Fast)
+    }
+
+    /// [`restart`](Self::restart), stopping the server the way `mode` says.
+    pub fn restart_with(&mut self, mode: ShutdownMode) -> Result<(), Error> {
+        self.stop_server(mode)?;
+        self.start_server()
+    }
+
+    /// Whether the server runs, that is, has not been stopped by
+    /// [`stop_server`](Self::stop_server) (or was started again since).
+    pub fn is_running(&self) -> bool {
+        !self.server_down
+    }
+
+    /// The postmaster's pid, from the first line of `postmaster.pid`.
+    fn postmaster_pid(&self) -> Option<libc::pid_t> {
+        std::fs::read_to_string(self.dir.join("data").join("postmaster.pid"))
+            .ok()
+            .and_then(|text| text.lines().next()?.trim().parse::<libc::pid_t>().ok())
+            .filter(|&pid| pid > 0)
+    }
+
+    /// The watchdog's main shell's exit status, once it has exited.
+    fn watchdog_exited(&mut self) -> Result<Option<std::process::ExitStatus>, Error> {
+        match self.watchdog.as_mut() {
+            Some(watchdog) => watchdog
+                .child
+                .try_wait()
+                .map_err(|e| Error::io("check on the PostgreSQL watchdog", e)),
+            None => Ok(None),
+        }
+    }
+
     /// Waits until `postmaster.pid` says "ready" (as `pg_ctl` does), or the
     /// watchdog's main shell exits (a failed start), or time runs out.
     fn wait_ready(&mut self, timeout: Duration) -> Result<(), Error> {
         let started = Instant::now();
         let pid_file = self.dir.join("data").join("postmaster.pid");
         loop {
-            let exited = match self.watchdog.as_mut() {
-                Some(watchdog) => watchdog
-                    .child
-                    .try_wait()
-                    .map_err(|e| Error::io("check on the PostgreSQL watchdog", e))?,
-                None => None,
-            };
-            if let Some(status) = exited {
+            if let Some(status) = self.watchdog_exited()? {
                 let stage = match status.code() {
                     Some(3) => "initdb failed".to_owned(),
                     Some(4) => "postgres exited".to_owned(),
@@ -476,10 +622,7 @@ impl Cluster {
     /// Immediate shutdown, then SIGKILL, of the postmaster named in
     /// `postmaster.pid`, if any.
     fn kill_postmaster(&self) {
-        let pid = std::fs::read_to_string(self.dir.join("data").join("postmaster.pid"))
-            .ok()
-            .and_then(|text| text.lines().next()?.trim().parse::<libc::pid_t>().ok());
-        let Some(pid) = pid.filter(|&pid| pid > 0) else {
+        let Some(pid) = self.postmaster_pid() else {
             return;
         };
         // SAFETY: kill has no memory-safety preconditions.

@@ -38,7 +38,8 @@
 //! way, including a panic or `SIGKILL`.
 //!
 //! Modules:
-//! - `cluster`: [`Cluster`], [`ClusterBuilder`] and the watchdog.
+//! - `cluster`: [`Cluster`], [`ClusterBuilder`], [`ShutdownMode`] and the
+//!   watchdog.
 //! - `harness`: the per-test database harness: [`Server`],
 //!   [`shared_server`] and [`TestDatabase`] (templates, one database per
 //!   test, `DATABASE_URL`).
@@ -60,7 +61,7 @@ mod ident;
 mod user;
 
 pub use bin_dir::find_bin_dir;
-pub use cluster::{Cluster, ClusterBuilder};
+pub use cluster::{Cluster, ClusterBuilder, ShutdownMode};
 pub use error::Error;
 pub use harness::{Server, TestDatabase, shared_server};
 pub use ident::quote_ident;

@@ -1,5 +1,5 @@
-//! The private cluster: start, query, isolation, clean-up (also when the
-//! process dies), and clear errors.
+//! The private cluster: start, query, isolation, restarts, clean-up (also
+//! when the process dies), and clear errors.
 
 #![allow(clippy::print_stdout)]
 
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ebb_localpg::{Cluster, Error};
+use ebb_localpg::{Cluster, Error, ShutdownMode};
 use tokio_postgres::NoTls;
 
 async fn query_one(config: tokio_postgres::Config, sql: &str) -> String {
@@ -170,6 +170,139 @@ fn stop_reports_a_clean_shutdown() {
     cluster.stop().expect("stop");
     assert!(!dir.exists());
     assert!(!alive(pid));
+}
+
+fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn connect(config: &tokio_postgres::Config) -> tokio_postgres::Client {
+    let (client, connection) = config.connect(NoTls).await.expect("connect");
+    tokio::spawn(connection);
+    client
+}
+
+/// Creates table `t` holding 1, 2 and 3 in the `postgres` database.
+async fn fill(client: &tokio_postgres::Client) {
+    client
+        .batch_execute("CREATE TABLE t (n int); INSERT INTO t VALUES (1), (2), (3)")
+        .await
+        .unwrap();
+}
+
+async fn sum(client: &tokio_postgres::Client) -> i64 {
+    client
+        .query_one("SELECT sum(n) FROM t", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// After a restart the server is a new process on the same socket: new
+/// connections work and see what was committed before; connections from
+/// before fail, as the server's going away closed them.
+#[test]
+fn a_restarted_server_keeps_its_data_and_closes_old_connections() {
+    let mut cluster = Cluster::start().expect("start cluster");
+    let runtime = current_thread_runtime();
+    let config = cluster.config("postgres");
+    let old = runtime.block_on(async {
+        let client = connect(&config).await;
+        fill(&client).await;
+        client
+    });
+    let (dir, port, pid) = (
+        cluster.socket_dir().to_path_buf(),
+        cluster.port(),
+        postmaster_pid(&cluster),
+    );
+    let started = Instant::now();
+    cluster.restart().expect("restart");
+    println!("restart took {:?}", started.elapsed());
+    assert!(cluster.is_running());
+    assert_eq!(
+        (cluster.socket_dir(), cluster.port()),
+        (dir.as_path(), port)
+    );
+    assert_ne!(postmaster_pid(&cluster), pid, "a new postmaster");
+    assert!(!alive(pid), "the old postmaster is gone");
+    runtime.block_on(async {
+        let err = old
+            .query_one("SELECT 1", &[])
+            .await
+            .expect_err("a connection from before the restart fails");
+        assert!(err.is_closed() || err.code().is_some(), "{err:?}");
+        let new = connect(&config).await;
+        assert_eq!(sum(&new).await, 6);
+    });
+    let dir = cluster.socket_dir().to_path_buf();
+    cluster.stop().expect("stop after a restart");
+    assert!(!dir.exists());
+}
+
+/// Between `stop_server` and `start_server` nothing answers; both are
+/// idempotent, and dropping a cluster whose server is down cleans up.
+#[test]
+fn a_stopped_server_refuses_connections_until_started_again() {
+    let mut cluster = Cluster::start().expect("start cluster");
+    let runtime = current_thread_runtime();
+    let config = cluster.config("postgres");
+    runtime.block_on(async { fill(&connect(&config).await).await });
+    let pid = postmaster_pid(&cluster);
+    cluster
+        .stop_server(ShutdownMode::Fast)
+        .expect("stop server");
+    assert!(!cluster.is_running());
+    assert!(!alive(pid));
+    cluster
+        .stop_server(ShutdownMode::Fast)
+        .expect("stopping a stopped server does nothing");
+    runtime.block_on(async {
+        let refused = config.connect(NoTls).await;
+        assert!(refused.is_err(), "no server, no connection");
+    });
+    // Still down a while later: the watchdog does not start it by itself.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!cluster.socket_dir().join("data/postmaster.pid").exists());
+    cluster.start_server().expect("start server");
+    cluster
+        .start_server()
+        .expect("starting a running server does nothing");
+    assert!(cluster.is_running());
+    runtime.block_on(async { assert_eq!(sum(&connect(&config).await).await, 6) });
+
+    // Dropped while down: the watchdog still removes everything.
+    cluster
+        .stop_server(ShutdownMode::Fast)
+        .expect("stop server");
+    let dir = cluster.socket_dir().to_path_buf();
+    drop(cluster);
+    assert!(!dir.exists(), "{} still exists", dir.display());
+}
+
+/// An immediate shutdown is a crash to the server: the next start
+/// recovers, and with durability on nothing committed is lost.
+#[test]
+fn an_immediate_restart_recovers_what_was_committed() {
+    let mut cluster = Cluster::builder()
+        .fsync(true)
+        .start()
+        .expect("start cluster");
+    let runtime = current_thread_runtime();
+    let config = cluster.config("postgres");
+    runtime.block_on(async { fill(&connect(&config).await).await });
+    cluster
+        .restart_with(ShutdownMode::Immediate)
+        .expect("immediate restart");
+    runtime.block_on(async { assert_eq!(sum(&connect(&config).await).await, 6) });
+    let log = std::fs::read_to_string(cluster.socket_dir().join("log")).unwrap();
+    assert!(
+        log.contains("was not properly shut down"),
+        "the server recovered:\n{log}"
+    );
 }
 
 /// The watchdog's main shell is the postmaster's parent; killing it must
