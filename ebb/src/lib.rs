@@ -59,8 +59,8 @@ pub use ebb_handler::{
 pub use ebb_retry::Retry;
 
 pub use ebb_message_store::{
-    CategoryQuery, ExpectedVersion, MemoryStore, Message, MessageData, MessageStore, Metadata,
-    PgStore, StreamName, StreamQuery,
+    CategoryQuery, ExpectedVersion, JsonText, MemoryStore, Message, MessageData, MessageStore,
+    Metadata, PgStore, StreamName, StreamQuery,
 };
 
 /// The README's examples, compiled as doctests so that they keep working
