@@ -43,11 +43,15 @@
 //! - [`workload`]: the category, its message type and its loading;
 //! - [`baseline`]: pgbench;
 //! - [`ebb`]: the consumer's process;
+//! - [`cpu`]: the CPU time of the client and of the server around each
+//!   pass, which tells where the time goes on a machine whose wall time
+//!   swings;
 //! - [`report`]: progress and the figures.
 //!
 //! This file holds the run: the cluster, the interleaving and `main`.
 
 mod baseline;
+mod cpu;
 mod ebb;
 mod report;
 mod settings;
@@ -143,6 +147,46 @@ impl Rate {
     }
 }
 
+/// A measured pass: its rate and the CPU seconds the client process and
+/// the server spent on it.
+#[derive(Debug, Clone, Copy)]
+struct Measured {
+    rate: Rate,
+    client_cpu: f64,
+    server_cpu: f64,
+}
+
+/// Runs `pass` and measures the CPU time around it. The pass's client
+/// process has exited when it returns; a moment's wait lets the server
+/// reap the backend that served it, so that its time counts.
+fn measured(
+    bench: &Bench,
+    pass: impl FnOnce() -> Result<Rate, BoxError>,
+) -> Result<Measured, BoxError> {
+    let socket_dir = bench.cluster.socket_dir();
+    let (client_before, server_before) =
+        (cpu::children_seconds(), cpu::server_seconds(socket_dir)?);
+    let rate = pass()?;
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    Ok(Measured {
+        rate,
+        client_cpu: cpu::children_seconds() - client_before,
+        server_cpu: cpu::server_seconds(socket_dir)? - server_before,
+    })
+}
+
+/// The median of `values`.
+fn median_of(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.into_iter().collect();
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 0 {
+        f64::midpoint(values[mid - 1], values[mid])
+    } else {
+        values[mid]
+    }
+}
+
 /// The median pass by rate.
 fn median(rates: &[Rate]) -> Rate {
     let mut sorted = rates.to_vec();
@@ -173,35 +217,47 @@ fn main() -> Result<(), BoxError> {
     progress(format!("  pgbench {:.0} msg/s", warmup.per_second()));
 
     let runs = bench.settings.runs;
-    let mut pgbench_rates = Vec::new();
-    let mut ebb_rates = Vec::new();
+    let mut pgbench_passes: Vec<Measured> = Vec::new();
+    let mut ebb_passes: Vec<Measured> = Vec::new();
     let mut peak_rss_kib = 0;
     for round in 0..runs {
         let pgbench_first = round % 2 == 0;
         for side in 0..2 {
             if (side == 0) == pgbench_first {
-                let rate = pgbench.pass(&bench)?;
+                let pass = measured(&bench, || pgbench.pass(&bench))?;
                 progress(format!(
-                    "pass {}/{runs}: pgbench {:.0} msg/s ({:.2} s)",
-                    round + 1,
-                    rate.per_second(),
-                    rate.seconds
-                ));
-                pgbench_rates.push(rate);
-            } else {
-                let pass = ebb::pass(&bench, round)?;
-                progress(format!(
-                    "pass {}/{runs}: ebb {:.0} msg/s ({:.2} s), peak RSS {:.1} MiB",
+                    "pass {}/{runs}: pgbench {:.0} msg/s ({:.2} s; CPU: pgbench {:.2} s, server {:.2} s)",
                     round + 1,
                     pass.rate.per_second(),
                     pass.rate.seconds,
-                    pass.peak_rss_kib as f64 / 1024.0
+                    pass.client_cpu,
+                    pass.server_cpu
                 ));
-                peak_rss_kib = peak_rss_kib.max(pass.peak_rss_kib);
-                ebb_rates.push(pass.rate);
+                pgbench_passes.push(pass);
+            } else {
+                let mut rss = 0;
+                let pass = measured(&bench, || {
+                    let pass = ebb::pass(&bench, round)?;
+                    rss = pass.peak_rss_kib;
+                    Ok(pass.rate)
+                })?;
+                progress(format!(
+                    "pass {}/{runs}: ebb {:.0} msg/s ({:.2} s; CPU: consumer {:.2} s, server {:.2} s), \
+                     peak RSS {:.1} MiB",
+                    round + 1,
+                    pass.rate.per_second(),
+                    pass.rate.seconds,
+                    pass.client_cpu,
+                    pass.server_cpu,
+                    rss as f64 / 1024.0
+                ));
+                peak_rss_kib = peak_rss_kib.max(rss);
+                ebb_passes.push(pass);
             }
         }
     }
+    let rates = |passes: &[Measured]| passes.iter().map(|pass| pass.rate).collect::<Vec<_>>();
+    let (pgbench_rates, ebb_rates) = (rates(&pgbench_passes), rates(&ebb_passes));
 
     let server = bench.server_version()?;
     let version = pgbench_version(&bench);
@@ -213,6 +269,16 @@ fn main() -> Result<(), BoxError> {
         ebb: &ebb_rates,
         pgbench_median: median(&pgbench_rates),
         ebb_median: median(&ebb_rates),
+        cpu: [
+            (
+                median_of(pgbench_passes.iter().map(|pass| pass.client_cpu)),
+                median_of(pgbench_passes.iter().map(|pass| pass.server_cpu)),
+            ),
+            (
+                median_of(ebb_passes.iter().map(|pass| pass.client_cpu)),
+                median_of(ebb_passes.iter().map(|pass| pass.server_cpu)),
+            ),
+        ],
         peak_rss_kib,
         elapsed: run_started.elapsed(),
     };

@@ -36,6 +36,8 @@ pub(crate) struct Report<'a> {
     /// The medians.
     pub(crate) pgbench_median: Rate,
     pub(crate) ebb_median: Rate,
+    /// Median CPU seconds per pass, (client, server): pgbench's, then ebb's.
+    pub(crate) cpu: [(f64, f64); 2],
     /// The highest peak RSS of the consumer's processes, in KiB.
     pub(crate) peak_rss_kib: u64,
     /// The whole run, cluster start and loading included.
@@ -86,18 +88,22 @@ impl Report<'_> {
                 .join(", ")
         };
         println!();
-        println!("| | msg/s | s per pass | passes, msg/s |");
-        println!("|---|---:|---:|---|");
+        println!("| | msg/s | s per pass | client CPU s | server CPU s | passes, msg/s |");
+        println!("|---|---:|---:|---:|---:|---|");
         println!(
-            "| pgbench, get_category_messages | {} | {:.2} | {} |",
+            "| pgbench, get_category_messages | {} | {:.2} | {:.2} | {:.2} | {} |",
             group(self.pgbench_median.per_second()),
             self.pgbench_median.seconds,
+            self.cpu[0].0,
+            self.cpu[0].1,
             passes(self.pgbench)
         );
         println!(
-            "| ebb consumer, typed handler | {} | {:.2} | {} |",
+            "| ebb consumer, typed handler | {} | {:.2} | {:.2} | {:.2} | {} |",
             group(self.ebb_median.per_second()),
             self.ebb_median.seconds,
+            self.cpu[1].0,
+            self.cpu[1].1,
             passes(self.ebb)
         );
         println!();
