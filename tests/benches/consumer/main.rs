@@ -41,7 +41,7 @@
 //!
 //! - [`settings`]: the environment variables and their defaults;
 //! - [`workload`]: the category, its message type and its loading;
-//! - [`baseline`]: pgbench;
+//! - [`baseline`]: pgbench reading the category;
 //! - [`ebb`]: the consumer's process;
 //! - [`cpu`]: the CPU time of the client and of the server around each
 //!   pass, which tells where the time goes on a machine whose wall time
