@@ -1,0 +1,162 @@
+//! ebb's side: `ebb_consumer::Consumer` at its default settings, in a process of its own, with one typed handler that decodes each message and does nothing else.
+//!
+//! The run starts this same program again with [`CHILD`] set to the
+//! database's connection string; [`child_main`] consumes the category and
+//! prints one [`RESULT`] line, which [`pass`] parses. A process of its own
+//! per pass, so that the peak RSS is the consumer's alone (the parent
+//! holds the cluster's admin connection, the loading and the runtime that
+//! drove them).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use ebb_consumer::{Consumer, ConsumerConfig, Control};
+use ebb_handler::{BoxError as HandlerError, Dispatcher, Received};
+use ebb_message_store::{PgStore, PgStoreConfig};
+use ebb_tests::seed::Deposited;
+
+use crate::settings::Settings;
+use crate::workload::CATEGORY;
+use crate::{Bench, BoxError, DATABASE, Rate};
+
+/// Set in the consumer's process: the connection string of the database
+/// to consume.
+pub(crate) const CHILD: &str = "EBB_BENCH_CONSUMER_CHILD";
+/// Set in the consumer's process: its consumer identifier, new for each
+/// pass, so that each pass starts from the beginning of the category with
+/// a position stream of its own.
+const IDENTIFIER: &str = "EBB_BENCH_CONSUMER_IDENTIFIER";
+/// The consumer's line on stdout: messages handled, nanoseconds from the
+/// first read to the last message handled, peak RSS in KiB.
+const RESULT: &str = "consumed";
+
+/// One pass of ebb's consumer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pass {
+    pub(crate) rate: Rate,
+    /// The consumer process's peak resident set (`VmHWM`), in KiB.
+    pub(crate) peak_rss_kib: u64,
+}
+
+/// Runs one pass in a new process and reads what it measured.
+pub(crate) fn pass(bench: &Bench, index: usize) -> Result<Pass, BoxError> {
+    let output = std::process::Command::new(std::env::current_exe()?)
+        .env(CHILD, bench.cluster.connection_string(DATABASE))
+        .env(IDENTIFIER, format!("pass{index}"))
+        .stderr(std::process::Stdio::inherit())
+        .output()?;
+    let stdout = String::from_utf8(output.stdout)?;
+    if !output.status.success() {
+        return Err(format!(
+            "the consumer's process failed ({}):\n{stdout}",
+            output.status
+        )
+        .into());
+    }
+    let fields: Vec<u64> = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix(RESULT))
+        .ok_or_else(|| format!("no result line in the consumer's output:\n{stdout}"))?
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    let [messages, nanos, peak_rss_kib] = fields[..] else {
+        return Err(format!("a malformed result line:\n{stdout}").into());
+    };
+    Ok(Pass {
+        rate: Rate {
+            messages,
+            seconds: nanos as f64 / 1e9,
+        },
+        peak_rss_kib,
+    })
+}
+
+/// What the handler shares with the process: how many it handled, and
+/// when the last one was.
+#[derive(Debug)]
+struct Count {
+    handled: AtomicU64,
+    target: u64,
+    done: OnceLock<Instant>,
+    control: Control,
+}
+
+/// The consumer's process: consumes `settings.messages` messages of the
+/// category from its start, then stops the consumer (which records its
+/// position) and prints the result line.
+pub(crate) fn child_main(conninfo: &str, settings: &Settings) -> Result<(), BoxError> {
+    let identifier = std::env::var(IDENTIFIER)?;
+    let runtime = if settings.multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    }
+    .enable_all()
+    .build()?;
+    let count = Arc::new(Count {
+        handled: AtomicU64::new(0),
+        target: settings.messages,
+        done: OnceLock::new(),
+        control: Control::new(),
+    });
+    let started = OnceLock::new();
+    runtime.block_on(async {
+        // The store and the consumer at their defaults; the identifier
+        // only names the position stream.
+        let store = PgStore::new(PgStoreConfig::new(conninfo.parse()?))?;
+        let handlers = Dispatcher::new().on({
+            let count = Arc::clone(&count);
+            move |deposited: Received<Deposited>| {
+                let count = Arc::clone(&count);
+                async move {
+                    // Decoded into `Deposited` by the dispatcher; nothing
+                    // else is done with it.
+                    std::hint::black_box(deposited.data());
+                    let handled = count.handled.fetch_add(1, Ordering::Relaxed) + 1;
+                    if handled == count.target {
+                        let _ = count.done.set(Instant::now());
+                        count.control.stop();
+                    }
+                    Ok::<_, HandlerError>(())
+                }
+            }
+        });
+        let consumer = Consumer::new(
+            ConsumerConfig {
+                identifier: Some(identifier),
+                ..ConsumerConfig::new(CATEGORY)
+            },
+            store,
+        )?
+        .handler(handlers);
+        // The clock starts once the consumer has its connection and its
+        // position, as pgbench's figure leaves out its connection time.
+        consumer
+            .run_with(&count.control, || {
+                let _ = started.set(Instant::now());
+            })
+            .await?;
+        Ok::<_, BoxError>(())
+    })?;
+    let handled = count.handled.load(Ordering::Relaxed);
+    let (Some(started), Some(done)) = (started.get(), count.done.get()) else {
+        return Err(format!("the consumer stopped after {handled} messages").into());
+    };
+    let nanos = done.duration_since(*started).as_nanos();
+    let peak = peak_rss_kib()?;
+    crate::report::result_line(&format!("{RESULT} {handled} {nanos} {peak}"));
+    Ok(())
+}
+
+/// This process's peak resident set, `VmHWM` in `/proc/self/status`, in KiB.
+fn peak_rss_kib() -> Result<u64, BoxError> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .ok_or_else(|| "no VmHWM in /proc/self/status".into())
+}
