@@ -3,10 +3,13 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ebb_handler::{BoxError, Dispatcher};
 use ebb_message_store::{Message, MessageStore};
 use ebb_retry::{Retry, RetryError};
+use futures_util::TryStreamExt as _;
+use tokio::task::{JoinError, JoinHandle};
 
 use crate::control::Control;
 use crate::position::PositionStore;
@@ -100,7 +103,7 @@ struct Progress {
 
 impl<S, E> Consumer<S, E>
 where
-    S: MessageStore + Clone,
+    S: MessageStore + Clone + 'static,
     E: Into<BoxError> + From<ebb_handler::Error> + Send + 'static,
 {
     /// A consumer of `config.category` in `store`, without handlers yet;
@@ -176,14 +179,15 @@ where
             "consumer started"
         );
         started();
-        let result = self.consume(control, &mut progress).await;
+        let mut recorder = Recorder::default();
+        let result = self.consume(control, &mut progress, &mut recorder).await;
         // Stopping, or stopped by an error: record how far it got (never
         // past a message that failed or did not finish). After an error,
         // once only: the store may be what failed, and the process should
         // end without waiting out the retries a second time.
         let recorded = match &result {
-            Ok(()) => self.record(&mut progress).await,
-            Err(_) => self.record_once(&mut progress).await,
+            Ok(()) => self.record_last(&mut progress, &mut recorder).await,
+            Err(_) => self.record_once(&mut progress, &mut recorder).await,
         };
         match (result, recorded) {
             (Err(err), recorded) => {
@@ -200,14 +204,37 @@ where
         }
     }
 
-    async fn consume(&self, control: &Control, progress: &mut Progress) -> Result<(), Error> {
-        loop {
+    /// Reads and handles until stopped or failed. The store reads one
+    /// batch ahead (see [`MessageStore::read_category`]), so the next
+    /// batch is on its way while this one is handled, and never more than
+    /// two batches are held. A read of a short batch means caught up: the
+    /// consumer waits the poll interval and reads on from where it is.
+    async fn consume(
+        &self,
+        control: &Control,
+        progress: &mut Progress,
+        recorder: &mut Recorder,
+    ) -> Result<(), Error> {
+        // Transient read failures in a row; a message read resets it.
+        let mut failures = 0;
+        'read: loop {
             if !control.proceed().await {
                 return Ok(());
             }
-            let batch = self.read(progress.next).await?;
-            let caught_up = (batch.len() as i64) < self.config.batch_size;
-            for message in batch {
+            let mut messages = self
+                .store
+                .read_category(&self.config.category, self.config.query(progress.next));
+            loop {
+                let message = match messages.try_next().await {
+                    Ok(Some(message)) => message,
+                    Ok(None) => break,
+                    Err(err) => {
+                        drop(messages);
+                        self.read_failed(err, &mut failures).await?;
+                        continue 'read;
+                    }
+                };
+                failures = 0;
                 if !control.proceed().await {
                     return Ok(());
                 }
@@ -216,28 +243,37 @@ where
                 progress.handled = Some(message.global_position);
                 progress.unrecorded += 1;
                 if progress.unrecorded >= self.config.position_update_interval {
-                    self.record(progress).await?;
+                    self.record(progress, recorder).await?;
                 }
             }
-            if caught_up {
-                tokio::select! {
-                    () = tokio::time::sleep(self.config.poll_interval) => {}
-                    () = control.stopped() => return Ok(()),
-                }
+            tokio::select! {
+                () = tokio::time::sleep(self.config.poll_interval) => {}
+                () = control.stopped() => return Ok(()),
             }
         }
     }
 
-    /// One batch from `position`, retrying transient failures.
-    async fn read(&self, position: i64) -> Result<Vec<Message>, Error> {
-        let query = self.config.query(position);
-        self.read_retry
-            .run(|_| {
-                self.store
-                    .get_category_messages(&self.config.category, &query)
-            })
-            .await
-            .map_err(|err: RetryError<ebb_message_store::Error>| Error::Store(err.into_last()))
+    /// After a failed read: waits before the next attempt if the error is
+    /// transient and the retries are not spent, else gives it back.
+    async fn read_failed(
+        &self,
+        err: ebb_message_store::Error,
+        failures: &mut usize,
+    ) -> Result<(), Error> {
+        let wait = self.config.read_retry_ms.get(*failures).copied();
+        let Some(wait) = wait.filter(|_| err.is_transient()) else {
+            return Err(Error::Store(err));
+        };
+        *failures += 1;
+        tracing::warn!(
+            category = %self.config.category,
+            attempt = *failures,
+            wait_ms = wait,
+            error = %Chain(&err),
+            "read failed; reading again"
+        );
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        Ok(())
     }
 
     async fn handle(&self, message: &Message) -> Result<(), Error> {
@@ -271,13 +307,42 @@ where
         Ok(())
     }
 
-    /// Records the last handled message's position, if any was handled
-    /// since the last record, retrying a transient failure as a read is
-    /// retried: a server restarting under a busy consumer must not stop it
-    /// when it would ride the restart out while reading. Recording a
-    /// position again is harmless (the last record counts), so a write
+    /// Starts recording the last handled message's position in the
+    /// background, so that handling goes on while it is written. One
+    /// record at a time: the previous one is waited for first (it has
+    /// had a whole interval of messages to finish), and if it failed
+    /// (after the retries, as a read) the consumer stops here. Recording
+    /// a position again is harmless (the last record counts), so a write
     /// whose outcome is unknown may be repeated.
-    async fn record(&self, progress: &mut Progress) -> Result<(), Error> {
+    async fn record(&self, progress: &mut Progress, recorder: &mut Recorder) -> Result<(), Error> {
+        if let Some(pending) = recorder.pending.take() {
+            flatten_join(pending.await)?;
+        }
+        let Some(position) = Self::unrecorded(progress) else {
+            return Ok(());
+        };
+        let positions = self.positions.clone();
+        let retry = self.read_retry.clone();
+        recorder.pending = Some(tokio::spawn(async move {
+            retry
+                .run(|_| positions.write(position))
+                .await
+                .map_err(RetryError::into_last)
+        }));
+        progress.unrecorded = 0;
+        Ok(())
+    }
+
+    /// On a graceful stop: waits for the record in flight, then records
+    /// the last handled position, retrying as a read is retried.
+    async fn record_last(
+        &self,
+        progress: &mut Progress,
+        recorder: &mut Recorder,
+    ) -> Result<(), Error> {
+        if let Some(pending) = recorder.pending.take() {
+            flatten_join(pending.await)?;
+        }
         let Some(position) = Self::unrecorded(progress) else {
             return Ok(());
         };
@@ -289,9 +354,30 @@ where
         Ok(())
     }
 
-    /// [`record`](Self::record) without retrying.
-    async fn record_once(&self, progress: &mut Progress) -> Result<(), Error> {
-        let Some(position) = Self::unrecorded(progress) else {
+    /// After an error: the record in flight is given up, and the last
+    /// handled position is written once, without retrying.
+    async fn record_once(
+        &self,
+        progress: &mut Progress,
+        recorder: &mut Recorder,
+    ) -> Result<(), Error> {
+        let mut given_up = false;
+        if let Some(pending) = recorder.pending.take() {
+            if pending.is_finished() {
+                // A success or a failure, it no longer matters: the write
+                // below records the same position or a later one.
+                let _ = pending.await;
+            } else {
+                pending.abort();
+                given_up = true;
+            }
+        }
+        let position = if given_up {
+            progress.handled
+        } else {
+            Self::unrecorded(progress)
+        };
+        let Some(position) = position else {
             return Ok(());
         };
         self.positions.put(position).await?;
@@ -303,6 +389,23 @@ where
     /// handled since the last record.
     fn unrecorded(progress: &Progress) -> Option<i64> {
         progress.handled.filter(|_| progress.unrecorded > 0)
+    }
+}
+
+/// A position record being written in the background.
+#[derive(Default)]
+struct Recorder {
+    pending: Option<JoinHandle<Result<(), ebb_message_store::Error>>>,
+}
+
+/// A background record's outcome; a panic in it is the consumer's panic.
+fn flatten_join(
+    joined: Result<Result<(), ebb_message_store::Error>, JoinError>,
+) -> Result<(), Error> {
+    match joined {
+        Ok(recorded) => Ok(recorded?),
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        Err(_) => Err(Error::Store(ebb_message_store::Error::Cancelled)),
     }
 }
 
