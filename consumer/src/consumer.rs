@@ -9,7 +9,9 @@ use ebb_handler::{BoxError, Dispatcher};
 use ebb_message_store::{Message, MessageStore};
 use ebb_retry::{Retry, RetryError};
 use futures_util::TryStreamExt as _;
-use tokio::task::{JoinError, JoinHandle};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 
 use crate::control::Control;
 use crate::position::PositionStore;
@@ -209,11 +211,11 @@ where
     /// batch is on its way while this one is handled, and never more than
     /// two batches are held. A read of a short batch means caught up: the
     /// consumer waits the poll interval and reads on from where it is.
-    async fn consume(
-        &self,
+    async fn consume<'a>(
+        &'a self,
         control: &Control,
         progress: &mut Progress,
-        recorder: &mut Recorder,
+        recorder: &mut Recorder<'a>,
     ) -> Result<(), Error> {
         // Transient read failures in a row; a message read resets it.
         let mut failures = 0;
@@ -235,9 +237,16 @@ where
                     }
                 };
                 failures = 0;
+                // Messages in hand are handled without waiting, so without
+                // this a batch would hold the thread: the other tasks of the
+                // runtime (the next batch's read, the position record, other
+                // consumers, the host) get their turn every so often.
+                tokio::task::consume_budget().await;
                 if !control.proceed().await {
                     return Ok(());
                 }
+                recorder.progress().await?;
+                let message = Arc::new(message);
                 self.handle(&message).await?;
                 progress.next = message.global_position + 1;
                 progress.handled = Some(message.global_position);
@@ -246,6 +255,8 @@ where
                     self.record(progress, recorder).await?;
                 }
             }
+            // Caught up: the record in flight is finished before waiting.
+            recorder.finish().await?;
             tokio::select! {
                 () = tokio::time::sleep(self.config.poll_interval) => {}
                 () = control.stopped() => return Ok(()),
@@ -276,9 +287,9 @@ where
         Ok(())
     }
 
-    async fn handle(&self, message: &Message) -> Result<(), Error> {
+    async fn handle(&self, message: &Arc<Message>) -> Result<(), Error> {
         for handlers in &self.handlers {
-            let Err(error) = handlers.dispatch(message).await else {
+            let Err(error) = handlers.dispatch_shared(message).await else {
                 continue;
             };
             let error: BoxError = error.into();
@@ -307,42 +318,40 @@ where
         Ok(())
     }
 
-    /// Starts recording the last handled message's position in the
-    /// background, so that handling goes on while it is written. One
-    /// record at a time: the previous one is waited for first (it has
-    /// had a whole interval of messages to finish), and if it failed
-    /// (after the retries, as a read) the consumer stops here. Recording
-    /// a position again is harmless (the last record counts), so a write
-    /// whose outcome is unknown may be repeated.
-    async fn record(&self, progress: &mut Progress, recorder: &mut Recorder) -> Result<(), Error> {
-        if let Some(pending) = recorder.pending.take() {
-            flatten_join(pending.await)?;
-        }
+    /// Starts recording the last handled message's position, so that
+    /// handling goes on while it is written: the write is polled along
+    /// with the messages (no task of its own, so no thread hand-offs). One
+    /// record at a time: the previous one is finished first (it has had a
+    /// whole interval of messages to finish), and if it failed (after the
+    /// retries, as a read) the consumer stops here. Recording a position
+    /// again is harmless (the last record counts), so a write whose
+    /// outcome is unknown may be repeated.
+    async fn record<'a>(
+        &'a self,
+        progress: &mut Progress,
+        recorder: &mut Recorder<'a>,
+    ) -> Result<(), Error> {
+        recorder.finish().await?;
         let Some(position) = Self::unrecorded(progress) else {
             return Ok(());
         };
-        let positions = self.positions.clone();
-        let retry = self.read_retry.clone();
-        recorder.pending = Some(tokio::spawn(async move {
-            retry
-                .run(|_| positions.write(position))
-                .await
-                .map_err(RetryError::into_last)
+        let write = self.read_retry.run(move |_| self.positions.write(position));
+        recorder.pending = Some(Box::pin(async move {
+            write.await.map_err(RetryError::into_last)
         }));
         progress.unrecorded = 0;
-        Ok(())
+        // The first poll sends the write.
+        recorder.progress().await
     }
 
-    /// On a graceful stop: waits for the record in flight, then records
+    /// On a graceful stop: finishes the record in flight, then records
     /// the last handled position, retrying as a read is retried.
     async fn record_last(
         &self,
         progress: &mut Progress,
-        recorder: &mut Recorder,
+        recorder: &mut Recorder<'_>,
     ) -> Result<(), Error> {
-        if let Some(pending) = recorder.pending.take() {
-            flatten_join(pending.await)?;
-        }
+        recorder.finish().await?;
         let Some(position) = Self::unrecorded(progress) else {
             return Ok(());
         };
@@ -359,20 +368,11 @@ where
     async fn record_once(
         &self,
         progress: &mut Progress,
-        recorder: &mut Recorder,
+        recorder: &mut Recorder<'_>,
     ) -> Result<(), Error> {
-        let mut given_up = false;
-        if let Some(pending) = recorder.pending.take() {
-            if pending.is_finished() {
-                // A success or a failure, it no longer matters: the write
-                // below records the same position or a later one.
-                let _ = pending.await;
-            } else {
-                pending.abort();
-                given_up = true;
-            }
-        }
-        let position = if given_up {
+        // Dropping a write in flight cancels it; the write below records
+        // the same position or a later one.
+        let position = if recorder.pending.take().is_some() {
             progress.handled
         } else {
             Self::unrecorded(progress)
@@ -385,27 +385,43 @@ where
         Ok(())
     }
 
-    /// The position to record: the last handled message's, if any was
-    /// handled since the last record.
     fn unrecorded(progress: &Progress) -> Option<i64> {
         progress.handled.filter(|_| progress.unrecorded > 0)
     }
 }
 
-/// A position record being written in the background.
+/// A position record being written while messages are handled.
 #[derive(Default)]
-struct Recorder {
-    pending: Option<JoinHandle<Result<(), ebb_message_store::Error>>>,
+struct Recorder<'a> {
+    pending: Option<PendingRecord<'a>>,
 }
 
-/// A background record's outcome; a panic in it is the consumer's panic.
-fn flatten_join(
-    joined: Result<Result<(), ebb_message_store::Error>, JoinError>,
-) -> Result<(), Error> {
-    match joined {
-        Ok(recorded) => Ok(recorded?),
-        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
-        Err(_) => Err(Error::Store(ebb_message_store::Error::Cancelled)),
+type PendingRecord<'a> =
+    Pin<Box<dyn Future<Output = Result<(), ebb_message_store::Error>> + Send + 'a>>;
+
+impl Recorder<'_> {
+    /// Polls the record in flight once, without waiting; its failure is
+    /// the consumer's.
+    async fn progress(&mut self) -> Result<(), Error> {
+        let Some(pending) = &mut self.pending else {
+            return Ok(());
+        };
+        let polled = std::future::poll_fn(|cx| Poll::Ready(pending.as_mut().poll(cx))).await;
+        match polled {
+            Poll::Ready(result) => {
+                self.pending = None;
+                Ok(result?)
+            }
+            Poll::Pending => Ok(()),
+        }
+    }
+
+    /// Waits for the record in flight, if any.
+    async fn finish(&mut self) -> Result<(), Error> {
+        match self.pending.take() {
+            Some(pending) => Ok(pending.await?),
+            None => Ok(()),
+        }
     }
 }
 

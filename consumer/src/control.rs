@@ -77,6 +77,13 @@ impl Control {
 
     /// Waits while paused; true when running, false when stopping.
     pub async fn proceed(&self) -> bool {
+        // Asked before every message: answer the common case without a
+        // receiver.
+        match self.state() {
+            State::Running => return true,
+            State::Stopping => return false,
+            State::Paused => {}
+        }
         let mut receiver = self.state.subscribe();
         // The sender lives in `self`: it cannot be gone.
         receiver

@@ -70,7 +70,7 @@ pub enum Dispatched {
 /// One handler for one message type, with the type erased so that
 /// handlers of different types share a list. Boxed futures, because the
 /// list holds handlers of many concrete types.
-type Route<E> = Arc<dyn Fn(Message) -> BoxFuture<'static, Result<(), E>> + Send + Sync>;
+type Route<E> = Arc<dyn Fn(Arc<Message>) -> BoxFuture<'static, Result<(), E>> + Send + Sync>;
 
 /// Handlers, each for one message type, and the rule for a message of a
 /// type none of them handles.
@@ -165,7 +165,7 @@ where
         E: From<H::Error>,
     {
         let handler = Arc::new(handler);
-        let route: Route<E> = Arc::new(move |message: Message| {
+        let route: Route<E> = Arc::new(move |message: Arc<Message>| {
             let handler = Arc::clone(&handler);
             Box::pin(async move {
                 let received = Received::<T>::decode(message).map_err(E::from)?;
@@ -200,8 +200,27 @@ where
     }
 
     /// Gives `message` to every handler of its type, in order; see the
-    /// type's documentation.
+    /// type's documentation. Each handler gets its own [`Received`], which
+    /// shares one copy of the message.
     pub async fn dispatch(&self, message: &Message) -> Result<Dispatched, E> {
+        let mut shared: Option<Arc<Message>> = None;
+        self.dispatch_with(message, move || {
+            Arc::clone(shared.get_or_insert_with(|| Arc::new(message.clone())))
+        })
+        .await
+    }
+
+    /// [`dispatch`](Self::dispatch) of a message already shared, which is
+    /// then never copied: what a consumer does with every message it reads.
+    pub async fn dispatch_shared(&self, message: &Arc<Message>) -> Result<Dispatched, E> {
+        self.dispatch_with(message, || Arc::clone(message)).await
+    }
+
+    async fn dispatch_with(
+        &self,
+        message: &Message,
+        mut share: impl FnMut() -> Arc<Message> + Send,
+    ) -> Result<Dispatched, E> {
         let span = tracing::debug_span!(
             "dispatch",
             stream = %message.stream_name,
@@ -213,7 +232,7 @@ where
             let mut handled = 0;
             for (type_name, route) in &self.routes {
                 if *type_name == message.type_name {
-                    route(message.clone()).await?;
+                    route(share()).await?;
                     handled += 1;
                 }
             }

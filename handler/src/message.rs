@@ -2,6 +2,7 @@
 //! ([`Received`]), and a message on its way out ([`Outgoing`]).
 
 use std::ops::Deref;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use ebb_message_store::{Message, MessageData, Metadata};
@@ -77,8 +78,9 @@ pub struct Received<T> {
     /// The decoded data.
     data: T,
     /// The stored message, kept whole for `follow` and for the handler's
-    /// questions about it.
-    message: Message,
+    /// questions about it; shared, so that a message given to several
+    /// handlers is not copied for each.
+    message: Arc<Message>,
 }
 
 impl<T: MessageType> Received<T> {
@@ -86,7 +88,10 @@ impl<T: MessageType> Received<T> {
     /// that); its data must fit `T`, or the error is
     /// [`ebb_message_store::Error::Deserialize`], naming the stream, the
     /// position, the type and serde's cause.
-    pub fn decode(message: Message) -> Result<Self, Error> {
+    ///
+    /// Takes a [`Message`] or an `Arc<Message>` (which is not copied).
+    pub fn decode(message: impl Into<Arc<Message>>) -> Result<Self, Error> {
+        let message = message.into();
         Ok(Self {
             data: message.data()?,
             message,

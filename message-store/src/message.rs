@@ -2,8 +2,8 @@
 //! ([`Message`]), their [`Metadata`], and the [`ExpectedVersion`] of a write.
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -221,7 +221,7 @@ impl Message {
 /// On the wire keys are camelCase and empty values are omitted. Keys this
 /// struct does not know are kept in [`other`](Self::other) and written back,
 /// so ebb never drops what another client put there.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Metadata {
     /// The stream of the message that caused this one.
@@ -241,18 +241,10 @@ pub struct Metadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_stream_name: Option<String>,
     /// Properties that follow the message downstream.
-    #[serde(
-        default,
-        skip_serializing_if = "Map::is_empty",
-        deserialize_with = "properties::deserialize"
-    )]
+    #[serde(skip_serializing_if = "Map::is_empty")]
     pub properties: Map<String, Value>,
     /// Properties that stay with this message (not carried by `follow`).
-    #[serde(
-        default,
-        skip_serializing_if = "Map::is_empty",
-        deserialize_with = "properties::deserialize"
-    )]
+    #[serde(skip_serializing_if = "Map::is_empty")]
     pub local_properties: Map<String, Value>,
     /// The version of the data's schema, when the writer declares one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -291,15 +283,170 @@ impl Metadata {
     }
 }
 
-/// Reads properties written either as a JSON object (ebb, current Eventide)
-/// or as a list of `{"name": .., "value": ..}` entries (older Eventide).
-mod properties {
-    use serde::{Deserialize, Deserializer};
+/// Reading metadata by hand rather than by derive: `#[serde(flatten)]`
+/// (how a derive would keep unknown keys) buffers the whole object before
+/// reading it again, and metadata is read with every message.
+mod wire {
+    use std::fmt;
+
+    use serde::Deserialize;
+    use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
     use serde_json::{Map, Value};
+
+    use super::Metadata;
+
+    /// A metadata key: one of the struct's fields, or any other.
+    enum Key {
+        CausationMessageStreamName,
+        CausationMessagePosition,
+        CausationMessageGlobalPosition,
+        CorrelationStreamName,
+        ReplyStreamName,
+        Properties,
+        LocalProperties,
+        SchemaVersion,
+        Other(String),
+    }
+
+    impl Key {
+        fn of(key: &str) -> Self {
+            match key {
+                "causationMessageStreamName" => Self::CausationMessageStreamName,
+                "causationMessagePosition" => Self::CausationMessagePosition,
+                "causationMessageGlobalPosition" => Self::CausationMessageGlobalPosition,
+                "correlationStreamName" => Self::CorrelationStreamName,
+                "replyStreamName" => Self::ReplyStreamName,
+                "properties" => Self::Properties,
+                "localProperties" => Self::LocalProperties,
+                "schemaVersion" => Self::SchemaVersion,
+                other => Self::Other(other.to_owned()),
+            }
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Key {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct KeyVisitor;
+            impl Visitor<'_> for KeyVisitor {
+                type Value = Key;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a metadata key")
+                }
+                fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
+                    Ok(Key::of(key))
+                }
+                fn visit_string<E: de::Error>(self, key: String) -> Result<Key, E> {
+                    Ok(match Key::of(&key) {
+                        Key::Other(_) => Key::Other(key),
+                        known => known,
+                    })
+                }
+            }
+            deserializer.deserialize_identifier(KeyVisitor)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Metadata {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_map(MetadataVisitor)
+        }
+    }
+
+    struct MetadataVisitor;
+
+    /// Sets a field once; a second occurrence of a key is an error, as
+    /// a derive would make it.
+    fn once<'de, A: MapAccess<'de>, T: Deserialize<'de>>(
+        map: &mut A,
+        slot: &mut Option<T>,
+        seen: &mut bool,
+        name: &'static str,
+    ) -> Result<(), A::Error> {
+        if std::mem::replace(seen, true) {
+            return Err(de::Error::duplicate_field(name));
+        }
+        *slot = map.next_value()?;
+        Ok(())
+    }
+
+    impl<'de> Visitor<'de> for MetadataVisitor {
+        type Value = Metadata;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a metadata object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Metadata, A::Error> {
+            let mut metadata = Metadata::default();
+            let mut seen = [false; 8];
+            while let Some(key) = map.next_key::<Key>()? {
+                match key {
+                    Key::CausationMessageStreamName => once(
+                        &mut map,
+                        &mut metadata.causation_message_stream_name,
+                        &mut seen[0],
+                        "causationMessageStreamName",
+                    )?,
+                    Key::CausationMessagePosition => once(
+                        &mut map,
+                        &mut metadata.causation_message_position,
+                        &mut seen[1],
+                        "causationMessagePosition",
+                    )?,
+                    Key::CausationMessageGlobalPosition => once(
+                        &mut map,
+                        &mut metadata.causation_message_global_position,
+                        &mut seen[2],
+                        "causationMessageGlobalPosition",
+                    )?,
+                    Key::CorrelationStreamName => once(
+                        &mut map,
+                        &mut metadata.correlation_stream_name,
+                        &mut seen[3],
+                        "correlationStreamName",
+                    )?,
+                    Key::ReplyStreamName => once(
+                        &mut map,
+                        &mut metadata.reply_stream_name,
+                        &mut seen[4],
+                        "replyStreamName",
+                    )?,
+                    Key::SchemaVersion => once(
+                        &mut map,
+                        &mut metadata.schema_version,
+                        &mut seen[5],
+                        "schemaVersion",
+                    )?,
+                    Key::Properties => {
+                        if std::mem::replace(&mut seen[6], true) {
+                            return Err(de::Error::duplicate_field("properties"));
+                        }
+                        metadata.properties = map.next_value_seed(Properties)?;
+                    }
+                    Key::LocalProperties => {
+                        if std::mem::replace(&mut seen[7], true) {
+                            return Err(de::Error::duplicate_field("localProperties"));
+                        }
+                        metadata.local_properties = map.next_value_seed(Properties)?;
+                    }
+                    Key::Other(key) => {
+                        let value: Value = map.next_value()?;
+                        metadata.other.insert(key, value);
+                    }
+                }
+            }
+            Ok(metadata)
+        }
+    }
+
+    /// Properties written either as a JSON object (ebb, current Eventide)
+    /// or as a list of `{"name": .., "value": ..}` entries (older
+    /// Eventide), or null.
+    struct Properties;
 
     #[derive(Deserialize)]
     #[serde(untagged)]
-    enum Wire {
+    enum PropertiesWire {
         Map(Map<String, Value>),
         List(Vec<Entry>),
         Null,
@@ -312,14 +459,21 @@ mod properties {
         value: Value,
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Map<String, Value>, D::Error> {
-        Ok(match Wire::deserialize(deserializer)? {
-            Wire::Map(map) => map,
-            Wire::List(entries) => entries.into_iter().map(|e| (e.name, e.value)).collect(),
-            Wire::Null => Map::new(),
-        })
+    impl<'de> DeserializeSeed<'de> for Properties {
+        type Value = Map<String, Value>;
+
+        fn deserialize<D: Deserializer<'de>>(
+            self,
+            deserializer: D,
+        ) -> Result<Self::Value, D::Error> {
+            Ok(match PropertiesWire::deserialize(deserializer)? {
+                PropertiesWire::Map(map) => map,
+                PropertiesWire::List(entries) => {
+                    entries.into_iter().map(|e| (e.name, e.value)).collect()
+                }
+                PropertiesWire::Null => Map::new(),
+            })
+        }
     }
 }
 
@@ -452,6 +606,60 @@ mod tests {
     }
 
     #[test]
+    fn metadata_text_reads_every_field_nulls_and_unknown_keys() {
+        let full = Metadata {
+            causation_message_stream_name: Some("account:command-1".into()),
+            causation_message_position: Some(2),
+            causation_message_global_position: Some(9),
+            correlation_stream_name: Some("transfer-7".into()),
+            reply_stream_name: Some("client-1".into()),
+            properties: Map::from_iter([("tenant".into(), json!("a"))]),
+            local_properties: Map::from_iter([("trace".into(), json!(1))]),
+            schema_version: Some("2".into()),
+            other: Map::from_iter([("client\u{e9}".into(), json!({ "k": [1] }))]),
+        };
+        let text = serde_json::to_string(&full).unwrap();
+        assert_eq!(Metadata::from_json_text(Some(&text)).unwrap(), full);
+
+        // Nulls read as absent; an escaped key is still recognised.
+        let text = r#"{"replyStreamName": null, "properties": null,
+            "localProperties": [{"name": "t", "value": 3}],
+            "correlation\u0053treamName": "x-1", "causationMessagePosition": null}"#;
+        let metadata = Metadata::from_json_text(Some(text)).unwrap();
+        assert_eq!(
+            metadata,
+            Metadata {
+                correlation_stream_name: Some("x-1".into()),
+                local_properties: Map::from_iter([("t".into(), json!(3))]),
+                ..Metadata::default()
+            }
+        );
+        assert_eq!(Metadata::from_json_text(None).unwrap(), Metadata::default());
+    }
+
+    #[test]
+    fn metadata_that_does_not_fit_is_an_error_naming_the_problem() {
+        let cases = [
+            (
+                r#"{"schemaVersion": "1", "schemaVersion": "2"}"#,
+                "duplicate field `schemaVersion`",
+            ),
+            (
+                r#"{"causationMessagePosition": "two"}"#,
+                "invalid type: string \"two\"",
+            ),
+            (r#"[1, 2]"#, "expected a metadata object"),
+            (r#"{"properties": 7}"#, "did not match any variant"),
+        ];
+        for (text, expected) in cases {
+            let err = Metadata::from_json_text(Some(text))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "{text}: {err}");
+        }
+    }
+
+    #[test]
     fn properties_written_as_a_list_are_read() {
         let metadata: Metadata = serde_json::from_value(json!({
             "properties": [{ "name": "tenant", "value": "a" }]
@@ -490,13 +698,13 @@ mod tests {
 
     #[test]
     fn data_deserializes_or_says_which_message_does_not() {
-        #[derive(Debug, PartialEq, Deserialize)]
+        #[derive(Debug, PartialEq, serde::Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Deposited {
             account_id: String,
             amount: i64,
         }
-        #[derive(Debug, Deserialize)]
+        #[derive(Debug, serde::Deserialize)]
         struct Opened {
             #[allow(dead_code)]
             owner: String,

@@ -209,3 +209,84 @@ async fn a_group_of_three_handles_every_message_once_each_stream_by_one_member()
     }
     assert_eq!(members.len(), 3, "each member has a share");
 }
+
+#[tokio::test]
+async fn a_position_record_that_fails_stops_the_consumer() {
+    let db = database().await;
+    let store = store_for(&db, 4);
+    seed::write_commands(&store, 500, 10).await;
+    let client = connect(&db).await;
+    // The record of the 100th message's position is refused by the
+    // database (a permanent error, not a transient one).
+    let hundredth: i64 = client
+        .query_one(
+            "SELECT global_position FROM message_store.messages \
+             WHERE stream_name LIKE 'account:command-%' \
+             ORDER BY global_position OFFSET 99 LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    client
+        .batch_execute(&format!(
+            "CREATE FUNCTION refuse_record() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN \
+               IF NEW.stream_name = 'account:command+position-refused' \
+                  AND NEW.data->>'position' = '{hundredth}' THEN \
+                 RAISE EXCEPTION 'position record refused for the test'; \
+               END IF; \
+               RETURN NEW; \
+             END $$; \
+             CREATE TRIGGER refuse_record BEFORE INSERT ON message_store.messages \
+             FOR EACH ROW EXECUTE FUNCTION refuse_record();"
+        ))
+        .await
+        .unwrap();
+    let handled = Arc::new(AtomicUsize::new(0));
+    let consumer = Consumer::new(
+        ConsumerConfig {
+            identifier: Some("refused".into()),
+            ..ConsumerConfig::new(COMMAND_CATEGORY)
+        },
+        store.clone(),
+    )
+    .unwrap()
+    .handler(Dispatcher::new().on({
+        let handled = Arc::clone(&handled);
+        move |_: Received<Deposit>| {
+            handled.fetch_add(1, Ordering::Relaxed);
+            async { Ok::<_, BoxError>(()) }
+        }
+    }));
+    // It stops on the failed record, before it has handled everything.
+    let all = Arc::clone(&handled);
+    let err = run_until(consumer, move || all.load(Ordering::Relaxed) >= 500)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ebb_consumer::Error::Store(_)),
+        "a store error: {err:?}"
+    );
+    assert!(
+        format!("{err:?}").contains("position record refused for the test"),
+        "{err:?}"
+    );
+    let handled = handled.load(Ordering::Relaxed);
+    assert!(
+        (100..500).contains(&handled),
+        "stopped after the refused record, before the end: {handled}"
+    );
+    let recorded: Vec<i64> = client
+        .query(
+            "SELECT (data->>'position')::bigint FROM message_store.messages \
+             WHERE stream_name = 'account:command+position-refused' ORDER BY position",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert!(!recorded.contains(&hundredth), "{recorded:?}");
+}
