@@ -14,6 +14,18 @@
 //! - Under systemd (`NOTIFY_SOCKET` set): `READY=1` once every consumer
 //!   has read its position, `STOPPING=1` when shutting down, and a
 //!   `WATCHDOG=1` ping every half `WATCHDOG_USEC` while running.
+//!
+//! # Which runtime
+//!
+//! A consumer handles one message at a time, so a component gains little
+//! from tokio's multi-thread runtime and pays for it in hand-offs between
+//! threads: every read, reply and wake-up may cross to the other worker.
+//! On a 2-vCPU machine the consumer benchmark (`BENCHMARKS.md`) measured
+//! the same consumer at about 0.85× `pgbench`'s read rate on the
+//! current-thread runtime and about 0.75× on the multi-thread one, with
+//! half again as much CPU spent in the process. ebb therefore recommends
+//! `#[tokio::main(flavor = "current_thread")]` for a component, as below;
+//! the host and the consumer work on either.
 
 use std::fmt;
 use std::future::Future;
@@ -61,7 +73,7 @@ type Hook = Box<dyn FnOnce() -> BoxFuture<'static, Result<(), BoxError>> + Send>
 /// #[message]
 /// struct Deposit { account_id: String, amount: i64 }
 ///
-/// #[tokio::main]
+/// #[tokio::main(flavor = "current_thread")]
 /// async fn main() -> ExitCode {
 ///     let store = match PgStore::from_env() { // DATABASE_URL or PG*
 ///         Ok(store) => store,

@@ -16,7 +16,7 @@ use ebb_handler::{BoxError as HandlerError, Dispatcher, Received};
 use ebb_message_store::{PgStore, PgStoreConfig};
 use ebb_tests::seed::Deposited;
 
-use crate::settings::Settings;
+use crate::settings::{Flavor, Settings};
 use crate::workload::CATEGORY;
 use crate::{Bench, BoxError, DATABASE, Rate};
 
@@ -27,6 +27,9 @@ pub(crate) const CHILD: &str = "EBB_BENCH_CONSUMER_CHILD";
 /// pass, so that each pass starts from the beginning of the category with
 /// a position stream of its own.
 const IDENTIFIER: &str = "EBB_BENCH_CONSUMER_IDENTIFIER";
+/// Set in the consumer's process: the runtime it runs on, by
+/// [`Flavor::name`].
+const RUNTIME: &str = "EBB_BENCH_CONSUMER_CHILD_RUNTIME";
 /// The consumer's line on stdout: messages handled, nanoseconds from the
 /// first read to the last message handled, peak RSS in KiB.
 const RESULT: &str = "consumed";
@@ -39,11 +42,13 @@ pub(crate) struct Pass {
     pub(crate) peak_rss_kib: u64,
 }
 
-/// Runs one pass in a new process and reads what it measured.
-pub(crate) fn pass(bench: &Bench, index: usize) -> Result<Pass, BoxError> {
+/// Runs one pass on `flavor` in a new process and reads what it
+/// measured.
+pub(crate) fn pass(bench: &Bench, index: usize, flavor: Flavor) -> Result<Pass, BoxError> {
     let output = std::process::Command::new(std::env::current_exe()?)
         .env(CHILD, bench.cluster.connection_string(DATABASE))
-        .env(IDENTIFIER, format!("pass{index}"))
+        .env(IDENTIFIER, format!("pass{index}{flavor:?}"))
+        .env(RUNTIME, flavor.name())
         .stderr(std::process::Stdio::inherit())
         .output()?;
     let stdout = String::from_utf8(output.stdout)?;
@@ -88,10 +93,11 @@ struct Count {
 /// position) and prints the result line.
 pub(crate) fn child_main(conninfo: &str, settings: &Settings) -> Result<(), BoxError> {
     let identifier = std::env::var(IDENTIFIER)?;
-    let runtime = if settings.multi_thread {
-        tokio::runtime::Builder::new_multi_thread()
-    } else {
-        tokio::runtime::Builder::new_current_thread()
+    let flavor = std::env::var(RUNTIME)?;
+    let runtime = match Flavor::from_name(&flavor) {
+        Some(Flavor::CurrentThread) => tokio::runtime::Builder::new_current_thread(),
+        Some(Flavor::MultiThread) => tokio::runtime::Builder::new_multi_thread(),
+        None => return Err(format!("{RUNTIME}={flavor:?}: not a runtime").into()),
     }
     .enable_all()
     .build()?;

@@ -12,24 +12,28 @@
 //!   (batches of 1,000, the position recorded every 100 messages, a
 //!   `PgStore` at its defaults) with a `Dispatcher` whose only handler
 //!   decodes each message into its typed struct (`Received<Deposited>`)
-//!   and does nothing else, until it has handled every message ([`ebb`]).
+//!   and does nothing else, until it has handled every message ([`ebb`]),
+//!   on tokio's current-thread runtime (what ebb recommends for a
+//!   component) and on the multi-thread one.
 //!
-//! ebb must reach 0.8x pgbench's messages per second, and the consumer's
-//! process must peak under 64 MiB resident.
+//! ebb on the current-thread runtime must reach 0.8x pgbench's messages
+//! per second (the multi-thread figure is shown beside it), and the
+//! consumer's process must peak under 64 MiB resident.
 //!
 //! Method. The category, `EBB_BENCH_CONSUMER_MESSAGES` (1,000,000)
 //! `Deposited` events over 1,000 streams, is loaded directly with SQL, not
 //! measured ([`workload`]), then vacuumed and checkpointed, and one
-//! unmeasured pgbench pass brings it into the server's buffers. Each side
-//! then makes `EBB_BENCH_CONSUMER_RUNS` (3) full passes, interleaved
-//! (pgbench first, then ebb first, ...), and its figure is the median
-//! pass: a swing in the speed of the (shared) machine falls on both sides
-//! alike. Each ebb pass is a new process (this program, started again),
-//! with a new consumer identifier, so it starts at the beginning of the
-//! category and its peak RSS is its own; its clock starts once the
-//! consumer has read its position (so its connection is open) and stops
-//! at the last message handled. pgbench's figure is its own time "without
-//! initial connection time".
+//! unmeasured pgbench pass brings it into the server's buffers. Then
+//! `EBB_BENCH_CONSUMER_RUNS` (5) rounds: in each, a full pass of pgbench
+//! and one of ebb on each runtime, each round starting one side later
+//! than the one before; each side's figure is its median pass, so a swing
+//! in the speed of the (shared) machine falls on every side alike. Each
+//! ebb pass is a new process (this program, started again), with a new
+//! consumer identifier, so it starts at the beginning of the category and
+//! its peak RSS is its own; its clock starts once the consumer has read
+//! its position (so its connection is open) and stops at the last message
+//! handled. pgbench's figure is its own time "without initial connection
+//! time".
 //!
 //! Sizes come from the environment, all optional; [`settings`] lists the
 //! variables and their defaults.
@@ -64,8 +68,8 @@ use ebb_localpg::Cluster;
 use tokio::runtime::Runtime;
 
 use crate::baseline::{Pgbench, pgbench_version};
-use crate::report::{Report, progress};
-use crate::settings::Settings;
+use crate::report::{Report, Side, progress};
+use crate::settings::{Flavor, Settings};
 
 /// Any error of a run: it ends the run and is printed.
 type BoxError = Box<dyn Error + Send + Sync>;
@@ -217,47 +221,66 @@ fn main() -> Result<(), BoxError> {
     progress(format!("  pgbench {:.0} msg/s", warmup.per_second()));
 
     let runs = bench.settings.runs;
+    let flavors = bench.settings.runtimes.clone();
+    // The sides of a round: pgbench, then ebb on each runtime; each round
+    // starts one side later than the one before.
+    let sides: Vec<Option<Flavor>> = std::iter::once(None)
+        .chain(flavors.iter().copied().map(Some))
+        .collect();
     let mut pgbench_passes: Vec<Measured> = Vec::new();
-    let mut ebb_passes: Vec<Measured> = Vec::new();
+    let mut ebb_passes: Vec<Vec<Measured>> = vec![Vec::new(); flavors.len()];
     let mut peak_rss_kib = 0;
     for round in 0..runs {
-        let pgbench_first = round % 2 == 0;
-        for side in 0..2 {
-            if (side == 0) == pgbench_first {
-                let pass = measured(&bench, || pgbench.pass(&bench))?;
-                progress(format!(
-                    "pass {}/{runs}: pgbench {:.0} msg/s ({:.2} s; CPU: pgbench {:.2} s, server {:.2} s)",
-                    round + 1,
-                    pass.rate.per_second(),
-                    pass.rate.seconds,
-                    pass.client_cpu,
-                    pass.server_cpu
-                ));
-                pgbench_passes.push(pass);
-            } else {
-                let mut rss = 0;
-                let pass = measured(&bench, || {
-                    let pass = ebb::pass(&bench, round)?;
-                    rss = pass.peak_rss_kib;
-                    Ok(pass.rate)
-                })?;
-                progress(format!(
-                    "pass {}/{runs}: ebb {:.0} msg/s ({:.2} s; CPU: consumer {:.2} s, server {:.2} s), \
-                     peak RSS {:.1} MiB",
-                    round + 1,
-                    pass.rate.per_second(),
-                    pass.rate.seconds,
-                    pass.client_cpu,
-                    pass.server_cpu,
-                    rss as f64 / 1024.0
-                ));
-                peak_rss_kib = peak_rss_kib.max(rss);
-                ebb_passes.push(pass);
+        for turn in 0..sides.len() {
+            match sides[(round + turn) % sides.len()] {
+                None => {
+                    let pass = measured(&bench, || pgbench.pass(&bench))?;
+                    progress(format!(
+                        "pass {}/{runs}: pgbench {:.0} msg/s ({:.2} s; CPU: pgbench {:.2} s, server {:.2} s)",
+                        round + 1,
+                        pass.rate.per_second(),
+                        pass.rate.seconds,
+                        pass.client_cpu,
+                        pass.server_cpu
+                    ));
+                    pgbench_passes.push(pass);
+                }
+                Some(flavor) => {
+                    let mut rss = 0;
+                    let pass = measured(&bench, || {
+                        let pass = ebb::pass(&bench, round, flavor)?;
+                        rss = pass.peak_rss_kib;
+                        Ok(pass.rate)
+                    })?;
+                    progress(format!(
+                        "pass {}/{runs}: ebb, {} {:.0} msg/s ({:.2} s; CPU: consumer {:.2} s, \
+                         server {:.2} s), peak RSS {:.1} MiB",
+                        round + 1,
+                        flavor.name(),
+                        pass.rate.per_second(),
+                        pass.rate.seconds,
+                        pass.client_cpu,
+                        pass.server_cpu,
+                        rss as f64 / 1024.0
+                    ));
+                    peak_rss_kib = peak_rss_kib.max(rss);
+                    let index = flavors.iter().position(|f| *f == flavor).unwrap_or(0);
+                    ebb_passes[index].push(pass);
+                }
             }
         }
     }
-    let rates = |passes: &[Measured]| passes.iter().map(|pass| pass.rate).collect::<Vec<_>>();
-    let (pgbench_rates, ebb_rates) = (rates(&pgbench_passes), rates(&ebb_passes));
+    let side = |passes: &[Measured]| {
+        let rates: Vec<Rate> = passes.iter().map(|pass| pass.rate).collect();
+        Side {
+            median: median(&rates),
+            cpu: (
+                median_of(passes.iter().map(|pass| pass.client_cpu)),
+                median_of(passes.iter().map(|pass| pass.server_cpu)),
+            ),
+            rates,
+        }
+    };
 
     let server = bench.server_version()?;
     let version = pgbench_version(&bench);
@@ -265,20 +288,12 @@ fn main() -> Result<(), BoxError> {
         settings: &bench.settings,
         server: &server,
         pgbench_version: &version,
-        pgbench: &pgbench_rates,
-        ebb: &ebb_rates,
-        pgbench_median: median(&pgbench_rates),
-        ebb_median: median(&ebb_rates),
-        cpu: [
-            (
-                median_of(pgbench_passes.iter().map(|pass| pass.client_cpu)),
-                median_of(pgbench_passes.iter().map(|pass| pass.server_cpu)),
-            ),
-            (
-                median_of(ebb_passes.iter().map(|pass| pass.client_cpu)),
-                median_of(ebb_passes.iter().map(|pass| pass.server_cpu)),
-            ),
-        ],
+        pgbench: side(&pgbench_passes),
+        ebb: flavors
+            .iter()
+            .zip(&ebb_passes)
+            .map(|(flavor, passes)| (*flavor, side(passes)))
+            .collect(),
         peak_rss_kib,
         elapsed: run_started.elapsed(),
     };

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::Rate;
-use crate::settings::Settings;
+use crate::settings::{Flavor, Settings};
 
 /// The lowest ratio of ebb's rate to pgbench's that passes.
 pub(crate) const RATIO_REQUIRED: f64 = 0.8;
@@ -23,6 +23,15 @@ pub(crate) fn result_line(line: &str) {
     println!("{line}");
 }
 
+/// One side's passes: every rate in the order run, the median, and the
+/// median CPU seconds per pass (client, server).
+#[derive(Debug)]
+pub(crate) struct Side {
+    pub(crate) rates: Vec<Rate>,
+    pub(crate) median: Rate,
+    pub(crate) cpu: (f64, f64),
+}
+
 /// Everything the report shows.
 #[derive(Debug)]
 pub(crate) struct Report<'a> {
@@ -30,14 +39,9 @@ pub(crate) struct Report<'a> {
     /// PostgreSQL's version and pgbench's.
     pub(crate) server: &'a str,
     pub(crate) pgbench_version: &'a str,
-    /// Every pass of each side, in the order run.
-    pub(crate) pgbench: &'a [Rate],
-    pub(crate) ebb: &'a [Rate],
-    /// The medians.
-    pub(crate) pgbench_median: Rate,
-    pub(crate) ebb_median: Rate,
-    /// Median CPU seconds per pass, (client, server): pgbench's, then ebb's.
-    pub(crate) cpu: [(f64, f64); 2],
+    pub(crate) pgbench: Side,
+    /// ebb on each runtime measured; the requirement applies to the first.
+    pub(crate) ebb: Vec<(Flavor, Side)>,
     /// The highest peak RSS of the consumer's processes, in KiB.
     pub(crate) peak_rss_kib: u64,
     /// The whole run, cluster start and loading included.
@@ -45,26 +49,17 @@ pub(crate) struct Report<'a> {
 }
 
 impl Report<'_> {
-    pub(crate) fn ratio(&self) -> f64 {
-        self.ebb_median.per_second() / self.pgbench_median.per_second()
+    fn ratio(&self, side: &Side) -> f64 {
+        side.median.per_second() / self.pgbench.median.per_second()
     }
 
-    pub(crate) fn peak_rss_mib(&self) -> f64 {
+    fn peak_rss_mib(&self) -> f64 {
         self.peak_rss_kib as f64 / 1024.0
-    }
-
-    pub(crate) fn ratio_passes(&self) -> bool {
-        self.ratio() >= RATIO_REQUIRED
-    }
-
-    pub(crate) fn rss_passes(&self) -> bool {
-        self.peak_rss_mib() < PEAK_RSS_LIMIT_MIB
     }
 
     /// Prints the report; true when both requirements pass.
     pub(crate) fn print(&self) -> bool {
         let verdict = |pass: bool| if pass { "PASS" } else { "FAIL" };
-        let settings = self.settings;
         println!();
         println!(
             "ebb consumer against pgbench: {} messages in one category, read in batches of {}",
@@ -72,54 +67,65 @@ impl Report<'_> {
             crate::workload::BATCH_SIZE
         );
         println!(
-            "PostgreSQL {} (fsync off), pgbench {}; consumer at default settings on tokio's {} runtime; \
+            "PostgreSQL {} (fsync off), pgbench {}; consumer at default settings; \
              {} interleaved passes per side, medians; run took {:.0} s",
             self.server,
             self.pgbench_version,
-            settings.runtime(),
-            settings.runs,
+            self.settings.runs,
             self.elapsed.as_secs_f64()
         );
-        let passes = |rates: &[Rate]| {
-            rates
+        let row = |name: &str, side: &Side| {
+            let passes = side
+                .rates
                 .iter()
                 .map(|rate| group(rate.per_second()))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", ");
+            println!(
+                "| {name} | {} | {:.2} | {:.2} | {:.2} | {passes} |",
+                group(side.median.per_second()),
+                side.median.seconds,
+                side.cpu.0,
+                side.cpu.1,
+            );
         };
         println!();
         println!("| | msg/s | s per pass | client CPU s | server CPU s | passes, msg/s |");
         println!("|---|---:|---:|---:|---:|---|");
-        println!(
-            "| pgbench, get_category_messages | {} | {:.2} | {:.2} | {:.2} | {} |",
-            group(self.pgbench_median.per_second()),
-            self.pgbench_median.seconds,
-            self.cpu[0].0,
-            self.cpu[0].1,
-            passes(self.pgbench)
-        );
-        println!(
-            "| ebb consumer, typed handler | {} | {:.2} | {:.2} | {:.2} | {} |",
-            group(self.ebb_median.per_second()),
-            self.ebb_median.seconds,
-            self.cpu[1].0,
-            self.cpu[1].1,
-            passes(self.ebb)
-        );
+        row("pgbench, get_category_messages", &self.pgbench);
+        for (flavor, side) in &self.ebb {
+            row(
+                &format!("ebb consumer, typed handler, {} runtime", flavor.name()),
+                side,
+            );
+        }
         println!();
         println!("| requirement | measured | required | result |");
         println!("|---|---:|---:|---|");
+        let mut passed = true;
+        for (index, (flavor, side)) in self.ebb.iter().enumerate() {
+            let ratio = self.ratio(side);
+            if index == 0 {
+                passed &= ratio >= RATIO_REQUIRED;
+                println!(
+                    "| ebb ({}) / pgbench | {ratio:.2}× | ≥ {RATIO_REQUIRED}× | {} |",
+                    flavor.name(),
+                    verdict(ratio >= RATIO_REQUIRED)
+                );
+            } else {
+                println!(
+                    "| ebb ({}) / pgbench | {ratio:.2}× | (shown, not required) | |",
+                    flavor.name()
+                );
+            }
+        }
+        let rss_passes = self.peak_rss_mib() < PEAK_RSS_LIMIT_MIB;
         println!(
-            "| ebb / pgbench | {:.2}× | ≥ {RATIO_REQUIRED}× | {} |",
-            self.ratio(),
-            verdict(self.ratio_passes())
-        );
-        println!(
-            "| consumer's peak RSS | {:.1} MiB | < {PEAK_RSS_LIMIT_MIB} MiB | {} |",
+            "| consumer's peak RSS, any runtime | {:.1} MiB | < {PEAK_RSS_LIMIT_MIB} MiB | {} |",
             self.peak_rss_mib(),
-            verdict(self.rss_passes())
+            verdict(rss_passes)
         );
-        self.ratio_passes() && self.rss_passes()
+        passed && rss_passes
     }
 }
 

@@ -8,9 +8,31 @@ use std::str::FromStr;
 
 use crate::BoxError;
 
-/// `EBB_BENCH_CONSUMER_RUNTIME`'s values, also the report's names.
-const MULTI_THREAD: &str = "multi-thread";
-const CURRENT_THREAD: &str = "current-thread";
+/// The runtime a consumer process runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flavor {
+    /// `#[tokio::main(flavor = "current_thread")]`: what ebb recommends
+    /// for a component (see the host's documentation).
+    CurrentThread,
+    /// `#[tokio::main]`'s default.
+    MultiThread,
+}
+
+impl Flavor {
+    /// The name `EBB_BENCH_CONSUMER_RUNTIME` and the report use.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::CurrentThread => "current-thread",
+            Self::MultiThread => "multi-thread",
+        }
+    }
+
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        [Self::CurrentThread, Self::MultiThread]
+            .into_iter()
+            .find(|flavor| flavor.name() == name)
+    }
+}
 
 /// The sizes of a run.
 #[derive(Debug, Clone)]
@@ -19,33 +41,36 @@ pub(crate) struct Settings {
     /// into the category, and consumed end to end by each run of each
     /// side; at least one batch of 1,000.
     pub(crate) messages: u64,
-    /// `EBB_BENCH_CONSUMER_RUNS`, default 3: full passes per side,
+    /// `EBB_BENCH_CONSUMER_RUNS`, default 5: full passes per side,
     /// interleaved (pgbench first, then ebb first, ...); each side's
     /// figure is the median pass.
     pub(crate) runs: usize,
-    /// `EBB_BENCH_CONSUMER_RUNTIME`, default `multi-thread` (what
-    /// `#[tokio::main]` gives), or `current-thread`: the runtime the
-    /// consumer process runs on.
-    pub(crate) multi_thread: bool,
+    /// `EBB_BENCH_CONSUMER_RUNTIME`, default `both`: the runtimes the
+    /// consumer is measured on, `current-thread`, `multi-thread` or
+    /// `both` (each pass of pgbench is then followed by one of each).
+    /// The first one measured is the one the requirement applies to.
+    pub(crate) runtimes: Vec<Flavor>,
 }
 
 impl Settings {
     pub(crate) fn from_env() -> Result<Self, BoxError> {
         let settings = Settings {
             messages: env_or("EBB_BENCH_CONSUMER_MESSAGES", 1_000_000)?,
-            runs: env_or("EBB_BENCH_CONSUMER_RUNS", 3)?,
-            multi_thread: match std::env::var("EBB_BENCH_CONSUMER_RUNTIME") {
-                Err(_) => true,
-                Ok(flavor) => match flavor.trim() {
-                    "" | MULTI_THREAD => true,
-                    CURRENT_THREAD => false,
-                    other => {
-                        return Err(format!(
-                            "EBB_BENCH_CONSUMER_RUNTIME={other:?}: \
-                             expected {MULTI_THREAD} or {CURRENT_THREAD}"
-                        )
-                        .into());
-                    }
+            runs: env_or("EBB_BENCH_CONSUMER_RUNS", 5)?,
+            runtimes: match std::env::var("EBB_BENCH_CONSUMER_RUNTIME") {
+                Err(_) => vec![Flavor::CurrentThread, Flavor::MultiThread],
+                Ok(name) => match name.trim() {
+                    "" | "both" => vec![Flavor::CurrentThread, Flavor::MultiThread],
+                    other => match Flavor::from_name(other) {
+                        Some(flavor) => vec![flavor],
+                        None => {
+                            return Err(format!(
+                                "EBB_BENCH_CONSUMER_RUNTIME={other:?}: \
+                                 expected current-thread, multi-thread or both"
+                            )
+                            .into());
+                        }
+                    },
                 },
             },
         };
@@ -56,15 +81,6 @@ impl Settings {
             return Err("EBB_BENCH_CONSUMER_MESSAGES must be at least one batch (1,000)".into());
         }
         Ok(settings)
-    }
-
-    /// The consumer's runtime, as `EBB_BENCH_CONSUMER_RUNTIME` names it.
-    pub(crate) fn runtime(&self) -> &'static str {
-        if self.multi_thread {
-            MULTI_THREAD
-        } else {
-            CURRENT_THREAD
-        }
     }
 }
 
