@@ -132,6 +132,7 @@ pub(crate) fn child_main(conninfo: &str, settings: &Settings) -> Result<(), BoxE
         let consumer = Consumer::new(
             ConsumerConfig {
                 identifier: Some(identifier),
+                position_update_interval: settings.position_update_interval,
                 ..ConsumerConfig::new(CATEGORY)
             },
             store,

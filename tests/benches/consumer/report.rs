@@ -53,6 +53,13 @@ impl Report<'_> {
         side.median.per_second() / self.pgbench.median.per_second()
     }
 
+    /// True when the consumer runs at its default settings, where the
+    /// requirement applies.
+    fn at_defaults(&self) -> bool {
+        self.settings.position_update_interval
+            == ebb_consumer::ConsumerConfig::new("any").position_update_interval
+    }
+
     fn peak_rss_mib(&self) -> f64 {
         self.peak_rss_kib as f64 / 1024.0
     }
@@ -67,10 +74,19 @@ impl Report<'_> {
             crate::workload::BATCH_SIZE
         );
         println!(
-            "PostgreSQL {} (fsync off), pgbench {}; consumer at default settings; \
+            "PostgreSQL {} (fsync off), pgbench {}; consumer at {}; \
              {} interleaved passes per side, medians; run took {:.0} s",
             self.server,
             self.pgbench_version,
+            if self.at_defaults() {
+                "default settings".to_owned()
+            } else {
+                format!(
+                    "default settings but the position recorded every {} messages \
+                     (the requirement is not checked)",
+                    self.settings.position_update_interval
+                )
+            },
             self.settings.runs,
             self.elapsed.as_secs_f64()
         );
@@ -105,7 +121,7 @@ impl Report<'_> {
         let mut passed = true;
         for (index, (flavor, side)) in self.ebb.iter().enumerate() {
             let ratio = self.ratio(side);
-            if index == 0 {
+            if index == 0 && self.at_defaults() {
                 passed &= ratio >= RATIO_REQUIRED;
                 println!(
                     "| ebb ({}) / pgbench | {ratio:.2}× | ≥ {RATIO_REQUIRED}× | {} |",
@@ -114,7 +130,7 @@ impl Report<'_> {
                 );
             } else {
                 println!(
-                    "| ebb ({}) / pgbench | {ratio:.2}× | (shown, not required) | |",
+                    "| ebb ({}) / pgbench | {ratio:.2}× | (not checked) | |",
                     flavor.name()
                 );
             }

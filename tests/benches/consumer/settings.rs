@@ -45,6 +45,11 @@ pub(crate) struct Settings {
     /// interleaved (pgbench first, then ebb first, ...); each side's
     /// figure is the median pass.
     pub(crate) runs: usize,
+    /// `EBB_BENCH_CONSUMER_POSITION_INTERVAL`, default 100 (the
+    /// consumer's default): messages between position records. Another
+    /// value shows what the records cost; the requirement is only
+    /// checked at the default.
+    pub(crate) position_update_interval: u64,
     /// `EBB_BENCH_CONSUMER_RUNTIME`, default `both`: the runtimes the
     /// consumer is measured on, `current-thread`, `multi-thread` or
     /// `both` (each pass of pgbench is then followed by one of each).
@@ -57,6 +62,10 @@ impl Settings {
         let settings = Settings {
             messages: env_or("EBB_BENCH_CONSUMER_MESSAGES", 1_000_000)?,
             runs: env_or("EBB_BENCH_CONSUMER_RUNS", 5)?,
+            position_update_interval: env_or(
+                "EBB_BENCH_CONSUMER_POSITION_INTERVAL",
+                ebb_consumer::ConsumerConfig::new("any").position_update_interval,
+            )?,
             runtimes: match std::env::var("EBB_BENCH_CONSUMER_RUNTIME") {
                 Err(_) => vec![Flavor::CurrentThread, Flavor::MultiThread],
                 Ok(name) => match name.trim() {
@@ -74,6 +83,9 @@ impl Settings {
                 },
             },
         };
+        if settings.position_update_interval == 0 {
+            return Err("EBB_BENCH_CONSUMER_POSITION_INTERVAL must be at least 1".into());
+        }
         if settings.runs == 0 {
             return Err("EBB_BENCH_CONSUMER_RUNS must be at least 1".into());
         }
