@@ -39,11 +39,16 @@ type ErrorHook = Arc<dyn Fn(&BoxError, &Message) -> OnError + Send + Sync>;
 ///   from the start of the category.
 /// - It reads batches of [`batch_size`](ConsumerConfig::batch_size) and,
 ///   when caught up, waits [`poll_interval`](ConsumerConfig::poll_interval)
-///   before reading again.
+///   before reading again. The store reads the next batch while this one
+///   is handled ([`MessageStore::read_category`]), so at most two batches
+///   are held. A read that fails with a transient error is retried at the
+///   [`read_retry_ms`](ConsumerConfig::read_retry_ms) intervals.
 /// - It records the position of the last handled message every
 ///   [`position_update_interval`](ConsumerConfig::position_update_interval)
 ///   messages and when it stops; never past a message whose handling
-///   failed or did not finish.
+///   failed or did not finish. A record is written while the next
+///   messages are handled, one at a time, retried as a read is; one that
+///   still fails stops the consumer with [`Error::Store`].
 /// - A handler's error (a message that does not decode among them) goes to
 ///   the error hook; by default the consumer stops there and
 ///   [`run`](Self::run) returns [`Error::Handler`].
