@@ -2,16 +2,16 @@
 //! every message to its handlers in order, and records how far it got.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use ebb_handler::{BoxError, Dispatcher};
 use ebb_message_store::{Message, MessageStore};
 use ebb_retry::{Retry, RetryError};
 use futures_util::TryStreamExt as _;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::Poll;
 
 use crate::control::Control;
 use crate::position::PositionStore;
@@ -110,7 +110,7 @@ struct Progress {
 
 impl<S, E> Consumer<S, E>
 where
-    S: MessageStore + Clone + 'static,
+    S: MessageStore + Clone,
     E: Into<BoxError> + From<ebb_handler::Error> + Send + 'static,
 {
     /// A consumer of `config.category` in `store`, without handlers yet;
@@ -350,22 +350,15 @@ where
     }
 
     /// On a graceful stop: finishes the record in flight, then records
-    /// the last handled position, retrying as a read is retried.
-    async fn record_last(
-        &self,
+    /// the last handled position and waits for it, retrying as a read is
+    /// retried.
+    async fn record_last<'a>(
+        &'a self,
         progress: &mut Progress,
-        recorder: &mut Recorder<'_>,
+        recorder: &mut Recorder<'a>,
     ) -> Result<(), Error> {
-        recorder.finish().await?;
-        let Some(position) = Self::unrecorded(progress) else {
-            return Ok(());
-        };
-        self.read_retry
-            .run(|_| self.positions.write(position))
-            .await
-            .map_err(|err: RetryError<ebb_message_store::Error>| Error::Store(err.into_last()))?;
-        progress.unrecorded = 0;
-        Ok(())
+        self.record(progress, recorder).await?;
+        recorder.finish().await
     }
 
     /// After an error: the record in flight is given up, and the last
@@ -390,6 +383,8 @@ where
         Ok(())
     }
 
+    /// The position to record: the last handled message's, if any was
+    /// handled since the last record.
     fn unrecorded(progress: &Progress) -> Option<i64> {
         progress.handled.filter(|_| progress.unrecorded > 0)
     }

@@ -565,9 +565,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn metadata_wire_keys_are_camel_case_and_empty_values_omitted() {
-        let metadata = Metadata {
+    /// Metadata with every named field set.
+    fn every_field() -> Metadata {
+        Metadata {
             causation_message_stream_name: Some("account:command-1".into()),
             causation_message_position: Some(2),
             causation_message_global_position: Some(9),
@@ -577,7 +577,12 @@ mod tests {
             local_properties: Map::from_iter([("trace".into(), json!(1))]),
             schema_version: Some("2".into()),
             other: Map::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn metadata_wire_keys_are_camel_case_and_empty_values_omitted() {
+        let metadata = every_field();
         assert_eq!(
             serde_json::to_value(&metadata).unwrap(),
             json!({
@@ -608,15 +613,8 @@ mod tests {
     #[test]
     fn metadata_text_reads_every_field_nulls_and_unknown_keys() {
         let full = Metadata {
-            causation_message_stream_name: Some("account:command-1".into()),
-            causation_message_position: Some(2),
-            causation_message_global_position: Some(9),
-            correlation_stream_name: Some("transfer-7".into()),
-            reply_stream_name: Some("client-1".into()),
-            properties: Map::from_iter([("tenant".into(), json!("a"))]),
-            local_properties: Map::from_iter([("trace".into(), json!(1))]),
-            schema_version: Some("2".into()),
             other: Map::from_iter([("client\u{e9}".into(), json!({ "k": [1] }))]),
+            ..every_field()
         };
         let text = serde_json::to_string(&full).unwrap();
         assert_eq!(Metadata::from_json_text(Some(&text)).unwrap(), full);

@@ -7,33 +7,10 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{AppError, Attempts, ms, network};
+use common::{AppError, Attempts, ms, network, run_script};
 use ebb_retry::{
     CancellationToken, Decision, Event, Exponential, Jittered, Retry, RetryBudget, Rule, StopReason,
 };
-
-/// Run `retry` over an operation that fails with `errors[cycle]` and
-/// succeeds once the list is exhausted.
-async fn run_script(
-    retry: &Retry,
-    attempts: &Attempts,
-    mut errors: Vec<AppError>,
-) -> Result<u32, ebb_retry::RetryError<AppError>> {
-    errors.reverse();
-    let errors = std::cell::RefCell::new(errors);
-    retry
-        .run(|cycle| {
-            attempts.record(cycle);
-            let next = errors.borrow_mut().pop();
-            async move {
-                match next {
-                    Some(err) => Err(err),
-                    None => Ok(cycle),
-                }
-            }
-        })
-        .await
-}
 
 #[tokio::test(start_paused = true)]
 async fn eventide_no_filter_retries_every_error_until_intervals_are_spent() {

@@ -9,31 +9,8 @@ mod common;
 
 use std::io;
 
-use common::{AppError, Attempts, network};
+use common::{Attempts, network, run_script};
 use ebb_retry::Retry;
-
-/// Run `retry` over an operation that fails with `errors[cycle]` and
-/// succeeds once the list is exhausted.
-async fn run_script(
-    retry: &Retry,
-    attempts: &Attempts,
-    mut errors: Vec<AppError>,
-) -> Result<u32, ebb_retry::RetryError<AppError>> {
-    errors.reverse();
-    let errors = std::cell::RefCell::new(errors);
-    retry
-        .run(|cycle| {
-            attempts.record(cycle);
-            let next = errors.borrow_mut().pop();
-            async move {
-                match next {
-                    Some(err) => Err(err),
-                    None => Ok(cycle),
-                }
-            }
-        })
-        .await
-}
 
 /// A minimal subscriber that records each event as `message field=value…`.
 mod capture {

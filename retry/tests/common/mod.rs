@@ -9,6 +9,7 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
+use ebb_retry::{Retry, RetryError};
 use tokio::time::Instant;
 
 /// An application error as a handler might have: a conflict, a wrapped
@@ -90,4 +91,27 @@ impl Attempts {
 
 pub fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
+}
+
+/// Runs `retry` over an operation that fails with `errors[cycle]` and
+/// succeeds once the list is exhausted, recording each attempt.
+pub async fn run_script(
+    retry: &Retry,
+    attempts: &Attempts,
+    mut errors: Vec<AppError>,
+) -> Result<u32, RetryError<AppError>> {
+    errors.reverse();
+    let errors = RefCell::new(errors);
+    retry
+        .run(|cycle| {
+            attempts.record(cycle);
+            let next = errors.borrow_mut().pop();
+            async move {
+                match next {
+                    Some(err) => Err(err),
+                    None => Ok(cycle),
+                }
+            }
+        })
+        .await
 }

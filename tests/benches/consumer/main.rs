@@ -69,7 +69,7 @@ use tokio::runtime::Runtime;
 
 use crate::baseline::{Pgbench, pgbench_version};
 use crate::report::{Report, Side, progress};
-use crate::settings::{Flavor, Settings};
+use crate::settings::Settings;
 
 /// Any error of a run: it ends the run and is printed.
 type BoxError = Box<dyn Error + Send + Sync>;
@@ -224,8 +224,9 @@ fn main() -> Result<(), BoxError> {
     let flavors = bench.settings.runtimes.clone();
     // The sides of a round: pgbench, then ebb on each runtime; each round
     // starts one side later than the one before.
-    let sides: Vec<Option<Flavor>> = std::iter::once(None)
-        .chain(flavors.iter().copied().map(Some))
+    // `Some(i)` is ebb on `flavors[i]`.
+    let sides: Vec<Option<usize>> = std::iter::once(None)
+        .chain((0..flavors.len()).map(Some))
         .collect();
     let mut pgbench_passes: Vec<Measured> = Vec::new();
     let mut ebb_passes: Vec<Vec<Measured>> = vec![Vec::new(); flavors.len()];
@@ -245,7 +246,8 @@ fn main() -> Result<(), BoxError> {
                     ));
                     pgbench_passes.push(pass);
                 }
-                Some(flavor) => {
+                Some(index) => {
+                    let flavor = flavors[index];
                     let mut rss = 0;
                     let pass = measured(&bench, || {
                         let pass = ebb::pass(&bench, round, flavor)?;
@@ -264,7 +266,6 @@ fn main() -> Result<(), BoxError> {
                         rss as f64 / 1024.0
                     ));
                     peak_rss_kib = peak_rss_kib.max(rss);
-                    let index = flavors.iter().position(|f| *f == flavor).unwrap_or(0);
                     ebb_passes[index].push(pass);
                 }
             }
