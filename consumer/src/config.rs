@@ -66,6 +66,11 @@ pub struct ConsumerConfig {
     /// consuming, and when stopping, is retried the same way. Default:
     /// [`DEFAULT_READ_RETRY_MS`] (100 ms, 1 s, 5 s).
     pub read_retry_ms: Vec<u64>,
+    /// How many messages are handled at once. Messages of one stream are
+    /// never handled at the same time, and always in their order; the
+    /// recorded position never passes the lowest message not yet handled.
+    /// Default: 1, one message at a time in global order (Eventide's).
+    pub concurrency: usize,
 }
 
 impl ConsumerConfig {
@@ -81,6 +86,7 @@ impl ConsumerConfig {
             correlation: None,
             condition: None,
             read_retry_ms: DEFAULT_READ_RETRY_MS.to_vec(),
+            concurrency: 1,
         }
     }
 
@@ -129,6 +135,9 @@ impl ConsumerConfig {
         }
         if self.position_update_interval == 0 {
             return invalid("the position update interval must be at least 1".into());
+        }
+        if self.concurrency == 0 {
+            return invalid("the concurrency must be at least 1".into());
         }
         if self.poll_interval.is_zero() {
             return invalid("the poll interval must be longer than zero".into());

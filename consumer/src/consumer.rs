@@ -17,6 +17,8 @@ use crate::control::Control;
 use crate::position::PositionStore;
 use crate::{ConsumerConfig, Error};
 
+mod concurrent;
+
 /// What a consumer does after a handler failed on a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnError {
@@ -187,7 +189,12 @@ where
         );
         started();
         let mut recorder = Recorder::default();
-        let result = self.consume(control, &mut progress, &mut recorder).await;
+        let result = if self.config.concurrency > 1 {
+            self.consume_concurrently(control, &mut progress, &mut recorder)
+                .await
+        } else {
+            self.consume(control, &mut progress, &mut recorder).await
+        };
         // Stopping, or stopped by an error: record how far it got (never
         // past a message that failed or did not finish). After an error,
         // once only: the store may be what failed, and the process should
@@ -276,6 +283,18 @@ where
         err: ebb_message_store::Error,
         failures: &mut usize,
     ) -> Result<(), Error> {
+        let wait = self.read_retry_wait(err, failures)?;
+        tokio::time::sleep(wait).await;
+        Ok(())
+    }
+
+    /// How long to wait before reading again after a failed read, or the
+    /// error if it is not transient or the retries are spent.
+    fn read_retry_wait(
+        &self,
+        err: ebb_message_store::Error,
+        failures: &mut usize,
+    ) -> Result<Duration, Error> {
         let wait = self.config.read_retry_ms.get(*failures).copied();
         let Some(wait) = wait.filter(|_| err.is_transient()) else {
             return Err(Error::Store(err));
@@ -288,8 +307,7 @@ where
             error = %Chain(&err),
             "read failed; reading again"
         );
-        tokio::time::sleep(Duration::from_millis(wait)).await;
-        Ok(())
+        Ok(Duration::from_millis(wait))
     }
 
     async fn handle(&self, message: &Arc<Message>) -> Result<(), Error> {
@@ -414,6 +432,22 @@ impl Recorder<'_> {
             }
             Poll::Pending => Ok(()),
         }
+    }
+
+    /// Whether a record is in flight.
+    fn is_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Completes when the record in flight does (pending while there is
+    /// none); its failure is the consumer's.
+    async fn wait(&mut self) -> Result<(), Error> {
+        let Some(pending) = &mut self.pending else {
+            return std::future::pending().await;
+        };
+        let result = pending.as_mut().await;
+        self.pending = None;
+        Ok(result?)
     }
 
     /// Waits for the record in flight, if any.
