@@ -4,16 +4,18 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ebb_handler::{BoxError, Dispatcher};
 use ebb_message_store::{Message, MessageStore};
 use ebb_retry::{Retry, RetryError};
 use futures_util::TryStreamExt as _;
+use tracing::Instrument as _;
 
 use crate::control::Control;
+use crate::metrics::{ConsumerMetrics, LAG_SAMPLE_INTERVAL};
 use crate::position::PositionStore;
 use crate::{ConsumerConfig, Error};
 
@@ -86,6 +88,9 @@ pub struct Consumer<S, E = BoxError> {
     on_error: Option<ErrorHook>,
     /// Retries a read that failed with a transient error.
     read_retry: Retry,
+    /// Registered when the consumer first runs (a host installs its
+    /// recorder before it starts its consumers).
+    metrics: OnceLock<ConsumerMetrics>,
 }
 
 impl<S: fmt::Debug, E> fmt::Debug for Consumer<S, E> {
@@ -108,6 +113,8 @@ struct Progress {
     handled: Option<i64>,
     /// Messages handled since the position was last recorded.
     unrecorded: u64,
+    /// When the lag was last measured.
+    lag_sampled: Option<Instant>,
 }
 
 impl<S, E> Consumer<S, E>
@@ -136,6 +143,7 @@ where
             positions,
             on_error: None,
             read_retry,
+            metrics: OnceLock::new(),
         })
     }
 
@@ -180,7 +188,9 @@ where
             next: recorded.unwrap_or(1),
             handled: None,
             unrecorded: 0,
+            lag_sampled: None,
         };
+        self.metrics();
         tracing::info!(
             category = %self.config.category,
             position_stream = %self.positions.stream_name(),
@@ -263,12 +273,14 @@ where
                 progress.next = message.global_position + 1;
                 progress.handled = Some(message.global_position);
                 progress.unrecorded += 1;
+                self.metrics().position.set(message.global_position as f64);
                 if progress.unrecorded >= self.config.position_update_interval {
                     self.record(progress, recorder).await?;
                 }
             }
             // Caught up: the record in flight is finished before waiting.
             recorder.finish().await?;
+            self.sample_lag(progress).await;
             tokio::select! {
                 () = tokio::time::sleep(self.config.poll_interval) => {}
                 () = control.stopped() => return Ok(()),
@@ -310,12 +322,63 @@ where
         Ok(Duration::from_millis(wait))
     }
 
+    /// Gives `message` to every handler, inside its span, and measures it.
     async fn handle(&self, message: &Arc<Message>) -> Result<(), Error> {
+        let span = tracing::debug_span!(
+            "message",
+            stream = %message.stream_name,
+            position = message.position,
+            global_position = message.global_position,
+            r#type = %message.type_name,
+        );
+        let metrics = self.metrics();
+        let started = Instant::now();
+        let result = self.dispatch(message).instrument(span).await;
+        metrics.handler_seconds.record(started.elapsed());
+        if result.is_ok() {
+            metrics.handled.increment(1);
+        }
+        result
+    }
+
+    /// This consumer's metrics (see [`crate::metrics`]).
+    fn metrics(&self) -> &ConsumerMetrics {
+        self.metrics.get_or_init(|| {
+            ConsumerMetrics::new(&self.config.category, self.config.identifier.as_deref())
+        })
+    }
+
+    /// Measures the lag, unless it was measured less than
+    /// [`LAG_SAMPLE_INTERVAL`] ago. A failure to measure is only logged:
+    /// the reads will say if the store is gone.
+    async fn sample_lag(&self, progress: &mut Progress) {
+        if progress
+            .lag_sampled
+            .is_some_and(|at| at.elapsed() < LAG_SAMPLE_INTERVAL)
+        {
+            return;
+        }
+        progress.lag_sampled = Some(Instant::now());
+        match self.store.category_head(&self.config.category).await {
+            Ok(head) => {
+                let at = progress.handled.unwrap_or(progress.next - 1);
+                let lag = head.map_or(0, |head| (head - at).max(0));
+                self.metrics().lag.set(lag as f64);
+            }
+            Err(err) => {
+                tracing::debug!(error = %Chain(&err), "could not measure the lag");
+            }
+        }
+    }
+
+    /// Every handler, in order, with the error hook's decisions.
+    async fn dispatch(&self, message: &Arc<Message>) -> Result<(), Error> {
         for handlers in &self.handlers {
             let Err(error) = handlers.dispatch_shared(message).await else {
                 continue;
             };
             let error: BoxError = error.into();
+            self.metrics().errors.increment(1);
             tracing::error!(
                 stream = %message.stream_name,
                 position = message.position,
@@ -364,7 +427,9 @@ where
         }));
         progress.unrecorded = 0;
         // The first poll sends the write.
-        recorder.progress().await
+        recorder.progress().await?;
+        self.sample_lag(progress).await;
+        Ok(())
     }
 
     /// On a graceful stop: finishes the record in flight, then records

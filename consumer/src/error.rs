@@ -11,6 +11,11 @@ pub enum Error {
     #[error("invalid consumer settings: {0}")]
     InvalidConfig(String),
 
+    /// The host's metrics endpoint could not start: its address could not
+    /// be bound, or the process has a metrics recorder already.
+    #[error("the metrics endpoint could not start: {0}")]
+    Metrics(String),
+
     /// The store failed: reading the category or recording the position
     /// (after the read retries were spent), or reading the position at the
     /// start. The position stays where it was recorded last.

@@ -29,6 +29,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -101,6 +102,8 @@ pub struct Host {
     default_retry: Retry,
     stop_timeout: Duration,
     control: Control,
+    /// Where to serve Prometheus metrics, if anywhere.
+    metrics: Option<SocketAddr>,
 }
 
 impl fmt::Debug for Host {
@@ -120,6 +123,7 @@ impl fmt::Debug for Host {
                 &self.hooks.iter().map(|(name, ..)| name).collect::<Vec<_>>(),
             )
             .field("stop_timeout", &self.stop_timeout)
+            .field("metrics", &self.metrics)
             .finish_non_exhaustive()
     }
 }
@@ -141,6 +145,7 @@ impl Host {
             default_retry: Retry::new([]).expect("no intervals is a valid policy"),
             stop_timeout: DEFAULT_STOP_TIMEOUT,
             control: Control::new(),
+            metrics: None,
         }
     }
 
@@ -218,6 +223,29 @@ impl Host {
         self
     }
 
+    /// Serves the consumers' metrics ([`crate::metrics`]) as Prometheus
+    /// text at `http://ADDR/metrics` while the host runs, with
+    /// [`metrics-exporter-prometheus`](metrics_exporter_prometheus)
+    /// installed as the process's recorder. Default: no endpoint (and no
+    /// recorder: measuring costs nothing). [`run`](Self::run) fails with
+    /// [`Error::Metrics`] if the address cannot be bound or the process has
+    /// a recorder already. The endpoint answers anyone who can reach the
+    /// address: bind it to loopback or to a private interface.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), ebb_consumer::Error> {
+    /// ebb_consumer::Host::new()
+    ///     .metrics_endpoint(([127, 0, 0, 1], 9187).into())
+    ///     .run()
+    ///     .await
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn metrics_endpoint(mut self, addr: SocketAddr) -> Self {
+        self.metrics = Some(addr);
+        self
+    }
+
     /// The control the host stops, pauses and resumes its consumers with;
     /// a clone stops the host as a signal would.
     pub fn control(&self) -> Control {
@@ -247,7 +275,14 @@ impl Host {
             default_retry,
             stop_timeout,
             control,
+            metrics,
         } = self;
+        // Before the consumers start: they register their metrics with
+        // the recorder installed when they first run.
+        let exporter = match metrics {
+            Some(addr) => Some(serve_metrics(addr)?),
+            None => None,
+        };
         let notifier = Notifier::from_env().unwrap_or_else(|err| {
             tracing::warn!(error = %err, "NOTIFY_SOCKET is unusable; not notifying systemd");
             None
@@ -351,6 +386,9 @@ impl Host {
             }
         }
         signals.abort();
+        if let Some(exporter) = exporter {
+            exporter.abort();
+        }
         match first_error {
             Some(err) => Err(err),
             None => {
@@ -359,6 +397,42 @@ impl Host {
             }
         }
     }
+}
+
+/// Installs the Prometheus recorder and serves it at `addr`, with its
+/// upkeep (which drains the histograms' samples, so that they do not
+/// pile up between scrapes); the task ends when aborted.
+fn serve_metrics(addr: SocketAddr) -> Result<tokio::task::JoinHandle<()>, Error> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    let (recorder, exporter) = PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .set_buckets_for_metric(
+            Matcher::Suffix("_seconds".into()),
+            crate::metrics::SECONDS_BUCKETS,
+        )
+        .and_then(|builder| builder.build())
+        .map_err(|err| Error::Metrics(format!("{addr}: {err}")))?;
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder)
+        .map_err(|_| Error::Metrics("a metrics recorder is installed already".into()))?;
+    tracing::info!(%addr, "serving metrics at /metrics");
+    Ok(tokio::spawn(async move {
+        let upkeep = async {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                handle.run_upkeep();
+            }
+        };
+        tokio::select! {
+            served = exporter => {
+                if let Err(err) = served {
+                    tracing::error!(error = ?err, "the metrics endpoint failed");
+                }
+            }
+            () = upkeep => {}
+        }
+    }))
 }
 
 /// True once the host is stopping (the select arm for `stopped` is then

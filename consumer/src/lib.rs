@@ -15,6 +15,8 @@
 //!   policies.
 //! - [`host`]: [`Host`], which runs consumers and tasks with signals,
 //!   shutdown hooks and systemd's readiness protocol ([`systemd`]).
+//! - [`metrics`]: what consumers measure, and the host's Prometheus
+//!   endpoint.
 //! - [`error`]: the crate's [`Error`].
 
 pub mod config;
@@ -22,6 +24,7 @@ pub mod consumer;
 pub mod control;
 pub mod error;
 pub mod host;
+pub mod metrics;
 pub mod position;
 pub mod systemd;
 pub mod task;

@@ -52,6 +52,7 @@ pub mod error;
 pub mod json_text;
 pub mod memory;
 pub mod message;
+pub mod metrics;
 pub mod pg;
 pub mod schema;
 pub mod store;

@@ -299,6 +299,19 @@ impl MessageStore for MemoryStore {
             .collect())
     }
 
+    async fn category_head(&self, category: &str) -> Result<Option<i64>, Error> {
+        if !is_category(category) {
+            return Err(Error::NotACategory(category.to_owned()));
+        }
+        let inner = self.lock();
+        Ok(inner
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.category() == category)
+            .map(|m| m.global_position))
+    }
+
     async fn get_category_messages(
         &self,
         category: &str,

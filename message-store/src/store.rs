@@ -223,6 +223,13 @@ pub trait MessageStore: Send + Sync {
         stream_name: &str,
     ) -> impl Future<Output = Result<Option<i64>, Error>> + Send;
 
+    /// The global position of the category's last message; `None` when
+    /// the category is empty. What a consumer's lag is measured against.
+    fn category_head(
+        &self,
+        category: &str,
+    ) -> impl Future<Output = Result<Option<i64>, Error>> + Send;
+
     /// Every message of a stream from `query.position`, fetched batch
     /// after batch as the stream is polled.
     ///

@@ -361,6 +361,7 @@ pub async fn last_message_and_version(store: &impl MessageStore) {
         None
     );
     assert_eq!(store.stream_version("cart-1").await.unwrap(), None);
+    assert_eq!(store.category_head("cart").await.unwrap(), None);
     let s = name("cart-1");
     store
         .write(&s, &msg("Added", 0), ExpectedVersion::Any)
@@ -402,6 +403,22 @@ pub async fn last_message_and_version(store: &impl MessageStore) {
         None
     );
     assert_eq!(store.stream_version("cart-1").await.unwrap(), Some(3));
+
+    // The category's head is its last message's global position, whatever
+    // the other categories hold.
+    store
+        .write(&name("other-1"), &msg("Added", 4), ExpectedVersion::Any)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.category_head("cart").await.unwrap(),
+        Some(last.global_position)
+    );
+    let err = store.category_head("cart-1").await.unwrap_err();
+    assert!(
+        matches!(err, ebb_message_store::Error::NotACategory(_)),
+        "{err}"
+    );
 }
 
 /// Reads refuse the wrong kind of name and invalid group arguments, with

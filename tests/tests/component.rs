@@ -285,3 +285,135 @@ async fn a_panicking_task_ends_the_process_non_zero() {
     assert!(stderr.contains("task doomed failed"), "{stderr}");
     assert!(stderr.contains("the doomed task gives up"), "{stderr}");
 }
+
+/// A free loopback port (bound and let go: another process could take it
+/// in between, which this test's machine does not do).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET /metrics` on `port`; the body, or `None` while nothing answers.
+fn scrape(port: u16) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    Some(response.split_once("\r\n\r\n")?.1.to_owned())
+}
+
+/// The value of the sample `name{labels}` in a Prometheus text body.
+fn sample(body: &str, name_and_labels: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|line| line.strip_prefix(name_and_labels)?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_endpoint_serves_what_the_consumer_measured() {
+    let db = database().await;
+    let store = store_for(&db, 2);
+    let mut last = 0;
+    for n in 1..=12 {
+        last = note(&store, n).await;
+    }
+    let port = free_port();
+    let component = Component::start(
+        &db,
+        &[("EBB_TEST_METRICS_ADDR", &format!("127.0.0.1:{port}"))],
+    );
+    wait_for_handled(&store, 12).await;
+    let labels = r#"{category="note",consumer="component"}"#;
+    // The lag is sampled at most every second: wait for the caught-up one.
+    let started = Instant::now();
+    let body = loop {
+        if let Some(body) = scrape(port) {
+            if sample(&body, &format!("ebb_consumer_lag{labels}")) == Some(0.0)
+                && sample(&body, &format!("ebb_consumer_position{labels}")) == Some(last as f64)
+            {
+                break body;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no caught-up metrics within 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        sample(
+            &body,
+            &format!("ebb_consumer_messages_handled_total{labels}")
+        ),
+        Some(12.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(
+            &body,
+            &format!("ebb_consumer_handler_seconds_count{labels}")
+        ),
+        Some(12.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(&body, &format!("ebb_consumer_handler_errors_total{labels}")),
+        Some(0.0),
+        "{body}"
+    );
+    let reads = sample(
+        &body,
+        r#"ebb_store_category_read_seconds_count{category="note"}"#,
+    );
+    assert!(reads.is_some_and(|reads| reads >= 1.0), "{body}");
+
+    // A note written now is counted, and the lag comes back to 0.
+    let newer = note(&store, 13).await;
+    wait_for_handled(&store, 13).await;
+    let started = Instant::now();
+    loop {
+        let body = scrape(port).expect("the endpoint answers");
+        if sample(
+            &body,
+            &format!("ebb_consumer_messages_handled_total{labels}"),
+        ) == Some(13.0)
+            && sample(&body, &format!("ebb_consumer_position{labels}")) == Some(newer as f64)
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the newer note is not counted: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    component.signal(libc::SIGTERM);
+    let (status, stderr, _) = component.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_the_metrics_endpoint_cannot_bind_stops_the_component() {
+    let db = database().await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let component = Component::start(
+        &db,
+        &[("EBB_TEST_METRICS_ADDR", &format!("127.0.0.1:{port}"))],
+    );
+    let (status, stderr, _) = component.wait();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the metrics endpoint could not start"),
+        "{stderr}"
+    );
+}

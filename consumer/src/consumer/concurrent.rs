@@ -164,6 +164,7 @@ where
                     if let Some((position, count)) = taken.done(&message) {
                         progress.handled = Some(position);
                         progress.next = position + 1;
+                        self.metrics().position.set(position as f64);
                         progress.unrecorded += count;
                         if progress.unrecorded >= self.config.position_update_interval {
                             if let Err(err) = self.record(progress, recorder).await {
@@ -186,6 +187,7 @@ where
                     Ok(None) => {
                         // Caught up: read again after the poll interval.
                         reader = None;
+                        self.sample_lag(progress).await;
                         idle.as_mut().reset(tokio::time::Instant::now() + self.config.poll_interval);
                     }
                     Err(err) => {

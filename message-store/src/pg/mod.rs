@@ -248,6 +248,15 @@ impl MessageStore for PgStore {
         .await
     }
 
+    async fn category_head(&self, category: &str) -> Result<Option<i64>, Error> {
+        let call = self.call().await?;
+        call.run(
+            "category_head",
+            operations::category_head(call.client(), category),
+        )
+        .await
+    }
+
     /// Reads one batch ahead: the next batch's query runs on the server
     /// while this one is decoded and handled (see `read_ahead`).
     fn read_stream<'a>(&'a self, stream_name: &'a str, query: StreamQuery) -> MessageStream<'a> {
@@ -280,18 +289,24 @@ impl MessageStore for PgStore {
         let store = self.clone();
         let category = category.to_owned();
         let batch_size = query.batch_size;
+        let read_seconds = metrics::histogram!(crate::metrics::CATEGORY_READ_SECONDS, "category" => category.clone());
         read_ahead::read_ahead(
             query,
             batch_size,
             move |query: &CategoryQuery| {
                 let (store, category, query) = (store.clone(), category.clone(), query.clone());
+                let read_seconds = read_seconds.clone();
                 async move {
+                    let started = std::time::Instant::now();
                     let call = store.call().await?;
-                    call.run(
-                        "get_category_messages",
-                        operations::category_rows(call.client(), &category, &query),
-                    )
-                    .await
+                    let rows = call
+                        .run(
+                            "get_category_messages",
+                            operations::category_rows(call.client(), &category, &query),
+                        )
+                        .await;
+                    read_seconds.record(started.elapsed());
+                    rows
                 }
             },
             |query, last| {

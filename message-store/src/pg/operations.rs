@@ -235,6 +235,29 @@ pub async fn get_category_messages<C: GenericClient>(
     messages_from_rows(&category_rows(client, category, query).await?)
 }
 
+/// The global position of the category's last message, if any (an index
+/// scan of `messages_category`, which is keyed by the same expression).
+pub async fn category_head<C: GenericClient>(
+    client: &C,
+    category: &str,
+) -> Result<Option<i64>, Error> {
+    if !crate::stream_name::is_category(category) {
+        return Err(Error::NotACategory(category.to_owned()));
+    }
+    let statement = client
+        .prepare_cached(
+            "SELECT max(global_position) FROM message_store.messages \
+             WHERE message_store.category(stream_name) = $1",
+        )
+        .await
+        .map_err(classify)?;
+    let row = client
+        .query_one(&statement, &[&category])
+        .await
+        .map_err(classify)?;
+    Ok(row.get(0))
+}
+
 /// One batch of a category's messages, not yet decoded.
 pub(crate) async fn category_rows<C: GenericClient>(
     client: &C,

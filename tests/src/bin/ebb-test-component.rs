@@ -10,6 +10,7 @@
 //! | `EBB_TEST_FAIL_ON` | the handler fails on the note with this `n` |
 //! | `EBB_TEST_PANIC_TASK` | a one-shot task panics |
 //! | `EBB_TEST_HANDLE_MS` | the handler takes this long per note |
+//! | `EBB_TEST_METRICS_ADDR` | the host serves Prometheus metrics here |
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -111,6 +112,15 @@ async fn main() -> ExitCode {
         }))
         .on_shutdown("first", hook("first"))
         .on_shutdown("second", hook("second"));
+    if let Some(addr) = var("EBB_TEST_METRICS_ADDR") {
+        match addr.parse() {
+            Ok(addr) => host = host.metrics_endpoint(addr),
+            Err(err) => {
+                tracing::error!(%addr, error = %err, "EBB_TEST_METRICS_ADDR is not an address");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     if var("EBB_TEST_PANIC_TASK").is_some() {
         host = host.task(Task::once("doomed", || async {
             tokio::time::sleep(Duration::from_millis(200)).await;
