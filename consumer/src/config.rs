@@ -71,6 +71,12 @@ pub struct ConsumerConfig {
     /// recorded position never passes the lowest message not yet handled.
     /// Default: 1, one message at a time in global order (Eventide's).
     pub concurrency: usize,
+    /// Whether a caught-up consumer is woken at once by a write to its
+    /// category (LISTEN/NOTIFY, where the store supports it: see
+    /// [`MessageStore::arm_wakeup`](ebb_message_store::MessageStore::arm_wakeup)),
+    /// rather than at its next poll. Polling goes on beside it, as the
+    /// fallback. Default: true.
+    pub wake_on_notify: bool,
 }
 
 impl ConsumerConfig {
@@ -87,6 +93,7 @@ impl ConsumerConfig {
             condition: None,
             read_retry_ms: DEFAULT_READ_RETRY_MS.to_vec(),
             concurrency: 1,
+            wake_on_notify: true,
         }
     }
 
