@@ -100,8 +100,10 @@ impl Parked {
     /// The original message, to be written again: its type, data and
     /// metadata, with a new id (the original id is still in the store).
     pub fn to_message_data(&self) -> Result<MessageData, serde_json::Error> {
-        Ok(MessageData::new(self.type_name.clone(), self.data.to_value()?)
-            .with_metadata(self.metadata.clone()))
+        Ok(
+            MessageData::new(self.type_name.clone(), self.data.to_value()?)
+                .with_metadata(self.metadata.clone()),
+        )
     }
 }
 
@@ -447,5 +449,207 @@ impl<S: MessageStore> Poison<S> {
             .unwrap_or_else(PoisonError::into_inner)
             .get(&global_position)
             .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use ebb_handler::Received;
+    use ebb_message_store::MemoryStore;
+    use serde_json::json;
+
+    use super::*;
+
+    #[message]
+    struct Noted {
+        n: i64,
+    }
+
+    fn failed(global_position: i64, error: &str) -> Failed {
+        Failed {
+            stream_name: "note-1".into(),
+            position: global_position - 1,
+            global_position,
+            type_name: "Noted".into(),
+            error: error.into(),
+            attempts: 1,
+        }
+    }
+
+    fn config() -> ConsumerConfig {
+        ConsumerConfig {
+            identifier: Some("w".into()),
+            read_retry_ms: Vec::new(),
+            ..ConsumerConfig::new("note")
+        }
+    }
+
+    /// A store with notes 1..=count in `note-1`, and the messages read back.
+    async fn notes(count: i64) -> (MemoryStore, Vec<Arc<Message>>) {
+        let store = MemoryStore::new();
+        let stream = StreamName::parse("note-1").unwrap();
+        for n in 1..=count {
+            let note = MessageData::new("Noted", json!({ "n": n })).with_metadata(Metadata {
+                correlation_stream_name: Some("transfer-9".into()),
+                ..Metadata::default()
+            });
+            store
+                .write(&stream, &note, ExpectedVersion::Any)
+                .await
+                .unwrap();
+        }
+        let messages = store.stream_messages("note-1").into_iter().map(Arc::new);
+        (store, messages.collect())
+    }
+
+    #[test]
+    fn failures_are_counted_per_global_position_and_the_last_is_kept() {
+        let counted = count_failures([
+            failed(3, "first"),
+            failed(5, "other"),
+            failed(3, "second"),
+            failed(3, "third"),
+        ]);
+        assert_eq!(counted.len(), 2);
+        assert_eq!(counted[&3].count, 3);
+        assert_eq!(counted[&3].last.error, "third");
+        assert_eq!(counted[&5].count, 1);
+        assert!(count_failures([]).is_empty());
+    }
+
+    #[test]
+    fn records_are_camel_case_with_type_on_the_wire() {
+        let value = serde_json::to_value(failed(3, "boom")).unwrap();
+        assert_eq!(
+            value,
+            json!({
+                "streamName": "note-1", "position": 2, "globalPosition": 3,
+                "type": "Noted", "error": "boom", "attempts": 1
+            })
+        );
+        assert_eq!(<Failed as ebb_handler::MessageType>::TYPE_NAME, "Failed");
+        assert_eq!(<Parked as ebb_handler::MessageType>::TYPE_NAME, "Parked");
+    }
+
+    #[tokio::test]
+    async fn failures_recorded_in_earlier_runs_park_the_message_at_k() {
+        let (store, messages) = notes(2).await;
+        let config = ConsumerConfig {
+            park_after_failures: Some(2),
+            ..config()
+        };
+        let poison = Poison::new(&config, store.clone()).unwrap();
+        let error: BoxError = "cannot take 1".into();
+        // Two runs that end on note 1.
+        for _ in 0..2 {
+            poison.load().await.unwrap();
+            assert!(!poison.park_if_poisoned(&messages[0]).await.unwrap());
+            let settled = poison.settle(&messages[0], &error, 1).await.unwrap();
+            assert_eq!(settled, Settled::Stop);
+        }
+        let records = store.stream_messages("note:failures-w");
+        assert_eq!(records.len(), 2);
+        assert_eq!(
+            records[1].data::<Failed>().unwrap(),
+            Failed {
+                error: "cannot take 1".into(),
+                ..failed(1, "")
+            }
+        );
+        // The third start parks it; other messages are not touched.
+        poison.load().await.unwrap();
+        assert!(poison.park_if_poisoned(&messages[0]).await.unwrap());
+        assert!(!poison.park_if_poisoned(&messages[1]).await.unwrap());
+        let parked = read_parked(&store, &config).await.unwrap();
+        assert_eq!(parked.len(), 1);
+        let parked = &parked[0];
+        assert_eq!(
+            (
+                parked.id,
+                parked.global_position,
+                parked.failures,
+                parked.error.as_str()
+            ),
+            (messages[0].id, 1, 2, "cannot take 1")
+        );
+        assert_eq!(parked.data, json!({ "n": 1 }));
+        assert_eq!(parked.metadata, messages[0].metadata);
+        let again = parked.to_message_data().unwrap();
+        assert_eq!(
+            (again.type_name.as_str(), &again.data),
+            ("Noted", &json!({ "n": 1 }))
+        );
+        assert_eq!(again.metadata, messages[0].metadata);
+        assert_ne!(again.id, messages[0].id);
+    }
+
+    #[tokio::test]
+    async fn without_k_failures_are_recorded_but_nothing_is_parked() {
+        let (store, messages) = notes(1).await;
+        let poison = Poison::new(&config(), store.clone()).unwrap();
+        let error: BoxError = "cannot take 1".into();
+        for _ in 0..3 {
+            poison.load().await.unwrap();
+            assert!(!poison.park_if_poisoned(&messages[0]).await.unwrap());
+            poison.settle(&messages[0], &error, 1).await.unwrap();
+        }
+        assert_eq!(store.stream_messages("note:failures-w").len(), 3);
+        assert!(store.stream_messages("note:parked-w").is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_handler_runs_again_after_each_wait() {
+        let (store, messages) = notes(1).await;
+        let calls = Arc::new(AtomicU32::new(0));
+        // Fails the first `fails` times.
+        let handlers = |fails: u32| {
+            let calls = Arc::clone(&calls);
+            calls.store(0, Ordering::SeqCst);
+            Dispatcher::new().on(move |_: Received<Noted>| {
+                let call = calls.fetch_add(1, Ordering::SeqCst) + 1;
+                async move {
+                    if call <= fails {
+                        return Err::<(), BoxError>(format!("call {call}").into());
+                    }
+                    Ok(())
+                }
+            })
+        };
+        let config = ConsumerConfig {
+            handler_retry_ms: vec![10, 20],
+            ..config()
+        };
+        let poison = Poison::new(&config, store).unwrap();
+        let started = tokio::time::Instant::now();
+        assert!(poison.dispatch(&handlers(2), &messages[0]).await.is_ok());
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(started.elapsed(), Duration::from_millis(30));
+        let Err(Failure { error, attempts }) = poison.dispatch(&handlers(5), &messages[0]).await
+        else {
+            panic!("the retries are spent");
+        };
+        assert_eq!((attempts, error.to_string().as_str()), (3, "call 3"));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn with_park_after_retries_a_spent_message_is_parked_not_recorded() {
+        let (store, messages) = notes(1).await;
+        let config = ConsumerConfig {
+            park_after_retries: true,
+            ..config()
+        };
+        let poison = Poison::new(&config, store.clone()).unwrap();
+        let error: BoxError = "cannot take 1".into();
+        let settled = poison.settle(&messages[0], &error, 3).await.unwrap();
+        assert_eq!(settled, Settled::Parked);
+        assert!(store.stream_messages("note:failures-w").is_empty());
+        let parked = read_parked(&store, &config).await.unwrap();
+        assert_eq!(
+            (parked.len(), parked[0].attempts, parked[0].failures),
+            (1, 3, 0)
+        );
     }
 }
