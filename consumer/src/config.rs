@@ -77,6 +77,27 @@ pub struct ConsumerConfig {
     /// rather than at its next poll. Polling goes on beside it, as the
     /// fallback. Default: true.
     pub wake_on_notify: bool,
+    /// Parks a poison message: one that has already ended the process
+    /// this many times (as many `Failed` records for its global position
+    /// in [`failures_stream_name`](Self::failures_stream_name)) is written
+    /// to [`parked_stream_name`](Self::parked_stream_name) on the next
+    /// start instead of being handled, and consumption goes on. Must be at
+    /// least 1. Default: none (Eventide's model: the process ends on the
+    /// message at every start, and its supervisor restarts it). Every
+    /// failure that ends the process is recorded either way. See
+    /// [`poison`](crate::poison).
+    pub park_after_failures: Option<u32>,
+    /// The waits, in milliseconds, before each new attempt at a message
+    /// whose handler failed, within the process: the handlers that failed
+    /// run again after each wait, and the message goes to the error hook
+    /// only when they are spent. Default: none (the first failure counts).
+    pub handler_retry_ms: Vec<u64>,
+    /// Parks a message whose handling still fails once the
+    /// [`handler_retry_ms`](Self::handler_retry_ms) retries are spent (and
+    /// the error hook says stop), instead of stopping the consumer: it is
+    /// written to [`parked_stream_name`](Self::parked_stream_name) and
+    /// consumption goes on. Default: false.
+    pub park_after_retries: bool,
 }
 
 impl ConsumerConfig {
@@ -94,13 +115,16 @@ impl ConsumerConfig {
             read_retry_ms: DEFAULT_READ_RETRY_MS.to_vec(),
             concurrency: 1,
             wake_on_notify: true,
+            park_after_failures: None,
+            handler_retry_ms: Vec::new(),
+            park_after_retries: false,
         }
     }
 
     /// Refuses what no consumer can run with: a stream name where a
     /// category is needed, a consumer group without an identifier, an
     /// invalid group, a correlation that is not a category, a batch size,
-    /// interval or poll interval of zero.
+    /// interval or poll interval of zero, parking after zero failures.
     pub fn validate(&self) -> Result<(), Error> {
         let invalid = |reason: String| Err(Error::InvalidConfig(reason));
         if let Err(err) = StreamName::category_name(&self.category) {
@@ -149,6 +173,11 @@ impl ConsumerConfig {
         if self.poll_interval.is_zero() {
             return invalid("the poll interval must be longer than zero".into());
         }
+        if self.park_after_failures == Some(0) {
+            return invalid(
+                "park_after_failures must be at least 1 (none turns parking off)".into(),
+            );
+        }
         Ok(())
     }
 
@@ -157,12 +186,31 @@ impl ConsumerConfig {
     /// category has types already (`account:command+position-worker1`),
     /// as Eventide names them.
     pub fn position_stream_name(&self) -> Result<StreamName, Error> {
+        self.own_stream_name("position")
+    }
+
+    /// Where the failures that ended the process are recorded:
+    /// `CATEGORY:failures-IDENTIFIER`, named as the position stream is
+    /// (`account:command+failures-worker1`).
+    pub fn failures_stream_name(&self) -> Result<StreamName, Error> {
+        self.own_stream_name("failures")
+    }
+
+    /// Where poison messages are parked: `CATEGORY:parked-IDENTIFIER`,
+    /// named as the position stream is (`account:command+parked-worker1`).
+    pub fn parked_stream_name(&self) -> Result<StreamName, Error> {
+        self.own_stream_name("parked")
+    }
+
+    /// A stream of this consumer's own: the category with the type `kind`
+    /// and the identifier as id.
+    fn own_stream_name(&self, kind: &str) -> Result<StreamName, Error> {
         let separator = if self.category.contains(':') {
             '+'
         } else {
             ':'
         };
-        let mut name = format!("{}{separator}position", self.category);
+        let mut name = format!("{}{separator}{kind}", self.category);
         if let Some(identifier) = &self.identifier {
             name.push('-');
             name.push_str(identifier);
@@ -208,6 +256,51 @@ mod tests {
         assert_eq!(
             typed.position_stream_name().unwrap().as_str(),
             "account:command+position-w"
+        );
+    }
+
+    #[test]
+    fn failures_and_parked_streams_are_named_as_the_position_stream() {
+        let names = |config: &ConsumerConfig| {
+            (
+                config.failures_stream_name().unwrap().as_str().to_owned(),
+                config.parked_stream_name().unwrap().as_str().to_owned(),
+            )
+        };
+        let plain = ConsumerConfig::new("account");
+        assert_eq!(
+            names(&plain),
+            ("account:failures".into(), "account:parked".into())
+        );
+        let named = ConsumerConfig {
+            identifier: Some("worker1".into()),
+            ..ConsumerConfig::new("account")
+        };
+        assert_eq!(
+            names(&named),
+            (
+                "account:failures-worker1".into(),
+                "account:parked-worker1".into()
+            )
+        );
+        let typed = ConsumerConfig::new("account:command");
+        assert_eq!(
+            names(&typed),
+            (
+                "account:command+failures".into(),
+                "account:command+parked".into()
+            )
+        );
+        let typed_named = ConsumerConfig {
+            identifier: Some("worker1".into()),
+            ..typed
+        };
+        assert_eq!(
+            names(&typed_named),
+            (
+                "account:command+failures-worker1".into(),
+                "account:command+parked-worker1".into()
+            )
         );
     }
 
@@ -269,10 +362,20 @@ mod tests {
             },
             "poll interval",
         );
+        refused(
+            ConsumerConfig {
+                park_after_failures: Some(0),
+                ..ConsumerConfig::new("account")
+            },
+            "park_after_failures",
+        );
         ConsumerConfig {
             identifier: Some("w".into()),
             group: Some(ConsumerGroup { member: 1, size: 3 }),
             correlation: Some("transfer".into()),
+            park_after_failures: Some(1),
+            handler_retry_ms: vec![0, 10],
+            park_after_retries: true,
             ..ConsumerConfig::new("account:command")
         }
         .validate()

@@ -16,6 +16,7 @@ use tracing::Instrument as _;
 
 use crate::control::Control;
 use crate::metrics::{ConsumerMetrics, LAG_SAMPLE_INTERVAL};
+use crate::poison::{Failure, Poison, Settled};
 use crate::position::PositionStore;
 use crate::{ConsumerConfig, Error};
 
@@ -56,6 +57,8 @@ type ErrorHook = Arc<dyn Fn(&BoxError, &Message) -> OnError + Send + Sync>;
 /// - A handler's error (a message that does not decode among them) goes to
 ///   the error hook; by default the consumer stops there and
 ///   [`run`](Self::run) returns [`Error::Handler`].
+/// - Poison messages (a failure that stops it is recorded; parking after
+///   K such failures or after in-process retries): see [`crate::poison`].
 ///
 /// ```no_run
 /// # async fn example() -> Result<(), ebb_consumer::Error> {
@@ -91,6 +94,9 @@ pub struct Consumer<S, E = BoxError> {
     /// Registered when the consumer first runs (a host installs its
     /// recorder before it starts its consumers).
     metrics: OnceLock<ConsumerMetrics>,
+    /// Poison messages: failure records, parking, handler retries
+    /// (poison.rs).
+    poison: Poison<S>,
 }
 
 impl<S: fmt::Debug, E> fmt::Debug for Consumer<S, E> {
@@ -136,7 +142,10 @@ where
         .rule(ebb_handler::retry::on_transient())
         .build()
         .map_err(|err| Error::InvalidConfig(format!("read_retry_ms: {err}")))?;
+        // Poison messages (poison.rs).
+        let poison = Poison::new(&config, store.clone())?;
         Ok(Self {
+            poison,
             config,
             store,
             handlers: Vec::new(),
@@ -184,6 +193,9 @@ where
     /// read its position and is about to read its first batch.
     pub async fn run_with(&self, control: &Control, started: impl FnOnce()) -> Result<(), Error> {
         let recorded = self.positions.get().await?;
+        // Poison messages: how often each message has ended the process
+        // (poison.rs).
+        self.poison.load().await?;
         let mut progress = Progress {
             next: recorded.unwrap_or(1),
             handled: None,
@@ -373,11 +385,21 @@ where
 
     /// Every handler, in order, with the error hook's decisions.
     async fn dispatch(&self, message: &Arc<Message>) -> Result<(), Error> {
+        // Poison messages: one that has ended the process K times is
+        // parked instead of handled (poison.rs).
+        if self.poison.park_if_poisoned(message).await? {
+            self.metrics().parked.increment(1);
+            return Ok(());
+        }
         for handlers in &self.handlers {
-            let Err(error) = handlers.dispatch_shared(message).await else {
+            // Poison messages: tried again at handler_retry_ms (poison.rs).
+            let Err(Failure { error, attempts }) = self
+                .poison
+                .dispatch(handlers, message, &self.metrics().retries)
+                .await
+            else {
                 continue;
             };
-            let error: BoxError = error.into();
             self.metrics().errors.increment(1);
             tracing::error!(
                 stream = %message.stream_name,
@@ -392,6 +414,12 @@ where
                 .as_ref()
                 .map_or(OnError::Stop, |hook| hook(&error, message));
             if decision == OnError::Stop {
+                // Poison messages: parked (park_after_retries), or the
+                // failure recorded before stopping (poison.rs).
+                if self.poison.settle(message, &error, attempts).await? == Settled::Parked {
+                    self.metrics().parked.increment(1);
+                    return Ok(());
+                }
                 return Err(Error::Handler {
                     stream_name: message.stream_name.clone(),
                     position: message.position,

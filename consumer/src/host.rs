@@ -410,7 +410,7 @@ fn serve_metrics(addr: SocketAddr) -> Result<tokio::task::JoinHandle<()>, Error>
             Matcher::Suffix("_seconds".into()),
             crate::metrics::SECONDS_BUCKETS,
         )
-        .and_then(|builder| builder.build())
+        .and_then(PrometheusBuilder::build)
         .map_err(|err| Error::Metrics(format!("{addr}: {err}")))?;
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder)

@@ -9,6 +9,9 @@
 //! - [`consumer`]: [`Consumer`], its loop and its error hook.
 //! - [`position`]: [`PositionStore`], Eventide's `Recorded {position}`
 //!   messages in `CATEGORY:position-IDENTIFIER`.
+//! - [`poison`]: poison messages: failure records in
+//!   `CATEGORY:failures-IDENTIFIER`, parking in
+//!   `CATEGORY:parked-IDENTIFIER` ([`Failed`], [`Parked`]).
 //! - [`control`]: [`Control`], how a host stops, pauses and resumes its
 //!   consumers.
 //! - [`task`]: [`Task`], one-shot and interval tasks with their retry
@@ -25,6 +28,7 @@ pub mod control;
 pub mod error;
 pub mod host;
 pub mod metrics;
+pub mod poison;
 pub mod position;
 pub mod systemd;
 pub mod task;
@@ -34,5 +38,6 @@ pub use consumer::{Consumer, OnError};
 pub use control::{Control, State};
 pub use error::Error;
 pub use host::Host;
+pub use poison::{Failed, Parked};
 pub use position::PositionStore;
 pub use task::Task;

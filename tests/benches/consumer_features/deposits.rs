@@ -137,10 +137,14 @@ async fn one_pass(
         },
         store.clone(),
     )?
-    .handler(Dispatcher::new().on(accounts).on(move |_: Received<Deposit>| {
-        counted.fetch_add(1, Ordering::Relaxed);
-        async { Ok::<_, BoxError>(()) }
-    }));
+    .handler(
+        Dispatcher::new()
+            .on(accounts)
+            .on(move |_: Received<Deposit>| {
+                counted.fetch_add(1, Ordering::Relaxed);
+                async { Ok::<_, BoxError>(()) }
+            }),
+    );
     let control = Control::new();
     let commands = settings.commands;
     let started = Instant::now();

@@ -11,6 +11,9 @@
 //! | `EBB_TEST_PANIC_TASK` | a one-shot task panics |
 //! | `EBB_TEST_HANDLE_MS` | the handler takes this long per note |
 //! | `EBB_TEST_METRICS_ADDR` | the host serves Prometheus metrics here |
+//! | `EBB_TEST_PARK_AFTER_FAILURES` | the consumer's `park_after_failures` (K) |
+//! | `EBB_TEST_HANDLER_RETRY_MS` | the consumer's `handler_retry_ms`, comma-separated (`10,10`) |
+//! | `EBB_TEST_PARK_AFTER_RETRIES` | set: the consumer's `park_after_retries` |
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -65,6 +68,15 @@ async fn main() -> ExitCode {
     let handle_ms: u64 = var("EBB_TEST_HANDLE_MS")
         .and_then(|ms| ms.parse().ok())
         .unwrap_or(0);
+    let park_after_failures: Option<u32> =
+        var("EBB_TEST_PARK_AFTER_FAILURES").and_then(|k| k.parse().ok());
+    let handler_retry_ms: Vec<u64> = var("EBB_TEST_HANDLER_RETRY_MS")
+        .map(|list| {
+            list.split(',')
+                .filter_map(|ms| ms.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
     let writer = Writer::new(store.clone());
     let handlers = Dispatcher::new().on(move |noted: Received<Noted>| {
         let writer = writer.clone();
@@ -95,6 +107,9 @@ async fn main() -> ExitCode {
             identifier: Some("component".into()),
             poll_interval: Duration::from_millis(50),
             position_update_interval: 1_000,
+            park_after_failures,
+            handler_retry_ms,
+            park_after_retries: var("EBB_TEST_PARK_AFTER_RETRIES").is_some(),
             ..ConsumerConfig::new("note")
         },
         store,

@@ -1,0 +1,664 @@
+//! Poison messages: a message whose handling fails every time.
+//!
+//! In Eventide's model an unexpected error ends the process and its
+//! supervisor restarts it at the message; a message that always fails then
+//! ends the process at every start, forever. A consumer therefore:
+//!
+//! - records every handler failure that stops it as a [`Failed`] message in
+//!   its failures stream ([`ConsumerConfig::failures_stream_name`],
+//!   `CATEGORY:failures-IDENTIFIER`), written and acknowledged before the
+//!   consumer returns the error, retried as a position record is;
+//! - with [`park_after_failures`](ConsumerConfig::park_after_failures) set
+//!   to K, counts those records at its start (the whole stream is read:
+//!   it holds one record per failure that ended the process), and parks a
+//!   message that has already ended the process K times instead of
+//!   handling it;
+//! - tries a failed handler again at the
+//!   [`handler_retry_ms`](ConsumerConfig::handler_retry_ms) waits, and with
+//!   [`park_after_retries`](ConsumerConfig::park_after_retries) parks a
+//!   message whose retries are spent instead of stopping.
+//!
+//! Parking writes a [`Parked`] message, which holds the error and the
+//! original message (id, type, data, metadata), to the parked stream
+//! ([`ConsumerConfig::parked_stream_name`], `CATEGORY:parked-IDENTIFIER`);
+//! the message then counts as handled and consumption goes on. An
+//! operator reads the parked stream ([`read_parked`]) and sends a message
+//! again once its handler is fixed ([`Parked::to_message_data`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use ebb_handler::{BoxError, Dispatcher, message};
+use ebb_message_store::{
+    ExpectedVersion, JsonText, Message, MessageData, MessageStore, Metadata, StreamName,
+    StreamQuery,
+};
+use ebb_retry::{Retry, RetryError};
+use futures_util::TryStreamExt as _;
+use uuid::Uuid;
+
+use crate::consumer::Chain;
+use crate::{ConsumerConfig, Error};
+
+/// A handler failure that ended the process, as the failures stream holds
+/// it (type `Failed`).
+#[message]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failed {
+    /// The failed message's stream.
+    pub stream_name: String,
+    /// Its position in that stream.
+    pub position: i64,
+    /// Its position in the store: what failures are counted by.
+    pub global_position: i64,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// The handler's error and its causes, on one line.
+    pub error: String,
+    /// How many times the handlers ran on it in that process (1 plus the
+    /// in-process retries).
+    pub attempts: u32,
+}
+
+/// A parked message, as the parked stream holds it (type `Parked`): the
+/// original message whole, so that it can be inspected and sent again,
+/// and why it was parked.
+#[message]
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parked {
+    /// The original message's id.
+    pub id: Uuid,
+    /// Its stream.
+    pub stream_name: String,
+    /// Its position in that stream.
+    pub position: i64,
+    /// Its position in the store.
+    pub global_position: i64,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// Its data, as it was stored.
+    pub data: JsonText,
+    /// Its metadata.
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// The last handler error and its causes, on one line.
+    pub error: String,
+    /// How many times the handlers ran on it in the process that last
+    /// failed on it.
+    pub attempts: u32,
+    /// How many times it had ended the process, as counted when the
+    /// consumer started (0 when
+    /// [`park_after_failures`](ConsumerConfig::park_after_failures) is
+    /// off, as failures are then not counted).
+    pub failures: u32,
+}
+
+impl Parked {
+    /// The original message, to be written again: its type, data and
+    /// metadata, with a new id (the original id is still in the store).
+    pub fn to_message_data(&self) -> Result<MessageData, serde_json::Error> {
+        Ok(
+            MessageData::new(self.type_name.clone(), self.data.to_value()?)
+                .with_metadata(self.metadata.clone()),
+        )
+    }
+}
+
+/// Every message parked by the consumer that `config` describes, oldest
+/// first.
+pub async fn read_parked<S: MessageStore>(
+    store: &S,
+    config: &ConsumerConfig,
+) -> Result<Vec<Parked>, Error> {
+    let stream = config.parked_stream_name()?;
+    let mut messages = store.read_stream(stream.as_str(), StreamQuery::new());
+    let mut parked = Vec::new();
+    while let Some(message) = messages.try_next().await? {
+        if message.type_name == <Parked as ebb_handler::MessageType>::TYPE_NAME {
+            parked.push(message.data()?);
+        }
+    }
+    Ok(parked)
+}
+
+/// The failures recorded for one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Failures {
+    /// How many records: how many times it ended the process.
+    count: u32,
+    /// The last record.
+    last: Failed,
+}
+
+/// Counts failure records per global position, in the order written (the
+/// last one is kept).
+fn count_failures(records: impl IntoIterator<Item = Failed>) -> HashMap<i64, Failures> {
+    let mut counted: HashMap<i64, Failures> = HashMap::new();
+    for record in records {
+        match counted.get_mut(&record.global_position) {
+            Some(failures) => {
+                failures.count = failures.count.saturating_add(1);
+                failures.last = record;
+            }
+            None => {
+                counted.insert(
+                    record.global_position,
+                    Failures {
+                        count: 1,
+                        last: record,
+                    },
+                );
+            }
+        }
+    }
+    counted
+}
+
+/// How a handler failure ends, once the in-process retries are spent and
+/// the error hook said stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Settled {
+    /// The message was parked: it counts as handled, consumption goes on.
+    Parked,
+    /// The consumer stops at the message; the failure has been recorded
+    /// (or logged as not recorded).
+    Stop,
+}
+
+/// A message's handlers failed, after the in-process retries.
+pub(crate) struct Failure {
+    /// The last attempt's error.
+    pub(crate) error: BoxError,
+    /// How many times the handlers ran on the message.
+    pub(crate) attempts: u32,
+}
+
+/// A consumer's poison-message engine: the failure counts, the retries
+/// of failed handlers, and the writes to the failures and parked streams.
+pub(crate) struct Poison<S> {
+    store: S,
+    failures_stream: StreamName,
+    parked_stream: StreamName,
+    /// K: park a message that has ended the process this many times.
+    park_after_failures: Option<u32>,
+    /// The waits before each new attempt of a failed handler.
+    handler_retry_ms: Vec<u64>,
+    /// Park instead of stopping once the retries are spent.
+    park_after_retries: bool,
+    /// Retries the writes of failure and parked records, as the position
+    /// records are retried: a failure record that is not written is a
+    /// crash that is not counted.
+    write_retry: Retry,
+    /// The failures recorded per global position, counted when the
+    /// consumer started (only with `park_after_failures`). Behind a lock
+    /// because it is filled in by a consumer that is borrowed shared.
+    failures: Mutex<HashMap<i64, Failures>>,
+}
+
+impl<S: MessageStore> Poison<S> {
+    /// The engine for the consumer `config` describes (validated).
+    pub(crate) fn new(config: &ConsumerConfig, store: S) -> Result<Self, Error> {
+        let write_retry = Retry::intervals_ms(
+            config
+                .read_retry_ms
+                .iter()
+                .map(|&ms| i64::try_from(ms).unwrap_or(i64::MAX)),
+        )
+        .rule(ebb_handler::retry::on_transient())
+        .build()
+        .map_err(|err| Error::InvalidConfig(format!("read_retry_ms: {err}")))?;
+        Ok(Self {
+            store,
+            failures_stream: config.failures_stream_name()?,
+            parked_stream: config.parked_stream_name()?,
+            park_after_failures: config.park_after_failures,
+            handler_retry_ms: config.handler_retry_ms.clone(),
+            park_after_retries: config.park_after_retries,
+            write_retry,
+            failures: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// At the start: counts the failure records per message, when
+    /// messages are parked after failures (else there is nothing to read).
+    pub(crate) async fn load(&self) -> Result<(), Error> {
+        if self.park_after_failures.is_none() {
+            return Ok(());
+        }
+        let mut messages = self
+            .store
+            .read_stream(self.failures_stream.as_str(), StreamQuery::new());
+        let mut records = Vec::new();
+        while let Some(message) = messages.try_next().await? {
+            if message.type_name == <Failed as ebb_handler::MessageType>::TYPE_NAME {
+                records.push(message.data::<Failed>()?);
+            }
+        }
+        let recorded = records.len();
+        let counted = count_failures(records);
+        tracing::info!(
+            failures_stream = %self.failures_stream,
+            records = recorded,
+            messages = counted.len(),
+            "failures counted"
+        );
+        *self.failures.lock().unwrap_or_else(PoisonError::into_inner) = counted;
+        Ok(())
+    }
+
+    /// Before handling `message`: parks it if it has already ended the
+    /// process K times; true when it did (the message counts as handled).
+    pub(crate) async fn park_if_poisoned(&self, message: &Message) -> Result<bool, Error> {
+        let Some(limit) = self.park_after_failures else {
+            return Ok(false);
+        };
+        let Some(failures) = self
+            .failures_of(message.global_position)
+            .filter(|failures| failures.count >= limit)
+        else {
+            return Ok(false);
+        };
+        tracing::warn!(
+            stream = %message.stream_name,
+            position = message.position,
+            global_position = message.global_position,
+            r#type = %message.type_name,
+            failures = failures.count,
+            limit,
+            error = %failures.last.error,
+            "the message has ended the process too often; parking it"
+        );
+        self.park(
+            message,
+            failures.last.error,
+            failures.last.attempts,
+            failures.count,
+        )
+        .await?;
+        Ok(true)
+    }
+
+    /// Gives `message` to `handlers`, and again after each of the
+    /// `handler_retry_ms` waits while they fail.
+    pub(crate) async fn dispatch<E>(
+        &self,
+        handlers: &Dispatcher<E>,
+        message: &Arc<Message>,
+        retries: &metrics::Counter,
+    ) -> Result<(), Failure>
+    where
+        E: Into<BoxError> + From<ebb_handler::Error> + Send + 'static,
+    {
+        let mut attempts: u32 = 0;
+        loop {
+            attempts = attempts.saturating_add(1);
+            let error: BoxError = match handlers.dispatch_shared(message).await {
+                Ok(_) => return Ok(()),
+                Err(error) => error.into(),
+            };
+            let wait = usize::try_from(attempts - 1)
+                .ok()
+                .and_then(|retry| self.handler_retry_ms.get(retry));
+            let Some(&wait) = wait else {
+                return Err(Failure { error, attempts });
+            };
+            tracing::warn!(
+                stream = %message.stream_name,
+                position = message.position,
+                global_position = message.global_position,
+                r#type = %message.type_name,
+                attempt = attempts,
+                wait_ms = wait,
+                error = %Chain(&*error),
+                "handler failed; trying again"
+            );
+            retries.increment(1);
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+        }
+    }
+
+    /// After `failure` on `message`, when the error hook said stop: parks
+    /// the message with `park_after_retries`, else records the failure
+    /// for the consumer to stop. A failure record that cannot be written
+    /// is logged, and the consumer stops all the same; a message that
+    /// cannot be parked stops the consumer with the store's error.
+    pub(crate) async fn settle(
+        &self,
+        message: &Message,
+        error: &BoxError,
+        attempts: u32,
+    ) -> Result<Settled, Error> {
+        let error = Chain(&**error).to_string();
+        if self.park_after_retries {
+            let failures = self
+                .failures_of(message.global_position)
+                .map_or(0, |failures| failures.count);
+            tracing::warn!(
+                stream = %message.stream_name,
+                position = message.position,
+                global_position = message.global_position,
+                r#type = %message.type_name,
+                attempts,
+                error = %error,
+                "the handler's retries are spent; parking the message"
+            );
+            self.park(message, error, attempts, failures).await?;
+            return Ok(Settled::Parked);
+        }
+        self.record_failure(message, error, attempts).await;
+        Ok(Settled::Stop)
+    }
+
+    /// Records that handling `message` ends the process.
+    async fn record_failure(&self, message: &Message, error: String, attempts: u32) {
+        let failed = Failed {
+            stream_name: message.stream_name.clone(),
+            position: message.position,
+            global_position: message.global_position,
+            type_name: message.type_name.clone(),
+            error,
+            attempts,
+        };
+        let written = match MessageData::serialize(
+            <Failed as ebb_handler::MessageType>::TYPE_NAME,
+            &failed,
+        ) {
+            Ok(record) => self.write(&self.failures_stream, &record).await,
+            Err(err) => Err(err),
+        };
+        match written {
+            Ok(()) => tracing::warn!(
+                failures_stream = %self.failures_stream,
+                stream = %message.stream_name,
+                position = message.position,
+                global_position = message.global_position,
+                attempts,
+                "failure recorded"
+            ),
+            Err(err) => tracing::error!(
+                failures_stream = %self.failures_stream,
+                stream = %message.stream_name,
+                position = message.position,
+                global_position = message.global_position,
+                error = %Chain(&err),
+                "could not record the failure"
+            ),
+        }
+    }
+
+    /// Writes `message` to the parked stream.
+    async fn park(
+        &self,
+        message: &Message,
+        error: String,
+        attempts: u32,
+        failures: u32,
+    ) -> Result<(), Error> {
+        let parked = Parked {
+            id: message.id,
+            stream_name: message.stream_name.clone(),
+            position: message.position,
+            global_position: message.global_position,
+            type_name: message.type_name.clone(),
+            data: message.data.clone(),
+            metadata: message.metadata.clone(),
+            error,
+            attempts,
+            failures,
+        };
+        let record =
+            MessageData::serialize(<Parked as ebb_handler::MessageType>::TYPE_NAME, &parked)?;
+        self.write(&self.parked_stream, &record).await?;
+        tracing::warn!(
+            parked_stream = %self.parked_stream,
+            stream = %message.stream_name,
+            position = message.position,
+            global_position = message.global_position,
+            failures,
+            attempts,
+            "message parked"
+        );
+        Ok(())
+    }
+
+    /// Writes `record` to `stream`, retrying transient failures. The same
+    /// id is written at every attempt, so an attempt whose answer was lost
+    /// and that did write it makes the next one a duplicate: written.
+    async fn write(
+        &self,
+        stream: &StreamName,
+        record: &MessageData,
+    ) -> Result<(), ebb_message_store::Error> {
+        let written = self
+            .write_retry
+            .run(|cycle| async move {
+                match self.store.write(stream, record, ExpectedVersion::Any).await {
+                    Err(err) if cycle > 0 && err.is_duplicate_message_id() => Ok(()),
+                    written => written.map(drop),
+                }
+            })
+            .await;
+        written.map_err(RetryError::into_last)
+    }
+
+    /// The failures counted for the message at `global_position`.
+    fn failures_of(&self, global_position: i64) -> Option<Failures> {
+        self.failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&global_position)
+            .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use ebb_handler::Received;
+    use ebb_message_store::MemoryStore;
+    use serde_json::json;
+
+    use super::*;
+
+    #[message]
+    struct Noted {
+        n: i64,
+    }
+
+    fn failed(global_position: i64, error: &str) -> Failed {
+        Failed {
+            stream_name: "note-1".into(),
+            position: global_position - 1,
+            global_position,
+            type_name: "Noted".into(),
+            error: error.into(),
+            attempts: 1,
+        }
+    }
+
+    fn config() -> ConsumerConfig {
+        ConsumerConfig {
+            identifier: Some("w".into()),
+            read_retry_ms: Vec::new(),
+            ..ConsumerConfig::new("note")
+        }
+    }
+
+    /// A store with notes 1..=count in `note-1`, and the messages read back.
+    async fn notes(count: i64) -> (MemoryStore, Vec<Arc<Message>>) {
+        let store = MemoryStore::new();
+        let stream = StreamName::parse("note-1").unwrap();
+        for n in 1..=count {
+            let note = MessageData::new("Noted", json!({ "n": n })).with_metadata(Metadata {
+                correlation_stream_name: Some("transfer-9".into()),
+                ..Metadata::default()
+            });
+            store
+                .write(&stream, &note, ExpectedVersion::Any)
+                .await
+                .unwrap();
+        }
+        let messages = store.stream_messages("note-1").into_iter().map(Arc::new);
+        (store, messages.collect())
+    }
+
+    #[test]
+    fn failures_are_counted_per_global_position_and_the_last_is_kept() {
+        let counted = count_failures([
+            failed(3, "first"),
+            failed(5, "other"),
+            failed(3, "second"),
+            failed(3, "third"),
+        ]);
+        assert_eq!(counted.len(), 2);
+        assert_eq!(counted[&3].count, 3);
+        assert_eq!(counted[&3].last.error, "third");
+        assert_eq!(counted[&5].count, 1);
+        assert!(count_failures([]).is_empty());
+    }
+
+    #[test]
+    fn records_are_camel_case_with_type_on_the_wire() {
+        let value = serde_json::to_value(failed(3, "boom")).unwrap();
+        assert_eq!(
+            value,
+            json!({
+                "streamName": "note-1", "position": 2, "globalPosition": 3,
+                "type": "Noted", "error": "boom", "attempts": 1
+            })
+        );
+        assert_eq!(<Failed as ebb_handler::MessageType>::TYPE_NAME, "Failed");
+        assert_eq!(<Parked as ebb_handler::MessageType>::TYPE_NAME, "Parked");
+    }
+
+    #[tokio::test]
+    async fn failures_recorded_in_earlier_runs_park_the_message_at_k() {
+        let (store, messages) = notes(2).await;
+        let config = ConsumerConfig {
+            park_after_failures: Some(2),
+            ..config()
+        };
+        let poison = Poison::new(&config, store.clone()).unwrap();
+        let error: BoxError = "cannot take 1".into();
+        // Two runs that end on note 1.
+        for _ in 0..2 {
+            poison.load().await.unwrap();
+            assert!(!poison.park_if_poisoned(&messages[0]).await.unwrap());
+            let settled = poison.settle(&messages[0], &error, 1).await.unwrap();
+            assert_eq!(settled, Settled::Stop);
+        }
+        let records = store.stream_messages("note:failures-w");
+        assert_eq!(records.len(), 2);
+        assert_eq!(
+            records[1].data::<Failed>().unwrap(),
+            Failed {
+                error: "cannot take 1".into(),
+                ..failed(1, "")
+            }
+        );
+        // The third start parks it; other messages are not touched.
+        poison.load().await.unwrap();
+        assert!(poison.park_if_poisoned(&messages[0]).await.unwrap());
+        assert!(!poison.park_if_poisoned(&messages[1]).await.unwrap());
+        let parked = read_parked(&store, &config).await.unwrap();
+        assert_eq!(parked.len(), 1);
+        let parked = &parked[0];
+        assert_eq!(
+            (
+                parked.id,
+                parked.global_position,
+                parked.failures,
+                parked.error.as_str()
+            ),
+            (messages[0].id, 1, 2, "cannot take 1")
+        );
+        assert_eq!(parked.data, json!({ "n": 1 }));
+        assert_eq!(parked.metadata, messages[0].metadata);
+        let again = parked.to_message_data().unwrap();
+        assert_eq!(
+            (again.type_name.as_str(), &again.data),
+            ("Noted", &json!({ "n": 1 }))
+        );
+        assert_eq!(again.metadata, messages[0].metadata);
+        assert_ne!(again.id, messages[0].id);
+    }
+
+    #[tokio::test]
+    async fn without_k_failures_are_recorded_but_nothing_is_parked() {
+        let (store, messages) = notes(1).await;
+        let poison = Poison::new(&config(), store.clone()).unwrap();
+        let error: BoxError = "cannot take 1".into();
+        for _ in 0..3 {
+            poison.load().await.unwrap();
+            assert!(!poison.park_if_poisoned(&messages[0]).await.unwrap());
+            poison.settle(&messages[0], &error, 1).await.unwrap();
+        }
+        assert_eq!(store.stream_messages("note:failures-w").len(), 3);
+        assert!(store.stream_messages("note:parked-w").is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_handler_runs_again_after_each_wait() {
+        let (store, messages) = notes(1).await;
+        let calls = Arc::new(AtomicU32::new(0));
+        // Fails the first `fails` times.
+        let handlers = |fails: u32| {
+            let calls = Arc::clone(&calls);
+            calls.store(0, Ordering::SeqCst);
+            Dispatcher::new().on(move |_: Received<Noted>| {
+                let call = calls.fetch_add(1, Ordering::SeqCst) + 1;
+                async move {
+                    if call <= fails {
+                        return Err::<(), BoxError>(format!("call {call}").into());
+                    }
+                    Ok(())
+                }
+            })
+        };
+        let config = ConsumerConfig {
+            handler_retry_ms: vec![10, 20],
+            ..config()
+        };
+        let poison = Poison::new(&config, store).unwrap();
+        let started = tokio::time::Instant::now();
+        assert!(
+            poison
+                .dispatch(&handlers(2), &messages[0], &metrics::Counter::noop())
+                .await
+                .is_ok()
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(started.elapsed(), Duration::from_millis(30));
+        let Err(Failure { error, attempts }) = poison
+            .dispatch(&handlers(5), &messages[0], &metrics::Counter::noop())
+            .await
+        else {
+            panic!("the retries are spent");
+        };
+        assert_eq!((attempts, error.to_string().as_str()), (3, "call 3"));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn with_park_after_retries_a_spent_message_is_parked_not_recorded() {
+        let (store, messages) = notes(1).await;
+        let config = ConsumerConfig {
+            park_after_retries: true,
+            ..config()
+        };
+        let poison = Poison::new(&config, store.clone()).unwrap();
+        let error: BoxError = "cannot take 1".into();
+        let settled = poison.settle(&messages[0], &error, 3).await.unwrap();
+        assert_eq!(settled, Settled::Parked);
+        assert!(store.stream_messages("note:failures-w").is_empty());
+        let parked = read_parked(&store, &config).await.unwrap();
+        assert_eq!(
+            (parked.len(), parked[0].attempts, parked[0].failures),
+            (1, 3, 0)
+        );
+    }
+}
