@@ -90,7 +90,8 @@ pub struct ConsumerConfig {
     /// The waits, in milliseconds, before each new attempt at a message
     /// whose handler failed, within the process: the handlers that failed
     /// run again after each wait, and the message goes to the error hook
-    /// only when they are spent. Default: none (the first failure counts).
+    /// only when they are spent. A stop waits for the message in hand,
+    /// retries included. Default: none (the first failure counts).
     pub handler_retry_ms: Vec<u64>,
     /// Parks a message whose handling still fails once the
     /// [`handler_retry_ms`](Self::handler_retry_ms) retries are spent (and

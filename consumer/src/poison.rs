@@ -21,11 +21,13 @@
 //! Parking writes a [`Parked`] message, which holds the error and the
 //! original message (id, type, data, metadata), to the parked stream
 //! ([`ConsumerConfig::parked_stream_name`], `CATEGORY:parked-IDENTIFIER`);
-//! the message then counts as handled and consumption goes on. An
+//! the message then counts as handled and consumption goes on. The parked
+//! stream is read at the start too: a message read again after a restart
+//! (its position had not been recorded past it) is not parked twice. An
 //! operator reads the parked stream ([`read_parked`]) and sends a message
 //! again once its handler is fixed ([`Parked::to_message_data`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -124,6 +126,13 @@ pub async fn read_parked<S: MessageStore>(
     Ok(parked)
 }
 
+/// What is read of a parked record at the start: the message it holds.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ParkedPosition {
+    global_position: i64,
+}
+
 /// The failures recorded for one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Failures {
@@ -192,10 +201,22 @@ pub(crate) struct Poison<S> {
     /// records are retried: a failure record that is not written is a
     /// crash that is not counted.
     write_retry: Retry,
-    /// The failures recorded per global position, counted when the
-    /// consumer started (only with `park_after_failures`). Behind a lock
-    /// because it is filled in by a consumer that is borrowed shared.
-    failures: Mutex<HashMap<i64, Failures>>,
+    /// What the failures and parked streams held when the consumer
+    /// started. Behind a lock because it is filled in by a consumer that
+    /// is borrowed shared.
+    known: Mutex<Known>,
+}
+
+/// What a consumer knows of its poison messages at its start (only when
+/// it parks messages).
+#[derive(Debug, Default)]
+struct Known {
+    /// The failures recorded, per global position.
+    failures: HashMap<i64, Failures>,
+    /// The global positions of the messages parked: one read again (the
+    /// position had not been recorded past it when the process ended) is
+    /// not parked a second time.
+    parked: HashSet<i64>,
 }
 
 impl<S: MessageStore> Poison<S> {
@@ -218,14 +239,15 @@ impl<S: MessageStore> Poison<S> {
             handler_retry_ms: config.handler_retry_ms.clone(),
             park_after_retries: config.park_after_retries,
             write_retry,
-            failures: Mutex::new(HashMap::new()),
+            known: Mutex::default(),
         })
     }
 
-    /// At the start: counts the failure records per message, when
-    /// messages are parked after failures (else there is nothing to read).
+    /// At the start, when messages are parked (else there is nothing to
+    /// read): counts the failure records per message, and notes which
+    /// messages are parked already.
     pub(crate) async fn load(&self) -> Result<(), Error> {
-        if self.park_after_failures.is_none() {
+        if !self.parks() {
             return Ok(());
         }
         let mut messages = self
@@ -237,21 +259,45 @@ impl<S: MessageStore> Poison<S> {
                 records.push(message.data::<Failed>()?);
             }
         }
+        drop(messages);
+        let mut messages = self
+            .store
+            .read_stream(self.parked_stream.as_str(), StreamQuery::new());
+        let mut parked = HashSet::new();
+        while let Some(message) = messages.try_next().await? {
+            if message.type_name == <Parked as ebb_handler::MessageType>::TYPE_NAME {
+                parked.insert(message.data::<ParkedPosition>()?.global_position);
+            }
+        }
         let recorded = records.len();
-        let counted = count_failures(records);
+        let failures = count_failures(records);
         tracing::info!(
             failures_stream = %self.failures_stream,
             records = recorded,
-            messages = counted.len(),
+            messages = failures.len(),
+            parked = parked.len(),
             "failures counted"
         );
-        *self.failures.lock().unwrap_or_else(PoisonError::into_inner) = counted;
+        *self.known.lock().unwrap_or_else(PoisonError::into_inner) = Known { failures, parked };
         Ok(())
     }
 
     /// Before handling `message`: parks it if it has already ended the
-    /// process K times; true when it did (the message counts as handled).
+    /// process K times; true when it did, or when it was parked already
+    /// (the message counts as handled).
     pub(crate) async fn park_if_poisoned(&self, message: &Message) -> Result<bool, Error> {
+        if !self.parks() {
+            return Ok(false);
+        }
+        if self.is_parked(message.global_position) {
+            tracing::info!(
+                stream = %message.stream_name,
+                position = message.position,
+                global_position = message.global_position,
+                "the message is parked already; skipping it"
+            );
+            return Ok(true);
+        }
         let Some(limit) = self.park_after_failures else {
             return Ok(false);
         };
@@ -412,6 +458,11 @@ impl<S: MessageStore> Poison<S> {
         let record =
             MessageData::serialize(<Parked as ebb_handler::MessageType>::TYPE_NAME, &parked)?;
         self.write(&self.parked_stream, &record).await?;
+        self.known
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .parked
+            .insert(message.global_position);
         tracing::warn!(
             parked_stream = %self.parked_stream,
             stream = %message.stream_name,
@@ -446,11 +497,26 @@ impl<S: MessageStore> Poison<S> {
 
     /// The failures counted for the message at `global_position`.
     fn failures_of(&self, global_position: i64) -> Option<Failures> {
-        self.failures
+        self.known
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .failures
             .get(&global_position)
             .cloned()
+    }
+
+    /// Whether this consumer parks messages at all.
+    fn parks(&self) -> bool {
+        self.park_after_failures.is_some() || self.park_after_retries
+    }
+
+    /// Whether the message at `global_position` is parked.
+    fn is_parked(&self, global_position: i64) -> bool {
+        self.known
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .parked
+            .contains(&global_position)
     }
 }
 
@@ -578,6 +644,10 @@ mod tests {
         );
         assert_eq!(parked.data, json!({ "n": 1 }));
         assert_eq!(parked.metadata, messages[0].metadata);
+        // Read again after a restart: not parked twice.
+        poison.load().await.unwrap();
+        assert!(poison.park_if_poisoned(&messages[0]).await.unwrap());
+        assert_eq!(store.stream_messages("note:parked-w").len(), 1);
         let again = parked.to_message_data().unwrap();
         assert_eq!(
             (again.type_name.as_str(), &again.data),
