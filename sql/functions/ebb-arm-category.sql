@@ -17,7 +17,7 @@ BEGIN
 
   INSERT INTO message_store.ebb_category_waiters AS waiters (category, waiting)
   VALUES (ebb_arm_category.category, true)
-  ON CONFLICT (category) DO UPDATE SET waiting = true
+  ON CONFLICT ON CONSTRAINT ebb_category_waiters_pkey DO UPDATE SET waiting = true
   WHERE NOT waiters.waiting;
 END;
 $$;
