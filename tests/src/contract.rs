@@ -718,7 +718,11 @@ pub async fn a_write_wakes_an_armed_wakeup(store: &impl MessageStore) {
     assert!(wakeup.is_armed(), "{wakeup:?}");
     let mut wakeup = std::pin::pin!(wakeup);
     store
-        .write(&name("transfer-1"), &msg("Started", 0), ExpectedVersion::Any)
+        .write(
+            &name("transfer-1"),
+            &msg("Started", 0),
+            ExpectedVersion::Any,
+        )
         .await
         .unwrap();
     assert!(
@@ -737,7 +741,11 @@ pub async fn a_write_wakes_an_armed_wakeup(store: &impl MessageStore) {
 
     let again = store.arm_wakeup("account").await;
     store
-        .write(&name("account-1"), &msg("Deposited", 2), ExpectedVersion::Any)
+        .write(
+            &name("account-1"),
+            &msg("Deposited", 2),
+            ExpectedVersion::Any,
+        )
         .await
         .unwrap();
     tokio::time::timeout(Duration::from_secs(1), again)

@@ -177,8 +177,7 @@ async fn only_the_first_write_after_an_arming_notifies() {
     let collect = {
         let received = Arc::clone(&received);
         tokio::spawn(async move {
-            let mut messages =
-                futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
             while let Some(Ok(message)) = messages.next().await {
                 if let tokio_postgres::AsyncMessage::Notification(n) = message {
                     received.lock().unwrap().push(n.payload().to_owned());
@@ -283,7 +282,11 @@ async fn dropping_the_store_closes_the_listening_connection() {
     let clone = store.clone();
     let _wakeup = store.arm_wakeup("note").await;
     let _other = clone.arm_wakeup("other").await;
-    assert_eq!(listeners(&admin).await, 1, "one for the store and its clone");
+    assert_eq!(
+        listeners(&admin).await,
+        1,
+        "one for the store and its clone"
+    );
     drop(store);
     drop(clone);
     let started = Instant::now();

@@ -645,7 +645,11 @@ async fn wake_up_objects_are_installed_and_usable_by_the_role() {
     write(&client, "transfer-1", "Started").await;
     assert_eq!(waiting("account").await, Some(true), "another category");
     write(&client, "account-1", "Opened").await;
-    assert_eq!(waiting("account").await, Some(false), "cleared by its write");
+    assert_eq!(
+        waiting("account").await,
+        Some(false),
+        "cleared by its write"
+    );
     assert_eq!(waiting("transfer").await, None, "never armed");
     client.batch_execute("RESET ROLE").await.unwrap();
 

@@ -143,9 +143,7 @@ impl Wakeups {
                     "not listening for notifications yet: the wake-up comes when it is"
                 );
                 return Wakeup::new(async move {
-                    let _ = status
-                        .wait_for(|status| *status == Status::Listening)
-                        .await;
+                    let _ = status.wait_for(|status| *status == Status::Listening).await;
                 });
             }
         }
@@ -289,16 +287,11 @@ enum Ended {
 
 /// The listener task: listens, and opens its connection again when it is
 /// lost, until the store is dropped.
-async fn listen(
-    wakeups: Weak<Wakeups>,
-    config: Arc<PgStoreConfig>,
-    status: watch::Sender<Status>,
-) {
+async fn listen(wakeups: Weak<Wakeups>, config: Arc<PgStoreConfig>, status: watch::Sender<Status>) {
     let mut retry = FIRST_RETRY;
     let mut failures = 0_u32;
     loop {
-        let listened = match super::connect_dedicated(&config, listener_connection(&config)).await
-        {
+        let listened = match super::connect_dedicated(&config, listener_connection(&config)).await {
             Ok((client, connection)) => {
                 match listen_on(&client, connection, &wakeups, &status).await {
                     Ended::StoreDropped => return,
