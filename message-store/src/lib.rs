@@ -34,11 +34,42 @@
 //! - [`json_text`]: [`JsonText`], a read message's data kept as text until
 //!   it is decoded, once, into the type it is.
 //! - [`store`]: the [`MessageStore`] trait and the read options.
+//! - [`wakeup`]: [`Wakeup`], what [`MessageStore::arm_wakeup`] returns so
+//!   that a caught-up reader wakes at the next write instead of its next
+//!   poll.
 //! - [`pg`]: [`PgStore`], its settings ([`PgStoreConfig`]), and
 //!   [`pg::operations`], the same operations on any client or
 //!   transaction.
 //! - [`memory`]: [`MemoryStore`] for unit tests.
 //! - [`schema`]: the embedded SQL and `install`.
+//!
+//! # Wake-ups
+//!
+//! A reader that has caught up with a category arms a [`Wakeup`]
+//! ([`MessageStore::arm_wakeup`]), reads once more, and then waits for the
+//! wake-up or its next poll, whichever comes first. In PostgreSQL this is
+//! LISTEN/NOTIFY, arranged so that writers do not pay for it:
+//!
+//! - A transaction that sends a NOTIFY takes a database-wide lock at commit
+//!   and holds it through its WAL flush, so if every write notified,
+//!   concurrent writers' commits would be serialised. So the database
+//!   notifies only for a category a reader has *armed*
+//!   (`message_store.ebb_arm_category`), and only once per arming: a
+//!   trigger on `messages` clears the category's flag in the unlogged
+//!   table `ebb_category_waiters` and notifies the channel
+//!   `ebb_message_store` with the category as payload. A write to a
+//!   category nobody waits for costs one index lookup. Being a trigger, it
+//!   fires for writes by any client (Eventide, `psql` calling
+//!   `write_message`).
+//! - Arming takes the category's write lock, so no write can fall between
+//!   "read and found nothing" and "armed" unnoticed, provided the reader
+//!   reads once more after arming.
+//! - [`PgStore`] listens on one dedicated connection, opened at the first
+//!   `arm_wakeup` and shared by the store's clones. When that connection is
+//!   lost, every waiter is woken (a notification may have been lost with
+//!   it) and again once it listens anew.
+//! - Against a plain Message DB install (no `ebb_arm_category`), the store
+//!   says so once in the log and returns [`Wakeup::never`]: readers poll.
 //!
 //! # Errors
 //!
@@ -57,6 +88,7 @@ pub mod pg;
 pub mod schema;
 pub mod store;
 pub mod stream_name;
+pub mod wakeup;
 
 pub use error::Error;
 pub use json_text::JsonText;
@@ -67,6 +99,7 @@ pub use store::{
     CategoryQuery, ConsumerGroup, DEFAULT_BATCH_SIZE, MessageStore, MessageStream, StreamQuery,
 };
 pub use stream_name::{InvalidStreamName, StreamName, hash_64};
+pub use wakeup::Wakeup;
 
 /// Re-exported so that users name the same versions ebb was built with.
 pub use deadpool_postgres;

@@ -25,12 +25,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, SubsecRound, Utc};
+use tokio::sync::Notify;
 
 use crate::store::{MessageStore, check_batch_size};
 use crate::stream_name::{cardinal_id, is_category};
 use crate::{
     CategoryQuery, Error, ExpectedVersion, JsonText, Message, MessageData, StreamName, StreamQuery,
-    hash_64,
+    Wakeup, hash_64,
 };
 
 /// An in-memory message store. Clones share the same messages.
@@ -52,6 +53,10 @@ struct Inner {
     ids: HashSet<uuid::Uuid>,
     /// Every write accepted, in order, as the writer asked for it.
     writes: Vec<Write>,
+    /// The armed wake-ups of each category (see `arm_wakeup`), woken by
+    /// every write to it. Only categories with a wake-up still waiting
+    /// keep their entry past the next arming.
+    wakeups: HashMap<String, Arc<Notify>>,
 }
 
 /// A write the store accepted, as the writer asked for it: what a handler
@@ -161,6 +166,13 @@ impl Inner {
         self.ids.insert(message.id);
         position
     }
+
+    /// Wakes the armed wake-ups of the stream's category.
+    fn wake(&self, stream_name: &StreamName) {
+        if let Some(waiters) = self.wakeups.get(stream_name.category()) {
+            waiters.notify_waiters();
+        }
+    }
 }
 
 impl MemoryStore {
@@ -252,6 +264,7 @@ impl MessageStore for MemoryStore {
             expected_version,
             position: Some(position),
         });
+        inner.wake(stream_name);
         Ok(position)
     }
 
@@ -274,6 +287,9 @@ impl MessageStore for MemoryStore {
             expected_version,
             position: last,
         });
+        if !messages.is_empty() {
+            inner.wake(stream_name);
+        }
         Ok(last)
     }
 
@@ -372,6 +388,24 @@ impl MessageStore for MemoryStore {
 
     async fn stream_version(&self, stream_name: &str) -> Result<Option<i64>, Error> {
         Ok(self.lock().version(stream_name))
+    }
+
+    /// Wakes at the next write to the category: every write notifies, as
+    /// nothing here serialises on it.
+    async fn arm_wakeup(&self, category: &str) -> Wakeup {
+        let mut inner = self.lock();
+        // Forget the categories nobody waits on any more (only the map
+        // holds their `Notify`), so the map does not grow with every
+        // category ever armed.
+        inner
+            .wakeups
+            .retain(|_, waiters| Arc::strong_count(waiters) > 1);
+        let waiters = inner.wakeups.entry(category.to_owned()).or_default();
+        let mut notified = Box::pin(Arc::clone(waiters).notified_owned());
+        // Registered now, under the lock writes take: a write after this
+        // returns wakes it even if it is first polled later.
+        notified.as_mut().enable();
+        Wakeup::new(notified)
     }
 }
 

@@ -4,7 +4,7 @@ use std::future::Future;
 
 use futures_util::stream::{self, BoxStream, Stream, StreamExt as _};
 
-use crate::{Error, ExpectedVersion, Message, MessageData, StreamName};
+use crate::{Error, ExpectedVersion, Message, MessageData, StreamName, Wakeup};
 
 /// The default number of messages a read fetches at once (Message DB's).
 pub const DEFAULT_BATCH_SIZE: i64 = 1000;
@@ -229,6 +229,34 @@ pub trait MessageStore: Send + Sync {
         &self,
         category: &str,
     ) -> impl Future<Output = Result<Option<i64>, Error>> + Send;
+
+    /// Arms a wake-up for `category`: the returned [`Wakeup`] completes
+    /// once a message written to the category after this call returned has
+    /// been committed (it may also complete spuriously, e.g. after the
+    /// listening connection was lost and restored).
+    ///
+    /// The caller reads the category again after arming and before
+    /// awaiting the wake-up, since a write may have committed between its
+    /// last read and the arming; and it keeps polling, with the wake-up
+    /// only cutting the wait short (`tokio::time::timeout(poll, wakeup)`).
+    /// A wake-up is good for one completion: arm again for the next.
+    ///
+    /// Infallible on purpose: a store that cannot arm (its listener is
+    /// down, the database is a plain Message DB install without ebb's
+    /// objects, a transient error) logs why and returns a wake-up that
+    /// completes when it can arm again, or [`Wakeup::never`]; a consumer
+    /// never stops over it.
+    ///
+    /// [`PgStore`](crate::PgStore) listens on one dedicated connection per
+    /// store (shared by its clones), and the database notifies it only for
+    /// a category someone has armed, once per arming: see the crate's
+    /// documentation for what that costs. [`MemoryStore`](crate::MemoryStore)
+    /// wakes its waiters on every write. The default implementation
+    /// returns [`Wakeup::never`].
+    fn arm_wakeup(&self, category: &str) -> impl Future<Output = Wakeup> + Send {
+        let _ = category;
+        std::future::ready(Wakeup::never())
+    }
 
     /// Every message of a stream from `query.position`, fetched batch
     /// after batch as the stream is polled.

@@ -722,6 +722,54 @@ pub async fn data_round_trip(store: &impl MessageStore) {
     }
 }
 
+/// A write to an armed category wakes the wake-up, and a write to
+/// another category does not; good for one wake-up.
+///
+/// Not in [`store_contract_tests!`]: a store on a plain Message DB install
+/// cannot notify (its wake-ups are `Wakeup::never`), so this is run for
+/// the stores that can (`memory_contract`, `pg_contract`).
+pub async fn a_write_wakes_an_armed_wakeup(store: &impl MessageStore) {
+    use std::time::Duration;
+
+    let wakeup = store.arm_wakeup("account").await;
+    assert!(wakeup.is_armed(), "{wakeup:?}");
+    let mut wakeup = std::pin::pin!(wakeup);
+    store
+        .write(
+            &name("transfer-1"),
+            &msg("Started", 0),
+            ExpectedVersion::Any,
+        )
+        .await
+        .unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), &mut wakeup)
+            .await
+            .is_err(),
+        "woken by a write to another category"
+    );
+    store
+        .write(&name("account-1"), &msg("Opened", 1), ExpectedVersion::Any)
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(1), &mut wakeup)
+        .await
+        .expect("woken by the write to its category");
+
+    let again = store.arm_wakeup("account").await;
+    store
+        .write(
+            &name("account-1"),
+            &msg("Deposited", 2),
+            ExpectedVersion::Any,
+        )
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(1), again)
+        .await
+        .expect("armed again, woken again");
+}
+
 /// Generates one `#[tokio::test]` per contract function, each on a fresh
 /// store made by `$make` (an async expression giving `(store, guard)`; the
 /// guard lives as long as the test).

@@ -4,6 +4,12 @@ ebb_tests::store_contract_tests!(ebb_tests::pg_store());
 
 use ebb_message_store::{Error, MessageStore};
 
+#[tokio::test]
+async fn a_write_wakes_an_armed_wakeup() {
+    let (store, _db) = ebb_tests::pg_store().await;
+    ebb_tests::contract::a_write_wakes_an_armed_wakeup(&store).await;
+}
+
 /// Another client may write SQL NULL as data (Message DB's column allows
 /// it): it reads as JSON `null`, and decoding it into a struct is an error
 /// that names the message, not a panic or a skipped row.

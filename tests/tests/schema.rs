@@ -1,7 +1,7 @@
 //! The SQL interface itself, called directly: every function with its
 //! defaults and error texts, the table, indexes, type, views, the role and
-//! its privileges, and installing (idempotent, concurrent, refusing a
-//! foreign schema).
+//! its privileges, ebb's wake-up objects beside Message DB's, and
+//! installing (idempotent, concurrent, refusing a foreign schema).
 
 use ebb_message_store::{schema, stream_name};
 use ebb_tests::{connect, count_messages, database, empty_database};
@@ -588,6 +588,87 @@ async fn the_role_may_read_and_append_but_never_change() {
     assert!(text.contains("permission denied"), "{text}");
     let text = error_text(&client, "DELETE FROM message_store.messages").await;
     assert!(text.contains("permission denied"), "{text}");
+}
+
+/// ebb's wake-up objects: the unlogged flag table, the arming function
+/// and the trigger, usable by the role; arming sets the flag, the next
+/// write clears it (and notifies), and a reinstall leaves a trigger an
+/// operator disabled disabled.
+#[tokio::test]
+async fn wake_up_objects_are_installed_and_usable_by_the_role() {
+    let db = database().await;
+    let client = connect(&db).await;
+    let row = client
+        .query_one(
+            "SELECT (SELECT relpersistence FROM pg_class
+                     WHERE oid = 'message_store.ebb_category_waiters'::regclass)::text,
+                    (SELECT count(*) FROM pg_trigger
+                     WHERE tgrelid = 'message_store.messages'::regclass AND NOT tgisinternal),
+                    (SELECT tgname::text FROM pg_trigger
+                     WHERE tgrelid = 'message_store.messages'::regclass AND NOT tgisinternal),
+                    has_function_privilege('message_store', 'message_store.ebb_arm_category(varchar)', 'EXECUTE'),
+                    has_table_privilege('message_store', 'message_store.ebb_category_waiters', 'UPDATE'),
+                    has_table_privilege('message_store', 'message_store.ebb_category_waiters', 'DELETE')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "u", "unlogged");
+    assert_eq!(row.get::<_, i64>(1), 1, "one trigger on messages");
+    assert_eq!(row.get::<_, String>(2), "messages_wake_category_waiters");
+    assert!(row.get::<_, bool>(3));
+    assert!(row.get::<_, bool>(4));
+    assert!(!row.get::<_, bool>(5));
+
+    client
+        .batch_execute("SET ROLE message_store")
+        .await
+        .unwrap();
+    let waiting = |category: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .query_opt(
+                    "SELECT waiting FROM message_store.ebb_category_waiters WHERE category = $1",
+                    &[&category],
+                )
+                .await
+                .unwrap()
+                .map(|row| row.get::<_, bool>(0))
+        }
+    };
+    client
+        .batch_execute("SELECT message_store.ebb_arm_category('account')")
+        .await
+        .unwrap();
+    assert_eq!(waiting("account").await, Some(true));
+    write(&client, "transfer-1", "Started").await;
+    assert_eq!(waiting("account").await, Some(true), "another category");
+    write(&client, "account-1", "Opened").await;
+    assert_eq!(
+        waiting("account").await,
+        Some(false),
+        "cleared by its write"
+    );
+    assert_eq!(waiting("transfer").await, None, "never armed");
+    client.batch_execute("RESET ROLE").await.unwrap();
+
+    client
+        .batch_execute(
+            "ALTER TABLE message_store.messages DISABLE TRIGGER messages_wake_category_waiters",
+        )
+        .await
+        .unwrap();
+    schema::install(&client).await.unwrap();
+    let enabled: String = client
+        .query_one(
+            "SELECT tgenabled::text FROM pg_trigger WHERE tgname = 'messages_wake_category_waiters'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(enabled, "D", "still disabled after a reinstall");
 }
 
 #[tokio::test]

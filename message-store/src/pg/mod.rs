@@ -1,6 +1,7 @@
 //! The PostgreSQL store: [`PgStore`] over a connection pool, its settings
-//! ([`PgStoreConfig`]), and the functions it is built from, which also take
-//! the caller's client or transaction ([`operations`]).
+//! ([`PgStoreConfig`]), the functions it is built from, which also take
+//! the caller's client or transaction ([`operations`]), and its wake-ups
+//! (`wakeups`: LISTEN on a connection of its own).
 
 mod call;
 mod cancel;
@@ -8,6 +9,7 @@ mod config;
 pub(crate) mod connect;
 pub mod operations;
 mod read_ahead;
+mod wakeups;
 
 use std::sync::Arc;
 
@@ -16,14 +18,19 @@ use tokio_postgres::tls::NoTlsStream;
 use tokio_postgres::{NoTls, Socket};
 
 pub use config::{DEFAULT_MAX_CONNECTIONS, PgStoreConfig, config_from_env};
+pub use wakeups::{LISTENER_APPLICATION_NAME, NOTIFY_CHANNEL};
 
 use self::call::Call;
+use self::wakeups::Wakeups;
 use crate::store::{MessageStore, MessageStream};
-use crate::{CategoryQuery, Error, ExpectedVersion, Message, MessageData, StreamName, StreamQuery};
+use crate::{
+    CategoryQuery, Error, ExpectedVersion, Message, MessageData, StreamName, StreamQuery, Wakeup,
+};
 
 /// A Message DB store in PostgreSQL, over a deadpool connection pool.
 ///
-/// Cheap to clone: clones share the pool.
+/// Cheap to clone: clones share the pool, and the connection that listens
+/// for wake-ups ([`arm_wakeup`](MessageStore::arm_wakeup)).
 ///
 /// ```no_run
 /// # async fn example() -> Result<(), ebb_message_store::Error> {
@@ -69,6 +76,9 @@ pub struct PgStore {
     /// keeps, and what cancelling a statement or opening a dedicated
     /// connection needs.
     config: Arc<PgStoreConfig>,
+    /// The armed categories and the listener that wakes them, shared by
+    /// the clones; the listener task ends when the last clone is dropped.
+    wakeups: Arc<Wakeups>,
 }
 
 impl PgStore {
@@ -92,9 +102,11 @@ impl PgStore {
             .recycle_timeout(Some(config.recycle_timeout))
             .build()
             .map_err(|err| Error::InvalidConfig(format!("connection pool: {err}")))?;
+        let config = Arc::new(config);
         Ok(Self {
             pool,
-            config: Arc::new(config),
+            wakeups: Arc::new(Wakeups::new(Arc::clone(&config))),
+            config,
         })
     }
 
@@ -137,20 +149,34 @@ impl PgStore {
         ),
         Error,
     > {
-        let connect = self.config.effective_connection();
-        let after = self.config.connect_timeout;
-        match tokio::time::timeout(after, connect.connect(NoTls)).await {
-            Ok(connected) => connected.map_err(Error::from),
-            Err(_) => Err(Error::Timeout {
-                operation: "connect",
-                after,
-            }),
-        }
+        connect_dedicated(&self.config, self.config.effective_connection()).await
     }
 
     /// A pooled connection for one call of the store's own.
     async fn call(&self) -> Result<Call, Error> {
         Ok(Call::new(self.client().await?, Arc::clone(&self.config)))
+    }
+}
+
+/// Opens `connection` (made from `config`) outside the pool, within the
+/// connect timeout.
+async fn connect_dedicated(
+    config: &PgStoreConfig,
+    connection: tokio_postgres::Config,
+) -> Result<
+    (
+        tokio_postgres::Client,
+        tokio_postgres::Connection<Socket, NoTlsStream>,
+    ),
+    Error,
+> {
+    let after = config.connect_timeout;
+    match tokio::time::timeout(after, connection.connect(NoTls)).await {
+        Ok(connected) => connected.map_err(Error::from),
+        Err(_) => Err(Error::Timeout {
+            operation: "connect",
+            after,
+        }),
     }
 }
 
@@ -255,6 +281,12 @@ impl MessageStore for PgStore {
             operations::category_head(call.client(), category),
         )
         .await
+    }
+
+    /// Listens on a connection of the store's own, opened at the first
+    /// call (see the crate documentation on wake-ups).
+    async fn arm_wakeup(&self, category: &str) -> Wakeup {
+        self.wakeups.arm(self, category).await
     }
 
     /// Reads one batch ahead: the next batch's query runs on the server

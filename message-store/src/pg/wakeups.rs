@@ -1,0 +1,427 @@
+//! [`PgStore`](super::PgStore)'s wake-ups: a listening connection of the
+//! store's own, and the armed categories its notifications are routed to.
+//!
+//! The database side (the schema's `ebb_arm_category`, and the trigger on
+//! `messages` that notifies the channel [`NOTIFY_CHANNEL`] with the
+//! category once per arming) is described in the crate documentation.
+//! Here:
+//!
+//! - One listener task per store and its clones, started by the first
+//!   `arm_wakeup`. It opens a dedicated connection, runs `LISTEN`, and
+//!   wakes the waiters of the category each notification names.
+//! - `arm_wakeup` waits (at most the connect timeout) for the listener to
+//!   listen, registers a waiter for the category, and only then arms the
+//!   category in the database, so that the notification cannot come
+//!   before the waiter is there to take it.
+//! - When the listening connection is lost, a notification may have been
+//!   lost with it, and the database flag it cleared would leave its
+//!   waiters sleeping until their next poll; so every waiter is woken,
+//!   and again once the listener listens anew (a waiter registered while
+//!   it was away has missed the first). The waiters read their category
+//!   and arm again.
+//! - The task holds the store's state only weakly and ends when the last
+//!   clone of the store is dropped. If the runtime that ran it shuts
+//!   down, the next `arm_wakeup` (on another runtime) starts a new one.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use tokio::sync::{Notify, oneshot, watch};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::tls::NoTlsStream;
+use tokio_postgres::{AsyncMessage, Socket};
+
+use super::{PgStore, PgStoreConfig, operations};
+use crate::{Error, Wakeup};
+
+/// The channel the schema's trigger notifies, with the category as
+/// payload. One channel for every category: channel names are limited to
+/// 63 bytes, category names are not.
+pub const NOTIFY_CHANNEL: &str = "ebb_message_store";
+
+/// The listening connection's `application_name` (after the one in the
+/// store's settings, if any), so that it can be told apart in
+/// `pg_stat_activity`.
+pub const LISTENER_APPLICATION_NAME: &str = "ebb listener";
+
+/// The first wait before opening the listening connection again.
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+
+/// The longest wait between attempts to open it; the waits double up to it.
+const LAST_RETRY: Duration = Duration::from_secs(5);
+
+/// The wake-up state a store shares with its clones.
+pub(super) struct Wakeups {
+    /// The store's settings: where the listener connects, and how long
+    /// `arm_wakeup` waits for it.
+    config: Arc<PgStoreConfig>,
+    /// The waiters and the listener.
+    state: Mutex<State>,
+    /// Set once the database turned out to have no `ebb_arm_category` (a
+    /// plain Message DB install): from then on every wake-up is
+    /// [`Wakeup::never`], without asking the database again.
+    unavailable: AtomicBool,
+    /// Set once a failure to arm has been logged as a warning, so that a
+    /// reader arming at every poll does not repeat it; cleared when arming
+    /// works again.
+    arm_failure_logged: AtomicBool,
+}
+
+struct State {
+    /// Each armed category's waiters. An entry whose `Notify` only the map
+    /// holds has no waiter left and is dropped at the next arming, so the
+    /// map holds the categories being waited on, not every one ever armed.
+    categories: HashMap<String, Arc<Notify>>,
+    /// The running listener; `None` before the first arming and once
+    /// notifications turned out to be unavailable.
+    listener: Option<Listener>,
+}
+
+/// The store's handle on its listener task.
+struct Listener {
+    /// What the task is doing. Closed (the task's sender dropped) when the
+    /// task is gone with its runtime.
+    status: watch::Receiver<Status>,
+    /// Dropped with the store's last clone (or when notifications turn out
+    /// to be unavailable), which ends the task and closes its connection.
+    _stop: oneshot::Sender<()>,
+}
+
+/// What the listener task is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    /// Opening its connection and sending `LISTEN`: a notification now
+    /// would be missed.
+    Connecting,
+    /// Listening: every notification sent from now on reaches it.
+    Listening,
+}
+
+impl Wakeups {
+    pub(super) fn new(config: Arc<PgStoreConfig>) -> Self {
+        Self {
+            config,
+            state: Mutex::new(State {
+                categories: HashMap::new(),
+                listener: None,
+            }),
+            unavailable: AtomicBool::new(false),
+            arm_failure_logged: AtomicBool::new(false),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing under the lock can panic half way through a change.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `store`'s `arm_wakeup` (see the module documentation).
+    pub(super) async fn arm(self: &Arc<Self>, store: &PgStore, category: &str) -> Wakeup {
+        if self.unavailable.load(Ordering::Acquire) {
+            return Wakeup::never();
+        }
+        let mut status = self.listener();
+        let listening = tokio::time::timeout(
+            self.config.connect_timeout,
+            status.wait_for(|status| *status == Status::Listening),
+        )
+        .await
+        .map(|waited| waited.is_ok());
+        match listening {
+            Ok(true) => {}
+            // The task is gone: its runtime is shutting down.
+            Ok(false) => return Wakeup::never(),
+            Err(_elapsed) => {
+                tracing::debug!(
+                    category,
+                    "not listening for notifications yet: the wake-up comes when it is"
+                );
+                return Wakeup::new(async move {
+                    let _ = status.wait_for(|status| *status == Status::Listening).await;
+                });
+            }
+        }
+        let waiter = self.register(category);
+        let armed = match store.call().await {
+            Ok(call) => {
+                call.run(
+                    "ebb_arm_category",
+                    operations::arm_category(call.client(), category),
+                )
+                .await
+            }
+            Err(err) => Err(err),
+        };
+        match armed {
+            Ok(()) => {
+                self.arm_failure_logged.store(false, Ordering::Relaxed);
+                Wakeup::new(waiter)
+            }
+            Err(err) if err.sqlstate() == Some(&SqlState::UNDEFINED_FUNCTION) => {
+                self.turn_off(&err);
+                Wakeup::never()
+            }
+            Err(err) => {
+                if self.arm_failure_logged.swap(true, Ordering::Relaxed) {
+                    tracing::debug!(category, error = %err, "could not arm a wake-up");
+                } else {
+                    tracing::warn!(
+                        category,
+                        error = %err,
+                        "could not arm a wake-up: readers poll until it can be armed again"
+                    );
+                }
+                if err.is_transient() {
+                    // The server is out of reach, so the listener will
+                    // lose its connection too, and wake this waiter once
+                    // it listens again: then arming may work.
+                    Wakeup::new(waiter)
+                } else {
+                    Wakeup::never()
+                }
+            }
+        }
+    }
+
+    /// The listener's status, starting the listener if none runs.
+    fn listener(self: &Arc<Self>) -> watch::Receiver<Status> {
+        let mut state = self.lock();
+        if let Some(listener) = &state.listener {
+            // Closed when its task was dropped with the runtime it ran on.
+            if listener.status.has_changed().is_ok() {
+                return listener.status.clone();
+            }
+        }
+        let (status_sender, status) = watch::channel(Status::Connecting);
+        let (stop, stopped) = oneshot::channel();
+        let task = listen(
+            Arc::downgrade(self),
+            Arc::clone(&self.config),
+            status_sender,
+        );
+        tokio::spawn(async move {
+            tokio::select! {
+                () = task => {}
+                _ = stopped => {}
+            }
+        });
+        state.listener = Some(Listener {
+            status: status.clone(),
+            _stop: stop,
+        });
+        status
+    }
+
+    /// A waiter for `category`'s next notification, registered (enabled)
+    /// now, so that a notification from now on wakes it even before it is
+    /// first polled.
+    fn register(&self, category: &str) -> impl Future<Output = ()> + Send + 'static {
+        let mut state = self.lock();
+        state
+            .categories
+            .retain(|_, waiters| Arc::strong_count(waiters) > 1);
+        let waiters = state.categories.entry(category.to_owned()).or_default();
+        let mut waiter = Box::pin(Arc::clone(waiters).notified_owned());
+        waiter.as_mut().enable();
+        waiter
+    }
+
+    /// Wakes the waiters of `category`.
+    fn wake(&self, category: &str) {
+        if let Some(waiters) = self.lock().categories.get(category) {
+            waiters.notify_waiters();
+        }
+    }
+
+    /// Wakes every waiter of every category.
+    fn wake_all(&self) {
+        for waiters in self.lock().categories.values() {
+            waiters.notify_waiters();
+        }
+    }
+
+    /// The database cannot arm (`err` says `ebb_arm_category` does not
+    /// exist): says so once, and stops the listener.
+    fn turn_off(&self, err: &Error) {
+        if self.unavailable.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::info!(
+            error = %err,
+            "the database has no message_store.ebb_arm_category (a plain Message DB \
+             install?): no wake-ups, readers poll for new messages; installing ebb's \
+             schema adds them"
+        );
+        self.lock().listener = None;
+    }
+}
+
+impl fmt::Debug for Wakeups {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.lock();
+        f.debug_struct("Wakeups")
+            .field("categories", &state.categories.len())
+            .field(
+                "listener",
+                &state.listener.as_ref().map(|l| *l.status.borrow()),
+            )
+            .field("unavailable", &self.unavailable.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a listening connection ended.
+enum Ended {
+    /// The store's last clone was dropped: the task ends.
+    StoreDropped,
+    /// The connection failed or closed; `listened` tells whether it got
+    /// as far as listening.
+    Lost { listened: bool },
+}
+
+/// The listener task: listens, and opens its connection again when it is
+/// lost, until the store is dropped.
+async fn listen(wakeups: Weak<Wakeups>, config: Arc<PgStoreConfig>, status: watch::Sender<Status>) {
+    let mut retry = FIRST_RETRY;
+    let mut failures = 0_u32;
+    loop {
+        let listened = match super::connect_dedicated(&config, listener_connection(&config)).await {
+            Ok((client, connection)) => {
+                match listen_on(&client, connection, &wakeups, &status).await {
+                    Ended::StoreDropped => return,
+                    Ended::Lost { listened } => {
+                        status.send_replace(Status::Connecting);
+                        // A notification may have gone down with the
+                        // connection, its flag cleared: the waiters read
+                        // their category again rather than sleep.
+                        let Some(shared) = wakeups.upgrade() else {
+                            return;
+                        };
+                        shared.wake_all();
+                        listened
+                    }
+                }
+            }
+            Err(err) => {
+                if failures == 0 {
+                    tracing::warn!(
+                        error = %err,
+                        "could not open the connection that listens for notifications: \
+                         readers poll until it is open"
+                    );
+                } else {
+                    tracing::debug!(error = %err, failures, "could not open the listening connection");
+                }
+                false
+            }
+        };
+        if listened {
+            retry = FIRST_RETRY;
+            failures = 0;
+        } else {
+            failures += 1;
+        }
+        tokio::time::sleep(retry).await;
+        if !listened {
+            retry = (retry * 2).min(LAST_RETRY);
+        }
+        if wakeups.strong_count() == 0 {
+            return;
+        }
+    }
+}
+
+/// The listening connection's settings: the store's, with
+/// [`LISTENER_APPLICATION_NAME`].
+fn listener_connection(config: &PgStoreConfig) -> tokio_postgres::Config {
+    let mut connection = config.effective_connection();
+    let name = match connection.get_application_name() {
+        Some(name) => format!("{name} ({LISTENER_APPLICATION_NAME})"),
+        None => LISTENER_APPLICATION_NAME.to_owned(),
+    };
+    connection.application_name(&name);
+    connection
+}
+
+/// Listens on one connection until it is lost or the store is dropped.
+async fn listen_on(
+    client: &tokio_postgres::Client,
+    mut connection: tokio_postgres::Connection<Socket, NoTlsStream>,
+    wakeups: &Weak<Wakeups>,
+    status: &watch::Sender<Status>,
+) -> Ended {
+    // The connection is driven here rather than spawned, to see its
+    // notifications; the answer to LISTEN, too, arrives only while it is
+    // polled.
+    let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+    let statement = format!("LISTEN {NOTIFY_CHANNEL}");
+    let listen = client.batch_execute(&statement);
+    tokio::pin!(listen);
+    loop {
+        tokio::select! {
+            listened = &mut listen => match listened {
+                Ok(()) => break,
+                Err(err) => {
+                    tracing::warn!(error = %err, "LISTEN failed: readers poll until it works");
+                    return Ended::Lost { listened: false };
+                }
+            },
+            message = messages.next() => {
+                if let Some(ended) = lost(message, false) {
+                    return ended;
+                }
+            }
+        }
+    }
+    status.send_replace(Status::Listening);
+    // Whatever was written while nobody listened: a waiter registered while
+    // the connection was away would otherwise sleep until its poll.
+    match wakeups.upgrade() {
+        Some(shared) => shared.wake_all(),
+        None => return Ended::StoreDropped,
+    }
+    tracing::debug!(channel = NOTIFY_CHANNEL, "listening for notifications");
+    loop {
+        let message = messages.next().await;
+        if let Some(Ok(AsyncMessage::Notification(notification))) = &message {
+            let Some(shared) = wakeups.upgrade() else {
+                return Ended::StoreDropped;
+            };
+            shared.wake(notification.payload());
+        } else if let Some(ended) = lost(message, true) {
+            return ended;
+        }
+    }
+}
+
+/// What a message other than a notification means for the connection:
+/// `Some` when it is lost (logged here), `None` for a notice.
+fn lost(
+    message: Option<Result<AsyncMessage, tokio_postgres::Error>>,
+    listened: bool,
+) -> Option<Ended> {
+    match message {
+        Some(Ok(_notice)) => None,
+        Some(Err(err)) => {
+            tracing::warn!(
+                error = %err,
+                "lost the connection that listens for notifications: waking every \
+                 waiter, and listening again"
+            );
+            Some(Ended::Lost { listened })
+        }
+        None => {
+            tracing::warn!(
+                "the connection that listens for notifications closed: waking every \
+                 waiter, and listening again"
+            );
+            Some(Ended::Lost { listened })
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! Run with: `cargo bench -p ebb-tests --bench notify`
+//!
+//! What wake-ups (LISTEN/NOTIFY, see `ebb_message_store`'s crate
+//! documentation) cost writers. A transaction that sends a NOTIFY takes a
+//! database-wide lock at commit and holds it through its WAL flush, so
+//! notifying commits serialise; ebb's schema therefore notifies only the
+//! first write to a category after a consumer armed it. This measures what
+//! is left of that cost, on a durable private cluster (ebb-localpg with
+//! `fsync`, `synchronous_commit` and `full_page_writes` on), where commits
+//! wait for the disk as in production.
+//!
+//! Method. `write_message` throughput (messages per second, each write its
+//! own transaction through `PgStore::write`, as fast as each writer can)
+//! of `EBB_BENCH_NOTIFY_WRITERS` (8) concurrent writers, in two cases:
+//! each writer in a category of its own, and all in one category. Each
+//! case in each mode ([`workload::Mode`]):
+//!
+//! - **off**: the trigger disabled (`ALTER TABLE message_store.messages
+//!   DISABLE TRIGGER messages_wake_category_waiters`); one consumer per
+//!   category reads it from its position as ebb's consumer does, polling
+//!   when it has caught up;
+//! - **on**: the trigger enabled, and the consumers arm before every read
+//!   (`arm_wakeup`, read, handle; after a read that found nothing, wait
+//!   for the wake-up or the poll), so that notifications fire as often as
+//!   a consumer can make them;
+//! - **on, rate limited**: as on, but each consumer arms at most once per
+//!   `EBB_BENCH_NOTIFY_REARM_MS` (2 ms), which delays a wake-up by at most
+//!   that much.
+//!
+//! Each pass warms up for half a second and then counts writes for
+//! `EBB_BENCH_NOTIFY_SECONDS` (4). `EBB_BENCH_NOTIFY_ROUNDS` (3) rounds,
+//! each running every mode of every case once, the order of the modes
+//! turning by one each round, so that a swing in the speed of the (shared)
+//! machine falls on every mode alike; each figure is the median pass. The
+//! requirement: with notifications, each case keeps at least 0.9x of the
+//! rate without.
+//!
+//! It prints progress (stderr) and the figures (stdout), and exits
+//! non-zero when the requirement is missed.
+//!
+//! The modules:
+//!
+//! - [`settings`]: the environment variables and their defaults;
+//! - [`workload`]: the writers and consumers of one pass;
+//! - [`report`]: progress and the figures.
+
+mod report;
+mod settings;
+mod workload;
+
+use std::error::Error;
+use std::time::Instant;
+
+use ebb_localpg::Cluster;
+use ebb_message_store::{PgStore, PgStoreConfig};
+
+use crate::report::{Figures, Report, progress};
+use crate::settings::Settings;
+use crate::workload::{Case, Mode};
+
+/// Any error of a run: it ends the run and is printed.
+type BoxError = Box<dyn Error + Send + Sync>;
+
+/// The database the passes write to.
+const DATABASE: &str = "bench_notify";
+
+/// The median of `values`.
+fn median(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.into_iter().collect();
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.is_empty() {
+        f64::NAN
+    } else if values.len() % 2 == 0 {
+        f64::midpoint(values[mid - 1], values[mid])
+    } else {
+        values[mid]
+    }
+}
+
+async fn connect(config: &tokio_postgres::Config) -> Result<tokio_postgres::Client, BoxError> {
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+fn run(settings: &Settings) -> Result<Report<'_>, BoxError> {
+    let started = Instant::now();
+    progress("starting a durable private PostgreSQL cluster");
+    let cluster = Cluster::builder().fsync(true).start()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime
+        .block_on(async {
+            let postgres = connect(&cluster.config("postgres")).await?;
+            postgres
+                .batch_execute(&format!("CREATE DATABASE {DATABASE}"))
+                .await?;
+            let admin = connect(&cluster.config(DATABASE)).await?;
+            ebb_message_store::schema::install(&admin).await?;
+            let server: String = admin.query_one("SHOW server_version", &[]).await?.get(0);
+            let store = PgStore::new(PgStoreConfig {
+                // A connection for each writer and each consumer.
+                max_connections: 2 * settings.writers + 2,
+                ..PgStoreConfig::new(cluster.config(DATABASE))
+            })?;
+
+            let mut modes = vec![Mode::Off, Mode::On];
+            if !settings.rearm.is_zero() {
+                modes.push(Mode::OnRateLimited);
+            }
+            let mut figures: Vec<Figures> = Case::ALL
+                .iter()
+                .flat_map(|&case| {
+                    modes.iter().map(move |&mode| Figures {
+                        case,
+                        mode,
+                        passes: Vec::new(),
+                    })
+                })
+                .collect();
+            for round in 0..settings.rounds {
+                for case in Case::ALL {
+                    for i in 0..modes.len() {
+                        let mode = modes[(i + round) % modes.len()];
+                        let pass = workload::pass(&store, &admin, settings, case, mode).await?;
+                        progress(format!(
+                            "round {}/{}: {}, {}: {:.0} writes/s, {:.0} armings/s",
+                            round + 1,
+                            settings.rounds,
+                            case.name(),
+                            mode.name(),
+                            pass.writes_per_second,
+                            pass.arms_per_second
+                        ));
+                        figures
+                            .iter_mut()
+                            .find(|f| f.case == case && f.mode == mode)
+                            .expect("a slot for every case and mode")
+                            .passes
+                            .push(pass);
+                    }
+                }
+            }
+            Ok::<_, BoxError>((server, figures))
+        })
+        .map(|(server, figures)| Report {
+            settings,
+            server,
+            figures,
+            elapsed: started.elapsed(),
+        })
+}
+
+fn main() -> Result<(), BoxError> {
+    let settings = Settings::from_env()?;
+    let report = run(&settings)?;
+    report.print();
+    if !report.passed() {
+        std::process::exit(1);
+    }
+    Ok(())
+}

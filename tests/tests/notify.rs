@@ -1,0 +1,398 @@
+//! Wake-ups (`MessageStore::arm_wakeup`) against PostgreSQL: a write to an
+//! armed category, by ebb or by any other client, wakes the waiter at once;
+//! other categories do not; only the first write after an arming notifies;
+//! a lost listening connection, a server restart and a dropped store lose
+//! nothing and leak nothing; a plain Message DB install polls and says so
+//! once.
+//!
+//! "At once" is checked against [`PROMPT`], far below any poll interval and
+//! far above a notification's latency, so that a loaded machine does not
+//! fail the tests; "does not wake" waits [`QUIET`].
+
+#![allow(clippy::print_stdout)]
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ebb_localpg::TestDatabase;
+use ebb_message_store::pg::{LISTENER_APPLICATION_NAME, NOTIFY_CHANNEL};
+use ebb_message_store::{
+    CategoryQuery, ExpectedVersion, MessageData, MessageStore, PgStore, PgStoreConfig, StreamName,
+    Wakeup,
+};
+use ebb_tests::private::{Listen, cluster_with_schema};
+use ebb_tests::{connect, pg_store};
+use futures_util::StreamExt as _;
+use serde_json::json;
+
+/// The longest a wake-up may take after its write.
+const PROMPT: Duration = Duration::from_secs(1);
+
+/// How long a wake-up that should not come is waited for.
+const QUIET: Duration = Duration::from_millis(200);
+
+async fn write(store: &PgStore, stream: &str) -> i64 {
+    let stream = StreamName::parse(stream).unwrap();
+    let mut attempts = 0;
+    loop {
+        let message = MessageData::new("Noted", json!({}));
+        match store.write(&stream, &message, ExpectedVersion::Any).await {
+            Ok(position) => return position,
+            // A pooled connection a restart or termination closed.
+            Err(err) if err.is_transient() && attempts < 50 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(err) => panic!("writing to {stream}: {err:?}"),
+        }
+    }
+}
+
+/// Waits for `wakeup` at most `PROMPT`; returns how long it took.
+async fn woken(wakeup: Wakeup, what: &str) -> Duration {
+    let started = Instant::now();
+    tokio::time::timeout(PROMPT, wakeup)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no wake-up within {PROMPT:?}"));
+    let took = started.elapsed();
+    println!("{what}: woken after {took:?}");
+    took
+}
+
+/// Asserts that `wakeup` does not come within `QUIET`, and gives it back.
+async fn not_woken(mut wakeup: Wakeup, what: &str) -> Wakeup {
+    assert!(
+        tokio::time::timeout(QUIET, &mut wakeup).await.is_err(),
+        "{what}: woken"
+    );
+    wakeup
+}
+
+/// The backends listening on the store's channel in `client`'s database.
+async fn listeners(client: &tokio_postgres::Client) -> i64 {
+    client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name = $1",
+            &[&LISTENER_APPLICATION_NAME],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Terminates the listening connection(s) in `client`'s database; returns
+/// how many.
+async fn terminate_listeners(client: &tokio_postgres::Client) -> i64 {
+    client
+        .query_one(
+            "WITH listening AS MATERIALIZED (
+                 SELECT pid FROM pg_stat_activity
+                 WHERE datname = current_database() AND application_name = $1)
+             SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM listening",
+            &[&LISTENER_APPLICATION_NAME],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn a_write_wakes_an_armed_wakeup_at_once() {
+    let (store, _db) = pg_store().await;
+    let wakeup = store.arm_wakeup("note").await;
+    assert!(wakeup.is_armed(), "{wakeup:?}");
+    let wakeup = not_woken(wakeup, "nothing written yet").await;
+    write(&store, "note-1").await;
+    woken(wakeup, "a write through PgStore").await;
+
+    // Good for one wake-up: arm again for the next.
+    let wakeup = store.arm_wakeup("note").await;
+    write(&store, "note-2").await;
+    woken(wakeup, "the next write").await;
+}
+
+/// Writes by other clients (Eventide, psql) go through `write_message`
+/// too, and the trigger notifies for them alike.
+#[tokio::test]
+async fn a_write_by_another_client_wakes_it() {
+    let (store, db) = pg_store().await;
+    let other = connect(&db).await;
+    let wakeup = store.arm_wakeup("note").await;
+    other
+        .execute(
+            "SELECT message_store.write_message(gen_random_uuid()::varchar, 'note-1', 'Noted', '{}')",
+            &[],
+        )
+        .await
+        .unwrap();
+    woken(wakeup, "a write with plain SQL").await;
+}
+
+#[tokio::test]
+async fn a_write_to_another_category_does_not_wake_it() {
+    let (store, _db) = pg_store().await;
+    let wakeup = store.arm_wakeup("note").await;
+    write(&store, "other-1").await;
+    // A category with types is a category of its own.
+    write(&store, "note:command-1").await;
+    let wakeup = not_woken(wakeup, "writes to other categories").await;
+    write(&store, "note-1").await;
+    woken(wakeup, "then a write to its own").await;
+}
+
+/// A write that commits between a reader's last read and its arming does
+/// not wake it: the reader must read again after arming, and that read
+/// sees the write. A write after the arming wakes it.
+#[tokio::test]
+async fn the_read_after_arming_sees_a_write_from_before_it() {
+    let (store, _db) = pg_store().await;
+    let read = |position| {
+        let store = store.clone();
+        async move {
+            store
+                .get_category_messages("note", &CategoryQuery::new().position(position))
+                .await
+                .unwrap()
+        }
+    };
+    assert!(read(1).await.is_empty(), "caught up");
+    write(&store, "note-1").await; // between the read and the arming
+    let wakeup = store.arm_wakeup("note").await;
+    let again = read(1).await;
+    assert_eq!(again.len(), 1, "the read after arming sees it");
+    let wakeup = not_woken(wakeup, "a write from before the arming").await;
+    write(&store, "note-2").await;
+    woken(wakeup, "a write after the arming").await;
+}
+
+/// A NOTIFY serialises commits, so writers pay for it only when someone
+/// waits: the first write after an arming notifies, the rest do not, and
+/// nothing notifies while nobody is armed.
+#[tokio::test]
+async fn only_the_first_write_after_an_arming_notifies() {
+    let (store, db) = pg_store().await;
+    let (listener, mut connection) = db.config().connect(tokio_postgres::NoTls).await.unwrap();
+    let received = Arc::new(Mutex::new(Vec::<String>::new()));
+    let collect = {
+        let received = Arc::clone(&received);
+        tokio::spawn(async move {
+            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(Ok(message)) = messages.next().await {
+                if let tokio_postgres::AsyncMessage::Notification(n) = message {
+                    received.lock().unwrap().push(n.payload().to_owned());
+                }
+            }
+        })
+    };
+    listener
+        .batch_execute(&format!("LISTEN {NOTIFY_CHANNEL}"))
+        .await
+        .unwrap();
+
+    write(&store, "note-1").await; // nobody armed
+    let wakeup = store.arm_wakeup("note").await;
+    for n in 2..5 {
+        write(&store, &format!("note-{n}")).await;
+    }
+    woken(wakeup, "the first write").await;
+    write(&store, "note-5").await; // woken, not armed again
+    // A round trip on the listening connection: every notification sent
+    // before it has been received once it returns.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    listener.batch_execute("SELECT 1").await.unwrap();
+    assert_eq!(*received.lock().unwrap(), ["note"]);
+    drop(listener);
+    collect.await.unwrap();
+}
+
+/// The listening connection is terminated: the waiter is woken though
+/// nothing was written (the notification of a write may have been lost
+/// with the connection), and the store listens again, so a write after
+/// arming anew wakes again.
+#[tokio::test]
+async fn a_lost_listening_connection_wakes_the_waiters_and_listens_again() {
+    let (store, db) = pg_store().await;
+    let admin = connect(&db).await;
+    let wakeup = store.arm_wakeup("note").await;
+    assert_eq!(listeners(&admin).await, 1, "one listening connection");
+    assert_eq!(terminate_listeners(&admin).await, 1);
+    woken(wakeup, "the listening connection lost").await;
+
+    // Arming waits for the listener to listen again.
+    let wakeup = store.arm_wakeup("note").await;
+    assert!(wakeup.is_armed());
+    write(&store, "note-1").await;
+    woken(wakeup, "a write after listening again").await;
+    assert_eq!(listeners(&admin).await, 1, "still one");
+}
+
+/// A notification lost with the connection, its flag cleared: the write
+/// is made while the listener is away, and the waiter still wakes (when
+/// the connection is lost, and again when it listens anew) and finds it.
+#[tokio::test]
+async fn a_write_while_the_listener_is_away_is_not_slept_through() {
+    let (store, db) = pg_store().await;
+    let admin = connect(&db).await;
+    let wakeup = store.arm_wakeup("note").await;
+    terminate_listeners(&admin).await;
+    write(&store, "note-1").await;
+    woken(wakeup, "the write while the listener was away").await;
+    let read = store
+        .get_category_messages("note", &CategoryQuery::new())
+        .await
+        .unwrap();
+    assert_eq!(read.len(), 1);
+}
+
+/// The server restarts: the waiter is woken, and once the server is back
+/// the store listens again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_of_the_server_wakes_the_waiters_and_listens_again() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let (mut cluster, config) = cluster_with_schema(Listen::Socket).await;
+        let store = PgStore::new(PgStoreConfig {
+            max_connections: 2,
+            ..PgStoreConfig::new(config)
+        })
+        .unwrap();
+        let mut wakeup = store.arm_wakeup("note").await;
+        let restart = Instant::now();
+        tokio::task::block_in_place(|| cluster.restart()).expect("the cluster restarts");
+        println!("restart took {:?}", restart.elapsed());
+        tokio::time::timeout(PROMPT, &mut wakeup)
+            .await
+            .expect("woken by the restart");
+
+        let wakeup = store.arm_wakeup("note").await;
+        assert!(wakeup.is_armed());
+        write(&store, "note-1").await;
+        woken(wakeup, "a write after the restart").await;
+    })
+    .await
+    .expect("done within a minute");
+}
+
+/// The listener lives as long as the store: dropping the last clone
+/// closes its connection.
+#[tokio::test]
+async fn dropping_the_store_closes_the_listening_connection() {
+    let (store, db) = pg_store().await;
+    let admin = connect(&db).await;
+    let clone = store.clone();
+    let _wakeup = store.arm_wakeup("note").await;
+    let _other = clone.arm_wakeup("other").await;
+    assert_eq!(
+        listeners(&admin).await,
+        1,
+        "one for the store and its clone"
+    );
+    drop(store);
+    drop(clone);
+    let started = Instant::now();
+    while listeners(&admin).await > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the listener outlived its store"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Tests (and programs) may use one store on several runtimes, one after
+/// another: the listener dies with the runtime that ran it, and the next
+/// arming starts another.
+#[test]
+fn a_store_outlives_the_runtime_its_listener_ran_on() {
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let (store, db): (PgStore, TestDatabase) = runtime().block_on(pg_store());
+    runtime().block_on(async {
+        let wakeup = store.arm_wakeup("note").await;
+        write(&store, "note-1").await;
+        woken(wakeup, "on the first runtime").await;
+    });
+    runtime().block_on(async {
+        let wakeup = store.arm_wakeup("note").await;
+        assert!(wakeup.is_armed());
+        write(&store, "note-2").await;
+        woken(wakeup, "on the second runtime").await;
+        // The first runtime's listener was dropped with it; its backend
+        // ends as soon as the server sees the socket closed.
+        let admin = connect(&db).await;
+        let started = Instant::now();
+        while listeners(&admin).await != 1 {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "the first listener outlived its runtime"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+}
+
+/// A database installed by Message DB's own scripts has no
+/// `ebb_arm_category`: the store never wakes, says so once, and goes on
+/// working.
+#[tokio::test]
+async fn a_plain_message_db_install_polls_and_says_so_once() {
+    let log = Log::default();
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_writer(log.clone())
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .finish(),
+    );
+    // The role message_store is the cluster's, and both installers create
+    // it when it is missing: have ebb's template (made by the other tests
+    // here at the same time) create it first, so that the two never race
+    // to.
+    drop(ebb_tests::database().await);
+    let (store, _db) = ebb_tests::message_db::pg_store().await;
+    for _ in 0..3 {
+        let wakeup = store.arm_wakeup("note").await;
+        assert!(!wakeup.is_armed(), "{wakeup:?}");
+    }
+    write(&store, "note-1").await;
+    let text = log.text();
+    assert_eq!(
+        text.matches("ebb_arm_category").count(),
+        1,
+        "said once:\n{text}"
+    );
+    assert!(text.contains("poll"), "{text}");
+}
+
+/// The log lines written while a test runs.
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<u8>>>);
+
+impl Log {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Log {
+    type Writer = Log;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
