@@ -9,7 +9,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use ebb_handler::{BoxError, Dispatcher};
-use ebb_message_store::{Message, MessageStore};
+use ebb_message_store::{Message, MessageStore, Wakeup};
 use ebb_retry::{Retry, RetryError};
 use futures_util::TryStreamExt as _;
 use tracing::Instrument as _;
@@ -253,10 +253,13 @@ where
     ) -> Result<(), Error> {
         // Transient read failures in a row; a message read resets it.
         let mut failures = 0;
+        // Armed for the next write to the category, once caught up.
+        let mut wakeup: Option<Wakeup> = None;
         'read: loop {
             if !control.proceed().await {
                 return Ok(());
             }
+            let mut read_any = false;
             let mut messages = self
                 .store
                 .read_category(&self.config.category, self.config.query(progress.next));
@@ -271,6 +274,7 @@ where
                     }
                 };
                 failures = 0;
+                read_any = true;
                 // Messages in hand are handled without waiting, so without
                 // this a batch would hold the thread: the other tasks of the
                 // runtime (the next batch's read, the position record, other
@@ -293,11 +297,32 @@ where
             // Caught up: the record in flight is finished before waiting.
             recorder.finish().await?;
             self.sample_lag(progress).await;
+            if read_any {
+                // What woke it, or the write it was armed for, is read.
+                wakeup = None;
+            }
+            if wakeup.is_none() && self.config.wake_on_notify {
+                let armed = self.arm_wakeup().await;
+                let read_again = armed.is_armed();
+                wakeup = Some(armed);
+                if read_again {
+                    // A write may have come between the read and the
+                    // arming: read once more before waiting.
+                    continue 'read;
+                }
+            }
             tokio::select! {
                 () = tokio::time::sleep(self.config.poll_interval) => {}
+                () = wake(&mut wakeup) => wakeup = None,
                 () = control.stopped() => return Ok(()),
             }
         }
+    }
+
+    /// Arms a wake-up for the category (a store that cannot notify says
+    /// so once, and the consumer polls).
+    async fn arm_wakeup(&self) -> Wakeup {
+        self.store.arm_wakeup(&self.config.category).await
     }
 
     /// After a failed read: waits before the next attempt if the error is
@@ -498,6 +523,15 @@ where
     /// handled since the last record.
     fn unrecorded(progress: &Progress) -> Option<i64> {
         progress.handled.filter(|_| progress.unrecorded > 0)
+    }
+}
+
+/// Completes when `wakeup` does; pending without one, or with one that
+/// never comes.
+async fn wake(wakeup: &mut Option<Wakeup>) {
+    match wakeup {
+        Some(wakeup) if wakeup.is_armed() => wakeup.await,
+        _ => std::future::pending().await,
     }
 }
 

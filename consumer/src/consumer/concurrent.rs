@@ -130,6 +130,10 @@ where
         let mut idle: Pin<Box<tokio::time::Sleep>> =
             Box::pin(tokio::time::sleep(std::time::Duration::ZERO));
         let mut read_failures = 0;
+        // Armed for the next write to the category, once caught up.
+        let mut wakeup: Option<ebb_message_store::Wakeup> = None;
+        // Whether the read under way has found anything.
+        let mut read_any = false;
         let mut failure: Option<Error> = None;
         let mut stopping = false;
         loop {
@@ -181,14 +185,29 @@ where
                 next = next_message(&mut reader), if reading && reader.is_some() => match next {
                     Ok(Some(message)) => {
                         read_failures = 0;
+                        read_any = true;
                         read_next = message.global_position + 1;
                         taken.take(message);
                     }
                     Ok(None) => {
-                        // Caught up: read again after the poll interval.
+                        // Caught up: read again after the poll interval, or
+                        // when woken by a write.
                         reader = None;
                         self.sample_lag(progress).await;
-                        idle.as_mut().reset(tokio::time::Instant::now() + self.config.poll_interval);
+                        if std::mem::take(&mut read_any) {
+                            wakeup = None;
+                        }
+                        let mut wait = self.config.poll_interval;
+                        if wakeup.is_none() && self.config.wake_on_notify {
+                            let armed = self.arm_wakeup().await;
+                            if armed.is_armed() {
+                                // A write may have come between the read
+                                // and the arming: read once more at once.
+                                wait = std::time::Duration::ZERO;
+                            }
+                            wakeup = Some(armed);
+                        }
+                        idle.as_mut().reset(tokio::time::Instant::now() + wait);
                     }
                     Err(err) => {
                         reader = None;
@@ -205,6 +224,10 @@ where
                         &self.config.category,
                         self.config.query(read_next),
                     ));
+                }
+                () = super::wake(&mut wakeup), if reading && reader.is_none() => {
+                    wakeup = None;
+                    idle.as_mut().reset(tokio::time::Instant::now());
                 }
                 () = control.stopped(), if !stopping => stopping = true,
             }
