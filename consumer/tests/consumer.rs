@@ -231,6 +231,7 @@ async fn a_caught_up_consumer_polls_at_its_interval() {
         Consumer::new(
             ConsumerConfig {
                 poll_interval: Duration::from_secs(5),
+                wake_on_notify: false,
                 ..config(100, 100)
             },
             store.clone(),
@@ -254,6 +255,43 @@ async fn a_caught_up_consumer_polls_at_its_interval() {
     assert_eq!(*seen.lock().unwrap(), [1]);
     control.stop();
     running.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_caught_up_consumer_is_woken_by_a_write_before_its_poll() {
+    for concurrency in [1, 4] {
+        let store = MemoryStore::new();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let consumer = Arc::new(
+            Consumer::new(
+                ConsumerConfig {
+                    poll_interval: Duration::from_secs(5),
+                    concurrency,
+                    ..config(100, 100)
+                },
+                store.clone(),
+            )
+            .unwrap()
+            .handler(recording(&seen, None)),
+        );
+        let control = Control::new();
+        let running = tokio::spawn({
+            let (consumer, control) = (Arc::clone(&consumer), control.clone());
+            async move { consumer.run(&control).await }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        for n in 1..=3 {
+            note(&store, &format!("note-{n}"), n).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            assert_eq!(
+                seen.lock().unwrap().len(),
+                n as usize,
+                "concurrency {concurrency}: woken at once, not at the poll"
+            );
+        }
+        control.stop();
+        running.await.unwrap().unwrap();
+    }
 }
 
 #[test]

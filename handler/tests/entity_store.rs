@@ -128,6 +128,10 @@ impl MessageStore for Counting {
     async fn stream_version(&self, stream_name: &str) -> Result<Option<i64>, StoreError> {
         self.inner.stream_version(stream_name).await
     }
+
+    async fn category_head(&self, category: &str) -> Result<Option<i64>, StoreError> {
+        self.inner.category_head(category).await
+    }
 }
 
 fn stream(id: &str) -> StreamName {
