@@ -275,7 +275,11 @@ async fn without_a_busy_window_every_arming_arms() {
     write(&store, "note-1").await;
     woken(wakeup, "the first write").await;
     let wakeup = store.arm_wakeup("note").await;
-    assert_eq!(flag(&admin, "note").await, Some(true), "armed again at once");
+    assert_eq!(
+        flag(&admin, "note").await,
+        Some(true),
+        "armed again at once"
+    );
     let wakeup = not_woken(wakeup, "nothing written").await;
     write(&store, "note-2").await;
     woken(wakeup, "the next write").await;
@@ -463,7 +467,10 @@ impl Log {
 
 impl std::io::Write for Log {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
         Ok(buf.len())
     }
 
