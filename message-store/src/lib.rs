@@ -61,6 +61,14 @@
 //!   category nobody waits for costs one index lookup. Being a trigger, it
 //!   fires for writes by any client (Eventide, `psql` calling
 //!   `write_message`).
+//! - A reader that keeps up with a busy category would arm after every
+//!   message, and nearly every write would notify. So after a
+//!   notification a category counts as busy for
+//!   [`PgStoreConfig::busy_category_window`] (1 s): `arm_wakeup` then
+//!   returns a wake-up after [`PgStoreConfig::busy_category_poll`] (5 ms)
+//!   instead of arming, and each category causes at most one notifying
+//!   commit per window. The price is the reader's reads every few
+//!   milliseconds while it is busy.
 //! - Arming takes the category's write lock, so no write can fall between
 //!   "read and found nothing" and "armed" unnoticed, provided the reader
 //!   reads once more after arming.

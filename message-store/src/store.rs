@@ -249,8 +249,9 @@ pub trait MessageStore: Send + Sync {
     ///
     /// [`PgStore`](crate::PgStore) listens on one dedicated connection per
     /// store (shared by its clones), and the database notifies it only for
-    /// a category someone has armed, once per arming: see the crate's
-    /// documentation for what that costs. [`MemoryStore`](crate::MemoryStore)
+    /// a category someone has armed, once per arming, and a category
+    /// notified less than a moment ago is polled instead of armed: see the
+    /// crate's documentation for what that costs. [`MemoryStore`](crate::MemoryStore)
     /// wakes its waiters on every write. The default implementation
     /// returns [`Wakeup::never`].
     fn arm_wakeup(&self, category: &str) -> impl Future<Output = Wakeup> + Send {

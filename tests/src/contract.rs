@@ -725,9 +725,10 @@ pub async fn data_round_trip(store: &impl MessageStore) {
 /// A write to an armed category wakes the wake-up, and a write to
 /// another category does not; good for one wake-up.
 ///
-/// Not in [`store_contract_tests!`]: a store on a plain Message DB install
-/// cannot notify (its wake-ups are `Wakeup::never`), so this is run for
-/// the stores that can (`memory_contract`, `pg_contract`).
+/// Not in [`store_contract_tests!`](crate::store_contract_tests): a store
+/// on a plain Message DB install cannot notify (its wake-ups are
+/// `Wakeup::never`), so this is run for the stores that can
+/// (`memory_contract`, `pg_contract`).
 pub async fn a_write_wakes_an_armed_wakeup(store: &impl MessageStore) {
     use std::time::Duration;
 

@@ -106,7 +106,9 @@ async fn a_write_wakes_an_armed_wakeup_at_once() {
     write(&store, "note-1").await;
     woken(wakeup, "a write through PgStore").await;
 
-    // Good for one wake-up: arm again for the next.
+    // Good for one wake-up: arm again for the next (the category is busy
+    // now, so this one is the busy poll's or the write's, whichever
+    // comes first).
     let wakeup = store.arm_wakeup("note").await;
     write(&store, "note-2").await;
     woken(wakeup, "the next write").await;
@@ -204,6 +206,83 @@ async fn only_the_first_write_after_an_arming_notifies() {
     assert_eq!(*received.lock().unwrap(), ["note"]);
     drop(listener);
     collect.await.unwrap();
+}
+
+/// Whether `category` is armed in the database (its flag set).
+async fn flag(client: &tokio_postgres::Client, category: &str) -> Option<bool> {
+    client
+        .query_opt(
+            "SELECT waiting FROM message_store.ebb_category_waiters WHERE category = $1",
+            &[&category],
+        )
+        .await
+        .unwrap()
+        .map(|row| row.get(0))
+}
+
+/// After a notification the category is busy for the busy window: arming
+/// it then does not ask the database for another notification (writers
+/// would pay a notifying commit for nearly every message) but returns a
+/// wake-up after the busy poll. After the window it arms the database
+/// again. Two armings meanwhile share one notification.
+#[tokio::test]
+async fn a_busy_category_is_polled_instead_of_armed() {
+    let db = ebb_tests::database().await;
+    let store = PgStore::new(PgStoreConfig {
+        max_connections: 4,
+        busy_category_window: Duration::from_millis(400),
+        busy_category_poll: Duration::from_millis(20),
+        ..PgStoreConfig::new(db.config())
+    })
+    .unwrap();
+    let admin = connect(&db).await;
+
+    let first = store.arm_wakeup("note").await;
+    let second = store.arm_wakeup("note").await;
+    assert_eq!(flag(&admin, "note").await, Some(true));
+    write(&store, "note-1").await;
+    woken(first, "the first of two armings").await;
+    woken(second, "the second, sharing its notification").await;
+    assert_eq!(flag(&admin, "note").await, Some(false), "consumed");
+
+    // Busy: polled, not armed.
+    let busy = store.arm_wakeup("note").await;
+    assert!(busy.is_armed());
+    let took = woken(busy, "the busy poll").await;
+    assert!(took < Duration::from_millis(300), "{took:?}");
+    assert_eq!(flag(&admin, "note").await, Some(false), "not armed");
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let quiet = store.arm_wakeup("note").await;
+    assert_eq!(flag(&admin, "note").await, Some(true), "armed again");
+    let quiet = not_woken(quiet, "quiet, armed").await;
+    write(&store, "note-2").await;
+    woken(quiet, "a write after the window").await;
+}
+
+/// With no busy window, every arming asks the database.
+#[tokio::test]
+async fn without_a_busy_window_every_arming_arms() {
+    let db = ebb_tests::database().await;
+    let store = PgStore::new(PgStoreConfig {
+        max_connections: 4,
+        busy_category_window: Duration::ZERO,
+        ..PgStoreConfig::new(db.config())
+    })
+    .unwrap();
+    let admin = connect(&db).await;
+    let wakeup = store.arm_wakeup("note").await;
+    write(&store, "note-1").await;
+    woken(wakeup, "the first write").await;
+    let wakeup = store.arm_wakeup("note").await;
+    assert_eq!(
+        flag(&admin, "note").await,
+        Some(true),
+        "armed again at once"
+    );
+    let wakeup = not_woken(wakeup, "nothing written").await;
+    write(&store, "note-2").await;
+    woken(wakeup, "the next write").await;
 }
 
 /// The listening connection is terminated: the waiter is woken though
@@ -310,7 +389,15 @@ fn a_store_outlives_the_runtime_its_listener_ran_on() {
             .build()
             .unwrap()
     };
-    let (store, db): (PgStore, TestDatabase) = runtime().block_on(pg_store());
+    let db: TestDatabase = runtime().block_on(ebb_tests::database());
+    // No busy window, so that the second arming asks the new listener's
+    // database session for a notification rather than polling.
+    let store = PgStore::new(PgStoreConfig {
+        max_connections: 4,
+        busy_category_window: Duration::ZERO,
+        ..PgStoreConfig::new(db.config())
+    })
+    .unwrap();
     runtime().block_on(async {
         let wakeup = store.arm_wakeup("note").await;
         write(&store, "note-1").await;
@@ -380,7 +467,10 @@ impl Log {
 
 impl std::io::Write for Log {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
         Ok(buf.len())
     }
 

@@ -77,6 +77,19 @@ pub struct PgStoreConfig {
     /// connection counts as lost (`TCP_USER_TIMEOUT`). Default: the
     /// connection settings' `tcp_user_timeout` if they have one, else 30 s.
     pub tcp_user_timeout: Duration,
+    /// Wake-ups: how long after a notification its category counts as
+    /// busy. While it is, [`arm_wakeup`](crate::MessageStore::arm_wakeup)
+    /// does not ask the database for another notification but returns a
+    /// wake-up after [`busy_category_poll`](Self::busy_category_poll):
+    /// the reader polls quickly while messages keep coming, and each
+    /// category costs its writers at most one notifying commit per window
+    /// (a notifying commit holds a database-wide lock through its WAL
+    /// flush). Zero arms the database at every call. Default: 1 s.
+    pub busy_category_window: Duration,
+    /// Wake-ups: how soon the wake-up of a busy category comes (see
+    /// [`busy_category_window`](Self::busy_category_window)), which bounds
+    /// the delay of a message written to it. Default: 5 ms.
+    pub busy_category_poll: Duration,
 }
 
 impl PgStoreConfig {
@@ -104,6 +117,8 @@ impl PgStoreConfig {
                 .get_tcp_user_timeout()
                 .copied()
                 .unwrap_or(Duration::from_secs(30)),
+            busy_category_window: Duration::from_secs(1),
+            busy_category_poll: Duration::from_millis(5),
             connection,
         }
     }

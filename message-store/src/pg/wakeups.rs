@@ -12,7 +12,17 @@
 //! - `arm_wakeup` waits (at most the connect timeout) for the listener to
 //!   listen, registers a waiter for the category, and only then arms the
 //!   category in the database, so that the notification cannot come
-//!   before the waiter is there to take it.
+//!   before the waiter is there to take it. A category already armed by
+//!   this store is not armed again: the waiter shares the pending
+//!   notification.
+//! - A notifying commit holds a database-wide lock through its WAL flush,
+//!   so notifying commits are serialised; a consumer that keeps up with a
+//!   busy category would re-arm after every message and make nearly every
+//!   write notify. So for `busy_category_window` after a notification,
+//!   `arm_wakeup` does not arm the database but returns a wake-up after
+//!   `busy_category_poll`: the reader polls quickly while the category is
+//!   busy, and each category causes at most one notifying commit per
+//!   window.
 //! - When the listening connection is lost, a notification may have been
 //!   lost with it, and the database flag it cleared would leave its
 //!   waiters sleeping until their next poll; so every waiter is woken,
@@ -25,11 +35,13 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
+use tokio::sync::futures::OwnedNotified;
 use tokio::sync::{Notify, oneshot, watch};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::NoTlsStream;
@@ -72,13 +84,31 @@ pub(super) struct Wakeups {
 }
 
 struct State {
-    /// Each armed category's waiters. An entry whose `Notify` only the map
-    /// holds has no waiter left and is dropped at the next arming, so the
-    /// map holds the categories being waited on, not every one ever armed.
-    categories: HashMap<String, Arc<Notify>>,
+    /// The armed categories. An entry with no waiter left (only the map
+    /// holds its `Notify`), not armed and not busy is dropped at the next
+    /// arming, so the map holds the categories being waited on, not every
+    /// one ever armed.
+    categories: HashMap<String, Category>,
     /// The running listener; `None` before the first arming and once
     /// notifications turned out to be unavailable.
     listener: Option<Listener>,
+}
+
+/// One armed category.
+#[derive(Debug, Default)]
+struct Category {
+    /// Its waiters, woken by its notifications.
+    waiters: Arc<Notify>,
+    /// True from a successful arming in the database until its
+    /// notification (or a lost connection): armings meanwhile share it
+    /// instead of asking the database again.
+    armed: bool,
+    /// Counts the wake-ups, so that an arming that raced with one does not
+    /// record `armed` for a flag the wake-up already consumed.
+    wakes: u64,
+    /// When its last notification came: the category is busy for
+    /// `busy_category_window` after it.
+    notified_at: Option<Instant>,
 }
 
 /// The store's handle on its listener task.
@@ -147,7 +177,19 @@ impl Wakeups {
                 });
             }
         }
-        let waiter = self.register(category);
+        let (waiter, arming) = match self.register(category) {
+            Registered::Shared(waiter) => return Wakeup::new(waiter),
+            Registered::Busy(waiter) => {
+                let poll = self.config.busy_category_poll;
+                return Wakeup::new(async move {
+                    tokio::select! {
+                        () = waiter => {}
+                        () = tokio::time::sleep(poll) => {}
+                    }
+                });
+            }
+            Registered::Arm(waiter, wakes) => (waiter, wakes),
+        };
         let armed = match store.call().await {
             Ok(call) => {
                 call.run(
@@ -161,6 +203,7 @@ impl Wakeups {
         match armed {
             Ok(()) => {
                 self.arm_failure_logged.store(false, Ordering::Relaxed);
+                self.armed(category, arming);
                 Wakeup::new(waiter)
             }
             Err(err) if err.sqlstate() == Some(&SqlState::UNDEFINED_FUNCTION) => {
@@ -220,29 +263,61 @@ impl Wakeups {
 
     /// A waiter for `category`'s next notification, registered (enabled)
     /// now, so that a notification from now on wakes it even before it is
-    /// first polled.
-    fn register(&self, category: &str) -> impl Future<Output = ()> + Send + 'static {
+    /// first polled; and whether the database must be armed for it.
+    fn register(&self, category: &str) -> Registered {
+        let busy_window = self.config.busy_category_window;
         let mut state = self.lock();
-        state
-            .categories
-            .retain(|_, waiters| Arc::strong_count(waiters) > 1);
-        let waiters = state.categories.entry(category.to_owned()).or_default();
-        let mut waiter = Box::pin(Arc::clone(waiters).notified_owned());
+        // Forget the categories nobody waits on (only the map holds their
+        // `Notify`) that are neither armed nor busy.
+        state.categories.retain(|_, entry| {
+            Arc::strong_count(&entry.waiters) > 1
+                || entry.armed
+                || entry
+                    .notified_at
+                    .is_some_and(|at| at.elapsed() < busy_window)
+        });
+        let entry = state.categories.entry(category.to_owned()).or_default();
+        let mut waiter = Box::pin(Arc::clone(&entry.waiters).notified_owned());
         waiter.as_mut().enable();
-        waiter
-    }
-
-    /// Wakes the waiters of `category`.
-    fn wake(&self, category: &str) {
-        if let Some(waiters) = self.lock().categories.get(category) {
-            waiters.notify_waiters();
+        if entry.armed {
+            Registered::Shared(waiter)
+        } else if entry
+            .notified_at
+            .is_some_and(|at| at.elapsed() < busy_window)
+        {
+            Registered::Busy(waiter)
+        } else {
+            Registered::Arm(waiter, entry.wakes)
         }
     }
 
-    /// Wakes every waiter of every category.
+    /// Records that `category` is armed in the database, unless a wake-up
+    /// came since `wakes` was read (it may have consumed the flag).
+    fn armed(&self, category: &str, wakes: u64) {
+        if let Some(entry) = self.lock().categories.get_mut(category) {
+            if entry.wakes == wakes {
+                entry.armed = true;
+            }
+        }
+    }
+
+    /// Wakes the waiters of `category`, whose notification came.
+    fn wake(&self, category: &str) {
+        if let Some(entry) = self.lock().categories.get_mut(category) {
+            entry.armed = false;
+            entry.wakes += 1;
+            entry.notified_at = Some(Instant::now());
+            entry.waiters.notify_waiters();
+        }
+    }
+
+    /// Wakes every waiter of every category; the database flags are not
+    /// known any more, so the next armings ask the database again.
     fn wake_all(&self) {
-        for waiters in self.lock().categories.values() {
-            waiters.notify_waiters();
+        for entry in self.lock().categories.values_mut() {
+            entry.armed = false;
+            entry.wakes += 1;
+            entry.waiters.notify_waiters();
         }
     }
 
@@ -274,6 +349,18 @@ impl fmt::Debug for Wakeups {
             .field("unavailable", &self.unavailable.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
+}
+
+/// What `register` found.
+enum Registered {
+    /// The category is armed in the database already: its notification
+    /// wakes this waiter too.
+    Shared(Pin<Box<OwnedNotified>>),
+    /// The category is busy: the waiter, to be woken by the next poll at
+    /// the latest, without arming the database.
+    Busy(Pin<Box<OwnedNotified>>),
+    /// The database must be armed; the category's wake count before.
+    Arm(Pin<Box<OwnedNotified>>, u64),
 }
 
 /// How a listening connection ended.

@@ -31,8 +31,8 @@ impl Figures {
         crate::median(self.passes.iter().map(|p| p.writes_per_second))
     }
 
-    fn median_arms(&self) -> f64 {
-        crate::median(self.passes.iter().map(|p| p.arms_per_second))
+    fn median_of(&self, figure: impl Fn(&Pass) -> f64) -> f64 {
+        crate::median(self.passes.iter().map(figure))
     }
 }
 
@@ -54,18 +54,20 @@ impl Report<'_> {
 
     /// The ratio of `mode`'s median to "off"'s, in `case`.
     fn ratio(&self, case: Case, mode: Mode) -> Option<f64> {
-        Some(self.figures(case, mode)?.median() / self.figures(case, Mode::Off)?.median())
+        self.ratio_to(case, mode, Mode::Off)
     }
 
-    /// True when every case passes in at least one mode with
-    /// notifications (the requirement, met by the design ebb ships if the
-    /// always-armed mode passes, or by a rate-limited consumer otherwise).
+    /// The ratio of `mode`'s median to `base`'s, in `case`.
+    fn ratio_to(&self, case: Case, mode: Mode, base: Mode) -> Option<f64> {
+        Some(self.figures(case, mode)?.median() / self.figures(case, base)?.median())
+    }
+
+    /// True when every case keeps the required ratio with notifications
+    /// as ebb ships them (mode `on`, the store's default settings).
     pub(crate) fn passed(&self) -> bool {
         Case::ALL.iter().all(|&case| {
-            [Mode::On, Mode::OnRateLimited]
-                .iter()
-                .filter_map(|&mode| self.ratio(case, mode))
-                .any(|ratio| ratio >= RATIO_REQUIRED)
+            self.ratio(case, Mode::On)
+                .is_some_and(|r| r >= RATIO_REQUIRED)
         })
     }
 
@@ -74,42 +76,53 @@ impl Report<'_> {
         println!("# write cost of wake-ups (LISTEN/NOTIFY)");
         println!(
             "PostgreSQL {} (durable: fsync and synchronous_commit on); {} writers, \
-             {} s per pass, {} rounds, poll {} ms, re-arm limit {} ms; run took {:.0} s",
+             {} s per pass, {} rounds, poll {} ms; busy window {:?}, busy poll {:?} \
+             (None: the store's default); run took {:.0} s",
             self.server,
             s.writers,
             s.seconds,
             s.rounds,
             s.poll.as_millis(),
-            s.rearm.as_millis(),
+            s.busy_window,
+            s.busy_poll,
             self.elapsed.as_secs_f64()
         );
         println!();
         println!(
-            "| case | notifications | writes/s (median) | passes | armings/s | ratio to off |"
+            "| case | notifications | writes/s (median) | passes | arm calls/s | NOTIFYs/s | reads/s | ratio to off | to off, fast poll |"
         );
-        println!("|---|---|---:|---|---:|---:|");
+        println!("|---|---|---:|---|---:|---:|---:|---:|---:|");
         for figures in &self.figures {
             let passes: Vec<String> = figures
                 .passes
                 .iter()
                 .map(|p| format!("{:.0}", p.writes_per_second))
                 .collect();
-            let ratio = match figures.mode {
-                Mode::Off => "-".to_owned(),
-                mode => format!("{:.2}x", self.ratio(figures.case, mode).unwrap_or(f64::NAN)),
+            let (ratio, to_fast) = match figures.mode {
+                Mode::Off | Mode::OffFastPoll => ("-".to_owned(), "-".to_owned()),
+                mode => (
+                    format!("{:.2}x", self.ratio(figures.case, mode).unwrap_or(f64::NAN)),
+                    format!(
+                        "{:.2}x",
+                        self.ratio_to(figures.case, mode, Mode::OffFastPoll)
+                            .unwrap_or(f64::NAN)
+                    ),
+                ),
             };
             println!(
-                "| {} | {} | {:.0} | {} | {:.0} | {ratio} |",
+                "| {} | {} | {:.0} | {} | {:.0} | {:.0} | {:.0} | {ratio} | {to_fast} |",
                 figures.case.name(),
                 figures.mode.name(),
                 figures.median(),
                 passes.join(", "),
-                figures.median_arms(),
+                figures.median_of(|p| p.arms_per_second),
+                figures.median_of(|p| p.notifications_per_second),
+                figures.median_of(|p| p.reads_per_second),
             );
         }
         println!();
         for case in Case::ALL {
-            for mode in [Mode::On, Mode::OnRateLimited] {
+            for mode in [Mode::On, Mode::OnEveryArming] {
                 if let Some(ratio) = self.ratio(case, mode) {
                     let verdict = if ratio >= RATIO_REQUIRED {
                         "PASS"
@@ -125,7 +138,7 @@ impl Report<'_> {
             }
         }
         println!(
-            "requirement (each case at least {RATIO_REQUIRED}x in some mode with notifications): {}",
+            "requirement (each case at least {RATIO_REQUIRED}x with notifications on, as ebb ships them): {}",
             if self.passed() { "PASS" } else { "FAIL" }
         );
     }

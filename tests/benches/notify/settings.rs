@@ -15,17 +15,21 @@ pub(crate) struct Settings {
     /// `EBB_BENCH_NOTIFY_WRITERS`, default 8: concurrent writers, each
     /// writing one message per transaction as fast as it can.
     pub(crate) writers: usize,
-    /// `EBB_BENCH_NOTIFY_SECONDS`, default 4: how long each pass counts
+    /// `EBB_BENCH_NOTIFY_SECONDS`, default 3: how long each pass counts
     /// writes, after a warm-up of half a second.
     pub(crate) seconds: f64,
     /// `EBB_BENCH_NOTIFY_ROUNDS`, default 3: passes of each mode per case,
     /// interleaved (off first, then on first, ...); each figure is the
     /// median pass.
     pub(crate) rounds: usize,
-    /// `EBB_BENCH_NOTIFY_REARM_MS`, default 2: the shortest time between
-    /// two armings of one consumer in the rate-limited mode (`on, rate
-    /// limited`); 0 leaves that mode out.
-    pub(crate) rearm: Duration,
+    /// `EBB_BENCH_NOTIFY_EVERY_ARMING`, default 1: also measure the mode
+    /// without a busy window (`on, no busy window`); 0 leaves it out.
+    pub(crate) every_arming: bool,
+    /// `EBB_BENCH_NOTIFY_BUSY_WINDOW_MS` and `EBB_BENCH_NOTIFY_BUSY_POLL_MS`,
+    /// default the store's (`PgStoreConfig::busy_category_window` and
+    /// `busy_category_poll`): the store settings of the `on` mode.
+    pub(crate) busy_window: Option<Duration>,
+    pub(crate) busy_poll: Option<Duration>,
     /// `EBB_BENCH_NOTIFY_POLL_MS`, default 100: how long a caught-up
     /// consumer waits at most, for its wake-up or for its next poll.
     pub(crate) poll: Duration,
@@ -35,10 +39,12 @@ impl Settings {
     pub(crate) fn from_env() -> Result<Self, BoxError> {
         let settings = Settings {
             writers: env_or("EBB_BENCH_NOTIFY_WRITERS", 8)?,
-            seconds: env_or("EBB_BENCH_NOTIFY_SECONDS", 4.0)?,
+            seconds: env_or("EBB_BENCH_NOTIFY_SECONDS", 3.0)?,
             rounds: env_or("EBB_BENCH_NOTIFY_ROUNDS", 3)?,
-            rearm: Duration::from_millis(env_or("EBB_BENCH_NOTIFY_REARM_MS", 2)?),
+            every_arming: env_or::<u8>("EBB_BENCH_NOTIFY_EVERY_ARMING", 1)? != 0,
             poll: Duration::from_millis(env_or("EBB_BENCH_NOTIFY_POLL_MS", 100)?),
+            busy_window: env_opt("EBB_BENCH_NOTIFY_BUSY_WINDOW_MS")?.map(Duration::from_millis),
+            busy_poll: env_opt("EBB_BENCH_NOTIFY_BUSY_POLL_MS")?.map(Duration::from_millis),
         };
         if settings.writers == 0 || settings.rounds == 0 || settings.seconds <= 0.0 {
             return Err("writers, rounds and seconds must be positive".into());
@@ -58,5 +64,20 @@ where
             .parse()
             .map_err(|err| format!("{name}={value:?}: {err}").into()),
         _ => Ok(default),
+    }
+}
+
+fn env_opt<T: FromStr>(name: &str) -> Result<Option<T>, BoxError>
+where
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => value
+            .trim()
+            .replace('_', "")
+            .parse()
+            .map(Some)
+            .map_err(|err| format!("{name}={value:?}: {err}").into()),
+        _ => Ok(None),
     }
 }

@@ -58,21 +58,31 @@ pub(crate) enum Mode {
     /// The trigger disabled; the consumers poll (read, and after a read
     /// that found nothing wait for the poll interval).
     Off,
+    /// The trigger disabled; the consumers poll every
+    /// `busy_category_poll` (the store's busy poll) after a read that
+    /// found nothing: the read load of `On` in a busy category, without
+    /// notifications, to tell the cost of reading sooner from the cost of
+    /// notifying.
+    OffFastPoll,
     /// The trigger enabled; each consumer arms before every read and,
-    /// when it found nothing, waits for its wake-up (or the poll).
+    /// when it found nothing, waits for its wake-up (or the poll), on a
+    /// store with the default settings: a category notified less than
+    /// `busy_category_window` ago is polled every `busy_category_poll`
+    /// instead of armed again.
     On,
-    /// As `On`, but each consumer arms at most once per the re-arm
-    /// interval; when it found nothing and may not arm yet, it waits out
-    /// the rest of the interval and then arms and reads.
-    OnRateLimited,
+    /// As `On`, on a store whose `busy_category_window` is zero: every
+    /// arming asks the database for a notification, and every write that
+    /// finds a consumer waiting notifies.
+    OnEveryArming,
 }
 
 impl Mode {
     pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Off => "off",
+            Self::OffFastPoll => "off, fast poll",
             Self::On => "on",
-            Self::OnRateLimited => "on, rate limited",
+            Self::OnEveryArming => "on, no busy window",
         }
     }
 }
@@ -82,12 +92,16 @@ impl Mode {
 pub(crate) struct Pass {
     /// Writes committed per second in the counted window.
     pub(crate) writes_per_second: f64,
-    /// Armings per second, all consumers together.
+    /// `arm_wakeup` calls per second, all consumers together.
     pub(crate) arms_per_second: f64,
+    /// Notifications sent per second (each one a notifying commit).
+    pub(crate) notifications_per_second: f64,
+    /// Category reads per second, all consumers together.
+    pub(crate) reads_per_second: f64,
 }
 
-/// Runs one pass of `case` in `mode` against `store`; `admin` switches the
-/// trigger.
+/// Runs one pass of `case` in `mode` against `store` (the one for the
+/// mode); `admin` switches the trigger.
 pub(crate) async fn pass(
     store: &PgStore,
     admin: &tokio_postgres::Client,
@@ -116,6 +130,25 @@ pub(crate) async fn pass(
     let stop = Arc::new(AtomicBool::new(false));
     let writes = Arc::new(AtomicU64::new(0));
     let arms = Arc::new(AtomicU64::new(0));
+    let reads = Arc::new(AtomicU64::new(0));
+    let notifications = Arc::new(AtomicU64::new(0));
+    // A connection of its own listening on the channel, to count what the
+    // trigger sends.
+    let (listener, mut connection) = store.connect_dedicated().await?;
+    let counting = {
+        let notifications = Arc::clone(&notifications);
+        tokio::spawn(async move {
+            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(Ok(message)) = futures_util::StreamExt::next(&mut messages).await {
+                if let tokio_postgres::AsyncMessage::Notification(_) = message {
+                    notifications.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    listener
+        .batch_execute(&format!("LISTEN {}", ebb_message_store::pg::NOTIFY_CHANNEL))
+        .await?;
     let mut tasks = Vec::new();
     for category in case.categories(settings.writers) {
         let consumer = Consumer {
@@ -123,10 +156,13 @@ pub(crate) async fn pass(
             category,
             position: next,
             mode,
-            rearm: settings.rearm,
-            poll: settings.poll,
+            poll: match mode {
+                Mode::OffFastPoll => store.config().busy_category_poll,
+                _ => settings.poll,
+            },
             stop: Arc::clone(&stop),
             arms: Arc::clone(&arms),
+            reads: Arc::clone(&reads),
         };
         tasks.push(tokio::spawn(consumer.run()));
     }
@@ -149,19 +185,24 @@ pub(crate) async fn pass(
     }
 
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (writes_before, arms_before) =
-        (writes.load(Ordering::Relaxed), arms.load(Ordering::Relaxed));
+    let counters = [&writes, &arms, &notifications, &reads];
+    let before = counters.map(|c| c.load(Ordering::Relaxed));
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(settings.seconds)).await;
-    let (writes_after, arms_after) = (writes.load(Ordering::Relaxed), arms.load(Ordering::Relaxed));
+    let after = counters.map(|c| c.load(Ordering::Relaxed));
     let seconds = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     for task in tasks {
         task.await??;
     }
+    drop(listener);
+    counting.await?;
+    let rate = |i: usize| (after[i] - before[i]) as f64 / seconds;
     Ok(Pass {
-        writes_per_second: (writes_after - writes_before) as f64 / seconds,
-        arms_per_second: (arms_after - arms_before) as f64 / seconds,
+        writes_per_second: rate(0),
+        arms_per_second: rate(1),
+        notifications_per_second: rate(2),
+        reads_per_second: rate(3),
     })
 }
 
@@ -173,26 +214,20 @@ struct Consumer {
     /// The next global position to read.
     position: i64,
     mode: Mode,
-    rearm: Duration,
     poll: Duration,
     stop: Arc<AtomicBool>,
     /// Armings, counted for the report.
     arms: Arc<AtomicU64>,
+    /// Reads, counted for the report.
+    reads: Arc<AtomicU64>,
 }
 
 impl Consumer {
     async fn run(mut self) -> Result<(), BoxError> {
-        // Long ago: the first round may arm at once.
-        let mut armed_at = Instant::now() - self.rearm;
         while !self.stop.load(Ordering::Relaxed) {
             let wakeup = match self.mode {
-                Mode::Off => None,
-                Mode::On => Some(self.arm().await),
-                Mode::OnRateLimited if armed_at.elapsed() >= self.rearm => {
-                    armed_at = Instant::now();
-                    Some(self.arm().await)
-                }
-                Mode::OnRateLimited => None,
+                Mode::Off | Mode::OffFastPoll => None,
+                Mode::On | Mode::OnEveryArming => Some(self.arm().await),
             };
             let batch = self
                 .store
@@ -201,6 +236,7 @@ impl Consumer {
                     &CategoryQuery::new().position(self.position),
                 )
                 .await?;
+            self.reads.fetch_add(1, Ordering::Relaxed);
             if let Some(last) = batch.last() {
                 // "Handling": decoding each message's data.
                 for message in &batch {
@@ -209,14 +245,11 @@ impl Consumer {
                 self.position = last.global_position + 1;
                 continue;
             }
-            match (self.mode, wakeup) {
-                (_, Some(wakeup)) => {
+            match wakeup {
+                Some(wakeup) => {
                     let _ = tokio::time::timeout(self.poll, wakeup).await;
                 }
-                (Mode::OnRateLimited, None) => {
-                    tokio::time::sleep(self.rearm.saturating_sub(armed_at.elapsed())).await;
-                }
-                (_, None) => tokio::time::sleep(self.poll).await,
+                None => tokio::time::sleep(self.poll).await,
             }
         }
         Ok(())
