@@ -54,24 +54,29 @@
 //!   and holds it through its WAL flush, so if every write notified,
 //!   concurrent writers' commits would be serialised. So the database
 //!   notifies only for a category a reader has *armed*
-//!   (`message_store.ebb_arm_category`), and only once per arming: a
-//!   trigger on `messages` clears the category's flag in the unlogged
-//!   table `ebb_category_waiters` and notifies the channel
-//!   `ebb_message_store` with the category as payload. A write to a
-//!   category nobody waits for costs one index lookup. Being a trigger, it
-//!   fires for writes by any client (Eventide, `psql` calling
-//!   `write_message`).
+//!   (`message_store.ebb_arm_category`): arming is a shared advisory lock
+//!   held by the reader's listening session on a key made of the category.
+//!   A trigger on `messages` tries, in its `WHEN` clause, to take that key
+//!   exclusively for the writing transaction: while nobody has armed the
+//!   category it can, and the write costs that one lock and nothing more;
+//!   while somebody has, it cannot, and the trigger notifies the channel
+//!   `ebb_message_store` with the category as payload. The listener
+//!   disarms (`ebb_disarm_category`) at the first notification. Being a
+//!   trigger, it fires for writes by any client (Eventide, `psql` calling
+//!   `write_message`); an armed session that disconnects leaves nothing
+//!   armed behind.
 //! - A reader that keeps up with a busy category would arm after every
 //!   message, and nearly every write would notify. So after a
 //!   notification a category counts as busy for
 //!   [`PgStoreConfig::busy_category_window`] (1 s): `arm_wakeup` then
 //!   returns a wake-up after [`PgStoreConfig::busy_category_poll`] (5 ms)
-//!   instead of arming, and each category causes at most one notifying
-//!   commit per window. The price is the reader's reads every few
+//!   instead of arming, and each category causes a few notifying commits
+//!   per window at most. The price is the reader's reads every few
 //!   milliseconds while it is busy.
-//! - Arming takes the category's write lock, so no write can fall between
-//!   "read and found nothing" and "armed" unnoticed, provided the reader
-//!   reads once more after arming.
+//! - Arming waits for the writers that found the category unarmed (they
+//!   hold its key until they commit), so no write can fall between "read
+//!   and found nothing" and "armed" unnoticed, provided the reader reads
+//!   once more after arming.
 //! - [`PgStore`] listens on one dedicated connection, opened at the first
 //!   `arm_wakeup` and shared by the store's clones. When that connection is
 //!   lost, every waiter is woken (a notification may have been lost with

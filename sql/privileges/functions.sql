@@ -12,4 +12,5 @@ GRANT EXECUTE ON FUNCTION message_store.get_stream_messages(varchar, bigint, big
 GRANT EXECUTE ON FUNCTION message_store.get_category_messages(varchar, bigint, bigint, varchar, bigint, bigint, varchar) TO message_store;
 GRANT EXECUTE ON FUNCTION message_store.get_last_stream_message(varchar, varchar) TO message_store;
 GRANT EXECUTE ON FUNCTION message_store.ebb_arm_category(varchar) TO message_store;
+GRANT EXECUTE ON FUNCTION message_store.ebb_disarm_category(varchar) TO message_store;
 GRANT EXECUTE ON FUNCTION message_store.ebb_wake_category_waiters() TO message_store;

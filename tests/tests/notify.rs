@@ -169,8 +169,9 @@ async fn the_read_after_arming_sees_a_write_from_before_it() {
 }
 
 /// A NOTIFY serialises commits, so writers pay for it only when someone
-/// waits: the first write after an arming notifies, the rest do not, and
-/// nothing notifies while nobody is armed.
+/// waits: nothing notifies while nobody is armed, a write after an arming
+/// notifies, and once the listener has disarmed at that notification the
+/// writes after it do not.
 #[tokio::test]
 async fn only_the_first_write_after_an_arming_notifies() {
     let (store, db) = pg_store().await;
@@ -194,10 +195,13 @@ async fn only_the_first_write_after_an_arming_notifies() {
 
     write(&store, "note-1").await; // nobody armed
     let wakeup = store.arm_wakeup("note").await;
-    for n in 2..5 {
+    write(&store, "note-2").await;
+    woken(wakeup, "the first write").await;
+    let admin = connect(&db).await;
+    assert!(!armed(&admin, "note", false).await, "disarmed");
+    for n in 3..5 {
         write(&store, &format!("note-{n}")).await;
     }
-    woken(wakeup, "the first write").await;
     write(&store, "note-5").await; // woken, not armed again
     // A round trip on the listening connection: every notification sent
     // before it has been received once it returns.
@@ -208,16 +212,29 @@ async fn only_the_first_write_after_an_arming_notifies() {
     collect.await.unwrap();
 }
 
-/// Whether `category` is armed in the database (its flag set).
-async fn flag(client: &tokio_postgres::Client, category: &str) -> Option<bool> {
-    client
-        .query_opt(
-            "SELECT waiting FROM message_store.ebb_category_waiters WHERE category = $1",
-            &[&category],
-        )
-        .await
-        .unwrap()
-        .map(|row| row.get(0))
+/// Whether `category` is armed in the database: a session holds its
+/// arming key shared (see `ebb_arm_category`). The key is released by the
+/// listener in the background after a notification, so the answer is
+/// awaited until it is `expected`, for up to 2 s.
+async fn armed(client: &tokio_postgres::Client, category: &str, expected: bool) -> bool {
+    let started = std::time::Instant::now();
+    loop {
+        let held: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_locks
+                 WHERE locktype = 'advisory' AND mode = 'ShareLock' AND granted
+                   AND classid = 1700946551::oid AND objsubid = 2
+                   AND objid = hashtext($1)::oid",
+                &[&category],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if (held > 0) == expected || started.elapsed() > Duration::from_secs(2) {
+            return held > 0;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// After a notification the category is busy for the busy window: arming
@@ -239,22 +256,25 @@ async fn a_busy_category_is_polled_instead_of_armed() {
 
     let first = store.arm_wakeup("note").await;
     let second = store.arm_wakeup("note").await;
-    assert_eq!(flag(&admin, "note").await, Some(true));
+    assert!(armed(&admin, "note", true).await);
     write(&store, "note-1").await;
     woken(first, "the first of two armings").await;
     woken(second, "the second, sharing its notification").await;
-    assert_eq!(flag(&admin, "note").await, Some(false), "consumed");
+    assert!(
+        !armed(&admin, "note", false).await,
+        "disarmed at its notification"
+    );
 
     // Busy: polled, not armed.
     let busy = store.arm_wakeup("note").await;
     assert!(busy.is_armed());
     let took = woken(busy, "the busy poll").await;
     assert!(took < Duration::from_millis(300), "{took:?}");
-    assert_eq!(flag(&admin, "note").await, Some(false), "not armed");
+    assert!(!armed(&admin, "note", false).await, "not armed");
 
     tokio::time::sleep(Duration::from_millis(400)).await;
     let quiet = store.arm_wakeup("note").await;
-    assert_eq!(flag(&admin, "note").await, Some(true), "armed again");
+    assert!(armed(&admin, "note", true).await, "armed again");
     let quiet = not_woken(quiet, "quiet, armed").await;
     write(&store, "note-2").await;
     woken(quiet, "a write after the window").await;
@@ -275,11 +295,7 @@ async fn without_a_busy_window_every_arming_arms() {
     write(&store, "note-1").await;
     woken(wakeup, "the first write").await;
     let wakeup = store.arm_wakeup("note").await;
-    assert_eq!(
-        flag(&admin, "note").await,
-        Some(true),
-        "armed again at once"
-    );
+    assert!(armed(&admin, "note", true).await, "armed again at once");
     let wakeup = not_woken(wakeup, "nothing written").await;
     write(&store, "note-2").await;
     woken(wakeup, "the next write").await;

@@ -590,67 +590,64 @@ async fn the_role_may_read_and_append_but_never_change() {
     assert!(text.contains("permission denied"), "{text}");
 }
 
-/// ebb's wake-up objects: the unlogged flag table, the arming function
-/// and the trigger, usable by the role; arming sets the flag, the next
-/// write clears it (and notifies), and a reinstall leaves a trigger an
-/// operator disabled disabled.
+/// ebb's wake-up objects: the arming functions and the trigger, usable
+/// by the role; arming is a shared lock of the session, taken once per
+/// call and released once per disarming; and a reinstall leaves a trigger
+/// an operator disabled disabled.
 #[tokio::test]
 async fn wake_up_objects_are_installed_and_usable_by_the_role() {
     let db = database().await;
     let client = connect(&db).await;
     let row = client
         .query_one(
-            "SELECT (SELECT relpersistence FROM pg_class
-                     WHERE oid = 'message_store.ebb_category_waiters'::regclass)::text,
-                    (SELECT count(*) FROM pg_trigger
+            "SELECT (SELECT count(*) FROM pg_trigger
                      WHERE tgrelid = 'message_store.messages'::regclass AND NOT tgisinternal),
-                    (SELECT tgname::text FROM pg_trigger
+                    (SELECT pg_get_triggerdef(oid) FROM pg_trigger
                      WHERE tgrelid = 'message_store.messages'::regclass AND NOT tgisinternal),
                     has_function_privilege('message_store', 'message_store.ebb_arm_category(varchar)', 'EXECUTE'),
-                    has_table_privilege('message_store', 'message_store.ebb_category_waiters', 'UPDATE'),
-                    has_table_privilege('message_store', 'message_store.ebb_category_waiters', 'DELETE')",
+                    has_function_privilege('message_store', 'message_store.ebb_disarm_category(varchar)', 'EXECUTE')",
             &[],
         )
         .await
         .unwrap();
-    assert_eq!(row.get::<_, String>(0), "u", "unlogged");
-    assert_eq!(row.get::<_, i64>(1), 1, "one trigger on messages");
-    assert_eq!(row.get::<_, String>(2), "messages_wake_category_waiters");
+    assert_eq!(row.get::<_, i64>(0), 1, "one trigger on messages");
+    let definition: String = row.get(1);
+    assert!(
+        definition.contains("messages_wake_category_waiters")
+            && definition.contains("pg_try_advisory_xact_lock"),
+        "{definition}"
+    );
+    assert!(row.get::<_, bool>(2));
     assert!(row.get::<_, bool>(3));
-    assert!(row.get::<_, bool>(4));
-    assert!(!row.get::<_, bool>(5));
 
     client
         .batch_execute("SET ROLE message_store")
         .await
         .unwrap();
-    let waiting = |category: &'static str| {
+    let disarm = |category: &'static str| {
         let client = &client;
         async move {
             client
-                .query_opt(
-                    "SELECT waiting FROM message_store.ebb_category_waiters WHERE category = $1",
-                    &[&category],
-                )
+                .query_one("SELECT message_store.ebb_disarm_category($1)", &[&category])
                 .await
                 .unwrap()
-                .map(|row| row.get::<_, bool>(0))
+                .get::<_, bool>(0)
         }
     };
     client
-        .batch_execute("SELECT message_store.ebb_arm_category('account')")
+        .batch_execute(
+            "SELECT message_store.ebb_arm_category('account'); \
+             SELECT message_store.ebb_arm_category('account')",
+        )
         .await
         .unwrap();
-    assert_eq!(waiting("account").await, Some(true));
-    write(&client, "transfer-1", "Started").await;
-    assert_eq!(waiting("account").await, Some(true), "another category");
+    // Writes go on while armed (they notify; they never wait for it).
     write(&client, "account-1", "Opened").await;
-    assert_eq!(
-        waiting("account").await,
-        Some(false),
-        "cleared by its write"
-    );
-    assert_eq!(waiting("transfer").await, None, "never armed");
+    write(&client, "transfer-1", "Started").await;
+    assert!(disarm("account").await, "the first arming");
+    assert!(disarm("account").await, "the second");
+    assert!(!disarm("account").await, "no third");
+    assert!(!disarm("transfer").await, "never armed");
     client.batch_execute("RESET ROLE").await.unwrap();
 
     client

@@ -77,7 +77,9 @@ fn get_last_stream_message_sql() -> &'static str {
 
 const STREAM_VERSION: &str = "SELECT message_store.stream_version($1::varchar)";
 
-const ARM_CATEGORY: &str = "SELECT message_store.ebb_arm_category($1::varchar)";
+pub(crate) const ARM_CATEGORY: &str = "SELECT message_store.ebb_arm_category($1::varchar)";
+
+pub(crate) const DISARM_CATEGORY: &str = "SELECT message_store.ebb_disarm_category($1::varchar)";
 
 /// Writes one message; returns its stream position.
 pub async fn write_message<C: GenericClient>(
@@ -332,15 +334,16 @@ pub async fn stream_version<C: GenericClient>(
     Ok(row.get(0))
 }
 
-/// Asks the database for one notification on the channel
-/// [`NOTIFY_CHANNEL`](super::NOTIFY_CHANNEL), with the category as payload,
-/// at the next write to `category` (ebb's schema only: against a plain
-/// Message DB install it fails with SQLSTATE 42883, `undefined_function`).
+/// Arms `category` for this session: until it is disarmed
+/// (`message_store.ebb_disarm_category`) or the session ends, every write to the category
+/// notifies the channel [`NOTIFY_CHANNEL`](super::NOTIFY_CHANNEL) with the
+/// category as payload (ebb's schema only: against a plain Message DB
+/// install it fails with SQLSTATE 42883, `undefined_function`).
 ///
 /// It waits for the writers already in the category to commit, so a read
 /// of the category after it returns sees every write that will not notify.
-/// [`PgStore::arm_wakeup`](crate::MessageStore::arm_wakeup) calls it and
-/// listens for the notification.
+/// [`PgStore::arm_wakeup`](crate::MessageStore::arm_wakeup) calls it on its
+/// listening connection and disarms at the notification.
 pub async fn arm_category<C: GenericClient>(client: &C, category: &str) -> Result<(), Error> {
     let statement = client
         .prepare_cached(ARM_CATEGORY)

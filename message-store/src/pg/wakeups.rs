@@ -1,20 +1,22 @@
 //! [`PgStore`](super::PgStore)'s wake-ups: a listening connection of the
 //! store's own, and the armed categories its notifications are routed to.
 //!
-//! The database side (the schema's `ebb_arm_category`, and the trigger on
-//! `messages` that notifies the channel [`NOTIFY_CHANNEL`] with the
-//! category once per arming) is described in the crate documentation.
-//! Here:
+//! The database side (the schema's `ebb_arm_category`, a shared advisory
+//! lock the listening session holds, and the trigger on `messages` that
+//! notifies the channel [`NOTIFY_CHANNEL`] with the category while it is
+//! held) is described in the crate documentation. Here:
 //!
 //! - One listener task per store and its clones, started by the first
 //!   `arm_wakeup`. It opens a dedicated connection, runs `LISTEN`, and
 //!   wakes the waiters of the category each notification names.
 //! - `arm_wakeup` waits (at most the connect timeout) for the listener to
 //!   listen, registers a waiter for the category, and only then arms the
-//!   category in the database, so that the notification cannot come
+//!   category in the database, on the listening connection (the arming
+//!   is held by that session), so that the notification cannot come
 //!   before the waiter is there to take it. A category already armed by
 //!   this store is not armed again: the waiter shares the pending
-//!   notification.
+//!   notification. The first notification disarms the category again, so
+//!   that the writes after it do not notify.
 //! - A notifying commit holds a database-wide lock through its WAL flush,
 //!   so notifying commits are serialised; a consumer that keeps up with a
 //!   busy category would re-arm after every message and make nearly every
@@ -24,8 +26,8 @@
 //!   busy, and each category causes at most one notifying commit per
 //!   window.
 //! - When the listening connection is lost, a notification may have been
-//!   lost with it, and the database flag it cleared would leave its
-//!   waiters sleeping until their next poll; so every waiter is woken,
+//!   lost with it (and its armings went with the session), which would
+//!   leave its waiters sleeping until their next poll; so every waiter is woken,
 //!   and again once the listener listens anew (a waiter registered while
 //!   it was away has missed the first). The waiters read their category
 //!   and arm again.
@@ -92,6 +94,9 @@ struct State {
     /// The running listener; `None` before the first arming and once
     /// notifications turned out to be unavailable.
     listener: Option<Listener>,
+    /// The listening connection's client, while it listens: armings are
+    /// held by its session.
+    client: Option<Arc<tokio_postgres::Client>>,
 }
 
 /// One armed category.
@@ -109,6 +114,9 @@ struct Category {
     /// When its last notification came: the category is busy for
     /// `busy_category_window` after it.
     notified_at: Option<Instant>,
+    /// The armings the listening session holds for it, each to be
+    /// released once at its next notification.
+    held: u32,
 }
 
 /// The store's handle on its listener task.
@@ -138,6 +146,7 @@ impl Wakeups {
             state: Mutex::new(State {
                 categories: HashMap::new(),
                 listener: None,
+                client: None,
             }),
             unavailable: AtomicBool::new(false),
             arm_failure_logged: AtomicBool::new(false),
@@ -190,20 +199,26 @@ impl Wakeups {
             }
             Registered::Arm(waiter, wakes) => (waiter, wakes),
         };
-        let armed = match store.call().await {
-            Ok(call) => {
-                call.run(
-                    "ebb_arm_category",
-                    operations::arm_category(call.client(), category),
-                )
-                .await
-            }
-            Err(err) => Err(err),
+        let Some(client) = self.lock().client.clone() else {
+            // The connection was lost since: woken when it listens again.
+            return Wakeup::new(waiter);
+        };
+        let armed = match tokio::time::timeout(
+            store.config().call_timeout,
+            on_session(&client, operations::ARM_CATEGORY, category),
+        )
+        .await
+        {
+            Ok(armed) => armed,
+            Err(_) => Err(Error::Timeout {
+                operation: "ebb_arm_category",
+                after: store.config().call_timeout,
+            }),
         };
         match armed {
             Ok(()) => {
                 self.arm_failure_logged.store(false, Ordering::Relaxed);
-                self.armed(category, arming);
+                self.armed(category, arming, &client);
                 Wakeup::new(waiter)
             }
             Err(err) if err.sqlstate() == Some(&SqlState::UNDEFINED_FUNCTION) => {
@@ -291,32 +306,53 @@ impl Wakeups {
         }
     }
 
-    /// Records that `category` is armed in the database, unless a wake-up
-    /// came since `wakes` was read (it may have consumed the flag).
-    fn armed(&self, category: &str, wakes: u64) {
-        if let Some(entry) = self.lock().categories.get_mut(category) {
-            if entry.wakes == wakes {
-                entry.armed = true;
-            }
+    /// Records that the listening session (`client`'s) holds one more
+    /// arming of `category`, and that it is armed, unless a wake-up came
+    /// since `wakes` was read (which did not release this arming: it is
+    /// released now, or the category would notify at every write).
+    fn armed(&self, category: &str, wakes: u64, client: &Arc<tokio_postgres::Client>) {
+        let mut state = self.lock();
+        let Some(entry) = state.categories.get_mut(category) else {
+            return;
+        };
+        entry.held += 1;
+        if entry.wakes == wakes {
+            entry.armed = true;
+        } else {
+            disarm(client, category, std::mem::take(&mut entry.held));
         }
     }
 
-    /// Wakes the waiters of `category`, whose notification came.
+    /// Wakes the waiters of `category`, whose notification came, and
+    /// releases the session's armings of it.
     fn wake(&self, category: &str) {
-        if let Some(entry) = self.lock().categories.get_mut(category) {
+        let mut state = self.lock();
+        let client = state.client.clone();
+        if let Some(entry) = state.categories.get_mut(category) {
             entry.armed = false;
             entry.wakes += 1;
             entry.notified_at = Some(Instant::now());
             entry.waiters.notify_waiters();
+            if let Some(client) = &client {
+                disarm(client, category, std::mem::take(&mut entry.held));
+            }
         }
     }
 
-    /// Wakes every waiter of every category; the database flags are not
-    /// known any more, so the next armings ask the database again.
-    fn wake_all(&self) {
-        for entry in self.lock().categories.values_mut() {
+    /// Wakes every waiter of every category; whether a category is armed
+    /// is not known any more, so the next armings ask the database again.
+    /// With the session `lost`, its armings went with it.
+    fn wake_all(&self, lost: bool) {
+        let mut state = self.lock();
+        if lost {
+            state.client = None;
+        }
+        for entry in state.categories.values_mut() {
             entry.armed = false;
             entry.wakes += 1;
+            if lost {
+                entry.held = 0;
+            }
             entry.waiters.notify_waiters();
         }
     }
@@ -380,7 +416,7 @@ async fn listen(wakeups: Weak<Wakeups>, config: Arc<PgStoreConfig>, status: watc
     loop {
         let listened = match super::connect_dedicated(&config, listener_connection(&config)).await {
             Ok((client, connection)) => {
-                match listen_on(&client, connection, &wakeups, &status).await {
+                match listen_on(Arc::new(client), connection, &wakeups, &status).await {
                     Ended::StoreDropped => return,
                     Ended::Lost { listened } => {
                         status.send_replace(Status::Connecting);
@@ -390,7 +426,7 @@ async fn listen(wakeups: Weak<Wakeups>, config: Arc<PgStoreConfig>, status: watc
                         let Some(shared) = wakeups.upgrade() else {
                             return;
                         };
-                        shared.wake_all();
+                        shared.wake_all(true);
                         listened
                     }
                 }
@@ -438,7 +474,7 @@ fn listener_connection(config: &PgStoreConfig) -> tokio_postgres::Config {
 
 /// Listens on one connection until it is lost or the store is dropped.
 async fn listen_on(
-    client: &tokio_postgres::Client,
+    client: Arc<tokio_postgres::Client>,
     mut connection: tokio_postgres::Connection<Socket, NoTlsStream>,
     wakeups: &Weak<Wakeups>,
     status: &watch::Sender<Status>,
@@ -466,11 +502,14 @@ async fn listen_on(
             }
         }
     }
-    status.send_replace(Status::Listening);
     // Whatever was written while nobody listened: a waiter registered while
     // the connection was away would otherwise sleep until its poll.
     match wakeups.upgrade() {
-        Some(shared) => shared.wake_all(),
+        Some(shared) => {
+            shared.lock().client = Some(Arc::clone(&client));
+            status.send_replace(Status::Listening);
+            shared.wake_all(false);
+        }
         None => return Ended::StoreDropped,
     }
     tracing::debug!(channel = NOTIFY_CHANNEL, "listening for notifications");
@@ -485,6 +524,39 @@ async fn listen_on(
             return ended;
         }
     }
+}
+
+/// Runs `sql` (arming or disarming) for `category` on the listening
+/// session.
+async fn on_session(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    category: &str,
+) -> Result<(), Error> {
+    client
+        .execute(sql, &[&category])
+        .await
+        .map(drop)
+        .map_err(crate::error::classify)
+}
+
+/// Releases `count` armings of `category` held by `client`'s session, in
+/// the background (the listener task drives the connection, so the answer
+/// comes while it listens). A failure means the session is gone, and the
+/// armings with it.
+fn disarm(client: &Arc<tokio_postgres::Client>, category: &str, count: u32) {
+    if count == 0 {
+        return;
+    }
+    let (client, category) = (Arc::clone(client), category.to_owned());
+    tokio::spawn(async move {
+        for _ in 0..count {
+            if let Err(err) = on_session(&client, operations::DISARM_CATEGORY, &category).await {
+                tracing::debug!(category, error = %err, "could not disarm a category");
+                return;
+            }
+        }
+    });
 }
 
 /// What a message other than a notification means for the connection:

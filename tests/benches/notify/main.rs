@@ -127,7 +127,7 @@ fn run(settings: &Settings) -> Result<Report<'_>, BoxError> {
                 ..config
             })?;
 
-            let mut modes = vec![Mode::Off, Mode::OffFastPoll, Mode::On];
+            let mut modes = vec![Mode::Off, Mode::TriggerOnly, Mode::OffFastPoll, Mode::On];
             if settings.every_arming {
                 modes.push(Mode::OnEveryArming);
             }
@@ -147,7 +147,9 @@ fn run(settings: &Settings) -> Result<Report<'_>, BoxError> {
                         let mode = modes[(i + round) % modes.len()];
                         let store = match mode {
                             Mode::OnEveryArming => &every_arming,
-                            Mode::Off | Mode::OffFastPoll | Mode::On => &store,
+                            Mode::Off | Mode::TriggerOnly | Mode::OffFastPoll | Mode::On => {
+                                &store
+                            }
                         };
                         let pass = workload::pass(store, &admin, settings, case, mode).await?;
                         progress(format!(

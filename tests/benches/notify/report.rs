@@ -122,7 +122,7 @@ impl Report<'_> {
         }
         println!();
         for case in Case::ALL {
-            for mode in [Mode::On, Mode::OnEveryArming] {
+            for mode in [Mode::TriggerOnly, Mode::On, Mode::OnEveryArming] {
                 if let Some(ratio) = self.ratio(case, mode) {
                     let verdict = if ratio >= RATIO_REQUIRED {
                         "PASS"

@@ -58,11 +58,14 @@ pub(crate) enum Mode {
     /// The trigger disabled; the consumers poll (read, and after a read
     /// that found nothing wait for the poll interval).
     Off,
-    /// The trigger disabled; the consumers poll every
-    /// `busy_category_poll` (the store's busy poll) after a read that
-    /// found nothing: the read load of `On` in a busy category, without
-    /// notifications, to tell the cost of reading sooner from the cost of
-    /// notifying.
+    /// The trigger enabled, but no consumer arms: they poll as in `Off`.
+    /// What the trigger costs the writers when nobody waits.
+    TriggerOnly,
+    /// The trigger enabled but no consumer arms (so it never notifies);
+    /// the consumers poll every `busy_category_poll` (the store's busy
+    /// poll) after a read that found nothing: the read load of `On` in a
+    /// busy category, without notifications, to tell the cost of reading
+    /// sooner from the cost of notifying.
     OffFastPoll,
     /// The trigger enabled; each consumer arms before every read and,
     /// when it found nothing, waits for its wake-up (or the poll), on a
@@ -80,6 +83,7 @@ impl Mode {
     pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Off => "off",
+            Self::TriggerOnly => "trigger on, nobody waiting",
             Self::OffFastPoll => "off, fast poll",
             Self::On => "on",
             Self::OnEveryArming => "on, no busy window",
@@ -226,7 +230,7 @@ impl Consumer {
     async fn run(mut self) -> Result<(), BoxError> {
         while !self.stop.load(Ordering::Relaxed) {
             let wakeup = match self.mode {
-                Mode::Off | Mode::OffFastPoll => None,
+                Mode::Off | Mode::TriggerOnly | Mode::OffFastPoll => None,
                 Mode::On | Mode::OnEveryArming => Some(self.arm().await),
             };
             let batch = self
