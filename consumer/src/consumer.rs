@@ -303,7 +303,9 @@ where
             }
             if wakeup.is_none() && self.config.wake_on_notify {
                 let armed = self.arm_wakeup().await;
-                let read_again = armed.is_armed();
+                // A poll (a busy category) arms nothing: no write can have
+                // slipped in, and the poll comes soon.
+                let read_again = armed.is_armed() && !armed.is_poll();
                 wakeup = Some(armed);
                 if read_again {
                     // A write may have come between the read and the

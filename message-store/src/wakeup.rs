@@ -59,6 +59,9 @@ pub struct Wakeup {
     future: Option<WakeFuture>,
     /// Set once `future` completed, which must not be polled again.
     done: bool,
+    /// True for a poll: the store did not arm anything, so no write can
+    /// have slipped between the caller's read and this wake-up.
+    poll: bool,
 }
 
 impl Wakeup {
@@ -68,6 +71,7 @@ impl Wakeup {
         Self {
             future: None,
             done: false,
+            poll: false,
         }
     }
 
@@ -76,7 +80,27 @@ impl Wakeup {
         Self {
             future: Some(Box::pin(future)),
             done: false,
+            poll: false,
         }
+    }
+
+    /// A wake-up that is only a poll: `future` (a timer, say) completes
+    /// when the caller should read again, and nothing was armed, so the
+    /// caller need not read once more before waiting for it (see
+    /// [`is_poll`](Self::is_poll)). What a store returns for a category it
+    /// polls rather than arms (a busy one).
+    pub fn poll(future: impl Future<Output = ()> + Send + 'static) -> Self {
+        Self {
+            poll: true,
+            ..Self::new(future)
+        }
+    }
+
+    /// True for a [`poll`](Self::poll): no write can have been missed
+    /// between the caller's last read and this wake-up, so the read after
+    /// arming can be skipped.
+    pub fn is_poll(&self) -> bool {
+        self.poll
     }
 
     /// False for [`Wakeup::never`]: the caller knows it is polling only.
@@ -108,6 +132,7 @@ impl fmt::Debug for Wakeup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Wakeup")
             .field("armed", &self.is_armed())
+            .field("poll", &self.poll)
             .field("done", &self.done)
             .finish()
     }

@@ -268,12 +268,17 @@ async fn a_busy_category_is_polled_instead_of_armed() {
     // Busy: polled, not armed.
     let busy = store.arm_wakeup("note").await;
     assert!(busy.is_armed());
+    assert!(
+        busy.is_poll(),
+        "a poll: nothing to read again before waiting"
+    );
     let took = woken(busy, "the busy poll").await;
     assert!(took < Duration::from_millis(300), "{took:?}");
     assert!(!armed(&admin, "note", false).await, "not armed");
 
     tokio::time::sleep(Duration::from_millis(400)).await;
     let quiet = store.arm_wakeup("note").await;
+    assert!(!quiet.is_poll());
     assert!(armed(&admin, "note", true).await, "armed again");
     let quiet = not_woken(quiet, "quiet, armed").await;
     write(&store, "note-2").await;

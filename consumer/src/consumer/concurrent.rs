@@ -200,7 +200,7 @@ where
                         let mut wait = self.config.poll_interval;
                         if wakeup.is_none() && self.config.wake_on_notify {
                             let armed = self.arm_wakeup().await;
-                            if armed.is_armed() {
+                            if armed.is_armed() && !armed.is_poll() {
                                 // A write may have come between the read
                                 // and the arming: read once more at once.
                                 wait = std::time::Duration::ZERO;

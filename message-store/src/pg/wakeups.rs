@@ -190,7 +190,7 @@ impl Wakeups {
             Registered::Shared(waiter) => return Wakeup::new(waiter),
             Registered::Busy(waiter) => {
                 let poll = self.config.busy_category_poll;
-                return Wakeup::new(async move {
+                return Wakeup::poll(async move {
                     tokio::select! {
                         () = waiter => {}
                         () = tokio::time::sleep(poll) => {}
