@@ -19,7 +19,7 @@
 //!   consumer woken by NOTIFY (the default) and with 100 ms polling only.
 //!   NOTIFY's p50 must be at most 5 ms and a tenth of polling's or less.
 //!
-//! Each part runs `EBB_BENCH_FEATURES_ROUNDS` (3) rounds, alternating its
+//! Each part runs `EBB_BENCH_FEATURES_ROUNDS` (5) rounds, alternating its
 //! two sides and starting each round with the other, and reports each
 //! side's median pass (latency: the percentiles of all its samples). The
 //! consumers run on tokio's current-thread runtime, as ebb recommends.
@@ -65,7 +65,7 @@ impl Settings {
             concurrency: setting("EBB_BENCH_FEATURES_CONCURRENCY", 8)?,
             rate: setting("EBB_BENCH_FEATURES_RATE", 200)?,
             messages: setting("EBB_BENCH_FEATURES_MESSAGES", 1_000)?,
-            rounds: setting("EBB_BENCH_FEATURES_ROUNDS", 3)?,
+            rounds: setting("EBB_BENCH_FEATURES_ROUNDS", 5)?,
         };
         if settings.commands == 0
             || settings.accounts == 0
