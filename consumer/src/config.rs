@@ -68,8 +68,13 @@ pub struct ConsumerConfig {
     pub read_retry_ms: Vec<u64>,
     /// How many messages are handled at once. Messages of one stream are
     /// never handled at the same time, and always in their order; the
-    /// recorded position never passes the lowest message not yet handled.
-    /// Default: 1, one message at a time in global order (Eventide's).
+    /// recorded position never passes the lowest message not yet handled
+    /// (so after a crash, the messages handled after it are handled again:
+    /// handlers are idempotent). Beyond the store's read-ahead, the
+    /// consumer holds at most 16 messages per slot past the lowest
+    /// unfinished one, so one slow stream holds up a bounded number of
+    /// others. Default: 1, one message at a time in global order
+    /// (Eventide's).
     pub concurrency: usize,
     /// Whether a caught-up consumer is woken at once by a write to its
     /// category (LISTEN/NOTIFY, where the store supports it: see

@@ -43,11 +43,17 @@ type ErrorHook = Arc<dyn Fn(&BoxError, &Message) -> OnError + Send + Sync>;
 ///   the recorded position is handled again; handlers are idempotent) or
 ///   from the start of the category.
 /// - It reads batches of [`batch_size`](ConsumerConfig::batch_size) and,
-///   when caught up, waits [`poll_interval`](ConsumerConfig::poll_interval)
-///   before reading again. The store reads the next batch while this one
-///   is handled ([`MessageStore::read_category`]), so at most two batches
-///   are held. A read that fails with a transient error is retried at the
+///   when caught up, arms a wake-up ([`MessageStore::arm_wakeup`]; with
+///   [`wake_on_notify`](ConsumerConfig::wake_on_notify), the default),
+///   reads once more, and waits for the next write to its category or
+///   [`poll_interval`](ConsumerConfig::poll_interval), whichever comes
+///   first. The store reads the next batch while this one is handled
+///   ([`MessageStore::read_category`]), so at most two batches are held. A
+///   read that fails with a transient error is retried at the
 ///   [`read_retry_ms`](ConsumerConfig::read_retry_ms) intervals.
+/// - It handles one message at a time, or up to
+///   [`concurrency`](ConsumerConfig::concurrency) of different streams at
+///   once, each stream's in order.
 /// - It records the position of the last handled message every
 ///   [`position_update_interval`](ConsumerConfig::position_update_interval)
 ///   messages and when it stops; never past a message whose handling

@@ -11,6 +11,8 @@
 //!   the same way, and `run` returns the error: the process exits
 //!   non-zero with it logged, and the supervisor (systemd
 //!   `Restart=on-failure`) starts it again.
+//! - With [`Host::metrics_endpoint`], the consumers' metrics
+//!   ([`crate::metrics`]) are served as Prometheus text while it runs.
 //! - Under systemd (`NOTIFY_SOCKET` set): `READY=1` once every consumer
 //!   has read its position, `STOPPING=1` when shutting down, and a
 //!   `WATCHDOG=1` ping every half `WATCHDOG_USEC` while running.

@@ -69,7 +69,7 @@
 //!   message, and nearly every write would notify. So after a
 //!   notification a category counts as busy for
 //!   [`PgStoreConfig::busy_category_window`] (1 s): `arm_wakeup` then
-//!   returns a wake-up after [`PgStoreConfig::busy_category_poll`] (5 ms)
+//!   returns a wake-up after [`PgStoreConfig::busy_category_poll`] (2 ms)
 //!   instead of arming, and each category causes a few notifying commits
 //!   per window at most. The price is the reader's reads every few
 //!   milliseconds while it is busy.

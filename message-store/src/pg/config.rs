@@ -88,7 +88,8 @@ pub struct PgStoreConfig {
     pub busy_category_window: Duration,
     /// Wake-ups: how soon the wake-up of a busy category comes (see
     /// [`busy_category_window`](Self::busy_category_window)), which bounds
-    /// the delay of a message written to it. Default: 5 ms.
+    /// the delay of a message written to it, at the price of a read per
+    /// interval by each waiting reader. Default: 2 ms.
     pub busy_category_poll: Duration,
 }
 
@@ -118,7 +119,7 @@ impl PgStoreConfig {
                 .copied()
                 .unwrap_or(Duration::from_secs(30)),
             busy_category_window: Duration::from_secs(1),
-            busy_category_poll: Duration::from_millis(5),
+            busy_category_poll: Duration::from_millis(2),
             connection,
         }
     }
