@@ -224,6 +224,20 @@ impl ConsumerConfig {
         StreamName::parse(name).map_err(|err| Error::InvalidConfig(err.to_string()))
     }
 
+    /// The retry policy of reads and of the consumer's own writes
+    /// (position, failure and parked records): the
+    /// [`read_retry_ms`](Self::read_retry_ms) waits, on transient errors.
+    pub(crate) fn read_retry(&self) -> Result<ebb_retry::Retry, Error> {
+        ebb_retry::Retry::intervals_ms(
+            self.read_retry_ms
+                .iter()
+                .map(|&ms| i64::try_from(ms).unwrap_or(i64::MAX)),
+        )
+        .rule(ebb_handler::retry::on_transient())
+        .build()
+        .map_err(|err| Error::InvalidConfig(format!("read_retry_ms: {err}")))
+    }
+
     /// The query for the batch that starts at `position`.
     pub(crate) fn query(&self, position: i64) -> CategoryQuery {
         CategoryQuery {

@@ -139,15 +139,7 @@ where
     pub fn new(config: ConsumerConfig, store: S) -> Result<Self, Error> {
         config.validate()?;
         let positions = PositionStore::new(store.clone(), config.position_stream_name()?);
-        let read_retry = Retry::intervals_ms(
-            config
-                .read_retry_ms
-                .iter()
-                .map(|&ms| i64::try_from(ms).unwrap_or(i64::MAX)),
-        )
-        .rule(ebb_handler::retry::on_transient())
-        .build()
-        .map_err(|err| Error::InvalidConfig(format!("read_retry_ms: {err}")))?;
+        let read_retry = config.read_retry()?;
         // Poison messages (poison.rs).
         let poison = Poison::new(&config, store.clone())?;
         Ok(Self {

@@ -222,15 +222,7 @@ struct Known {
 impl<S: MessageStore> Poison<S> {
     /// The engine for the consumer `config` describes (validated).
     pub(crate) fn new(config: &ConsumerConfig, store: S) -> Result<Self, Error> {
-        let write_retry = Retry::intervals_ms(
-            config
-                .read_retry_ms
-                .iter()
-                .map(|&ms| i64::try_from(ms).unwrap_or(i64::MAX)),
-        )
-        .rule(ebb_handler::retry::on_transient())
-        .build()
-        .map_err(|err| Error::InvalidConfig(format!("read_retry_ms: {err}")))?;
+        let write_retry = config.read_retry()?;
         Ok(Self {
             store,
             failures_stream: config.failures_stream_name()?,

@@ -183,3 +183,19 @@ pub async fn install_records(client: &tokio_postgres::Client) -> i64 {
         .expect("count install records")
         .get(0)
 }
+
+/// Terminates the store's listening connection(s) (by their
+/// `application_name`) in `client`'s database; returns how many.
+pub async fn terminate_listeners(client: &tokio_postgres::Client) -> i64 {
+    client
+        .query_one(
+            "WITH listening AS MATERIALIZED (
+                 SELECT pid FROM pg_stat_activity
+                 WHERE datname = current_database() AND application_name = $1)
+             SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM listening",
+            &[&ebb_message_store::pg::LISTENER_APPLICATION_NAME],
+        )
+        .await
+        .expect("pg_stat_activity answers")
+        .get(0)
+}

@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 
 use ebb_consumer::{Consumer, ConsumerConfig, Control};
 use ebb_handler::{BoxError, Dispatcher, Received, message};
-use ebb_message_store::pg::LISTENER_APPLICATION_NAME;
 use ebb_message_store::{ExpectedVersion, MessageData, MessageStore, PgStore};
-use ebb_tests::{connect, database, store_for};
+use ebb_tests::{connect, database, store_for, terminate_listeners};
 use tokio::task::JoinHandle;
 
 #[message]
@@ -156,17 +155,7 @@ async fn a_lost_listening_connection_loses_nothing_and_wakes_again() {
     assert!(consumer.handles(1, PROMPTLY).await.is_some());
     tokio::time::sleep(Duration::from_millis(50)).await;
     let client = connect(&db).await;
-    let terminated: i64 = client
-        .query_one(
-            "WITH listening AS MATERIALIZED (
-                 SELECT pid FROM pg_stat_activity
-                 WHERE datname = current_database() AND application_name = $1)
-             SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM listening",
-            &[&LISTENER_APPLICATION_NAME],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let terminated = terminate_listeners(&client).await;
     assert_eq!(terminated, 1, "the store's one listening connection");
     // Written while the listener is away: its notification is lost, and
     // the consumer, woken when the listener comes back, reads it anyway.

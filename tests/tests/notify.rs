@@ -21,7 +21,7 @@ use ebb_message_store::{
     Wakeup,
 };
 use ebb_tests::private::{Listen, cluster_with_schema};
-use ebb_tests::{connect, pg_store};
+use ebb_tests::{connect, pg_store, terminate_listeners};
 use futures_util::StreamExt as _;
 use serde_json::json;
 
@@ -74,22 +74,6 @@ async fn listeners(client: &tokio_postgres::Client) -> i64 {
         .query_one(
             "SELECT count(*) FROM pg_stat_activity
              WHERE datname = current_database() AND application_name = $1",
-            &[&LISTENER_APPLICATION_NAME],
-        )
-        .await
-        .unwrap()
-        .get(0)
-}
-
-/// Terminates the listening connection(s) in `client`'s database; returns
-/// how many.
-async fn terminate_listeners(client: &tokio_postgres::Client) -> i64 {
-    client
-        .query_one(
-            "WITH listening AS MATERIALIZED (
-                 SELECT pid FROM pg_stat_activity
-                 WHERE datname = current_database() AND application_name = $1)
-             SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM listening",
             &[&LISTENER_APPLICATION_NAME],
         )
         .await
