@@ -300,7 +300,12 @@ where
                 wakeup = None;
             }
             if wakeup.is_none() && self.config.wake_on_notify {
-                let armed = self.arm_wakeup().await;
+                // Arming may wait for the store's listening connection (up to
+                // its connect timeout): a stop does not wait for it.
+                let armed = tokio::select! {
+                    armed = self.arm_wakeup() => armed,
+                    () = control.stopped() => return Ok(()),
+                };
                 // A poll (a busy category) arms nothing: no write can have
                 // slipped in, and the poll comes soon.
                 let read_again = armed.is_armed() && !armed.is_poll();

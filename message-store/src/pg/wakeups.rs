@@ -203,22 +203,32 @@ impl Wakeups {
             // The connection was lost since: woken when it listens again.
             return Wakeup::new(waiter);
         };
-        let armed = match tokio::time::timeout(
-            store.config().call_timeout,
-            on_session(&client, operations::ARM_CATEGORY, category),
-        )
-        .await
-        {
-            Ok(armed) => armed,
+        // The arming runs on a task of its own and is counted there, so
+        // that a caller that gives up (a timeout, a consumer stopping) does
+        // not leave the session holding an arming nobody will release.
+        let arm = tokio::spawn({
+            let (this, client, category) = (Arc::clone(self), client, category.to_owned());
+            async move {
+                let armed = on_session(&client, operations::ARM_CATEGORY, &category).await;
+                if armed.is_ok() {
+                    this.armed(&category, arming, &client);
+                }
+                armed
+            }
+        });
+        let after = store.config().call_timeout;
+        let armed = match tokio::time::timeout(after, arm).await {
+            Ok(Ok(armed)) => armed,
+            // The runtime is shutting down.
+            Ok(Err(_)) => return Wakeup::never(),
             Err(_) => Err(Error::Timeout {
                 operation: "ebb_arm_category",
-                after: store.config().call_timeout,
+                after,
             }),
         };
         match armed {
             Ok(()) => {
                 self.arm_failure_logged.store(false, Ordering::Relaxed);
-                self.armed(category, arming, &client);
                 Wakeup::new(waiter)
             }
             Err(err) if err.sqlstate() == Some(&SqlState::UNDEFINED_FUNCTION) => {
