@@ -196,6 +196,11 @@ async fn a_consumer_whose_database_stays_down_stops_with_the_store_error() {
         let config = ConsumerConfig {
             read_retry_ms: vec![50, 100],
             position_update_interval: 3,
+            // Its first failed read comes at its next poll, after the
+            // server is down. (Woken, it would read as soon as the
+            // shutdown drops its listening connection, before the stop
+            // returns, and the clock below would start late.)
+            wake_on_notify: false,
             ..ConsumerConfig::new(CATEGORY)
         };
         let handled = Handled::default();
