@@ -132,6 +132,10 @@ where
         let mut read_failures = 0;
         // Armed for the next write to the category, once caught up.
         let mut wakeup: Option<ebb_message_store::Wakeup> = None;
+        // The arming under way, if any, and whether one finished while a
+        // read was under way (which may have missed what came before it).
+        let mut arming: Option<Arming<'a>> = None;
+        let mut read_again = false;
         // Whether the read under way has found anything.
         let mut read_any = false;
         let mut failure: Option<Error> = None;
@@ -197,16 +201,16 @@ where
                         if std::mem::take(&mut read_any) {
                             wakeup = None;
                         }
-                        let mut wait = self.config.poll_interval;
-                        if wakeup.is_none() && self.config.wake_on_notify {
-                            let armed = self.arm_wakeup().await;
-                            if armed.is_armed() && !armed.is_poll() {
-                                // A write may have come between the read
-                                // and the arming: read once more at once.
-                                wait = std::time::Duration::ZERO;
-                            }
-                            wakeup = Some(armed);
+                        if wakeup.is_none() && arming.is_none() && self.config.wake_on_notify {
+                            // Armed alongside the messages in flight: it
+                            // may wait for the store's listening connection.
+                            arming = Some(Box::pin(self.arm_wakeup()));
                         }
+                        let wait = if std::mem::take(&mut read_again) {
+                            std::time::Duration::ZERO
+                        } else {
+                            self.config.poll_interval
+                        };
                         idle.as_mut().reset(tokio::time::Instant::now() + wait);
                     }
                     Err(err) => {
@@ -220,10 +224,23 @@ where
                     }
                 },
                 () = idle.as_mut(), if reading && reader.is_none() => {
+                    // This read is the one after any arming so far.
+                    read_again = false;
                     reader = Some(self.store.read_category(
                         &self.config.category,
                         self.config.query(read_next),
                     ));
+                }
+                armed = arm(&mut arming), if arming.is_some() => {
+                    arming = None;
+                    if armed.is_armed() && !armed.is_poll() {
+                        // A write may have come between the read and the
+                        // arming: read once more, at once (or as soon as
+                        // the read under way is done).
+                        read_again = true;
+                        idle.as_mut().reset(tokio::time::Instant::now());
+                    }
+                    wakeup = Some(armed);
                 }
                 () = super::wake(&mut wakeup), if reading && reader.is_none() => {
                     wakeup = None;
@@ -232,6 +249,18 @@ where
                 () = control.stopped(), if !stopping => stopping = true,
             }
         }
+    }
+}
+
+/// A wake-up being armed.
+type Arming<'a> = Pin<Box<dyn Future<Output = ebb_message_store::Wakeup> + Send + 'a>>;
+
+/// The wake-up the arming under way gives (`arming` is `Some` when
+/// polled).
+async fn arm(arming: &mut Option<Arming<'_>>) -> ebb_message_store::Wakeup {
+    match arming {
+        Some(arming) => arming.await,
+        None => std::future::pending().await,
     }
 }
 
