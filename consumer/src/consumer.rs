@@ -200,6 +200,8 @@ where
             unrecorded: 0,
             lag_sampled: None,
         };
+        // Registered now, with the recorder the host installed before it
+        // started its consumers.
         self.metrics();
         tracing::info!(
             category = %self.config.category,
@@ -531,12 +533,12 @@ where
     }
 }
 
-/// Completes when `wakeup` does; pending without one, or with one that
-/// never comes.
+/// Completes when `wakeup` does; pending without one (a
+/// [`Wakeup::never`] stays pending by itself).
 async fn wake(wakeup: &mut Option<Wakeup>) {
     match wakeup {
-        Some(wakeup) if wakeup.is_armed() => wakeup.await,
-        _ => std::future::pending().await,
+        Some(wakeup) => wakeup.await,
+        None => std::future::pending().await,
     }
 }
 

@@ -199,3 +199,31 @@ pub async fn terminate_listeners(client: &tokio_postgres::Client) -> i64 {
         .expect("pg_stat_activity answers")
         .get(0)
 }
+
+/// Runs `consumer` until `done` says so (asked every 5 ms), then stops it
+/// and gives back how its run ended; panics if it has not ended within a
+/// minute.
+pub async fn run_until<S, E>(
+    consumer: &ebb_consumer::Consumer<S, E>,
+    done: impl Fn() -> bool + Send + 'static,
+) -> Result<(), ebb_consumer::Error>
+where
+    S: ebb_message_store::MessageStore + Clone,
+    E: Into<ebb_handler::BoxError> + From<ebb_handler::Error> + Send + 'static,
+{
+    let control = ebb_consumer::Control::new();
+    let stopper = tokio::spawn({
+        let control = control.clone();
+        async move {
+            while !done() {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            control.stop();
+        }
+    });
+    let result = tokio::time::timeout(std::time::Duration::from_secs(60), consumer.run(&control))
+        .await
+        .expect("the consumer finishes within a minute");
+    stopper.abort();
+    result
+}

@@ -4,42 +4,18 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use ebb_consumer::{Consumer, ConsumerConfig, Control};
+use ebb_consumer::{Consumer, ConsumerConfig};
 use ebb_handler::{BoxError, Dispatcher, Received};
 use ebb_message_store::{ConsumerGroup, PgStore};
 use ebb_tests::seed::{self, Accounts, COMMAND_CATEGORY, Deposit};
-use ebb_tests::{connect, database, store_for};
+use ebb_tests::{connect, database, run_until, store_for};
 
 const COMMANDS: usize = 1_000;
 
 /// The group members that handled a message, each with its stream.
 type Handlers = Vec<(i64, String)>;
 const ACCOUNTS: usize = 50;
-
-/// Runs `consumer` until `done` says so, then stops it; panics after a
-/// minute.
-async fn run_until(
-    consumer: Consumer<PgStore>,
-    done: impl Fn() -> bool + Send + 'static,
-) -> Result<(), ebb_consumer::Error> {
-    let control = Control::new();
-    let stopper = tokio::spawn({
-        let control = control.clone();
-        async move {
-            while !done() {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            control.stop();
-        }
-    });
-    let result = tokio::time::timeout(Duration::from_secs(60), consumer.run(&control))
-        .await
-        .expect("the consumer finishes within a minute");
-    stopper.abort();
-    result
-}
 
 /// The seed handler, and a handler after it that counts what it saw.
 fn seed_handlers(store: &PgStore, seen: &Arc<AtomicUsize>) -> Dispatcher {
@@ -92,9 +68,11 @@ async fn a_position_recorded_by_eventide_is_resumed_from_and_ebb_s_reads_as_even
         .copied()
         .unwrap();
     let done = Arc::clone(&handled);
-    run_until(consumer, move || done.lock().unwrap().last() == Some(&last))
-        .await
-        .unwrap();
+    run_until(&consumer, move || {
+        done.lock().unwrap().last() == Some(&last)
+    })
+    .await
+    .unwrap();
     assert_eq!(
         *handled.lock().unwrap(),
         (7..=last).collect::<Vec<_>>(),
@@ -140,8 +118,12 @@ async fn two_consumers_in_hot_failover_apply_every_deposit_exactly_once() {
     let (a, b) = (consumer("a", &seen_a), consumer("b", &seen_b));
     let (done_a, done_b) = (Arc::clone(&seen_a), Arc::clone(&seen_b));
     let (a, b) = tokio::join!(
-        tokio::spawn(run_until(a, move || done_a.load(Ordering::Relaxed) >= COMMANDS)),
-        tokio::spawn(run_until(b, move || done_b.load(Ordering::Relaxed) >= COMMANDS)),
+        tokio::spawn(async move {
+            run_until(&a, move || done_a.load(Ordering::Relaxed) >= COMMANDS).await
+        }),
+        tokio::spawn(async move {
+            run_until(&b, move || done_b.load(Ordering::Relaxed) >= COMMANDS).await
+        }),
     );
     a.unwrap().unwrap();
     b.unwrap().unwrap();
@@ -181,9 +163,9 @@ async fn a_group_of_three_handles_every_message_once_each_stream_by_one_member()
         .unwrap()
         .handler(handlers);
         let total = Arc::clone(&total);
-        running.push(tokio::spawn(run_until(consumer, move || {
-            total.load(Ordering::Relaxed) >= 300
-        })));
+        running.push(tokio::spawn(async move {
+            run_until(&consumer, move || total.load(Ordering::Relaxed) >= 300).await
+        }));
     }
     for consumer in running {
         consumer.await.unwrap().unwrap();
@@ -261,7 +243,7 @@ async fn a_position_record_that_fails_stops_the_consumer() {
     }));
     // It stops on the failed record, before it has handled everything.
     let all = Arc::clone(&handled);
-    let err = run_until(consumer, move || all.load(Ordering::Relaxed) >= 500)
+    let err = run_until(&consumer, move || all.load(Ordering::Relaxed) >= 500)
         .await
         .unwrap_err();
     assert!(

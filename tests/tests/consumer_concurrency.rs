@@ -10,10 +10,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ebb_consumer::{Consumer, ConsumerConfig, Control, Error};
+use ebb_consumer::{Consumer, ConsumerConfig};
 use ebb_handler::{BoxError, Dispatcher, Received, message};
 use ebb_message_store::{ConsumerGroup, ExpectedVersion, MessageData, MessageStore, PgStore};
-use ebb_tests::{database, store_for};
+use ebb_tests::{database, run_until, store_for};
 
 #[message]
 struct Noted {
@@ -134,28 +134,6 @@ fn config(identifier: &str, concurrency: usize) -> ConsumerConfig {
         position_update_interval: 7,
         ..ConsumerConfig::new(CATEGORY)
     }
-}
-
-/// Runs `consumer` until `done` or its error; panics after a minute.
-async fn run_until(
-    consumer: &Consumer<PgStore>,
-    done: impl Fn() -> bool + Send + 'static,
-) -> Result<(), Error> {
-    let control = Control::new();
-    let stopper = tokio::spawn({
-        let control = control.clone();
-        async move {
-            while !done() {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            control.stop();
-        }
-    });
-    let result = tokio::time::timeout(Duration::from_secs(60), consumer.run(&control))
-        .await
-        .expect("the consumer finishes within a minute");
-    stopper.abort();
-    result
 }
 
 /// Each stream's positions handled, as they must be: 0, 1, 2, … each once.

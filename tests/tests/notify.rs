@@ -311,9 +311,10 @@ async fn a_lost_listening_connection_wakes_the_waiters_and_listens_again() {
     assert_eq!(listeners(&admin).await, 1, "still one");
 }
 
-/// A notification lost with the connection, its flag cleared: the write
-/// is made while the listener is away, and the waiter still wakes (when
-/// the connection is lost, and again when it listens anew) and finds it.
+/// A notification lost with the connection, and its arming with the
+/// session: the write is made while the listener is away, and the waiter
+/// still wakes (when the connection is lost, and again when it listens
+/// anew) and finds it.
 #[tokio::test]
 async fn a_write_while_the_listener_is_away_is_not_slept_through() {
     let (store, db) = pg_store().await;

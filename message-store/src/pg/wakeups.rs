@@ -109,7 +109,7 @@ struct Category {
     /// instead of asking the database again.
     armed: bool,
     /// Counts the wake-ups, so that an arming that raced with one does not
-    /// record `armed` for a flag the wake-up already consumed.
+    /// record `armed` for a notification that has already come.
     wakes: u64,
     /// When its last notification came: the category is busy for
     /// `busy_category_window` after it.
@@ -431,8 +431,9 @@ async fn listen(wakeups: Weak<Wakeups>, config: Arc<PgStoreConfig>, status: watc
                     Ended::Lost { listened } => {
                         status.send_replace(Status::Connecting);
                         // A notification may have gone down with the
-                        // connection, its flag cleared: the waiters read
-                        // their category again rather than sleep.
+                        // connection, and its armings with the session: the
+                        // waiters read their category again rather than
+                        // sleep.
                         let Some(shared) = wakeups.upgrade() else {
                             return;
                         };

@@ -57,14 +57,7 @@ fn env_or<T: FromStr>(name: &str, default: T) -> Result<T, BoxError>
 where
     T::Err: std::fmt::Display,
 {
-    match std::env::var(name) {
-        Ok(value) if !value.trim().is_empty() => value
-            .trim()
-            .replace('_', "")
-            .parse()
-            .map_err(|err| format!("{name}={value:?}: {err}").into()),
-        _ => Ok(default),
-    }
+    Ok(env_opt(name)?.unwrap_or(default))
 }
 
 fn env_opt<T: FromStr>(name: &str) -> Result<Option<T>, BoxError>
