@@ -138,15 +138,21 @@ pub fn store_for(db: &TestDatabase, max_connections: usize) -> PgStore {
 
 /// A plain client on a test database.
 pub async fn connect(db: &TestDatabase) -> tokio_postgres::Client {
-    let (client, connection) = db
-        .config()
-        .connect(tokio_postgres::NoTls)
+    connect_to(&db.config())
         .await
-        .expect("a connection to the test database");
+        .expect("a connection to the test database")
+}
+
+/// A plain client on `config`'s database, its connection driven by a task
+/// on the calling runtime (the benchmarks' connection to their clusters).
+pub async fn connect_to(
+    config: &tokio_postgres::Config,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
     tokio::spawn(async move {
         let _ = connection.await;
     });
-    client
+    Ok(client)
 }
 
 /// The number of rows in message_store.messages.

@@ -65,6 +65,7 @@ use std::error::Error;
 use std::time::Instant;
 
 use ebb_localpg::Cluster;
+use ebb_tests::connect_to;
 use tokio::runtime::Runtime;
 
 use crate::baseline::{Pgbench, pgbench_version};
@@ -110,11 +111,11 @@ impl Bench {
         };
         progress(format!("installing the schema into {DATABASE}"));
         bench.runtime.block_on(async {
-            let admin = connect(&bench.cluster.config("postgres")).await?;
+            let admin = connect_to(&bench.cluster.config("postgres")).await?;
             admin
                 .batch_execute(&format!("CREATE DATABASE {DATABASE}"))
                 .await?;
-            let client = connect(&bench.cluster.config(DATABASE)).await?;
+            let client = connect_to(&bench.cluster.config(DATABASE)).await?;
             ebb_message_store::schema::install(&client).await?;
             Ok::<_, BoxError>(())
         })?;
@@ -123,19 +124,11 @@ impl Bench {
 
     fn server_version(&self) -> Result<String, BoxError> {
         self.runtime.block_on(async {
-            let client = connect(&self.cluster.config(DATABASE)).await?;
+            let client = connect_to(&self.cluster.config(DATABASE)).await?;
             let row = client.query_one("SHOW server_version", &[]).await?;
             Ok(row.get(0))
         })
     }
-}
-
-/// A connection to `config`'s database, driven by a task on the calling
-/// runtime.
-async fn connect(config: &tokio_postgres::Config) -> Result<tokio_postgres::Client, BoxError> {
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
-    tokio::spawn(connection);
-    Ok(client)
 }
 
 /// A full pass: the messages read and how long it took.

@@ -33,7 +33,7 @@ pub(crate) fn load(bench: &Bench) -> Result<(), BoxError> {
         "loading {total} messages into category {CATEGORY} (not measured)"
     ));
     bench.runtime.block_on(async {
-        let client = crate::connect(&bench.cluster.config(DATABASE)).await?;
+        let client = ebb_tests::connect_to(&bench.cluster.config(DATABASE)).await?;
         let type_name = Deposited::TYPE_NAME;
         let insert = client
             .prepare(&format!(

@@ -36,6 +36,7 @@ use std::process::ExitCode;
 
 use ebb_handler::BoxError;
 use ebb_localpg::Cluster;
+use ebb_tests::connect_to;
 
 /// The settings, from the environment.
 #[derive(Debug, Clone)]
@@ -85,18 +86,6 @@ pub(crate) fn progress(what: impl std::fmt::Display) {
     eprintln!("[bench] {what}");
 }
 
-/// A connection to `config`'s database, driven by a task on the calling
-/// runtime.
-pub(crate) async fn connect(
-    config: &tokio_postgres::Config,
-) -> Result<tokio_postgres::Client, BoxError> {
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
-}
-
 /// Creates `name` with ebb's schema installed (or as a copy of
 /// `template`).
 pub(crate) async fn create_database(
@@ -104,7 +93,7 @@ pub(crate) async fn create_database(
     name: &str,
     template: Option<&str>,
 ) -> Result<(), BoxError> {
-    let admin = connect(&cluster.config("postgres")).await?;
+    let admin = connect_to(&cluster.config("postgres")).await?;
     match template {
         Some(template) => {
             admin
@@ -115,7 +104,7 @@ pub(crate) async fn create_database(
             admin
                 .batch_execute(&format!("CREATE DATABASE {name}"))
                 .await?;
-            let client = connect(&cluster.config(name)).await?;
+            let client = connect_to(&cluster.config(name)).await?;
             ebb_message_store::schema::install(&client).await?;
         }
     }

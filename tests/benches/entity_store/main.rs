@@ -61,6 +61,7 @@ use std::time::Instant;
 
 use ebb_localpg::Cluster;
 use ebb_message_store::{PgStore, PgStoreConfig};
+use ebb_tests::connect_to;
 use tokio::runtime::Runtime;
 
 use crate::fetch::FetchCase;
@@ -101,7 +102,7 @@ impl Bench {
             .setting("max_wal_size", "16GB")
             .setting("checkpoint_timeout", "1h")
             .start()?;
-        let admin = runtime.block_on(connect(&cluster.config("postgres")))?;
+        let admin = runtime.block_on(connect_to(&cluster.config("postgres")))?;
         let bench = Self {
             settings,
             runtime,
@@ -118,7 +119,7 @@ impl Bench {
             self.admin
                 .batch_execute(&format!("CREATE DATABASE {TEMPLATE}"))
                 .await?;
-            let client = connect(&self.cluster.config(TEMPLATE)).await?;
+            let client = connect_to(&self.cluster.config(TEMPLATE)).await?;
             ebb_message_store::schema::install(&client).await?;
             Ok(())
         })
@@ -161,14 +162,6 @@ impl Bench {
             .block_on(self.admin.query_one("SHOW server_version", &[]))?;
         Ok(row.get(0))
     }
-}
-
-/// A connection to `config`'s database, driven by a task on the calling
-/// runtime.
-async fn connect(config: &tokio_postgres::Config) -> Result<tokio_postgres::Client, BoxError> {
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
-    tokio::spawn(connection);
-    Ok(client)
 }
 
 /// A side of a case: its name and one measured slice, which returns the

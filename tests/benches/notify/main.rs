@@ -64,6 +64,7 @@ use std::time::Instant;
 
 use ebb_localpg::Cluster;
 use ebb_message_store::{PgStore, PgStoreConfig};
+use ebb_tests::connect_to;
 
 use crate::report::{Figures, Report, progress};
 use crate::settings::Settings;
@@ -89,12 +90,6 @@ fn median(values: impl IntoIterator<Item = f64>) -> f64 {
     }
 }
 
-async fn connect(config: &tokio_postgres::Config) -> Result<tokio_postgres::Client, BoxError> {
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
-    tokio::spawn(connection);
-    Ok(client)
-}
-
 fn run(settings: &Settings) -> Result<Report<'_>, BoxError> {
     let started = Instant::now();
     progress("starting a durable private PostgreSQL cluster");
@@ -105,11 +100,11 @@ fn run(settings: &Settings) -> Result<Report<'_>, BoxError> {
         .build()?;
     runtime
         .block_on(async {
-            let postgres = connect(&cluster.config("postgres")).await?;
+            let postgres = connect_to(&cluster.config("postgres")).await?;
             postgres
                 .batch_execute(&format!("CREATE DATABASE {DATABASE}"))
                 .await?;
-            let admin = connect(&cluster.config(DATABASE)).await?;
+            let admin = connect_to(&cluster.config(DATABASE)).await?;
             ebb_message_store::schema::install(&admin).await?;
             let server: String = admin.query_one("SHOW server_version", &[]).await?.get(0);
             let config = PgStoreConfig {
