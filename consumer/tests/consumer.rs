@@ -223,11 +223,27 @@ async fn the_error_hook_may_go_on() {
     assert_eq!(*hooked.lock().unwrap(), [(2, "cannot take 2".to_owned())]);
 }
 
+/// Runs `consumer` on a task of its own: the control that stops it, and
+/// the task, which gives back how the run ended.
+fn in_background(
+    consumer: Consumer<MemoryStore>,
+) -> (
+    Control,
+    tokio::task::JoinHandle<Result<(), ebb_consumer::Error>>,
+) {
+    let control = Control::new();
+    let running = tokio::spawn({
+        let control = control.clone();
+        async move { consumer.run(&control).await }
+    });
+    (control, running)
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_caught_up_consumer_polls_at_its_interval() {
     let store = MemoryStore::new();
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let consumer = Arc::new(
+    let (control, running) = in_background(
         Consumer::new(
             ConsumerConfig {
                 poll_interval: Duration::from_secs(5),
@@ -239,11 +255,6 @@ async fn a_caught_up_consumer_polls_at_its_interval() {
         .unwrap()
         .handler(recording(&seen, None)),
     );
-    let control = Control::new();
-    let running = tokio::spawn({
-        let (consumer, control) = (Arc::clone(&consumer), control.clone());
-        async move { consumer.run(&control).await }
-    });
     tokio::time::sleep(Duration::from_millis(10)).await;
     note(&store, "note-1", 1).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -262,7 +273,7 @@ async fn a_caught_up_consumer_is_woken_by_a_write_before_its_poll() {
     for concurrency in [1, 4] {
         let store = MemoryStore::new();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let consumer = Arc::new(
+        let (control, running) = in_background(
             Consumer::new(
                 ConsumerConfig {
                     poll_interval: Duration::from_secs(5),
@@ -274,11 +285,6 @@ async fn a_caught_up_consumer_is_woken_by_a_write_before_its_poll() {
             .unwrap()
             .handler(recording(&seen, None)),
         );
-        let control = Control::new();
-        let running = tokio::spawn({
-            let (consumer, control) = (Arc::clone(&consumer), control.clone());
-            async move { consumer.run(&control).await }
-        });
         tokio::time::sleep(Duration::from_millis(10)).await;
         for n in 1..=3 {
             note(&store, &format!("note-{n}"), n).await;
