@@ -109,6 +109,8 @@ pub struct Dispatcher<E = BoxError> {
     routes: Vec<(&'static str, Route<E>)>,
     /// Whether a message no handler handles is an error.
     strict: bool,
+    /// Whether a skipped message is logged at info rather than debug.
+    log_skipped: bool,
 }
 
 impl<E> fmt::Debug for Dispatcher<E> {
@@ -119,6 +121,7 @@ impl<E> fmt::Debug for Dispatcher<E> {
                 &self.routes.iter().map(|(t, _)| t).collect::<Vec<_>>(),
             )
             .field("strict", &self.strict)
+            .field("log_skipped", &self.log_skipped)
             .finish()
     }
 }
@@ -128,6 +131,7 @@ impl<E> Clone for Dispatcher<E> {
         Self {
             routes: self.routes.clone(),
             strict: self.strict,
+            log_skipped: self.log_skipped,
         }
     }
 }
@@ -139,6 +143,7 @@ impl<E> Default for Dispatcher<E> {
         Self {
             routes: Vec::new(),
             strict: false,
+            log_skipped: false,
         }
     }
 }
@@ -180,6 +185,17 @@ where
     /// [`Error::UnknownType`] instead of being skipped. Default: off.
     pub fn strict(mut self, strict: bool) -> Self {
         self.strict = strict;
+        self
+    }
+
+    /// Logs each message skipped for its type at info level, with its
+    /// stream, position, global position and type, as Eventide's consumer
+    /// reports an unhandled message; otherwise (the default) at debug.
+    /// A component that expects every message of its category to be
+    /// handled turns this on, so that an unknown type written by another
+    /// program shows in its log.
+    pub fn log_skipped(mut self, log_skipped: bool) -> Self {
+        self.log_skipped = log_skipped;
         self
     }
 
@@ -247,7 +263,17 @@ where
                     global_position: message.global_position,
                 }));
             }
-            tracing::debug!("no handler for this type; skipped");
+            if self.log_skipped {
+                tracing::info!(
+                    stream = %message.stream_name,
+                    position = message.position,
+                    global_position = message.global_position,
+                    r#type = %message.type_name,
+                    "no handler for this type; skipped"
+                );
+            } else {
+                tracing::debug!("no handler for this type; skipped");
+            }
             Ok(Dispatched::Skipped)
         }
         .instrument(span)

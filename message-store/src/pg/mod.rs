@@ -13,7 +13,7 @@ mod wakeups;
 
 use std::sync::Arc;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, QueueMode, RecyclingMethod, Runtime};
 use tokio_postgres::tls::NoTlsStream;
 use tokio_postgres::{NoTls, Socket};
 
@@ -96,6 +96,7 @@ impl PgStore {
         );
         let pool = Pool::builder(manager)
             .max_size(config.max_connections)
+            .queue_mode(QueueMode::Lifo)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(config.wait_timeout))
             .create_timeout(Some(config.connect_timeout))

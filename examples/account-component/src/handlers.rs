@@ -1,0 +1,351 @@
+//! The command handlers.
+//!
+//! Each command goes through three guards, and a crash between any two of
+//! its writes leaves something the next delivery of the same command
+//! finishes, never repeats:
+//!
+//! 1. **The command itself**: an amount of zero or less, or an account id
+//!    other than its command stream's, is an [`Error`] that ends the
+//!    process (the consumer records the failure; with parking on, the
+//!    message is parked after K such failures).
+//! 2. **The reservation** (re-sent commands): the first command with a
+//!    given `depositId` writes [`Reserved`] with its sequence as the first
+//!    message of `accountDeposit-DEPOSIT_ID` (`accountWithdrawal-…` for
+//!    withdrawals). A command that finds the stream taken by another
+//!    sequence is a re-send and is ignored; one that finds its own
+//!    sequence is a re-delivery (the process stopped after reserving, or
+//!    the other instance of a hot-failover pair reserved first) and goes
+//!    on.
+//! 3. **The sequence guard** (re-delivery), inside `Retry` on the
+//!    expected-version error: the account is fetched with its version; a
+//!    command at or before the account's last applied sequence is
+//!    ignored; otherwise the event is written expecting the fetched
+//!    version, so of two instances applying the same command one wins,
+//!    and the other retries, finds it applied, and ignores it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ebb_handler::retry::on_wrong_expected_version;
+use ebb_handler::{
+    EntityStore, Handler, IntoMessageData as _, MessageType as _, Received, Reservation, Writer,
+};
+use ebb_message_store::{MessageStore, StreamName, StreamQuery};
+use ebb_retry::{Event, Retry, RetryError};
+
+use crate::account::Account;
+use crate::messages::{Deposit, Deposited, Reserved, Withdraw, WithdrawalRejected, Withdrawn};
+use crate::{
+    DEPOSIT_RESERVATION_CATEGORY, EVENT_CATEGORY, LOG_CONFLICT, LOG_REDELIVERY, LOG_RESEND,
+    WITHDRAWAL_RESERVATION_CATEGORY,
+};
+
+/// Why a command could not be handled. Each one ends the process: the
+/// command is wrong, not the moment.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store failed, a stored message did not fit its type, or the
+    /// expected-version conflict outlasted its retries.
+    #[error(transparent)]
+    Handler(#[from] ebb_handler::Error),
+
+    /// A command's amount was zero or negative.
+    #[error("{command} {id} for account {account_id}: amount {amount} is not a positive number of cents")]
+    InvalidAmount {
+        /// `Deposit` or `Withdraw`.
+        command: &'static str,
+        /// Its deposit or withdrawal id.
+        id: String,
+        /// Its account.
+        account_id: String,
+        /// The amount it asked for.
+        amount: i64,
+    },
+
+    /// A command named an account other than the one of its command
+    /// stream. Commands of one account must share one stream, or the
+    /// sequence guard cannot tell a re-delivery from a late command.
+    #[error("{command} in {stream_name} names account {account_id}: commands go to account:command-ACCOUNT_ID")]
+    WrongStream {
+        /// `Deposit` or `Withdraw`.
+        command: &'static str,
+        /// The stream it was found in.
+        stream_name: String,
+        /// The account it names.
+        account_id: String,
+    },
+
+    /// A reservation stream refused its first message but then read back
+    /// empty: the store lost or hid a message.
+    #[error("{stream_name} refused a reservation but holds none")]
+    ReservationMissing {
+        /// The reservation stream.
+        stream_name: String,
+    },
+}
+
+/// What the handlers counted since the process started, for metrics and
+/// for `ebb demo`'s summary (which counts the log lines instead, since a
+/// killed process takes its counters with it).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Commands that wrote their event.
+    pub applied: AtomicU64,
+    /// Commands found applied already (the sequence guard).
+    pub redeliveries_ignored: AtomicU64,
+    /// Commands whose id another command had reserved (re-sends).
+    pub resends_ignored: AtomicU64,
+    /// Expected-version conflicts retried.
+    pub conflicts_retried: AtomicU64,
+}
+
+/// The handlers of `Deposit` and `Withdraw`; see the module
+/// documentation.
+#[derive(Debug)]
+pub struct Accounts<S> {
+    accounts: EntityStore<Account, S>,
+    writer: Writer<S>,
+    retry: Retry,
+    counters: Arc<Counters>,
+}
+
+impl<S: MessageStore + Clone + 'static> Accounts<S> {
+    /// The handlers on `store`, with the entity store's cache and the
+    /// retry Eventide's examples use: intervals of 10, 100 and 1,000 ms on
+    /// the expected-version error.
+    pub fn new(store: &S) -> Self {
+        let counters = Arc::new(Counters::default());
+        let counted = Arc::clone(&counters);
+        let retry = Retry::intervals_ms([10, 100, 1_000])
+            .rule(on_wrong_expected_version())
+            .on_event(move |event| {
+                if let Event::Failed { cycle, wait, .. } = event {
+                    counted.conflicts_retried.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(cycle, wait_ms = wait.as_millis() as u64, "{LOG_CONFLICT}");
+                }
+            })
+            .build()
+            .expect("fixed intervals make a valid policy");
+        Self {
+            accounts: EntityStore::new(store.clone()),
+            writer: Writer::new(store.clone()),
+            retry,
+            counters,
+        }
+    }
+
+    /// What the handlers have counted so far.
+    pub fn counters(&self) -> Arc<Counters> {
+        Arc::clone(&self.counters)
+    }
+
+    /// The reservation guard: true when the command at `sequence` holds
+    /// the reservation of `id` (it made it now, or it made it before and
+    /// this is a re-delivery), false when another command holds it.
+    async fn reserve(
+        &self,
+        category: &str,
+        id: &str,
+        reserved: Reserved,
+        command: &Received<impl ebb_handler::MessageType>,
+    ) -> Result<bool, Error> {
+        let stream = StreamName::new(category, id).map_err(ebb_handler::Error::from)?;
+        let sequence = reserved.sequence;
+        match self
+            .writer
+            .reserve(&stream, reserved.follow(command))
+            .await?
+        {
+            Reservation::Made => Ok(true),
+            Reservation::AlreadyMade => {
+                let first = self
+                    .writer
+                    .store()
+                    .get_stream_messages(stream.as_str(), &StreamQuery::new().batch_size(1))
+                    .await
+                    .map_err(ebb_handler::Error::from)?;
+                let holder = match first.into_iter().next() {
+                    Some(message) => Received::<Reserved>::decode(message)?.sequence,
+                    // Reserved streams are never deleted; a store that
+                    // refused the write and then shows nothing is wrong.
+                    None => {
+                        return Err(Error::ReservationMissing {
+                            stream_name: stream.into_string(),
+                        });
+                    }
+                };
+                if holder == sequence {
+                    Ok(true)
+                } else {
+                    self.counters.resends_ignored.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(
+                        stream = %command.stream_name(),
+                        sequence,
+                        reserved_by = holder,
+                        id,
+                        "{LOG_RESEND}"
+                    );
+                    Ok(false)
+                }
+            }
+        }
+    }
+
+    /// Fetches the account and, unless the command at `sequence` was
+    /// applied already, writes the event `decide` makes of it, expecting
+    /// the fetched version; retried on the expected-version error.
+    async fn apply<F>(&self, command: &Received<impl ebb_handler::MessageType>, account_id: &str, decide: F) -> Result<(), Error>
+    where
+        F: Fn(&Account) -> Result<ebb_message_store::MessageData, ebb_handler::Error>,
+    {
+        let sequence = command.global_position();
+        let stream = StreamName::new(EVENT_CATEGORY, account_id).map_err(ebb_handler::Error::from)?;
+        self.retry
+            .run(|_cycle| async {
+                let (account, version) = self.accounts.fetch(account_id).await?;
+                if account.processed(sequence) {
+                    self.counters
+                        .redeliveries_ignored
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(
+                        stream = %command.stream_name(),
+                        sequence,
+                        applied = account.sequence,
+                        "{LOG_REDELIVERY}"
+                    );
+                    return Ok(());
+                }
+                self.writer.write(&stream, decide(&account)?, version).await?;
+                self.counters.applied.fetch_add(1, Ordering::Relaxed);
+                Ok::<_, ebb_handler::Error>(())
+            })
+            .await
+            .map_err(RetryError::into_last)?;
+        Ok(())
+    }
+}
+
+/// The checks every command passes before anything is written.
+fn check(
+    command: &'static str,
+    stream_name: &str,
+    id: &str,
+    account_id: &str,
+    amount: i64,
+) -> Result<(), Error> {
+    if amount <= 0 {
+        return Err(Error::InvalidAmount {
+            command,
+            id: id.to_owned(),
+            account_id: account_id.to_owned(),
+            amount,
+        });
+    }
+    let own_stream = StreamName::parse(stream_name)
+        .ok()
+        .and_then(|name| name.id().map(|stream_id| stream_id == account_id))
+        .unwrap_or(false);
+    if !own_stream {
+        return Err(Error::WrongStream {
+            command,
+            stream_name: stream_name.to_owned(),
+            account_id: account_id.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+impl<S: MessageStore + Clone + 'static> Handler<Deposit> for Accounts<S> {
+    type Error = Error;
+
+    async fn handle(&self, deposit: Received<Deposit>) -> Result<(), Error> {
+        check(
+            "Deposit",
+            deposit.stream_name(),
+            &deposit.deposit_id,
+            &deposit.account_id,
+            deposit.amount,
+        )?;
+        let sequence = deposit.global_position();
+        let reserved = Reserved {
+            account_id: deposit.account_id.clone(),
+            amount: deposit.amount,
+            sequence,
+        };
+        if !self
+            .reserve(DEPOSIT_RESERVATION_CATEGORY, &deposit.deposit_id, reserved, &deposit)
+            .await?
+        {
+            return Ok(());
+        }
+        self.apply(&deposit, &deposit.account_id, |_account| {
+            Deposited {
+                deposit_id: deposit.deposit_id.clone(),
+                account_id: deposit.account_id.clone(),
+                amount: deposit.amount,
+                sequence,
+            }
+            .follow(&deposit)
+            .into_message_data()
+        })
+        .await
+    }
+}
+
+impl<S: MessageStore + Clone + 'static> Handler<Withdraw> for Accounts<S> {
+    type Error = Error;
+
+    async fn handle(&self, withdraw: Received<Withdraw>) -> Result<(), Error> {
+        check(
+            "Withdraw",
+            withdraw.stream_name(),
+            &withdraw.withdrawal_id,
+            &withdraw.account_id,
+            withdraw.amount,
+        )?;
+        let sequence = withdraw.global_position();
+        let reserved = Reserved {
+            account_id: withdraw.account_id.clone(),
+            amount: withdraw.amount,
+            sequence,
+        };
+        if !self
+            .reserve(
+                WITHDRAWAL_RESERVATION_CATEGORY,
+                &withdraw.withdrawal_id,
+                reserved,
+                &withdraw,
+            )
+            .await?
+        {
+            return Ok(());
+        }
+        self.apply(&withdraw, &withdraw.account_id, |account| {
+            let (withdrawal_id, account_id, amount) = (
+                withdraw.withdrawal_id.clone(),
+                withdraw.account_id.clone(),
+                withdraw.amount,
+            );
+            if account.sufficient_funds(amount) {
+                Withdrawn {
+                    withdrawal_id,
+                    account_id,
+                    amount,
+                    sequence,
+                }
+                .follow(&withdraw)
+                .into_message_data()
+            } else {
+                WithdrawalRejected {
+                    withdrawal_id,
+                    account_id,
+                    amount,
+                    sequence,
+                }
+                .follow(&withdraw)
+                .into_message_data()
+            }
+        })
+        .await
+    }
+}
