@@ -53,6 +53,8 @@ use ebb_message_store::{MessageStore, PgStore};
 mod account;
 pub mod handlers;
 mod messages;
+pub mod supervise;
+pub mod workload;
 pub mod verify;
 
 pub use account::Account;
