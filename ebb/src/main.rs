@@ -3,7 +3,7 @@
 //! ```text
 //! ebb db install [--create]   install or upgrade the message store schema
 //! ebb db version              print the installed version
-//! ebb demo                    write and read a few messages on a private cluster
+//! ebb demo                    the account component under failure, on a private cluster
 //! ```
 //!
 //! The database comes from `DATABASE_URL`, or else from the libpq
@@ -21,6 +21,19 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Args::parse();
+    if args.is_account_component() {
+        // The component sets up its own log, on the runtime its binary uses.
+        return match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime.block_on(account_component::run()),
+            Err(err) => {
+                eprintln!("ebb: cannot start the async runtime: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("EBB_LOG")

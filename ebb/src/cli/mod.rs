@@ -21,9 +21,23 @@ enum Command {
     /// DATABASE_URL (or the PG* variables).
     #[command(subcommand)]
     Db(DbCommand),
-    /// Start a private PostgreSQL cluster (unless DATABASE_URL is set),
-    /// install the schema, write a few messages and read them back.
-    Demo,
+    /// The account component under failure: a private PostgreSQL cluster
+    /// (unless DATABASE_URL is set), the schema, two instances side by
+    /// side, a few thousand commands, one instance killed and restarted,
+    /// and the check that every balance is exact.
+    Demo(demo::DemoArgs),
+    /// Runs the account component (what the `account-component` binary
+    /// runs), as `ebb demo` starts it.
+    #[command(hide = true)]
+    AccountComponent,
+}
+
+impl Args {
+    /// True for the hidden `account-component` command, which runs the
+    /// component with its own runtime and log.
+    pub fn is_account_component(&self) -> bool {
+        matches!(self.command, Command::AccountComponent)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,7 +96,10 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     match args.command {
         Command::Db(DbCommand::Install { create }) => db::install(create).await,
         Command::Db(DbCommand::Version) => db::version().await,
-        Command::Demo => demo::run().await,
+        Command::Demo(args) => demo::run(args).await,
+        Command::AccountComponent => Err(CliError::Other(
+            "account-component runs on its own runtime (see main)".into(),
+        )),
     }
 }
 

@@ -23,7 +23,7 @@
 //! command sent twice by a client (the reservation of its `depositId` or
 //! `withdrawalId`), and two instances of the component handling the same
 //! commands side by side (hot failover; expected versions and `Retry`).
-//! [`handlers`] says how.
+//! [`mod@handlers`] says how.
 //!
 //! The binary, `account-component`, is configured by its environment:
 //!
@@ -54,8 +54,8 @@ mod account;
 pub mod handlers;
 mod messages;
 pub mod supervise;
-pub mod workload;
 pub mod verify;
+pub mod workload;
 
 pub use account::Account;
 pub use handlers::{Accounts, Counters, Error};
@@ -74,8 +74,12 @@ pub const WITHDRAWAL_RESERVATION_CATEGORY: &str = "accountWithdrawal";
 pub const LOG_REDELIVERY: &str = "command applied already; re-delivery ignored";
 /// Logged (info) for each command whose id another command reserved.
 pub const LOG_RESEND: &str = "id reserved by another command; re-sent command ignored";
-/// Logged (info) for each expected-version conflict about to be retried.
-pub const LOG_CONFLICT: &str = "expected-version conflict; retrying";
+/// Logged (info, by `ebb_retry`) for each failed attempt about to be
+/// retried; with [`LOG_CONFLICT_KIND`] in the line, an expected-version
+/// conflict.
+pub const LOG_CONFLICT: &str = "attempt failed, retrying";
+/// The `kind` of the retry's line for an expected-version conflict.
+pub const LOG_CONFLICT_KIND: &str = "kind=\"wrong expected version\"";
 
 /// The component's settings, as the binary reads them from its
 /// environment (see the crate documentation).
@@ -101,7 +105,10 @@ impl Settings {
     /// Reads the settings through `lookup` (a variable's value, if set).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let var = |name: &str| lookup(name).filter(|value| !value.is_empty());
-        fn parsed<T: std::str::FromStr>(name: &str, value: Option<String>) -> Result<Option<T>, String>
+        fn parsed<T: std::str::FromStr>(
+            name: &str,
+            value: Option<String>,
+        ) -> Result<Option<T>, String>
         where
             T::Err: std::fmt::Display,
         {
@@ -154,7 +161,7 @@ pub fn handlers<S: MessageStore + Clone + 'static>(store: &S) -> (Dispatcher, Ar
 }
 
 /// The component's consumer of `account:command` on `store`, with its
-/// [`handlers`]. Refuses an invalid identifier (one with `-`, `:` or `+`).
+/// [`handlers()`]. Refuses an invalid identifier (one with `-`, `:` or `+`).
 pub fn consumer<S: MessageStore + Clone + 'static>(
     store: S,
     settings: &Settings,
@@ -269,6 +276,8 @@ mod tests {
         let err = Settings::from_lookup(env(&[("ACCOUNT_COMPONENT_METRICS_ADDR", "nowhere")]))
             .unwrap_err();
         assert!(err.contains("ACCOUNT_COMPONENT_METRICS_ADDR"), "{err}");
-        assert!(Settings::from_lookup(env(&[("ACCOUNT_COMPONENT_PARK_AFTER_FAILURES", "0")])).is_err());
+        assert!(
+            Settings::from_lookup(env(&[("ACCOUNT_COMPONENT_PARK_AFTER_FAILURES", "0")])).is_err()
+        );
     }
 }

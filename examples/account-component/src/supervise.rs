@@ -16,6 +16,7 @@ use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,15 +24,15 @@ use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
-use crate::{LOG_CONFLICT, LOG_REDELIVERY, LOG_RESEND};
+use crate::{LOG_CONFLICT, LOG_CONFLICT_KIND, LOG_REDELIVERY, LOG_RESEND};
 
 /// What the instances' logs said, summed over every instance and every
 /// start.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tally {
-    /// Commands found applied already (by the other instance, or before a
-    /// crash).
-    pub redeliveries_ignored: u64,
+    /// The sequence (global position) of each command found applied
+    /// already (by the other instance, or before a crash), once per line.
+    pub redeliveries_ignored: Vec<i64>,
     /// The distinct commands ignored as re-sends (an instance each may log
     /// the same one).
     pub resends_ignored: BTreeSet<i64>,
@@ -48,6 +49,31 @@ pub struct Program {
     program: PathBuf,
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
+}
+
+impl Tally {
+    /// What concerns only the commands after global position `after`
+    /// (those of this run, when the database holds earlier ones that a
+    /// restarted instance may see again).
+    #[must_use]
+    pub fn after(&self, after: i64) -> Self {
+        Self {
+            redeliveries_ignored: self
+                .redeliveries_ignored
+                .iter()
+                .copied()
+                .filter(|&sequence| sequence > after)
+                .collect(),
+            resends_ignored: self
+                .resends_ignored
+                .iter()
+                .copied()
+                .filter(|&sequence| sequence > after)
+                .collect(),
+            conflicts_retried: self.conflicts_retried,
+            errors: self.errors.clone(),
+        }
+    }
 }
 
 impl Program {
@@ -93,7 +119,13 @@ struct Running {
     child: Child,
     /// Reads its log; ends at its end (the process's exit).
     reader: JoinHandle<()>,
+    /// Set once its log says every consumer has started (its position
+    /// read, its signal handlers in place).
+    ready: Arc<AtomicBool>,
 }
+
+/// The host's line once every consumer has started.
+const READY_LINE: &str = "every consumer has started";
 
 /// Instances of the component under supervision; see the module
 /// documentation. Dropping it kills every instance still running.
@@ -146,9 +178,14 @@ impl Supervisor {
         let tally = Arc::clone(&self.tally);
         let log = self.log.clone();
         let name = name.clone();
+        let ready = Arc::new(AtomicBool::new(false));
+        let readied = Arc::clone(&ready);
         let reader = tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains(READY_LINE) {
+                    readied.store(true, Ordering::Relaxed);
+                }
                 count(&tally, &line);
                 if let Some(log) = &log {
                     let mut file = log.lock().expect("the log file's lock");
@@ -157,7 +194,11 @@ impl Supervisor {
             }
         });
         self.starts[index] += 1;
-        self.running[index] = Some(Running { child, reader });
+        self.running[index] = Some(Running {
+            child,
+            reader,
+            ready,
+        });
         Ok(())
     }
 
@@ -175,6 +216,14 @@ impl Supervisor {
     /// seen: [`exited`](Self::exited) notices an exit).
     pub fn is_running(&self, index: usize) -> bool {
         self.running[index].is_some()
+    }
+
+    /// True once instance `index`, running, has logged that every
+    /// consumer has started: from then on SIGTERM stops it cleanly.
+    pub fn is_ready(&self, index: usize) -> bool {
+        self.running[index]
+            .as_ref()
+            .is_some_and(|running| running.ready.load(Ordering::Relaxed))
     }
 
     /// Kills instance `index` with SIGKILL and waits for it; false if it
@@ -208,7 +257,9 @@ impl Supervisor {
 
     /// Sends SIGTERM to every running instance and waits up to `timeout`
     /// for each to exit; one still running then is killed. Each
-    /// instance's exit status, `None` for one killed or not running.
+    /// instance's exit status, `None` for one killed or not running. An
+    /// instance not yet [ready](Self::is_ready) may not have its signal
+    /// handlers in place, and then dies of the signal.
     pub async fn stop(&mut self, timeout: Duration) -> Vec<Option<ExitStatus>> {
         let mut statuses = Vec::new();
         for running in self.running.iter().flatten() {
@@ -245,7 +296,10 @@ impl Supervisor {
 
     /// Starts beyond each instance's first: the restarts.
     pub fn restarts(&self) -> u32 {
-        self.starts.iter().map(|starts| starts.saturating_sub(1)).sum()
+        self.starts
+            .iter()
+            .map(|starts| starts.saturating_sub(1))
+            .sum()
     }
 
     /// What the logs have said so far.
@@ -258,12 +312,14 @@ impl Supervisor {
 fn count(tally: &Mutex<Tally>, line: &str) {
     let mut tally = tally.lock().expect("the tally's lock");
     if line.contains(LOG_REDELIVERY) {
-        tally.redeliveries_ignored += 1;
+        if let Some(sequence) = field(line, "sequence") {
+            tally.redeliveries_ignored.push(sequence);
+        }
     } else if line.contains(LOG_RESEND) {
         if let Some(sequence) = field(line, "sequence") {
             tally.resends_ignored.insert(sequence);
         }
-    } else if line.contains(LOG_CONFLICT) {
+    } else if line.contains(LOG_CONFLICT) && line.contains(LOG_CONFLICT_KIND) {
         tally.conflicts_retried += 1;
     } else if line.contains(" ERROR ") {
         tally.errors.push(line.to_owned());
@@ -288,17 +344,28 @@ mod tests {
     fn log_lines_are_counted_by_what_they_say() {
         let tally = Mutex::new(Tally::default());
         for line in [
-            format!("2026-12-02T10:00:00Z  INFO account_component::handlers: {LOG_REDELIVERY} stream=account:command-1 sequence=7 applied=9"),
-            format!("2026-12-02T10:00:00Z  INFO account_component::handlers: {LOG_RESEND} stream=account:command-1 sequence=12 reserved_by=3 id=\"d\""),
-            format!("2026-12-02T10:00:00Z  INFO account_component::handlers: {LOG_RESEND} stream=account:command-1 sequence=12 reserved_by=3 id=\"d\""),
-            format!("2026-12-02T10:00:00Z  INFO account_component::handlers: {LOG_CONFLICT} cycle=0 wait_ms=10"),
+            format!(
+                "2026-12-02T10:00:00Z  INFO account_component::handlers: {LOG_REDELIVERY} stream=account:command-1 sequence=7 applied=9"
+            ),
+            format!(
+                "2026-12-02T10:00:00Z  INFO account_component::handlers: {LOG_RESEND} stream=account:command-1 sequence=12 reserved_by=3 id=\"d\""
+            ),
+            format!(
+                "2026-12-02T10:00:00Z  INFO account_component::handlers: {LOG_RESEND} stream=account:command-1 sequence=12 reserved_by=3 id=\"d\""
+            ),
+            format!(
+                "2026-12-02T10:00:00Z  INFO ebb_retry: {LOG_CONFLICT} cycle=0 error=Wrong expected version: 0 (Stream: account-1, Stream Version: 1) wait_ms=10 {LOG_CONFLICT_KIND}"
+            ),
+            format!(
+                "2026-12-02T10:00:00Z  INFO ebb_retry: {LOG_CONFLICT} cycle=0 error=timed out wait_ms=10 kind=\"transient\""
+            ),
             "2026-12-02T10:00:00Z ERROR ebb_consumer::host: the consumer stopped".to_owned(),
             "2026-12-02T10:00:00Z  INFO ebb_consumer: caught up".to_owned(),
         ] {
             count(&tally, &line);
         }
         let tally = tally.into_inner().unwrap();
-        assert_eq!(tally.redeliveries_ignored, 1);
+        assert_eq!(tally.redeliveries_ignored, [7]);
         assert_eq!(tally.resends_ignored, BTreeSet::from([12]));
         assert_eq!(tally.conflicts_retried, 1);
         assert_eq!(tally.errors.len(), 1);
