@@ -34,6 +34,7 @@ fn the_unit_restarts_on_failure_and_waits_for_readiness() {
 }
 
 #[test]
+#[allow(clippy::print_stderr)] // says why it checked less
 fn systemd_accepts_the_unit_with_the_real_binary() {
     let Ok(out) = Command::new("systemd-analyze").arg("--version").output() else {
         eprintln!("systemd-analyze is not installed: only the settings were checked");
