@@ -50,7 +50,9 @@ pub enum Error {
     Handler(#[from] ebb_handler::Error),
 
     /// A command's amount was zero or negative.
-    #[error("{command} {id} for account {account_id}: amount {amount} is not a positive number of cents")]
+    #[error(
+        "{command} {id} for account {account_id}: amount {amount} is not a positive number of cents"
+    )]
     InvalidAmount {
         /// `Deposit` or `Withdraw`.
         command: &'static str,
@@ -65,7 +67,9 @@ pub enum Error {
     /// A command named an account other than the one of its command
     /// stream. Commands of one account must share one stream, or the
     /// sequence guard cannot tell a re-delivery from a late command.
-    #[error("{command} in {stream_name} names account {account_id}: commands go to account:command-ACCOUNT_ID")]
+    #[error(
+        "{command} in {stream_name} names account {account_id}: commands go to account:command-ACCOUNT_ID"
+    )]
     WrongStream {
         /// `Deposit` or `Withdraw`.
         command: &'static str,
@@ -177,7 +181,9 @@ impl<S: MessageStore + Clone + 'static> Accounts<S> {
                 if holder == sequence {
                     Ok(true)
                 } else {
-                    self.counters.resends_ignored.fetch_add(1, Ordering::Relaxed);
+                    self.counters
+                        .resends_ignored
+                        .fetch_add(1, Ordering::Relaxed);
                     tracing::info!(
                         stream = %command.stream_name(),
                         sequence,
@@ -194,12 +200,18 @@ impl<S: MessageStore + Clone + 'static> Accounts<S> {
     /// Fetches the account and, unless the command at `sequence` was
     /// applied already, writes the event `decide` makes of it, expecting
     /// the fetched version; retried on the expected-version error.
-    async fn apply<F>(&self, command: &Received<impl ebb_handler::MessageType>, account_id: &str, decide: F) -> Result<(), Error>
+    async fn apply<F>(
+        &self,
+        command: &Received<impl ebb_handler::MessageType>,
+        account_id: &str,
+        decide: F,
+    ) -> Result<(), Error>
     where
         F: Fn(&Account) -> Result<ebb_message_store::MessageData, ebb_handler::Error>,
     {
         let sequence = command.global_position();
-        let stream = StreamName::new(EVENT_CATEGORY, account_id).map_err(ebb_handler::Error::from)?;
+        let stream =
+            StreamName::new(EVENT_CATEGORY, account_id).map_err(ebb_handler::Error::from)?;
         self.retry
             .run(|_cycle| async {
                 let (account, version) = self.accounts.fetch(account_id).await?;
@@ -215,7 +227,9 @@ impl<S: MessageStore + Clone + 'static> Accounts<S> {
                     );
                     return Ok(());
                 }
-                self.writer.write(&stream, decide(&account)?, version).await?;
+                self.writer
+                    .write(&stream, decide(&account)?, version)
+                    .await?;
                 self.counters.applied.fetch_add(1, Ordering::Relaxed);
                 Ok::<_, ebb_handler::Error>(())
             })
@@ -273,7 +287,12 @@ impl<S: MessageStore + Clone + 'static> Handler<Deposit> for Accounts<S> {
             sequence,
         };
         if !self
-            .reserve(DEPOSIT_RESERVATION_CATEGORY, &deposit.deposit_id, reserved, &deposit)
+            .reserve(
+                DEPOSIT_RESERVATION_CATEGORY,
+                &deposit.deposit_id,
+                reserved,
+                &deposit,
+            )
             .await?
         {
             return Ok(());

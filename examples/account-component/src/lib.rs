@@ -54,8 +54,8 @@ mod account;
 pub mod handlers;
 mod messages;
 pub mod supervise;
-pub mod workload;
 pub mod verify;
+pub mod workload;
 
 pub use account::Account;
 pub use handlers::{Accounts, Counters, Error};
@@ -101,7 +101,10 @@ impl Settings {
     /// Reads the settings through `lookup` (a variable's value, if set).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let var = |name: &str| lookup(name).filter(|value| !value.is_empty());
-        fn parsed<T: std::str::FromStr>(name: &str, value: Option<String>) -> Result<Option<T>, String>
+        fn parsed<T: std::str::FromStr>(
+            name: &str,
+            value: Option<String>,
+        ) -> Result<Option<T>, String>
         where
             T::Err: std::fmt::Display,
         {
@@ -269,6 +272,8 @@ mod tests {
         let err = Settings::from_lookup(env(&[("ACCOUNT_COMPONENT_METRICS_ADDR", "nowhere")]))
             .unwrap_err();
         assert!(err.contains("ACCOUNT_COMPONENT_METRICS_ADDR"), "{err}");
-        assert!(Settings::from_lookup(env(&[("ACCOUNT_COMPONENT_PARK_AFTER_FAILURES", "0")])).is_err());
+        assert!(
+            Settings::from_lookup(env(&[("ACCOUNT_COMPONENT_PARK_AFTER_FAILURES", "0")])).is_err()
+        );
     }
 }

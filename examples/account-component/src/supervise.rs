@@ -245,7 +245,10 @@ impl Supervisor {
 
     /// Starts beyond each instance's first: the restarts.
     pub fn restarts(&self) -> u32 {
-        self.starts.iter().map(|starts| starts.saturating_sub(1)).sum()
+        self.starts
+            .iter()
+            .map(|starts| starts.saturating_sub(1))
+            .sum()
     }
 
     /// What the logs have said so far.
@@ -288,10 +291,18 @@ mod tests {
     fn log_lines_are_counted_by_what_they_say() {
         let tally = Mutex::new(Tally::default());
         for line in [
-            format!("2026-12-02T10:00:00Z  INFO account_component::handlers: {LOG_REDELIVERY} stream=account:command-1 sequence=7 applied=9"),
-            format!("2026-12-02T10:00:00Z  INFO account_component::handlers: {LOG_RESEND} stream=account:command-1 sequence=12 reserved_by=3 id=\"d\""),
-            format!("2026-12-02T10:00:00Z  INFO account_component::handlers: {LOG_RESEND} stream=account:command-1 sequence=12 reserved_by=3 id=\"d\""),
-            format!("2026-12-02T10:00:00Z  INFO account_component::handlers: {LOG_CONFLICT} cycle=0 wait_ms=10"),
+            format!(
+                "2026-12-02T10:00:00Z  INFO account_component::handlers: {LOG_REDELIVERY} stream=account:command-1 sequence=7 applied=9"
+            ),
+            format!(
+                "2026-12-02T10:00:00Z  INFO account_component::handlers: {LOG_RESEND} stream=account:command-1 sequence=12 reserved_by=3 id=\"d\""
+            ),
+            format!(
+                "2026-12-02T10:00:00Z  INFO account_component::handlers: {LOG_RESEND} stream=account:command-1 sequence=12 reserved_by=3 id=\"d\""
+            ),
+            format!(
+                "2026-12-02T10:00:00Z  INFO account_component::handlers: {LOG_CONFLICT} cycle=0 wait_ms=10"
+            ),
             "2026-12-02T10:00:00Z ERROR ebb_consumer::host: the consumer stopped".to_owned(),
             "2026-12-02T10:00:00Z  INFO ebb_consumer: caught up".to_owned(),
         ] {

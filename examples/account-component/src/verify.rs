@@ -265,7 +265,10 @@ pub async fn verify<S: MessageStore>(
         let account_id = ebb_message_store::stream_name::id(&message.stream_name)
             .unwrap_or_default()
             .to_owned();
-        found.entry(account_id).or_default().push(account_event(message));
+        found
+            .entry(account_id)
+            .or_default()
+            .push(account_event(message));
     }
     let mut verified = Verified {
         accounts: found.len(),
@@ -274,7 +277,8 @@ pub async fn verify<S: MessageStore>(
         ..Verified::default()
     };
     let mut mismatches = Vec::new();
-    let accounts: std::collections::BTreeSet<&String> = expected.keys().chain(found.keys()).collect();
+    let accounts: std::collections::BTreeSet<&String> =
+        expected.keys().chain(found.keys()).collect();
     for account_id in accounts {
         let expected = expected.get(account_id).cloned().unwrap_or_default();
         let found = found.get(account_id).cloned().unwrap_or_default();
@@ -379,7 +383,11 @@ mod tests {
             .collect();
         assert_eq!(
             types,
-            [("Deposited", 1), ("WithdrawalRejected", 2), ("Withdrawn", 4)]
+            [
+                ("Deposited", 1),
+                ("WithdrawalRejected", 2),
+                ("Withdrawn", 4)
+            ]
         );
         assert_eq!(events["b"].len(), 1);
     }

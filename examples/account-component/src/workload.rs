@@ -110,7 +110,8 @@ pub async fn send<S: MessageStore + Clone + 'static>(
     let mut shares: Vec<Vec<(StreamName, MessageData)>> = vec![Vec::new(); writers];
     for command in commands {
         let stream = StreamName::new(COMMAND_CATEGORY, command.account_id())?;
-        let share = ebb_message_store::hash_64(command.account_id()).unsigned_abs() as usize % writers;
+        let share =
+            ebb_message_store::hash_64(command.account_id()).unsigned_abs() as usize % writers;
         shares[share].push((stream, command.message_data()?));
     }
     let mut tasks = tokio::task::JoinSet::new();
@@ -150,7 +151,10 @@ mod tests {
         let accounts: std::collections::BTreeSet<&str> =
             commands.iter().map(Outgoing::account_id).collect();
         assert_eq!(accounts.len(), 50);
-        let resent = commands.windows(2).filter(|pair| pair[0] == pair[1]).count();
+        let resent = commands
+            .windows(2)
+            .filter(|pair| pair[0] == pair[1])
+            .count();
         assert!((45..=50).contains(&resent), "{resent}");
         assert!(commands.iter().any(|c| matches!(c, Outgoing::Withdraw(_))));
         // Every account's first command is a deposit.

@@ -27,7 +27,11 @@ fn withdraw(id: &str, account: &str, amount: i64) -> Withdraw {
     }
 }
 
-async fn send(store: &MemoryStore, account: &str, command: impl ebb_handler::IntoMessageData) -> Message {
+async fn send(
+    store: &MemoryStore,
+    account: &str,
+    command: impl ebb_handler::IntoMessageData,
+) -> Message {
     let stream = StreamName::new("account:command", account).unwrap();
     let position = Writer::new(store.clone())
         .write(&stream, command, ExpectedVersion::Any)
