@@ -17,7 +17,6 @@
 
 #![allow(clippy::print_stdout)]
 
-use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,6 +28,9 @@ use account_component::workload::{self, Workload};
 use ebb_localpg::{Cluster, ShutdownMode};
 use ebb_message_store::{PgStore, PgStoreConfig};
 use ebb_tests::private::{Listen, cluster_with_schema};
+
+mod common;
+use common::{count_events, log_path, wait_until_sigterm_is_caught};
 
 /// Both instances consume `account:command` with this identifier, so they
 /// share one position stream: `account:command+position-failover`.
@@ -69,11 +71,6 @@ impl Random {
     }
 }
 
-/// Where an instance pair's log goes.
-fn log_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("failure-{name}.log"))
-}
-
 /// Two instances of the binary on `database_url`, with one identifier:
 /// `a` handles one command at a time (Eventide's consumer), `b` four at
 /// once across accounts. Not started yet.
@@ -93,23 +90,10 @@ fn failover_pair(database_url: &str, name: &str) -> Supervisor {
         ("a".to_owned(), instance("1")),
         ("b".to_owned(), instance("4")),
     ]);
-    let log = log_path(name);
+    let log = log_path(&format!("failure-{name}"));
     supervisor.log_to(&log).expect("the log file");
     println!("instances' log: {}", log.display());
     supervisor
-}
-
-/// The events in the `account` category, or the error (the server may be
-/// restarting).
-async fn count_events(client: &tokio_postgres::Client) -> Result<usize, tokio_postgres::Error> {
-    let count: i64 = client
-        .query_one(
-            "SELECT count(*) FROM message_store.messages WHERE stream_name LIKE 'account-%'",
-            &[],
-        )
-        .await?
-        .get(0);
-    Ok(usize::try_from(count).expect("a count is not negative"))
 }
 
 /// How many commands are done: one event per command applied, plus the
@@ -118,59 +102,6 @@ async fn count_events(client: &tokio_postgres::Client) -> Result<usize, tokio_po
 /// commands.
 fn commands_done(events: usize, supervisor: &Supervisor) -> usize {
     events + supervisor.tally().resends_ignored.len()
-}
-
-/// Waits (up to 30 s) until every running instance of the binary this
-/// process started catches SIGTERM (its handler installed, as
-/// `/proc/PID/status` shows), so that none is stopped by a SIGTERM sent
-/// before it could handle it.
-async fn wait_until_sigterm_is_caught() {
-    let waiting = Instant::now();
-    loop {
-        let uncaught = instances_not_catching_sigterm();
-        if uncaught.is_empty() {
-            return;
-        }
-        assert!(
-            waiting.elapsed() < Duration::from_secs(30),
-            "instances {uncaught:?} do not catch SIGTERM after 30 s"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// The pids of this process's live children that run the binary and do
-/// not catch SIGTERM yet.
-fn instances_not_catching_sigterm() -> Vec<u32> {
-    let me = std::process::id();
-    let binary = env!("CARGO_BIN_EXE_account-component");
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let field = |status: &str, name: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .map(|value| value.trim().to_owned())
-    };
-    entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-                return false;
-            };
-            let child = field(&status, "PPid:").and_then(|ppid| ppid.parse().ok()) == Some(me);
-            let alive = field(&status, "State:").is_some_and(|state| !state.starts_with('Z'));
-            let ours = std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
-                cmdline.split(|&byte| byte == 0).next() == Some(binary.as_bytes())
-            });
-            let caught = field(&status, "SigCgt:")
-                .and_then(|mask| u64::from_str_radix(&mask, 16).ok())
-                .is_some_and(|mask| mask & (1 << (libc::SIGTERM - 1)) != 0);
-            child && alive && ours && !caught
-        })
-        .collect()
 }
 
 /// Stops both instances with SIGTERM, once each has started, and checks
