@@ -71,15 +71,15 @@ impl Random {
     }
 }
 
-/// Two instances of the binary on `database_url`, with one identifier:
-/// `a` handles one command at a time (Eventide's consumer), `b` four at
-/// once across accounts. Not started yet.
-fn failover_pair(database_url: &str, name: &str) -> Supervisor {
-    let instance = |concurrency: &str| {
+/// Two instances of the binary on `database_url`, with one identifier,
+/// `a` and `b`, handling `concurrency` commands at once each (across
+/// accounts; 1 is Eventide's one at a time). Not started yet.
+fn failover_pair(database_url: &str, name: &str, concurrency: [usize; 2]) -> Supervisor {
+    let instance = |concurrency: usize| {
         Program::new(env!("CARGO_BIN_EXE_account-component"))
             .env("DATABASE_URL", database_url)
             .env("CONSUMER_IDENTIFIER", IDENTIFIER)
-            .env("ACCOUNT_COMPONENT_CONCURRENCY", concurrency)
+            .env("ACCOUNT_COMPONENT_CONCURRENCY", concurrency.to_string())
             // Whatever the test's own environment says: no parking, no
             // metrics endpoint, the default log level.
             .env("ACCOUNT_COMPONENT_PARK_AFTER_FAILURES", "")
@@ -87,8 +87,8 @@ fn failover_pair(database_url: &str, name: &str) -> Supervisor {
             .env("RUST_LOG", "info")
     };
     let mut supervisor = Supervisor::new([
-        ("a".to_owned(), instance("1")),
-        ("b".to_owned(), instance("4")),
+        ("a".to_owned(), instance(concurrency[0])),
+        ("b".to_owned(), instance(concurrency[1])),
     ]);
     let log = log_path(&format!("failure-{name}"));
     supervisor.log_to(&log).expect("the log file");
@@ -138,7 +138,9 @@ async fn verify_exactly(store: &PgStore, valid: &[Command]) -> Verified {
 }
 
 /// 5,000 commands (re-sends included) over 200 accounts, sent while two
-/// hot-failover instances handle them; every 100–600 ms one of the two,
+/// hot-failover instances handle them, four at a time each (so that the
+/// run stays short on two cores; the one-at-a-time consumer is the other
+/// test's instance `a`); every 100–600 ms one of the two,
 /// chosen at random, is killed with SIGKILL and started again (after up to
 /// 100 ms), until every command is done, and at least ten kills must have
 /// come before that. Then both stop on SIGTERM with exit 0 and every
@@ -161,7 +163,7 @@ async fn a_failover_pair_killed_at_random_applies_every_command_exactly_once() {
     };
     let commands = workload.generate();
 
-    let mut supervisor = failover_pair(&db.connection_string(), "sigkill");
+    let mut supervisor = failover_pair(&db.connection_string(), "sigkill", [4, 4]);
     supervisor.start_all().expect("the instances start");
     let sent = Arc::new(AtomicUsize::new(0));
     let mut sender = Some(tokio::spawn({
@@ -302,7 +304,8 @@ fn restart_server(mut cluster: Cluster) -> Restarting {
 }
 
 /// 2,000 commands over 100 accounts, sent first; two hot-failover
-/// instances work through them while the server is restarted with a fast
+/// instances (one handling a command at a time, the other four) work
+/// through them while the server is restarted with a fast
 /// shutdown twice (at a fifth and at three fifths of the commands done).
 /// The instances ride a restart out or exit with an error (status 1),
 /// and are started again 200–500 ms later; every command is then done,
@@ -338,7 +341,7 @@ async fn a_failover_pair_across_postgresql_restarts_applies_every_command_exactl
     // The server restarts once this many commands are done, each time.
     let restart_at = [valid.len() / 5, valid.len() * 3 / 5];
 
-    let mut supervisor = failover_pair(&database_url, "pg-restart");
+    let mut supervisor = failover_pair(&database_url, "pg-restart", [1, 4]);
     supervisor.start_all().expect("the instances start");
     let mut restarts = Restarts::default();
     let mut cluster = Some(cluster);
