@@ -40,8 +40,8 @@ pub struct ConsumerConfig {
     pub category: String,
     /// Names this consumer's position stream
     /// (`CATEGORY:position-IDENTIFIER`), so that consumers of one category
-    /// keep positions of their own. Required with a consumer group.
-    /// Default: none (`CATEGORY:position`).
+    /// keep positions of their own. Required with a consumer group, and
+    /// when messages are parked. Default: none (`CATEGORY:position`).
     pub identifier: Option<String>,
     /// Messages read per query. Default: 1,000.
     pub batch_size: i64,
@@ -89,8 +89,11 @@ pub struct ConsumerConfig {
     /// start instead of being handled, and consumption goes on. Must be at
     /// least 1. Default: none (Eventide's model: the process ends on the
     /// message at every start, and its supervisor restarts it). Every
-    /// failure that ends the process is recorded either way. See
-    /// [`poison`](crate::poison).
+    /// failure that ends the process is recorded either way. Needs an
+    /// [`identifier`](Self::identifier): the failures and parked streams
+    /// are read at the start, and without an identifier their names
+    /// (`CATEGORY:failures`) are category names, which the store refuses
+    /// to read as streams. See [`poison`](crate::poison).
     pub park_after_failures: Option<u32>,
     /// The waits, in milliseconds, before each new attempt at a message
     /// whose handler failed, within the process: the handlers that failed
@@ -102,7 +105,9 @@ pub struct ConsumerConfig {
     /// [`handler_retry_ms`](Self::handler_retry_ms) retries are spent (and
     /// the error hook says stop), instead of stopping the consumer: it is
     /// written to [`parked_stream_name`](Self::parked_stream_name) and
-    /// consumption goes on. Default: false.
+    /// consumption goes on. Needs an [`identifier`](Self::identifier), as
+    /// [`park_after_failures`](Self::park_after_failures) does. Default:
+    /// false.
     pub park_after_retries: bool,
 }
 
@@ -130,7 +135,8 @@ impl ConsumerConfig {
     /// Refuses what no consumer can run with: a stream name where a
     /// category is needed, a consumer group without an identifier, an
     /// invalid group, a correlation that is not a category, a batch size,
-    /// interval or poll interval of zero, parking after zero failures.
+    /// interval or poll interval of zero, parking after zero failures,
+    /// parking without an identifier.
     pub fn validate(&self) -> Result<(), Error> {
         let invalid = |reason: String| Err(Error::InvalidConfig(reason));
         if let Err(err) = StreamName::category_name(&self.category) {
@@ -182,6 +188,17 @@ impl ConsumerConfig {
         if self.park_after_failures == Some(0) {
             return invalid(
                 "park_after_failures must be at least 1 (none turns parking off)".into(),
+            );
+        }
+        if (self.park_after_failures.is_some() || self.park_after_retries)
+            && self.identifier.is_none()
+        {
+            // The failures and parked streams, read at the start, would be
+            // named like categories (`account:command+failures`), which
+            // the store refuses to read as streams: every start would fail.
+            return invalid(
+                "parking messages needs an identifier, so that the failures and parked streams are streams (CATEGORY:failures-IDENTIFIER)"
+                    .into(),
             );
         }
         Ok(())
@@ -384,10 +401,25 @@ mod tests {
         );
         refused(
             ConsumerConfig {
+                identifier: Some("w".into()),
                 park_after_failures: Some(0),
                 ..ConsumerConfig::new("account")
             },
             "park_after_failures",
+        );
+        refused(
+            ConsumerConfig {
+                park_after_failures: Some(1),
+                ..ConsumerConfig::new("account:command")
+            },
+            "needs an identifier",
+        );
+        refused(
+            ConsumerConfig {
+                park_after_retries: true,
+                ..ConsumerConfig::new("account")
+            },
+            "needs an identifier",
         );
         ConsumerConfig {
             identifier: Some("w".into()),

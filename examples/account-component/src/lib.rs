@@ -32,7 +32,7 @@
 //! | `DATABASE_URL`, or `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE` | the message store |
 //! | `CONSUMER_IDENTIFIER` | the consumer's identifier: its position is kept in `account:command+position-IDENTIFIER` (without it, `account:command+position`) |
 //! | `ACCOUNT_COMPONENT_CONCURRENCY` | commands handled at once, across accounts (default 1) |
-//! | `ACCOUNT_COMPONENT_PARK_AFTER_FAILURES` | park a command that ended the process this many times (default: never) |
+//! | `ACCOUNT_COMPONENT_PARK_AFTER_FAILURES` | park a command that ended the process this many times (default: never); needs `CONSUMER_IDENTIFIER` |
 //! | `ACCOUNT_COMPONENT_METRICS_ADDR` | serve Prometheus metrics at this address (default: none) |
 //! | `RUST_LOG` | the log filter (default `info`) |
 //!

@@ -1,0 +1,432 @@
+//! Proof under failure: the real `account-component` binary, two
+//! instances side by side with one consumer identifier (Eventide's hot
+//! failover), on a real PostgreSQL, while
+//!
+//! - one instance or the other is killed (SIGKILL) at random moments and
+//!   started again, at least ten times while commands remain;
+//! - the PostgreSQL server restarts (fast shutdown), twice, while the
+//!   instances work, and the test, acting as their supervisor, starts
+//!   again (after 200–500 ms, as systemd's `RestartSec` would) any that
+//!   exited.
+//!
+//! Either way every account's events must end exactly as applying each
+//! command once, in order, makes them (`verify::verify`): no command
+//! applied twice, none lost, re-sent commands ignored, and no balance
+//! ever below zero. Each instance's log is kept in
+//! `CARGO_TARGET_TMPDIR/failure-*.log`.
+
+#![allow(clippy::print_stdout)]
+
+use std::process::ExitStatus;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use account_component::supervise::{Program, Supervisor};
+use account_component::verify::{self, Command, Verified};
+use account_component::workload::{self, Workload};
+use ebb_localpg::{Cluster, ShutdownMode};
+use ebb_message_store::{PgStore, PgStoreConfig};
+use ebb_tests::private::{Listen, cluster_with_schema};
+
+mod common;
+use common::{count_events, log_path, wait_until_sigterm_is_caught};
+
+/// Both instances consume `account:command` with this identifier, so they
+/// share one position stream: `account:command+position-failover`.
+const IDENTIFIER: &str = "failover";
+
+/// How long an instance has to exit after SIGTERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A small xorshift generator for the moments and victims of the kills;
+/// its seed is printed so that a failing run can be looked into.
+struct Random(u64);
+
+impl Random {
+    fn seeded() -> Self {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("the clock is after 1970")
+            .as_nanos() as u64;
+        let seed = nanos | 1;
+        println!("random seed {seed}");
+        Self(seed)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// A duration of `from` to `to` milliseconds.
+    fn millis(&mut self, from: u64, to: u64) -> Duration {
+        Duration::from_millis(from + self.below(to - from + 1))
+    }
+}
+
+/// Two instances of the binary on `database_url`, with one identifier,
+/// `a` and `b`, handling `concurrency` commands at once each (across
+/// accounts; 1 is Eventide's one at a time). Not started yet.
+fn failover_pair(database_url: &str, name: &str, concurrency: [usize; 2]) -> Supervisor {
+    let instance = |concurrency: usize| {
+        Program::new(env!("CARGO_BIN_EXE_account-component"))
+            .env("DATABASE_URL", database_url)
+            .env("CONSUMER_IDENTIFIER", IDENTIFIER)
+            .env("ACCOUNT_COMPONENT_CONCURRENCY", concurrency.to_string())
+            // Whatever the test's own environment says: no parking, no
+            // metrics endpoint, the default log level.
+            .env("ACCOUNT_COMPONENT_PARK_AFTER_FAILURES", "")
+            .env("ACCOUNT_COMPONENT_METRICS_ADDR", "")
+            .env("RUST_LOG", "info")
+    };
+    let mut supervisor = Supervisor::new([
+        ("a".to_owned(), instance(concurrency[0])),
+        ("b".to_owned(), instance(concurrency[1])),
+    ]);
+    let log = log_path(&format!("failure-{name}"));
+    supervisor.log_to(&log).expect("the log file");
+    println!("instances' log: {}", log.display());
+    supervisor
+}
+
+/// How many commands are done: one event per command applied, plus the
+/// distinct re-sent commands the instances logged as ignored (they write
+/// nothing). All of them are done when this reaches the number of valid
+/// commands.
+fn commands_done(events: usize, supervisor: &Supervisor) -> usize {
+    events + supervisor.tally().resends_ignored.len()
+}
+
+/// Stops both instances with SIGTERM, once each has started, and checks
+/// each exits 0.
+async fn stop_all(supervisor: &mut Supervisor) {
+    wait_until_sigterm_is_caught().await;
+    let statuses = supervisor.stop(STOP_TIMEOUT).await;
+    for (index, status) in statuses.iter().enumerate() {
+        assert!(
+            status.is_some_and(|status| status.success()),
+            "instance {index} after SIGTERM: {status:?} (None: not running, or killed after {STOP_TIMEOUT:?}); errors: {:#?}",
+            supervisor.tally().errors
+        );
+    }
+}
+
+/// The exactness check on every valid command, with the checks every
+/// run ends with.
+async fn verify_exactly(store: &PgStore, valid: &[Command]) -> Verified {
+    let commands = verify::read_commands(store).await.expect("the commands");
+    assert_eq!(commands.valid, valid, "the commands did not change");
+    assert!(commands.other.is_empty(), "{:?}", commands.other);
+    let verified = verify::verify(store, valid)
+        .await
+        .unwrap_or_else(|err| panic!("the accounts are not exactly right: {err}"));
+    assert!(
+        verified.lowest_balance >= 0,
+        "a balance went below zero: {verified:?}"
+    );
+    assert_eq!(verified.commands, valid.len());
+    assert!(verified.resends > 0, "the workload re-sends: {verified:?}");
+    assert_eq!(verified.events, valid.len() - verified.resends);
+    verified
+}
+
+/// 5,000 commands (re-sends included) over 200 accounts, sent while two
+/// hot-failover instances handle them, four at a time each (so that the
+/// run stays short on two cores; the one-at-a-time consumer is the other
+/// test's instance `a`); every 100–600 ms one of the two,
+/// chosen at random, is killed with SIGKILL and started again (after up to
+/// 100 ms), until every command is done, and at least ten kills must have
+/// come before that. Then both stop on SIGTERM with exit 0 and every
+/// account is exactly right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_pair_killed_at_random_applies_every_command_exactly_once() {
+    const TIMEOUT: Duration = Duration::from_secs(240);
+    const MIN_KILLS: u32 = 10;
+    let started = Instant::now();
+    let db = ebb_tests::database().await;
+    let store = ebb_tests::store_for(&db, 4);
+    let client = ebb_tests::connect(&db).await;
+    let mut random = Random::seeded();
+    let workload = Workload {
+        commands: 5_000,
+        accounts: 200,
+        resend_one_in: 25,
+        prefix: "k".into(),
+        seed: random.next(),
+    };
+    let commands = workload.generate();
+
+    let mut supervisor = failover_pair(&db.connection_string(), "sigkill", [4, 4]);
+    supervisor.start_all().expect("the instances start");
+    let sent = Arc::new(AtomicUsize::new(0));
+    let mut sender = Some(tokio::spawn({
+        let store = store.clone();
+        let sent = Arc::clone(&sent);
+        async move { workload::send(&store, &commands, 4, &sent).await }
+    }));
+
+    let mut valid: Option<Vec<Command>> = None;
+    let mut kills = 0;
+    let mut kills_while_sending = 0;
+    loop {
+        tokio::time::sleep(random.millis(100, 600)).await;
+        assert!(
+            started.elapsed() < TIMEOUT,
+            "not done within {TIMEOUT:?}: {} of {} sent, {:?} events, {kills} kills; tally {:?}",
+            sent.load(Ordering::Relaxed),
+            workload.commands,
+            count_events(&client).await,
+            supervisor.tally()
+        );
+        let exited = supervisor.exited().await.expect("the instances' status");
+        assert!(
+            exited.is_empty(),
+            "an instance exited by itself: {exited:?}; errors: {:#?}",
+            supervisor.tally().errors
+        );
+        if sender
+            .as_ref()
+            .is_some_and(tokio::task::JoinHandle::is_finished)
+        {
+            sender
+                .take()
+                .expect("the sender")
+                .await
+                .expect("the sender does not panic")
+                .expect("every command is sent");
+            let commands = verify::read_commands(&store).await.expect("the commands");
+            assert!(commands.other.is_empty(), "{:?}", commands.other);
+            assert_eq!(commands.valid.len(), workload.commands);
+            valid = Some(commands.valid);
+        }
+        if let Some(valid) = &valid {
+            let events = count_events(&client).await.expect("the events counted");
+            let done = commands_done(events, &supervisor);
+            assert!(
+                done <= valid.len(),
+                "{events} events and {} re-sends ignored are more than the {} commands",
+                supervisor.tally().resends_ignored.len(),
+                valid.len()
+            );
+            if done == valid.len() {
+                break;
+            }
+        }
+        let victim = usize::try_from(random.below(2)).expect("0 or 1");
+        assert!(
+            supervisor.kill(victim).await.expect("the kill"),
+            "instance {victim} was running"
+        );
+        kills += 1;
+        if sender.is_some() {
+            kills_while_sending += 1;
+        }
+        tokio::time::sleep(random.millis(0, 100)).await;
+        supervisor.start(victim).expect("the instance starts again");
+    }
+    let took = started.elapsed();
+    let tally = supervisor.tally();
+    println!(
+        "done in {took:?}: {kills} kills ({kills_while_sending} while sending), {} restarts; \
+         {} re-deliveries ignored, {} re-sends ignored, {} conflicts retried",
+        supervisor.restarts(),
+        tally.redeliveries_ignored.len(),
+        tally.resends_ignored.len(),
+        tally.conflicts_retried
+    );
+    assert!(
+        kills >= MIN_KILLS,
+        "the work was done after only {kills} kills (at least {MIN_KILLS} must come while commands remain)"
+    );
+    assert_eq!(supervisor.restarts(), kills);
+
+    stop_all(&mut supervisor).await;
+    let valid = valid.expect("the commands were read");
+    let verified = verify_exactly(&store, &valid).await;
+    assert_eq!(
+        supervisor.tally().resends_ignored.len(),
+        verified.resends,
+        "every re-send ignored was logged"
+    );
+    assert!(
+        supervisor.tally().errors.is_empty(),
+        "{:#?}",
+        supervisor.tally().errors
+    );
+    println!("{verified:?}; took {:?}", started.elapsed());
+}
+
+/// A supervisor's bookkeeping of the instances that exited by themselves.
+#[derive(Default)]
+struct Restarts {
+    /// Each exit: the instance and its status.
+    exits: Vec<(usize, ExitStatus)>,
+    /// Instances to start again, and when.
+    due: Vec<(usize, Instant)>,
+}
+
+impl Restarts {
+    /// Notes the instances that exited, each to be started again after
+    /// 200–500 ms, and starts those whose time has come.
+    async fn supervise(&mut self, supervisor: &mut Supervisor, random: &mut Random) {
+        for (index, status) in supervisor.exited().await.expect("the instances' status") {
+            println!("instance {index} exited: {status}");
+            self.exits.push((index, status));
+            self.due
+                .push((index, Instant::now() + random.millis(200, 500)));
+        }
+        let now = Instant::now();
+        let (due, later): (Vec<_>, Vec<_>) = self.due.iter().partition(|(_, at)| *at <= now);
+        self.due = later;
+        for (index, _) in due {
+            supervisor.start(index).expect("the instance starts again");
+        }
+    }
+}
+
+/// The restart of the server, run on a blocking thread while the test
+/// goes on supervising; gives the cluster back.
+type Restarting = tokio::task::JoinHandle<(Cluster, Result<(), ebb_localpg::Error>, Duration)>;
+
+fn restart_server(mut cluster: Cluster) -> Restarting {
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let result = cluster.restart_with(ShutdownMode::Fast);
+        (cluster, result, started.elapsed())
+    })
+}
+
+/// 2,000 commands over 100 accounts, sent first; two hot-failover
+/// instances (one handling a command at a time, the other four) work
+/// through them while the server is restarted with a fast
+/// shutdown twice (at a fifth and at three fifths of the commands done).
+/// The instances ride a restart out or exit with an error (status 1),
+/// and are started again 200–500 ms later; every command is then done,
+/// both stop on SIGTERM with exit 0, and every account is exactly right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_pair_across_postgresql_restarts_applies_every_command_exactly_once() {
+    const TIMEOUT: Duration = Duration::from_secs(240);
+    let started = Instant::now();
+    let (cluster, config) = cluster_with_schema(Listen::Socket).await;
+    let database_url = cluster.connection_string("postgres");
+    let store = PgStore::new(PgStoreConfig {
+        max_connections: 4,
+        ..PgStoreConfig::new(config.clone())
+    })
+    .expect("a store");
+    let mut random = Random::seeded();
+    let workload = Workload {
+        commands: 2_000,
+        accounts: 100,
+        resend_one_in: 25,
+        prefix: "r".into(),
+        seed: random.next(),
+    };
+    let commands = workload.generate();
+    workload::send(&store, &commands, 4, &Arc::default())
+        .await
+        .expect("every command is sent");
+    let valid = verify::read_commands(&store)
+        .await
+        .expect("the commands")
+        .valid;
+    assert_eq!(valid.len(), workload.commands);
+    // The server restarts once this many commands are done, each time.
+    let restart_at = [valid.len() / 5, valid.len() * 3 / 5];
+
+    let mut supervisor = failover_pair(&database_url, "pg-restart", [1, 4]);
+    supervisor.start_all().expect("the instances start");
+    let mut restarts = Restarts::default();
+    let mut cluster = Some(cluster);
+    let mut restarting: Option<Restarting> = None;
+    let mut server_restarts = 0;
+    // The test's own connection, opened again after a restart.
+    let mut client: Option<tokio_postgres::Client> = None;
+    let mut done = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            started.elapsed() < TIMEOUT,
+            "not done within {TIMEOUT:?}: {done} of {} commands done, {server_restarts} server restarts, exits {:?}; tally {:?}",
+            valid.len(),
+            restarts.exits,
+            supervisor.tally()
+        );
+        restarts.supervise(&mut supervisor, &mut random).await;
+        if restarting
+            .as_ref()
+            .is_some_and(tokio::task::JoinHandle::is_finished)
+        {
+            let (back, result, took) = restarting
+                .take()
+                .expect("a restart")
+                .await
+                .expect("the restart does not panic");
+            result.expect("the server restarts");
+            println!("server restart {} took {took:?}", server_restarts + 1);
+            cluster = Some(back);
+            server_restarts += 1;
+        }
+        if client
+            .as_ref()
+            .is_none_or(tokio_postgres::Client::is_closed)
+        {
+            client = ebb_tests::connect_to(&config).await.ok();
+        }
+        let Some(events) = client.as_ref() else {
+            continue;
+        };
+        let Ok(events) = count_events(events).await else {
+            client = None;
+            continue;
+        };
+        done = commands_done(events, &supervisor);
+        assert!(done <= valid.len(), "{done} done of {}", valid.len());
+        if restarting.is_none() && server_restarts < restart_at.len() {
+            if done >= restart_at[server_restarts] {
+                assert!(
+                    done < valid.len(),
+                    "the work was done before server restart {}",
+                    server_restarts + 1
+                );
+                println!(
+                    "restarting the server with {done} of {} commands done",
+                    valid.len()
+                );
+                restarting = Some(restart_server(cluster.take().expect("the cluster")));
+            }
+        } else if restarting.is_none() && done == valid.len() {
+            break;
+        }
+    }
+    let exits = restarts.exits;
+    println!(
+        "done in {:?}: {server_restarts} server restarts, {} exits, {} restarts of instances",
+        started.elapsed(),
+        exits.len(),
+        supervisor.restarts()
+    );
+    for (index, status) in &exits {
+        assert_eq!(
+            status.code(),
+            Some(1),
+            "instance {index} exits with an error, status 1; errors: {:#?}",
+            supervisor.tally().errors
+        );
+    }
+    // Any instance still waiting to be started again is started, so that
+    // both stop on SIGTERM.
+    supervisor.start_all().expect("the instances start");
+    stop_all(&mut supervisor).await;
+    let verified = verify_exactly(&store, &valid).await;
+    assert_eq!(supervisor.tally().resends_ignored.len(), verified.resends);
+    println!("{verified:?}; took {:?}", started.elapsed());
+    drop(cluster);
+}
