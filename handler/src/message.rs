@@ -85,13 +85,35 @@ pub struct Received<T> {
 
 impl<T: MessageType> Received<T> {
     /// Decodes `message`. Its type is not checked (a dispatcher has done
-    /// that); its data must fit `T`, or the error is
+    /// that); its data must be a JSON object that fits `T`, or the error is
     /// [`ebb_message_store::Error::Deserialize`], naming the stream, the
-    /// position, the type and serde's cause.
+    /// position, the type and serde's cause. (serde would otherwise read a
+    /// JSON array as a struct, field by field, so that `["d1", "1", 500]`
+    /// written by another program would pass for a `Deposit`.)
     ///
     /// Takes a [`Message`] or an `Arc<Message>` (which is not copied).
     pub fn decode(message: impl Into<Arc<Message>>) -> Result<Self, Error> {
         let message = message.into();
+        let text = message.data.as_str().trim_start();
+        if !text.starts_with('{') {
+            let kind = match text.chars().next() {
+                Some('[') => "an array",
+                Some('"') => "a string",
+                Some('n') => "null",
+                Some('t' | 'f') => "a boolean",
+                _ => "a number",
+            };
+            return Err(ebb_message_store::Error::Deserialize {
+                stream_name: message.stream_name.clone(),
+                position: message.position,
+                global_position: message.global_position,
+                type_name: message.type_name.clone(),
+                source: <serde_json::Error as serde::de::Error>::custom(format!(
+                    "message data must be a JSON object, not {kind}"
+                )),
+            }
+            .into());
+        }
         Ok(Self {
             data: message.data()?,
             message,
@@ -316,6 +338,27 @@ mod tests {
             cause.to_string().contains("missing field `amount`"),
             "{cause}"
         );
+    }
+
+    #[test]
+    fn data_that_is_not_an_object_is_a_decode_error_even_when_serde_would_take_it() {
+        // serde reads an array as a struct field by field: this one fits.
+        let array = json!(["1", 5]);
+        assert!(serde_json::from_value::<Deposit>(array.clone()).is_ok());
+        for (data, kind) in [
+            (array, "an array"),
+            (json!("x"), "a string"),
+            (json!(42), "a number"),
+            (json!(null), "null"),
+        ] {
+            let err = Received::<Deposit>::decode(stored(data)).unwrap_err();
+            assert!(err.is_decode(), "{err:?}");
+            let cause = std::error::Error::source(&err).expect("the cause");
+            assert_eq!(
+                cause.to_string(),
+                format!("message data must be a JSON object, not {kind}")
+            );
+        }
     }
 
     #[test]
