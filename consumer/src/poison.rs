@@ -62,6 +62,14 @@ pub struct Failed {
     /// How many times the handlers ran on it in that process (1 plus the
     /// in-process retries).
     pub attempts: u32,
+    /// The error was the store's being out of reach (a lost connection, a
+    /// server restarting: see
+    /// [`ebb_message_store::error::is_transient_in_chain`]), not the
+    /// message's fault. Recorded, but not counted toward parking, so that
+    /// restarts of the database never park a good message. Absent in
+    /// older records: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub transient: bool,
 }
 
 /// A parked message, as the parked stream holds it (type `Parked`): the
@@ -142,11 +150,20 @@ struct Failures {
     last: Failed,
 }
 
+/// True when a handler's error is the store's being out of reach rather
+/// than the message's fault.
+fn is_transient(error: &(dyn std::error::Error + 'static)) -> bool {
+    error
+        .downcast_ref::<ebb_handler::Error>()
+        .is_some_and(ebb_handler::Error::is_transient)
+        || ebb_message_store::error::is_transient_in_chain(error)
+}
+
 /// Counts failure records per global position, in the order written (the
 /// last one is kept).
 fn count_failures(records: impl IntoIterator<Item = Failed>) -> HashMap<i64, Failures> {
     let mut counted: HashMap<i64, Failures> = HashMap::new();
-    for record in records {
+    for record in records.into_iter().filter(|record| !record.transient) {
         match counted.get_mut(&record.global_position) {
             Some(failures) => {
                 failures.count = failures.count.saturating_add(1);
@@ -369,8 +386,9 @@ impl<S: MessageStore> Poison<S> {
         error: &BoxError,
         attempts: u32,
     ) -> Result<Settled, Error> {
+        let transient = is_transient(&**error);
         let error = Chain(&**error).to_string();
-        if self.park_after_retries {
+        if self.park_after_retries && !transient {
             let failures = self
                 .failures_of(message.global_position)
                 .map_or(0, |failures| failures.count);
@@ -386,12 +404,19 @@ impl<S: MessageStore> Poison<S> {
             self.park(message, error, attempts, failures).await?;
             return Ok(Settled::Parked);
         }
-        self.record_failure(message, error, attempts).await;
+        self.record_failure(message, error, attempts, transient)
+            .await;
         Ok(Settled::Stop)
     }
 
     /// Records that handling `message` ends the process.
-    async fn record_failure(&self, message: &Message, error: String, attempts: u32) {
+    async fn record_failure(
+        &self,
+        message: &Message,
+        error: String,
+        attempts: u32,
+        transient: bool,
+    ) {
         let failed = Failed {
             stream_name: message.stream_name.clone(),
             position: message.position,
@@ -399,6 +424,7 @@ impl<S: MessageStore> Poison<S> {
             type_name: message.type_name.clone(),
             error,
             attempts,
+            transient,
         };
         let written = match MessageData::serialize(
             <Failed as ebb_handler::MessageType>::TYPE_NAME,
@@ -414,6 +440,7 @@ impl<S: MessageStore> Poison<S> {
                 position = message.position,
                 global_position = message.global_position,
                 attempts,
+                transient,
                 "failure recorded"
             ),
             Err(err) => tracing::error!(
@@ -535,6 +562,7 @@ mod tests {
             type_name: "Noted".into(),
             error: error.into(),
             attempts: 1,
+            transient: false,
         }
     }
 
@@ -661,6 +689,47 @@ mod tests {
         }
         assert_eq!(store.stream_messages("note:failures-w").len(), 3);
         assert!(store.stream_messages("note:parked-w").is_empty());
+    }
+
+    #[tokio::test]
+    async fn failures_of_an_unreachable_store_are_recorded_but_never_park() {
+        let (store, messages) = notes(1).await;
+        let unreachable = || -> BoxError {
+            ebb_handler::Error::Store(ebb_message_store::Error::Timeout {
+                operation: "write_message",
+                after: Duration::from_secs(5),
+            })
+            .into()
+        };
+        // K = 1: a message's own failure would park it at the next start.
+        let counting = ConsumerConfig {
+            park_after_failures: Some(1),
+            ..config()
+        };
+        let poison = Poison::new(&counting, store.clone()).unwrap();
+        for _ in 0..3 {
+            poison.load().await.unwrap();
+            assert!(!poison.park_if_poisoned(&messages[0]).await.unwrap());
+            let settled = poison.settle(&messages[0], &unreachable(), 1).await;
+            assert_eq!(settled.unwrap(), Settled::Stop);
+        }
+        let records = store.stream_messages("note:failures-w");
+        assert_eq!(records.len(), 3);
+        assert!(records[0].data::<Failed>().unwrap().transient);
+        // Nor does parking once the retries are spent.
+        let retrying = ConsumerConfig {
+            park_after_retries: true,
+            ..config()
+        };
+        let poison = Poison::new(&retrying, store.clone()).unwrap();
+        poison.load().await.unwrap();
+        let settled = poison.settle(&messages[0], &unreachable(), 3).await;
+        assert_eq!(settled.unwrap(), Settled::Stop);
+        assert!(store.stream_messages("note:parked-w").is_empty());
+        // A failure of the message's own still counts.
+        let error: BoxError = "cannot take 1".into();
+        poison.settle(&messages[0], &error, 3).await.unwrap();
+        assert_eq!(store.stream_messages("note:parked-w").len(), 1);
     }
 
     #[tokio::test(start_paused = true)]

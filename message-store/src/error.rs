@@ -254,6 +254,36 @@ impl Error {
     }
 }
 
+/// True when `err` or any error in its source chain is one
+/// [`Error::is_transient`] calls transient: a store error, or the driver's
+/// or the pool's error that a store error carries. Wrappers that forward
+/// their source (`#[error(transparent)]`, as handler errors usually do)
+/// hide the store's error itself but not the driver's below it, which is
+/// why the driver's and the pool's errors are looked at too.
+pub fn is_transient_in_chain(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(err) = current {
+        let transient = if let Some(err) = err.downcast_ref::<Error>() {
+            err.is_transient()
+        } else if let Some(err) = err.downcast_ref::<tokio_postgres::Error>() {
+            db_error_is_transient(err)
+        } else if let Some(err) = err.downcast_ref::<deadpool_postgres::PoolError>() {
+            match err {
+                deadpool_postgres::PoolError::Timeout(_) => true,
+                deadpool_postgres::PoolError::Backend(err) => db_error_is_transient(err),
+                _ => false,
+            }
+        } else {
+            false
+        };
+        if transient {
+            return true;
+        }
+        current = err.source();
+    }
+    false
+}
+
 /// Whether a driver error means the server could not be reached or did
 /// not answer (see [`Error::is_transient`]).
 fn db_error_is_transient(err: &tokio_postgres::Error) -> bool {

@@ -189,6 +189,7 @@ async fn without_parking_every_run_ends_on_the_poison_note_and_is_recorded() {
         type_name: "Noted".into(),
         error: "note 4 cannot be handled".into(),
         attempts: 1,
+        transient: false,
     };
     assert_eq!(failures, vec![expected; 4]);
     assert!(

@@ -26,7 +26,7 @@ use account_component::supervise::{Program, Supervisor};
 use account_component::verify::{self, Command, Verified};
 use account_component::workload::{self, Workload};
 use ebb_localpg::{Cluster, ShutdownMode};
-use ebb_message_store::{PgStore, PgStoreConfig};
+use ebb_message_store::{MessageStore as _, PgStore, PgStoreConfig, StreamQuery};
 use ebb_tests::private::{Listen, cluster_with_schema};
 
 mod common;
@@ -74,15 +74,22 @@ impl Random {
 /// Two instances of the binary on `database_url`, with one identifier,
 /// `a` and `b`, handling `concurrency` commands at once each (across
 /// accounts; 1 is Eventide's one at a time). Not started yet.
-fn failover_pair(database_url: &str, name: &str, concurrency: [usize; 2]) -> Supervisor {
+/// With `park_after_failures` (`""`: none), a command that ended the
+/// process that many times is parked.
+fn failover_pair(
+    database_url: &str,
+    name: &str,
+    concurrency: [usize; 2],
+    park_after_failures: &str,
+) -> Supervisor {
     let instance = |concurrency: usize| {
         Program::new(env!("CARGO_BIN_EXE_account-component"))
             .env("DATABASE_URL", database_url)
             .env("CONSUMER_IDENTIFIER", IDENTIFIER)
             .env("ACCOUNT_COMPONENT_CONCURRENCY", concurrency.to_string())
-            // Whatever the test's own environment says: no parking, no
-            // metrics endpoint, the default log level.
-            .env("ACCOUNT_COMPONENT_PARK_AFTER_FAILURES", "")
+            // Whatever the test's own environment says: no metrics
+            // endpoint, the default log level.
+            .env("ACCOUNT_COMPONENT_PARK_AFTER_FAILURES", park_after_failures)
             .env("ACCOUNT_COMPONENT_METRICS_ADDR", "")
             .env("RUST_LOG", "info")
     };
@@ -163,7 +170,7 @@ async fn a_failover_pair_killed_at_random_applies_every_command_exactly_once() {
     };
     let commands = workload.generate();
 
-    let mut supervisor = failover_pair(&db.connection_string(), "sigkill", [4, 4]);
+    let mut supervisor = failover_pair(&db.connection_string(), "sigkill", [4, 4], "");
     supervisor.start_all().expect("the instances start");
     let sent = Arc::new(AtomicUsize::new(0));
     let mut sender = Some(tokio::spawn({
@@ -341,7 +348,11 @@ async fn a_failover_pair_across_postgresql_restarts_applies_every_command_exactl
     // The server restarts once this many commands are done, each time.
     let restart_at = [valid.len() / 5, valid.len() * 3 / 5];
 
-    let mut supervisor = failover_pair(&database_url, "pg-restart", [1, 4]);
+    // Parking after a single failure: a command whose handler failed only
+    // because the server went away must not count as poison (the consumer
+    // records such failures as transient), or it would be parked at the
+    // next start and never applied, which the verification would catch.
+    let mut supervisor = failover_pair(&database_url, "pg-restart", [1, 4], "1");
     supervisor.start_all().expect("the instances start");
     let mut restarts = Restarts::default();
     let mut cluster = Some(cluster);
@@ -427,6 +438,14 @@ async fn a_failover_pair_across_postgresql_restarts_applies_every_command_exactl
     stop_all(&mut supervisor).await;
     let verified = verify_exactly(&store, &valid).await;
     assert_eq!(supervisor.tally().resends_ignored.len(), verified.resends);
+    let parked = store
+        .get_stream_messages(
+            &format!("account:command+parked-{IDENTIFIER}"),
+            &StreamQuery::new(),
+        )
+        .await
+        .expect("the parked stream");
+    assert!(parked.is_empty(), "parked: {parked:?}");
     println!("{verified:?}; took {:?}", started.elapsed());
     drop(cluster);
 }
