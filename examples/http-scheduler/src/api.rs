@@ -177,8 +177,8 @@ pub fn view(job: &Job) -> Value {
         "completedAt": job.completed_at.map(rfc3339),
         "lastRun": last,
         "request": spec.map(|spec| &spec.request),
-        "schedule": spec.map(|spec| spec.schedule()),
-        "retry": spec.map(|spec| spec.retry()),
+        "schedule": spec.map(spec::JobSpec::schedule),
+        "retry": spec.map(spec::JobSpec::retry),
         "callback": spec.and_then(|spec| spec.callback.as_ref()),
     })
 }

@@ -62,7 +62,7 @@ pub enum CallError {
     Transport(String),
     /// The address (or a redirect's) may not be called.
     #[error("refused: {0}")]
-    Refused(#[source] Refused),
+    Refused(Refused),
     /// More redirects than allowed.
     #[error("more than {0} redirects")]
     Redirects(usize),
@@ -151,7 +151,7 @@ impl Caller {
             if let Some(body) = &body {
                 builder = builder.body(body.clone());
             }
-            let response = builder.send().await.map_err(transport)?;
+            let response = builder.send().await.map_err(|err| transport(&err))?;
             let status = response.status();
             seen.status = Some(status.as_u16());
             let location = response
@@ -207,7 +207,7 @@ impl Caller {
     ) -> Result<(), CallError> {
         let mut captured = Vec::new();
         let mut truncated = false;
-        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+        while let Some(chunk) = response.chunk().await.map_err(|err| transport(&err))? {
             let room = self.body_limit - captured.len();
             if chunk.len() > room {
                 captured.extend_from_slice(&chunk[..room]);
@@ -232,12 +232,12 @@ struct Seen {
 
 /// A client error: refused by the resolver's address check, or a
 /// transport failure, with its causes.
-fn transport(err: reqwest::Error) -> CallError {
-    if let Some(refused) = ebb_retry::find_in_chain::<Refused>(&err) {
+fn transport(err: &reqwest::Error) -> CallError {
+    if let Some(refused) = ebb_retry::find_in_chain::<Refused>(err) {
         return CallError::Refused(refused.clone());
     }
     let mut message = err.to_string();
-    let mut source = std::error::Error::source(&err);
+    let mut source = std::error::Error::source(err);
     while let Some(cause) = source {
         message.push_str(": ");
         message.push_str(&cause.to_string());

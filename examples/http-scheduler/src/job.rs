@@ -324,8 +324,8 @@ impl Job {
         self.history.iter_mut().rev().find(|kept| kept.run == run)
     }
 
-    /// The runs history returns at `now`: at most `keep_runs`, none that
-    /// finished more than `keep_for` before `now`, from run `from` on.
+    /// The runs history returns at `now`: the latest `keep_runs` at most,
+    /// none that finished more than `keep_for` before `now`.
     pub fn retained(
         &self,
         now: DateTime<Utc>,

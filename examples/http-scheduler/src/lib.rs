@@ -87,7 +87,7 @@
 //! - [`call`]: one HTTP call.
 //! - [`scheduler`]: the index, the timer, claims, runs and callbacks.
 //! - [`api`]: the HTTP routes.
-//! - [`settings`]: [`Settings`].
+//! - [`settings`]: the [`Settings`].
 
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};

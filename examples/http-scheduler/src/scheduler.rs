@@ -162,7 +162,7 @@ impl<S: MessageStore + Clone + 'static> Scheduler<S> {
             conflicts: Retry::intervals_ms([5, 20, 50, 100, 200])
                 .rule(on_wrong_expected_version())
                 .build()
-                .expect("fixed intervals make a valid policy"),
+                .map_err(Error::Retry)?,
         }))
     }
 

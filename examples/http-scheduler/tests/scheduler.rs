@@ -553,13 +553,14 @@ async fn a_restart_loses_nothing_and_an_interrupted_run_runs_again() {
 /// exactly one outcome, none is missing, and a run was called more than
 /// once (with its key) only when its claimer was killed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::print_stderr)] // its tally, for `--nocapture`
 async fn hot_failover_records_every_run_exactly_once_under_sigkill() {
     const RUNS: u64 = 10;
     const KILLS: usize = 3;
     let db = ebb_tests::database().await;
     let target = Target::start().await;
     let settings = [("EBB_SCHEDULER_MAX_RETRY_AFTER_MS", "500")];
-    let mut instances = vec![
+    let mut instances = [
         Some(Instance::start("a", &db, &settings).await),
         Some(Instance::start("b", &db, &settings).await),
     ];
@@ -599,7 +600,7 @@ async fn hot_failover_records_every_run_exactly_once_under_sigkill() {
         api.wait_for_state(id, &["completed"], MINUTE).await;
     }
 
-    let mut called_again = 0;
+    let (mut called_again, mut repeated) = (0, 0);
     for (id, path) in &jobs {
         // From the store: exactly one outcome per run, runs 1..=RUNS.
         let mut outcomes: BTreeMap<u64, usize> = BTreeMap::new();
@@ -633,6 +634,7 @@ async fn hot_failover_records_every_run_exactly_once_under_sigkill() {
             );
             let claims = kept["claims"].as_u64().unwrap();
             if count > 1 {
+                repeated += 1;
                 assert!(
                     claims >= 2,
                     "job {id} ({path}) run {run} called {count} times by one claim"
@@ -643,6 +645,10 @@ async fn hot_failover_records_every_run_exactly_once_under_sigkill() {
             }
         }
     }
+    eprintln!(
+        "hot failover: {} runs, {called_again} claimed again after a kill, {repeated} called twice",
+        RUNS as usize * jobs.len()
+    );
     // Each kill interrupts at most the runs its victim had in flight.
     assert!(
         called_again <= KILLS * jobs.len(),

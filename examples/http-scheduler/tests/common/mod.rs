@@ -82,12 +82,11 @@ impl Instance {
                 lines.lock().unwrap().push(line);
             }
         });
-        let addr = match tokio::time::timeout(Duration::from_secs(20), address).await {
-            Ok(Ok(addr)) => addr,
-            _ => panic!(
+        let Ok(Ok(addr)) = tokio::time::timeout(Duration::from_secs(20), address).await else {
+            panic!(
                 "{name} did not say where it listens:\n{}",
                 log.lock().unwrap().join("\n")
-            ),
+            );
         };
         let instance = Self {
             child,
@@ -142,6 +141,8 @@ impl Instance {
 }
 
 impl Drop for Instance {
+    // A failing test shows what the instance logged.
+    #[allow(clippy::print_stderr)]
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!("---- {} log ----\n{}", self.name, self.log());
