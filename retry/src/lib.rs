@@ -82,18 +82,22 @@ pub mod budget;
 pub mod classify;
 pub mod error;
 pub mod event;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod schedule;
 
 mod attempts;
 mod blocking;
 mod policy;
 mod run;
+mod spawn;
 
 pub use budget::RetryBudget;
-pub use classify::{Decision, Rule, find_in_chain};
+pub use classify::{Decision, Rule, find_in_chain, is_transport};
 pub use error::{ConfigError, RetryError, StopReason};
 pub use event::Event;
 pub use policy::{Retry, RetryBuilder};
+pub use spawn::{Background, BlockingRetryHandle, RetryHandle};
 pub use schedule::{
     Constant, Decorrelated, Exponential, Intervals, JitterKind, Jittered, MAX_WAIT, Schedule,
 };

@@ -35,6 +35,28 @@ pub(crate) enum Waits {
     Custom(Arc<ScheduleFactory>),
 }
 
+impl Waits {
+    /// The waits of an explicit list, walked by index.
+    pub(crate) fn listed(intervals: Intervals) -> Waits {
+        Waits::Listed(intervals.into_shared())
+    }
+
+    /// The waits of any schedule, cloned from `schedule` for each call.
+    pub(crate) fn custom(schedule: impl Schedule) -> Waits {
+        let factory: Arc<ScheduleFactory> = Arc::new(move || Box::new(schedule.clone()));
+        Waits::Custom(factory)
+    }
+}
+
+impl fmt::Debug for Waits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Waits::Listed(list) => f.debug_tuple("Intervals").field(list).finish(),
+            Waits::Custom(_) => f.write_str("custom schedule"),
+        }
+    }
+}
+
 /// A retry policy: which errors to retry, how long to wait between
 /// attempts, and what bounds the whole.
 ///
@@ -135,11 +157,41 @@ impl Retry {
     /// # Ok::<(), ebb_retry::ConfigError>(())
     /// ```
     pub fn intervals_ms(millis: impl IntoIterator<Item = i64>) -> RetryBuilder {
-        RetryBuilder::new(
-            Intervals::from_millis(millis)
-                .map(Intervals::into_shared)
-                .map(Waits::Listed),
-        )
+        RetryBuilder::new(Intervals::from_millis(millis).map(Waits::listed))
+    }
+
+    /// Start a policy without a schedule of its own: only errors matched by
+    /// rules with their own schedule ([`Rule::schedule`],
+    /// [`Rule::intervals`]) are retried, each kind by its schedule and
+    /// limit. This is how a policy of error categories is built (longrun's
+    /// `Baseline`): [`transport`](RetryBuilder::transport),
+    /// `service` (feature `http`), your own
+    /// [`category`](RetryBuilder::category)s, and for everything else
+    /// either nothing (an unclassified error is permanent, the default) or
+    /// a [`degraded`](RetryBuilder::degraded) schedule.
+    ///
+    /// ```
+    /// use ebb_retry::{Constant, Exponential, Retry, StopReason};
+    /// use std::io;
+    /// use std::time::Duration;
+    ///
+    /// let ms = Duration::from_millis;
+    /// let retry = Retry::builder()
+    ///     .transport(Exponential::new(ms(1), 2.0, ms(8))?.take(5))
+    ///     .category("busy", |e| e.to_string().contains("busy"), Constant::new(ms(1))?.take(2))
+    ///     .build()?;
+    ///
+    /// let reset = || io::Error::from(io::ErrorKind::ConnectionReset);
+    /// let err = retry.run_blocking(|_| Err::<(), _>(reset())).unwrap_err();
+    /// assert_eq!(err.attempts(), 6);
+    /// let err = retry.run_blocking(|_| Err::<(), _>(io::Error::other("busy"))).unwrap_err();
+    /// assert_eq!(err.attempts(), 3);
+    /// let err = retry.run_blocking(|_| Err::<(), _>(io::Error::other("no such user"))).unwrap_err();
+    /// assert_eq!((err.attempts(), err.reason()), (1, StopReason::NotRetryable));
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    pub fn builder() -> RetryBuilder {
+        RetryBuilder::new(Ok(Waits::Listed(Arc::from([]))))
     }
 
     /// Start a policy from a validated [`Intervals`] list.
@@ -155,7 +207,7 @@ impl Retry {
     /// # Ok::<(), ebb_retry::ConfigError>(())
     /// ```
     pub fn with_intervals(intervals: Intervals) -> RetryBuilder {
-        RetryBuilder::new(Ok(Waits::Listed(intervals.into_shared())))
+        RetryBuilder::new(Ok(Waits::listed(intervals)))
     }
 
     /// Start a policy that takes its waits from `schedule`, any cloneable
@@ -174,8 +226,7 @@ impl Retry {
     /// # Ok::<(), ebb_retry::ConfigError>(())
     /// ```
     pub fn with_schedule(schedule: impl Schedule) -> RetryBuilder {
-        let factory: Arc<ScheduleFactory> = Arc::new(move || Box::new(schedule.clone()));
-        RetryBuilder::new(Ok(Waits::Custom(factory)))
+        RetryBuilder::new(Ok(Waits::custom(schedule)))
     }
 
     /// A copy of this policy whose waits end when `token` is cancelled,
@@ -245,6 +296,9 @@ pub struct RetryBuilder {
     budget: Option<RetryBudget>,
     /// See [`RetryBuilder::on_event`].
     hook: Option<Hook>,
+    /// See [`RetryBuilder::degraded`]; added after the other rules by
+    /// `build`, since it matches every error.
+    fallback: Option<Rule>,
 }
 
 impl fmt::Debug for RetryBuilder {
@@ -255,6 +309,7 @@ impl fmt::Debug for RetryBuilder {
             .field("cancel", &self.cancel)
             .field("budget", &self.budget.is_some())
             .field("hook", &self.hook.is_some())
+            .field("fallback", &self.fallback)
             .finish_non_exhaustive()
     }
 }
@@ -268,6 +323,7 @@ impl RetryBuilder {
             cancel: None,
             budget: None,
             hook: None,
+            fallback: None,
         }
     }
 
@@ -348,6 +404,93 @@ impl RetryBuilder {
         classify: impl Fn(&T) -> Decision + Send + Sync + 'static,
     ) -> Self {
         self.rule(Rule::classify::<T>(classify))
+    }
+
+    /// Retry the *transport* category ([`Rule::transport`]: connection
+    /// and timeout errors anywhere in the source chain) by `schedule`:
+    /// shorthand for `.rule(Rule::transport().schedule(schedule))`.
+    ///
+    /// ```
+    /// use ebb_retry::{Exponential, Retry};
+    /// use std::time::Duration;
+    ///
+    /// let backoff = Exponential::new(Duration::from_millis(100), 2.0, Duration::from_secs(5))?;
+    /// let retry = Retry::builder().transport(backoff.take(5)).build()?;
+    /// # let _ = retry;
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    pub fn transport(self, schedule: impl Schedule) -> Self {
+        self.rule(Rule::transport().schedule(schedule))
+    }
+
+    /// Retry the *service* category ([`Rule::service`]: HTTP 429, 502,
+    /// 503 and 504, after their `Retry-After`) by `schedule`: shorthand for
+    /// `.rule(Rule::service().schedule(schedule))`. Feature `http`.
+    ///
+    /// ```
+    /// use ebb_retry::{Constant, Retry};
+    /// use std::time::Duration;
+    ///
+    /// let retry = Retry::builder().service(Constant::new(Duration::from_secs(10))?.take(3)).build()?;
+    /// # let _ = retry;
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    #[cfg(feature = "http")]
+    pub fn service(self, schedule: impl Schedule) -> Self {
+        self.rule(Rule::service().schedule(schedule))
+    }
+
+    /// Retry a user-defined category, the errors for which `matches`
+    /// holds, by `schedule`: shorthand for
+    /// `.rule(Rule::category(name, matches).schedule(schedule))`.
+    ///
+    /// ```
+    /// use ebb_retry::{Constant, Retry};
+    /// use std::time::Duration;
+    ///
+    /// let retry = Retry::builder()
+    ///     .category("locked", |e| e.to_string().contains("locked"), Constant::new(Duration::from_millis(50))?.take(3))
+    ///     .build()?;
+    /// # let _ = retry;
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    pub fn category(
+        self,
+        name: &'static str,
+        matches: impl Fn(&(dyn StdError + 'static)) -> bool + Send + Sync + 'static,
+        schedule: impl Schedule,
+    ) -> Self {
+        self.rule(Rule::category(name, matches).schedule(schedule))
+    }
+
+    /// A *degraded* policy: retry errors that no rule matched by
+    /// `schedule`, logging a warning (target `ebb_retry`) at each such
+    /// retry, instead of returning them at once. It applies after every
+    /// rule, whatever the order of the calls. Named `"unknown"` in
+    /// telemetry.
+    ///
+    /// Default: an error no rule matches is permanent
+    /// ([`StopReason::NotRetryable`](crate::StopReason::NotRetryable)).
+    ///
+    /// ```
+    /// use ebb_retry::{Constant, Retry};
+    /// use std::time::Duration;
+    ///
+    /// let retry = Retry::builder()
+    ///     .degraded(Constant::new(Duration::ZERO)?.take(2))
+    ///     .build()?;
+    /// let err = retry.run_blocking(|_| Err::<(), _>(std::fmt::Error)).unwrap_err();
+    /// assert_eq!(err.attempts(), 3);
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    pub fn degraded(mut self, schedule: impl Schedule) -> Self {
+        self.fallback = Some(
+            Rule::any()
+                .named("unknown")
+                .schedule(schedule)
+                .warning_on_retry(),
+        );
+        self
     }
 
     /// Bound the whole call: a retry whose wait would end more than `limit`
@@ -457,10 +600,12 @@ impl RetryBuilder {
         if self.time_limit == Some(Duration::ZERO) {
             return Err(ConfigError::ZeroTimeLimit);
         }
+        let mut rules = self.rules;
+        rules.extend(self.fallback);
         Ok(Retry {
             inner: Arc::new(Policy {
                 waits,
-                rules: self.rules.into(),
+                rules: rules.into(),
                 time_limit: self.time_limit,
                 cancel: self.cancel,
                 budget: self.budget,
