@@ -78,6 +78,7 @@
 //!   [`Retry::run`] and [`Retry::run_blocking`], and their boxed forms
 //!   [`Retry::run_boxed`] and [`Retry::run_blocking_boxed`].
 
+pub mod attempt_store;
 pub mod budget;
 pub mod classify;
 pub mod error;
@@ -88,13 +89,14 @@ pub mod schedule;
 
 mod attempts;
 mod blocking;
+mod keyed;
 mod policy;
 mod run;
 mod spawn;
 
 pub use budget::RetryBudget;
 pub use classify::{Decision, Rule, find_in_chain, is_transport};
-pub use error::{ConfigError, RetryError, StopReason};
+pub use error::{ConfigError, KeyedRetryError, RetryError, StopReason};
 pub use event::Event;
 pub use policy::{Retry, RetryBuilder};
 pub use spawn::{Background, BlockingRetryHandle, RetryHandle};

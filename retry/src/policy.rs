@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::attempt_store::{AttemptStore, DynAttemptStore};
 use crate::attempts::Attempts;
 use crate::budget::RetryBudget;
 use crate::classify::{Decision, Rule};
@@ -106,6 +107,9 @@ pub(crate) struct Policy {
     pub(crate) budget: Option<RetryBudget>,
     /// The caller's telemetry hook.
     pub(crate) hook: Option<Hook>,
+    /// Where keyed calls count their failed attempts. Behind a trait
+    /// object so that the policy is not generic over the store.
+    pub(crate) attempt_store: Option<Arc<dyn DynAttemptStore>>,
 }
 
 impl fmt::Debug for Retry {
@@ -121,6 +125,7 @@ impl fmt::Debug for Retry {
             .field("cancel", &p.cancel)
             .field("budget", &p.budget.is_some())
             .field("hook", &p.hook.is_some())
+            .field("attempt_store", &p.attempt_store.is_some())
             .finish()
     }
 }
@@ -261,6 +266,11 @@ impl Retry {
     pub(crate) fn cancel_token(&self) -> Option<&CancellationToken> {
         self.inner.cancel.as_ref()
     }
+
+    /// The attempt store keyed calls count in, if any.
+    pub(crate) fn attempt_store(&self) -> Option<&dyn DynAttemptStore> {
+        self.inner.attempt_store.as_deref()
+    }
 }
 
 /// Options for a [`Retry`], consumed by [`build`](RetryBuilder::build),
@@ -299,6 +309,8 @@ pub struct RetryBuilder {
     /// See [`RetryBuilder::degraded`]; added after the other rules by
     /// `build`, since it matches every error.
     fallback: Option<Rule>,
+    /// See [`RetryBuilder::attempt_store`].
+    attempt_store: Option<Arc<dyn DynAttemptStore>>,
 }
 
 impl fmt::Debug for RetryBuilder {
@@ -310,6 +322,7 @@ impl fmt::Debug for RetryBuilder {
             .field("budget", &self.budget.is_some())
             .field("hook", &self.hook.is_some())
             .field("fallback", &self.fallback)
+            .field("attempt_store", &self.attempt_store.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -324,6 +337,7 @@ impl RetryBuilder {
             budget: None,
             hook: None,
             fallback: None,
+            attempt_store: None,
         }
     }
 
@@ -582,6 +596,27 @@ impl RetryBuilder {
         self
     }
 
+    /// Count the failed attempts of keyed calls
+    /// ([`Retry::run_keyed`]) in `store`, so that a call after a restart
+    /// resumes the count instead of starting over (see
+    /// [`attempt_store`](crate::attempt_store)). Unkeyed calls
+    /// ([`Retry::run`] and the rest) do not use it.
+    ///
+    /// Default: no store; `run_keyed` is then `run`.
+    ///
+    /// ```
+    /// use ebb_retry::Retry;
+    /// use ebb_retry::attempt_store::MemoryAttemptStore;
+    ///
+    /// let retry = Retry::intervals_ms([100, 200]).attempt_store(MemoryAttemptStore::new()).build()?;
+    /// # let _ = retry;
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    pub fn attempt_store(mut self, store: impl AttemptStore) -> Self {
+        self.attempt_store = Some(Arc::new(store));
+        self
+    }
+
     /// Validate the options and make the policy.
     ///
     /// # Errors
@@ -610,6 +645,7 @@ impl RetryBuilder {
                 cancel: self.cancel,
                 budget: self.budget,
                 hook: self.hook,
+                attempt_store: self.attempt_store,
             }),
         })
     }

@@ -153,7 +153,7 @@ impl Retry {
     }
 
     /// Wait `wait`, or less if cancelled; `false` when cancelled.
-    async fn pause(&self, wait: Duration) -> bool {
+    pub(crate) async fn pause(&self, wait: Duration) -> bool {
         // Cancellation was checked before deciding to wait, and a zero
         // sleep would still register a timer: skip it.
         if wait.is_zero() {
