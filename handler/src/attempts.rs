@@ -119,7 +119,11 @@ impl<S: MessageStore> StoredAttempts<S> {
 
     /// The count the stream's last message stands for, and its position.
     async fn last(&self, stream: &StreamName) -> Result<(AttemptCount, Option<i64>), StoreError> {
-        let Some(message) = self.store.get_last_stream_message(stream.as_str(), None).await? else {
+        let Some(message) = self
+            .store
+            .get_last_stream_message(stream.as_str(), None)
+            .await?
+        else {
             return Ok((AttemptCount::default(), None));
         };
         Ok((count_of(&message)?, Some(message.position)))
@@ -250,7 +254,10 @@ mod tests {
         let attempts = StoredAttempts::new(store.clone());
         let stream = attempts.stream_name("k");
         let foreign = MessageData::new("Deposited", serde_json::json!({}));
-        store.write(&stream, &foreign, ExpectedVersion::Any).await.unwrap();
+        store
+            .write(&stream, &foreign, ExpectedVersion::Any)
+            .await
+            .unwrap();
         assert!(attempts.load("k").await.is_err());
     }
 }

@@ -286,7 +286,9 @@ where
             Some((i, Waits::Listed(list))) => list.get(self.rule_retries.get(i) as usize).copied(),
             Some((i, waits)) => {
                 if self.rule_cursors.is_empty() {
-                    self.rule_cursors = (0..self.policy.rules.len()).map(|_| Cursor::Start).collect();
+                    self.rule_cursors = (0..self.policy.rules.len())
+                        .map(|_| Cursor::Start)
+                        .collect();
                 }
                 self.rule_cursors[i].next(waits, self.resumed)
             }

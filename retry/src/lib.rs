@@ -99,10 +99,10 @@ pub use classify::{Decision, Rule, find_in_chain, is_transport};
 pub use error::{ConfigError, KeyedRetryError, RetryError, StopReason};
 pub use event::Event;
 pub use policy::{Retry, RetryBuilder};
-pub use spawn::{Background, BlockingRetryHandle, RetryHandle};
 pub use schedule::{
     Constant, Decorrelated, Exponential, Intervals, JitterKind, Jittered, MAX_WAIT, Schedule,
 };
+pub use spawn::{Background, BlockingRetryHandle, RetryHandle};
 
 /// Re-exported so callers use the same `CancellationToken` type as this
 /// crate without a version skew.
