@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod capture;
+
 use std::cell::RefCell;
 use std::error::Error;
 use std::fmt;
