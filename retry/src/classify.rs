@@ -175,22 +175,29 @@ const TRANSPORT_KINDS: [io::ErrorKind; 6] = [
 /// assert!(!is_transport(&DbError(io::Error::from(io::ErrorKind::PermissionDenied))));
 /// ```
 pub fn is_transport(err: &(dyn StdError + 'static)) -> bool {
-    let mut current = Some(err);
-    while let Some(e) = current {
+    any_in_chain(err, |e| {
         if e.is::<tokio::time::error::Elapsed>() {
             return true;
         }
-        if let Some(io) = e.downcast_ref::<io::Error>() {
-            if TRANSPORT_KINDS.contains(&io.kind()) {
-                return true;
-            }
-            // `io::Error::source` is the wrapped error's source, not the
-            // wrapped error itself: look at it here.
-            if let Some(inner) = io.get_ref() {
-                if is_transport(inner) {
-                    return true;
-                }
-            }
+        let Some(io) = e.downcast_ref::<io::Error>() else {
+            return false;
+        };
+        // `io::Error::source` is the wrapped error's source, not the
+        // wrapped error itself: look at that here.
+        TRANSPORT_KINDS.contains(&io.kind())
+            || io.get_ref().is_some_and(|inner| is_transport(inner))
+    })
+}
+
+/// Whether `f` holds for `err` or any error in its source chain.
+fn any_in_chain(
+    err: &(dyn StdError + 'static),
+    mut f: impl FnMut(&(dyn StdError + 'static)) -> bool,
+) -> bool {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if f(e) {
+            return true;
         }
         current = e.source();
     }
@@ -269,14 +276,8 @@ impl Rule {
         predicate: impl Fn(&T) -> bool + Send + Sync + 'static,
     ) -> Self {
         Rule::from_fn(move |e| {
-            let mut current = Some(e);
-            while let Some(e) = current {
-                if e.downcast_ref::<T>().is_some_and(&predicate) {
-                    return Some(Decision::Retry);
-                }
-                current = e.source();
-            }
-            None
+            any_in_chain(e, |e| e.downcast_ref::<T>().is_some_and(&predicate))
+                .then_some(Decision::Retry)
         })
         .named(std::any::type_name::<T>())
     }
@@ -349,9 +350,10 @@ impl Rule {
         Rule::from_fn(|e| is_transport(e).then_some(Decision::Retry)).named("transport")
     }
 
-    /// A user-defined category: errors for which `matches` holds, named
-    /// `name` in telemetry. Give it a schedule with [`Rule::schedule`] (or
-    /// use [`RetryBuilder::category`](crate::RetryBuilder::category)).
+    /// A user-defined category: errors for which `matches` holds for the
+    /// error or any error in its source chain, named `name` in telemetry.
+    /// Give it a schedule with [`Rule::schedule`] (or use
+    /// [`RetryBuilder::category`](crate::RetryBuilder::category)).
     ///
     /// ```
     /// use ebb_retry::{Decision, Rule};
@@ -366,7 +368,7 @@ impl Rule {
         name: &'static str,
         matches: impl Fn(&(dyn StdError + 'static)) -> bool + Send + Sync + 'static,
     ) -> Self {
-        Rule::from_fn(move |e| matches(e).then_some(Decision::Retry)).named(name)
+        Rule::from_fn(move |e| any_in_chain(e, &matches).then_some(Decision::Retry)).named(name)
     }
 
     /// Wait by `schedule` between the retries of errors this rule matches,

@@ -360,6 +360,24 @@ impl RetryBuilder {
         self
     }
 
+    /// Add several rules, in order: for a list of rules kept apart from
+    /// any one policy, such as a registry of the errors an application
+    /// deems temporary.
+    ///
+    /// ```
+    /// use ebb_retry::{Retry, Rule};
+    /// use std::{fmt, io};
+    ///
+    /// let temporary = vec![Rule::on::<io::Error>(), Rule::on::<fmt::Error>()];
+    /// let retry = Retry::intervals_ms([0]).rules(temporary.iter().cloned()).build()?;
+    /// assert_eq!(retry.run_blocking(|_| Err::<(), _>(fmt::Error)).unwrap_err().attempts(), 2);
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    pub fn rules(mut self, rules: impl IntoIterator<Item = Rule>) -> Self {
+        self.rules.extend(rules);
+        self
+    }
+
     /// Retry errors that are, or are caused by, a `T`: shorthand for
     /// `.rule(Rule::on::<T>())`.
     ///
