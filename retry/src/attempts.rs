@@ -78,7 +78,9 @@ struct RuleCounts {
     inline: [u32; INLINE_RULES],
     /// The counts of rules past the inline ones, grown on first use.
     spill: Vec<u32>,
-    /// What every count starts at: the failures of earlier processes.
+    /// What every count starts at: the failed attempts of this call made
+    /// by earlier processes (see [`Attempts::resume`]). The schedules start
+    /// that far in too.
     base: u32,
 }
 
@@ -211,9 +213,6 @@ pub(crate) struct Attempts<'p, E, V> {
     /// rule never allocate it. Listed rule schedules need no cursor: the
     /// rule's retry count is the index.
     rule_cursors: Vec<Cursor>,
-    /// Failed attempts of this call made by earlier processes (see
-    /// [`Attempts::resume`]): the schedules start that far in.
-    resumed: u32,
 }
 
 impl<'p, E, V> Attempts<'p, E, V> {
@@ -233,7 +232,6 @@ impl<'p, E, V> Attempts<'p, E, V> {
             earlier: Earlier::default(),
             rule_retries: RuleCounts::new(0),
             rule_cursors: Vec::new(),
-            resumed: 0,
         }
     }
 
@@ -243,7 +241,6 @@ impl<'p, E, V> Attempts<'p, E, V> {
     /// those failures is not known, so each counts against every rule: a
     /// resumed call never retries more than any of its limits in total.
     pub(crate) fn resume(&mut self, failures: u32) {
-        self.resumed = failures;
         self.rule_retries = RuleCounts::new(failures);
     }
 }
@@ -282,7 +279,7 @@ where
     fn next_wait(&mut self, rule: Option<usize>) -> Option<Duration> {
         let own = rule.and_then(|i| Some((i, self.policy.rules[i].own_waits()?)));
         match own {
-            None => self.cursor.next(&self.policy.waits, self.resumed),
+            None => self.cursor.next(&self.policy.waits, self.rule_retries.base),
             Some((i, Waits::Listed(list))) => list.get(self.rule_retries.get(i) as usize).copied(),
             Some((i, waits)) => {
                 if self.rule_cursors.is_empty() {
@@ -290,7 +287,7 @@ where
                         .map(|_| Cursor::Start)
                         .collect();
                 }
-                self.rule_cursors[i].next(waits, self.resumed)
+                self.rule_cursors[i].next(waits, self.rule_retries.base)
             }
         }
     }
