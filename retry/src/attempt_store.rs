@@ -129,7 +129,7 @@ impl AttemptStore for MemoryAttemptStore {
 
     async fn record_failure(&self, key: &str) -> Result<(), Infallible> {
         self.update(key, |count| {
-            count.failures = count.failures.saturating_add(1)
+            count.failures = count.failures.saturating_add(1);
         });
         Ok(())
     }

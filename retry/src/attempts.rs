@@ -298,7 +298,7 @@ where
         match self.decide(&error) {
             Ok((wait, rule)) => {
                 let rule = rule.map(|i| &self.policy.rules[i]);
-                if rule.is_some_and(|rule| rule.warns_on_retry()) {
+                if rule.is_some_and(Rule::warns_on_retry) {
                     tracing::warn!(
                         target: "ebb_retry",
                         cycle,

@@ -72,7 +72,7 @@ async fn a_keyed_policy_resumes_its_count_after_a_restart_and_then_refuses_to_ru
         .await
         .unwrap_err();
     assert_eq!(
-        err.as_retry_error().map(|e| e.reason()),
+        err.as_retry_error().map(ebb_retry::RetryError::reason),
         Some(StopReason::Cancelled)
     );
     assert_eq!(*ran.lock().unwrap(), [0, 1]);
