@@ -71,36 +71,49 @@ impl Cursor {
 /// and counting per rule must not cost a call an allocation.
 const INLINE_RULES: usize = 4;
 
-/// Retries granted so far per rule (same index as the policy's rules),
-/// counting those of earlier processes for a resumed call.
-struct RuleCounts {
+/// Per-rule state of one call: the retries granted to each rule (same
+/// index as the policy's rules), counting those of earlier processes for a
+/// resumed call, and where each rule's own custom schedule is.
+struct RuleState {
     /// The first rules' counts.
     inline: [u32; INLINE_RULES],
-    /// The counts of rules past the inline ones, grown on first use.
-    spill: Vec<u32>,
     /// What every count starts at: the failed attempts of this call made
     /// by earlier processes (see [`Attempts::resume`]). The schedules start
     /// that far in too.
     base: u32,
+    /// What only some calls need, made on first use: one pointer, so that
+    /// every other call neither allocates nor drops it.
+    extra: Option<Box<RuleExtra>>,
 }
 
-impl RuleCounts {
+/// The part of [`RuleState`] made on first use.
+#[derive(Default)]
+struct RuleExtra {
+    /// The counts of rules past the inline ones.
+    counts: Vec<u32>,
+    /// Where each rule's own custom schedule is (same index as the
+    /// policy's rules). Listed rule schedules need no cursor: the rule's
+    /// count is the index.
+    cursors: Vec<Cursor>,
+}
+
+impl RuleState {
     fn new(base: u32) -> Self {
-        RuleCounts {
+        RuleState {
             inline: [base; INLINE_RULES],
-            spill: Vec::new(),
             base,
+            extra: None,
         }
     }
 
     #[inline]
-    fn get(&self, rule: usize) -> u32 {
+    fn count(&self, rule: usize) -> u32 {
         match self.inline.get(rule) {
             Some(&count) => count,
             None => self
-                .spill
-                .get(rule - INLINE_RULES)
-                .copied()
+                .extra
+                .as_ref()
+                .and_then(|extra| extra.counts.get(rule - INLINE_RULES).copied())
                 .unwrap_or(self.base),
         }
     }
@@ -111,13 +124,23 @@ impl RuleCounts {
             Some(slot) => slot,
             None => {
                 let at = rule - INLINE_RULES;
-                if self.spill.len() <= at {
-                    self.spill.resize(at + 1, self.base);
+                let counts = &mut self.extra.get_or_insert_default().counts;
+                if counts.len() <= at {
+                    counts.resize(at + 1, self.base);
                 }
-                &mut self.spill[at]
+                &mut counts[at]
             }
         };
         *slot = slot.saturating_add(1);
+    }
+
+    /// The cursor of `rule`'s own custom schedule, among `rules` rules.
+    fn cursor(&mut self, rule: usize, rules: usize) -> &mut Cursor {
+        let cursors = &mut self.extra.get_or_insert_default().cursors;
+        if cursors.is_empty() {
+            cursors.extend((0..rules).map(|_| Cursor::Start));
+        }
+        &mut cursors[rule]
     }
 }
 
@@ -206,13 +229,8 @@ pub(crate) struct Attempts<'p, E, V> {
     cursor: Cursor,
     /// Errors of failed attempts that were retried, oldest first.
     earlier: Earlier<E>,
-    /// Retries granted so far per rule.
-    rule_retries: RuleCounts,
-    /// Where we are in each rule's own custom schedule (same index as the
-    /// policy's rules); sized on first use, so that calls without such a
-    /// rule never allocate it. Listed rule schedules need no cursor: the
-    /// rule's retry count is the index.
-    rule_cursors: Vec<Cursor>,
+    /// Retries granted so far per rule, and the rules' own schedules.
+    rules: RuleState,
 }
 
 impl<'p, E, V> Attempts<'p, E, V> {
@@ -230,8 +248,7 @@ impl<'p, E, V> Attempts<'p, E, V> {
             deadline: policy.time_limit.map(|limit| (Instant::now(), limit)),
             cursor: Cursor::Start,
             earlier: Earlier::default(),
-            rule_retries: RuleCounts::new(0),
-            rule_cursors: Vec::new(),
+            rules: RuleState::new(0),
         }
     }
 
@@ -241,7 +258,7 @@ impl<'p, E, V> Attempts<'p, E, V> {
     /// those failures is not known, so each counts against every rule: a
     /// resumed call never retries more than any of its limits in total.
     pub(crate) fn resume(&mut self, failures: u32) {
-        self.rule_retries = RuleCounts::new(failures);
+        self.rules = RuleState::new(failures);
     }
 }
 
@@ -279,15 +296,13 @@ where
     fn next_wait(&mut self, rule: Option<usize>) -> Option<Duration> {
         let own = rule.and_then(|i| Some((i, self.policy.rules[i].own_waits()?)));
         match own {
-            None => self.cursor.next(&self.policy.waits, self.rule_retries.base),
-            Some((i, Waits::Listed(list))) => list.get(self.rule_retries.get(i) as usize).copied(),
+            None => self.cursor.next(&self.policy.waits, self.rules.base),
+            Some((i, Waits::Listed(list))) => list.get(self.rules.count(i) as usize).copied(),
             Some((i, waits)) => {
-                if self.rule_cursors.is_empty() {
-                    self.rule_cursors = (0..self.policy.rules.len())
-                        .map(|_| Cursor::Start)
-                        .collect();
-                }
-                self.rule_cursors[i].next(waits, self.rule_retries.base)
+                let base = self.rules.base;
+                self.rules
+                    .cursor(i, self.policy.rules.len())
+                    .next(waits, base)
             }
         }
     }
@@ -299,13 +314,7 @@ where
             Ok((wait, rule)) => {
                 let rule = rule.map(|i| &self.policy.rules[i]);
                 if rule.is_some_and(Rule::warns_on_retry) {
-                    tracing::warn!(
-                        target: "ebb_retry",
-                        cycle,
-                        error = %(self.view)(&error),
-                        wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                        "unclassified error, retrying on the degraded schedule"
-                    );
+                    event::warn_unclassified(cycle, (self.view)(&error), wait);
                 }
                 if self.observed(Level::INFO) {
                     self.emit(&Event::Failed {
@@ -346,7 +355,7 @@ where
 
         if let Some(i) = rule {
             if let Some(max) = policy.rules[i].retry_limit() {
-                if self.rule_retries.get(i) >= max {
+                if self.rules.count(i) >= max {
                     return Err(StopReason::KindBudgetExhausted);
                 }
             }
@@ -380,7 +389,7 @@ where
         }
 
         if let Some(i) = rule {
-            self.rule_retries.increment(i);
+            self.rules.increment(i);
         }
         Ok((wait, rule))
     }

@@ -522,6 +522,7 @@ impl Rule {
     /// assert_eq!(rule.decide(&io::Error::other("x")), Some(Decision::Retry));
     /// assert_eq!(rule.decide(&std::fmt::Error), None);
     /// ```
+    #[inline]
     pub fn decide(&self, err: &(dyn StdError + 'static)) -> Option<Decision> {
         (self.matcher)(err)
     }
