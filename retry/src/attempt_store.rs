@@ -19,9 +19,11 @@
 //!    every rule: the limits hold in total);
 //! 3. records each failure *before* waiting, so a kill during the wait
 //!    loses nothing;
-//! 4. records that it gave up when it does (but not when cancelled, which
-//!    is a shutdown, not a verdict on the work), and resets the key when an
-//!    attempt after a failure succeeds.
+//! 4. records that it gave up when it does (but not when cancelled, a
+//!    shutdown, nor when the shared [`RetryBudget`](crate::RetryBudget)
+//!    refused, a retry storm elsewhere: neither is a verdict on the work,
+//!    and the count still bounds the calls that follow), and resets the key
+//!    when an attempt after a failure succeeds.
 //!
 //! The attempt after a restart runs at once: the restart delay
 //! (systemd's `RestartSec`) stands in for the wait it interrupted.

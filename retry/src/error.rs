@@ -389,8 +389,8 @@ impl<E: StdError + 'static> StdError for RetryError<E> {
 pub enum KeyedRetryError<E> {
     /// This call's attempts failed and retrying stopped, as for
     /// [`Retry::run`](crate::Retry::run). The key is marked exhausted
-    /// unless the call was cancelled. Handle it as the error of an
-    /// unkeyed call.
+    /// unless the call was cancelled or the shared budget refused the
+    /// retry. Handle it as the error of an unkeyed call.
     GaveUp(RetryError<E>),
     /// An earlier call gave up on this key (in this process or an earlier
     /// one), so the operation was not run. Park the work (a dead letter)

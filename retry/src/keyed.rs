@@ -93,7 +93,12 @@ impl Retry {
                     store.record_failure(key).await.map_err(store_error)?;
                     match attempts.failed(cycle, error) {
                         Step::Stop(err) => {
-                            if err.reason() != StopReason::Cancelled {
+                            // A shutdown or a retry storm elsewhere is no
+                            // verdict on the work: a later call may go on.
+                            if !matches!(
+                                err.reason(),
+                                StopReason::Cancelled | StopReason::BudgetExhausted
+                            ) {
                                 store.record_exhausted(key).await.map_err(store_error)?;
                             }
                             return Err(KeyedRetryError::GaveUp(err));
