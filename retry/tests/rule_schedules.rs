@@ -3,12 +3,10 @@
 
 mod common;
 
-use std::error::Error;
-use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use common::{AppError, Attempts, ms, network, run_script};
+use common::{AppError, Attempts, ClientError, ms, network, run_script};
 use ebb_retry::http::HttpStatusError;
 use ebb_retry::{Constant, Decision, Exponential, Intervals, Retry, Rule, StopReason};
 use http::StatusCode;
@@ -119,22 +117,6 @@ async fn rules_without_a_schedule_share_the_policys_and_rule_schedules_do_not_ad
         "the policy's [100, 200] is spent"
     );
     assert_eq!(err.last().to_string(), "fatal: c");
-}
-
-/// A client's error that keeps the transport failure deep in its chain.
-#[derive(Debug)]
-struct ClientError(Box<dyn Error + Send + Sync>);
-
-impl fmt::Display for ClientError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("request failed")
-    }
-}
-
-impl Error for ClientError {
-    fn source(&self) -> Option<&(dyn Error + 'static)> {
-        Some(&*self.0)
-    }
 }
 
 #[tokio::test(start_paused = true)]

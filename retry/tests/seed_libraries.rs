@@ -16,12 +16,11 @@ mod common;
 
 use std::cell::RefCell;
 use std::error::Error;
-use std::fmt;
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{AppError, Attempts, ms, network, run_script};
+use common::{AppError, Attempts, ClientError, ms, network, run_script};
 use ebb_retry::http::HttpStatusError;
 use ebb_retry::{Constant, Event, Jittered, Retry, RetryError, Rule, StopReason};
 use http::StatusCode;
@@ -263,19 +262,6 @@ async fn go_again_do_with_result_hooks_and_the_error_trace() {
 /// ```
 #[tokio::test(start_paused = true)]
 async fn longrun_per_category_baselines() {
-    #[derive(Debug)]
-    struct Call(Box<dyn Error + Send + Sync>);
-    impl fmt::Display for Call {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("call failed")
-        }
-    }
-    impl Error for Call {
-        fn source(&self) -> Option<&(dyn Error + 'static)> {
-            Some(&*self.0)
-        }
-    }
-
     let secs = Duration::from_secs;
     let baseline = || {
         Retry::builder()
@@ -295,11 +281,11 @@ async fn longrun_per_category_baselines() {
     // Each category by its own schedule, interleaved.
     let retry = baseline().build().unwrap();
     let errors = RefCell::new(vec![
-        Call(Box::new(io::Error::from(io::ErrorKind::ConnectionRefused))),
-        Call(Box::new(HttpStatusError::new(StatusCode::BAD_GATEWAY))),
-        Call(Box::new(io::Error::other("row locked"))),
-        Call(Box::new(io::Error::from(io::ErrorKind::TimedOut))),
-        Call(Box::new(io::Error::other("syntax error"))),
+        ClientError(Box::new(io::Error::from(io::ErrorKind::ConnectionRefused))),
+        ClientError(Box::new(HttpStatusError::new(StatusCode::BAD_GATEWAY))),
+        ClientError(Box::new(io::Error::other("row locked"))),
+        ClientError(Box::new(io::Error::from(io::ErrorKind::TimedOut))),
+        ClientError(Box::new(io::Error::other("syntax error"))),
     ]);
     errors.borrow_mut().reverse();
     let started = Instant::now();

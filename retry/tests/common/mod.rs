@@ -42,6 +42,23 @@ impl Error for AppError {
     }
 }
 
+/// A client's error that keeps the real failure (a transport error, an
+/// HTTP status) deep in its source chain, as database and HTTP clients do.
+#[derive(Debug)]
+pub struct ClientError(pub Box<dyn Error + Send + Sync>);
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("request failed")
+    }
+}
+
+impl Error for ClientError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
 pub fn network() -> AppError {
     AppError::Network(io::Error::from(io::ErrorKind::ConnectionReset))
 }
