@@ -154,12 +154,16 @@
 //!   [`Version`], and the [`EntityStore`] with its cache and snapshots.
 //! - [`retry`]: ready rules for `ebb_retry::Retry`: the expected-version
 //!   conflict and transient store errors.
+//! - [`attempts`]: [`StoredAttempts`], `ebb_retry`'s attempt counters kept
+//!   in the message store (a stream per key), so that a handler's retries
+//!   resume after a restart instead of starting over.
 //! - [`error`]: [`Error`] and [`BoxError`].
 //! - [`message`](macro@message): the attribute that makes a struct a
 //!   message type.
 //!
 //! [`Retry`]: ebb_retry::Retry
 
+pub mod attempts;
 mod cache;
 pub mod dispatch;
 pub mod entity;
@@ -169,6 +173,7 @@ pub mod message;
 pub mod retry;
 pub mod writer;
 
+pub use attempts::StoredAttempts;
 pub use dispatch::{Dispatched, Dispatcher, Handler};
 pub use entity::{Entity, Projection, Version};
 pub use entity_store::EntityStore;

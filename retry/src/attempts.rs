@@ -21,19 +21,127 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Level;
 
-use crate::classify::Decision;
+use crate::classify::{Decision, Rule};
 use crate::error::{RetryError, StopReason};
 use crate::event::{self, Event};
 use crate::policy::{Policy, Waits};
 
-/// Progress through the schedule within one call.
+/// Progress through a schedule within one call.
 enum Cursor {
-    /// No failure yet, so no schedule iterator made yet.
+    /// No wait taken from it yet, so no schedule iterator made yet.
     Start,
     /// Next index into a listed schedule.
     Listed(usize),
     /// A custom schedule's iterator for this call.
     Custom(Box<dyn Iterator<Item = Duration> + Send>),
+}
+
+impl Cursor {
+    /// The next wait of `waits`, if any is left; on the first call the
+    /// first `skip` waits are passed over (taken by a call resumed from an
+    /// attempt store).
+    #[inline]
+    fn next(&mut self, waits: &Waits, skip: u32) -> Option<Duration> {
+        if let Cursor::Start = self {
+            *self = match waits {
+                Waits::Listed(_) => Cursor::Listed(skip as usize),
+                Waits::Custom(factory) => {
+                    let mut iter = factory();
+                    if skip > 0 {
+                        iter.nth(skip as usize - 1);
+                    }
+                    Cursor::Custom(iter)
+                }
+            };
+        }
+        match (self, waits) {
+            (Cursor::Listed(next), Waits::Listed(list)) => {
+                let wait = list.get(*next).copied()?;
+                *next += 1;
+                Some(wait)
+            }
+            (Cursor::Custom(iter), _) => iter.next(),
+            // The cursor is made from these very waits above.
+            _ => None,
+        }
+    }
+}
+
+/// Rules whose retry counts are kept inline: policies have a few rules,
+/// and counting per rule must not cost a call an allocation.
+const INLINE_RULES: usize = 4;
+
+/// Per-rule state of one call: the retries granted to each rule (same
+/// index as the policy's rules), counting those of earlier processes for a
+/// resumed call, and where each rule's own custom schedule is.
+struct RuleState {
+    /// The first rules' counts.
+    inline: [u32; INLINE_RULES],
+    /// What every count starts at: the failed attempts of this call made
+    /// by earlier processes (see [`Attempts::resume`]). The schedules start
+    /// that far in too.
+    base: u32,
+    /// What only some calls need, made on first use: one pointer, so that
+    /// every other call neither allocates nor drops it.
+    extra: Option<Box<RuleExtra>>,
+}
+
+/// The part of [`RuleState`] made on first use.
+#[derive(Default)]
+struct RuleExtra {
+    /// The counts of rules past the inline ones.
+    counts: Vec<u32>,
+    /// Where each rule's own custom schedule is (same index as the
+    /// policy's rules). Listed rule schedules need no cursor: the rule's
+    /// count is the index.
+    cursors: Vec<Cursor>,
+}
+
+impl RuleState {
+    fn new(base: u32) -> Self {
+        RuleState {
+            inline: [base; INLINE_RULES],
+            base,
+            extra: None,
+        }
+    }
+
+    #[inline]
+    fn count(&self, rule: usize) -> u32 {
+        match self.inline.get(rule) {
+            Some(&count) => count,
+            None => self
+                .extra
+                .as_ref()
+                .and_then(|extra| extra.counts.get(rule - INLINE_RULES).copied())
+                .unwrap_or(self.base),
+        }
+    }
+
+    #[inline]
+    fn increment(&mut self, rule: usize) {
+        let slot = match self.inline.get_mut(rule) {
+            Some(slot) => slot,
+            None => {
+                let at = rule - INLINE_RULES;
+                let counts = &mut self.extra.get_or_insert_default().counts;
+                if counts.len() <= at {
+                    counts.resize(at + 1, self.base);
+                }
+                &mut counts[at]
+            }
+        };
+        *slot = slot.saturating_add(1);
+    }
+
+    /// The cursor of `rule`'s own custom schedule, among `rules` rules.
+    fn cursor(&mut self, rule: usize, rules: usize) -> &mut Cursor {
+        let cursors = &mut self.extra.get_or_insert_default().cursors;
+        if cursors.is_empty() {
+            cursors.extend((0..rules).map(|_| Cursor::Start));
+        }
+        &mut cursors[rule]
+    }
 }
 
 /// Errors of retried attempts, oldest first. The first two are kept
@@ -117,13 +225,12 @@ pub(crate) struct Attempts<'p, E, V> {
     view: V,
     /// When the call started and its time limit, if it has one.
     deadline: Option<(Instant, Duration)>,
-    /// Where we are in the schedule.
+    /// Where we are in the policy's schedule.
     cursor: Cursor,
     /// Errors of failed attempts that were retried, oldest first.
     earlier: Earlier<E>,
-    /// Retries granted so far per rule (same index as the policy's rules);
-    /// sized on first use so rule-less calls never allocate it.
-    rule_retries: Vec<u32>,
+    /// Retries granted so far per rule, and the rules' own schedules.
+    rules: RuleState,
 }
 
 impl<'p, E, V> Attempts<'p, E, V> {
@@ -141,8 +248,17 @@ impl<'p, E, V> Attempts<'p, E, V> {
             deadline: policy.time_limit.map(|limit| (Instant::now(), limit)),
             cursor: Cursor::Start,
             earlier: Earlier::default(),
-            rule_retries: Vec::new(),
+            rules: RuleState::new(0),
         }
+    }
+
+    /// Continue a call whose first `failures` attempts failed in earlier
+    /// processes (counted by an attempt store): the policy's schedule and
+    /// every rule's count and schedule start past them. Which rule matched
+    /// those failures is not known, so each counts against every rule: a
+    /// resumed call never retries more than any of its limits in total.
+    pub(crate) fn resume(&mut self, failures: u32) {
+        self.rules = RuleState::new(failures);
     }
 }
 
@@ -173,24 +289,21 @@ where
         }
     }
 
-    /// The next wait from the schedule, if any is left.
+    /// The next wait for a retry granted by `rule` (`None` when no rule
+    /// is in use): from the rule's own schedule if it has one, else from
+    /// the policy's; `None` when that schedule is spent.
     #[inline]
-    fn next_wait(&mut self) -> Option<Duration> {
-        if let Cursor::Start = self.cursor {
-            self.cursor = match &self.policy.waits {
-                Waits::Listed(_) => Cursor::Listed(0),
-                Waits::Custom(factory) => Cursor::Custom(factory()),
-            };
-        }
-        match (&mut self.cursor, &self.policy.waits) {
-            (Cursor::Listed(next), Waits::Listed(list)) => {
-                let wait = list.get(*next).copied()?;
-                *next += 1;
-                Some(wait)
+    fn next_wait(&mut self, rule: Option<usize>) -> Option<Duration> {
+        let own = rule.and_then(|i| Some((i, self.policy.rules[i].own_waits()?)));
+        match own {
+            None => self.cursor.next(&self.policy.waits, self.rules.base),
+            Some((i, Waits::Listed(list))) => list.get(self.rules.count(i) as usize).copied(),
+            Some((i, waits)) => {
+                let base = self.rules.base;
+                self.rules
+                    .cursor(i, self.policy.rules.len())
+                    .next(waits, base)
             }
-            (Cursor::Custom(iter), _) => iter.next(),
-            // The cursor is made from the policy's own schedule above.
-            _ => None,
         }
     }
 
@@ -198,13 +311,17 @@ where
     #[inline]
     pub(crate) fn failed(&mut self, cycle: u32, error: E) -> Step<E> {
         match self.decide(&error) {
-            Ok((wait, kind)) => {
+            Ok((wait, rule)) => {
+                let rule = rule.map(|i| &self.policy.rules[i]);
+                if rule.is_some_and(Rule::warns_on_retry) {
+                    event::warn_unclassified(cycle, (self.view)(&error), wait);
+                }
                 if self.observed(Level::INFO) {
                     self.emit(&Event::Failed {
                         cycle,
                         error: (self.view)(&error),
                         wait,
-                        kind,
+                        kind: rule.map(Rule::name),
                     });
                 }
                 Step::Wait(wait, error)
@@ -213,12 +330,12 @@ where
         }
     }
 
-    /// The wait for a retry of `error` and the matching rule's name, or
+    /// The wait for a retry of `error` and the matching rule's index, or
     /// why there is no retry. Checks run from the error itself outwards to
     /// shared state, so that a retry refused for a local reason never
     /// spends the shared budget.
     #[inline]
-    fn decide(&mut self, error: &E) -> Result<(Duration, Option<&'static str>), StopReason> {
+    fn decide(&mut self, error: &E) -> Result<(Duration, Option<usize>), StopReason> {
         let error = (self.view)(error);
         let policy = self.policy;
 
@@ -238,10 +355,7 @@ where
 
         if let Some(i) = rule {
             if let Some(max) = policy.rules[i].retry_limit() {
-                if self.rule_retries.is_empty() {
-                    self.rule_retries = vec![0; policy.rules.len()];
-                }
-                if self.rule_retries[i] >= max {
+                if self.rules.count(i) >= max {
                     return Err(StopReason::KindBudgetExhausted);
                 }
             }
@@ -249,7 +363,7 @@ where
 
         // A Retry-After still takes a step of the schedule, so the number
         // of attempts stays bounded by the schedule.
-        let scheduled = self.next_wait().ok_or(StopReason::Depleted)?;
+        let scheduled = self.next_wait(rule).ok_or(StopReason::Depleted)?;
         let wait = match decision {
             Decision::RetryAfter(exact) => exact,
             _ => scheduled,
@@ -275,11 +389,9 @@ where
         }
 
         if let Some(i) = rule {
-            if let Some(count) = self.rule_retries.get_mut(i) {
-                *count += 1;
-            }
+            self.rules.increment(i);
         }
-        Ok((wait, rule.map(|i| policy.rules[i].name())))
+        Ok((wait, rule))
     }
 
     fn give_up(&mut self, cycle: u32, error: E, reason: StopReason) -> RetryError<E> {

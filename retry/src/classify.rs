@@ -10,12 +10,24 @@
 //! wrapped in your own error still matches `io::Error`; or by a predicate on
 //! the matched type; or by a function of the whole error. A rule can also
 //! carry its own retry budget, [`Rule::max_retries`], so that a conflict is
-//! retried once while a network error gets five tries.
+//! retried once while a network error gets five tries, and its own
+//! schedule, [`Rule::schedule`], so that a reset connection backs off
+//! exponentially while a rate limit waits a constant 10 s. Retries are
+//! counted per rule: one kind of error cannot use up another's.
+//!
+//! Ready-made categories: [`Rule::transport`] (connection and timeout
+//! errors anywhere in the source chain, see [`is_transport`]) and, with the
+//! `http` feature, `Rule::service` (HTTP 429, 502, 503, 504 honouring
+//! `Retry-After`, see the `http` module).
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::io;
 use std::sync::Arc;
 use std::time::Duration;
+
+use crate::policy::Waits;
+use crate::schedule::{Intervals, Schedule};
 
 /// What to do about one failed attempt.
 ///
@@ -73,6 +85,12 @@ pub struct Rule {
     /// Retries this rule may grant within one call; `None` leaves the
     /// schedule as the only bound.
     max_retries: Option<u32>,
+    /// The rule's own waits, walked by this rule's retries only; `None`
+    /// takes the policy's schedule, shared with the other such rules.
+    schedule: Option<Waits>,
+    /// Log a warning at every retry this rule grants: set on the fallback
+    /// of a degraded policy, whose errors nobody classified.
+    warn_on_retry: bool,
     /// Name for telemetry; defaults to the matched type's name.
     name: &'static str,
 }
@@ -82,6 +100,7 @@ impl fmt::Debug for Rule {
         f.debug_struct("Rule")
             .field("name", &self.name)
             .field("max_retries", &self.max_retries)
+            .field("schedule", &self.schedule)
             .finish_non_exhaustive()
     }
 }
@@ -119,6 +138,72 @@ pub fn find_in_chain<'a, T: StdError + 'static>(
     None
 }
 
+/// The `std::io::ErrorKind`s of the *transport* category: the connection
+/// could not be made or was lost, or the peer did not answer in time.
+const TRANSPORT_KINDS: [io::ErrorKind; 6] = [
+    io::ErrorKind::ConnectionRefused,
+    io::ErrorKind::ConnectionReset,
+    io::ErrorKind::ConnectionAborted,
+    io::ErrorKind::BrokenPipe,
+    io::ErrorKind::UnexpectedEof,
+    io::ErrorKind::TimedOut,
+];
+
+/// True when `err` or any error in its source chain is a transport
+/// failure: a `std::io::Error` of kind connection refused, reset or
+/// aborted, broken pipe, unexpected EOF or timed out, or a tokio timeout
+/// ([`tokio::time::error::Elapsed`]).
+///
+/// Database and HTTP clients (tokio-postgres, hyper, reqwest) keep such an
+/// error as a source of their own, so the whole chain is walked, and so is
+/// the error an `io::Error` wraps (which `io::Error::source` skips).
+///
+/// ```
+/// use ebb_retry::classify::is_transport;
+/// use std::io;
+///
+/// #[derive(Debug)]
+/// struct DbError(io::Error);
+/// impl std::fmt::Display for DbError {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("db error") }
+/// }
+/// impl std::error::Error for DbError {
+///     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> { Some(&self.0) }
+/// }
+///
+/// assert!(is_transport(&DbError(io::Error::from(io::ErrorKind::BrokenPipe))));
+/// assert!(!is_transport(&DbError(io::Error::from(io::ErrorKind::PermissionDenied))));
+/// ```
+pub fn is_transport(err: &(dyn StdError + 'static)) -> bool {
+    any_in_chain(err, |e| {
+        if e.is::<tokio::time::error::Elapsed>() {
+            return true;
+        }
+        let Some(io) = e.downcast_ref::<io::Error>() else {
+            return false;
+        };
+        // `io::Error::source` is the wrapped error's source, not the
+        // wrapped error itself: look at that here.
+        TRANSPORT_KINDS.contains(&io.kind())
+            || io.get_ref().is_some_and(|inner| is_transport(inner))
+    })
+}
+
+/// Whether `f` holds for `err` or any error in its source chain.
+fn any_in_chain(
+    err: &(dyn StdError + 'static),
+    mut f: impl FnMut(&(dyn StdError + 'static)) -> bool,
+) -> bool {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if f(e) {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
 impl Rule {
     /// The most general rule: `f` sees the whole error and returns
     /// `Some(decision)` to match it, `None` to pass it to the next rule.
@@ -139,6 +224,8 @@ impl Rule {
         Rule {
             matcher: Arc::new(f),
             max_retries: None,
+            schedule: None,
+            warn_on_retry: false,
             name: "custom",
         }
     }
@@ -189,14 +276,8 @@ impl Rule {
         predicate: impl Fn(&T) -> bool + Send + Sync + 'static,
     ) -> Self {
         Rule::from_fn(move |e| {
-            let mut current = Some(e);
-            while let Some(e) = current {
-                if e.downcast_ref::<T>().is_some_and(&predicate) {
-                    return Some(Decision::Retry);
-                }
-                current = e.source();
-            }
-            None
+            any_in_chain(e, |e| e.downcast_ref::<T>().is_some_and(&predicate))
+                .then_some(Decision::Retry)
         })
         .named(std::any::type_name::<T>())
     }
@@ -247,6 +328,125 @@ impl Rule {
     pub fn never<T: StdError + 'static>() -> Self {
         Rule::from_fn(|e| find_in_chain::<T>(e).map(|_| Decision::DoNotRetry))
             .named(std::any::type_name::<T>())
+    }
+
+    /// The *transport* category: errors with a connection or timeout
+    /// failure anywhere in their source chain (see [`is_transport`]), which
+    /// is where database and HTTP clients keep them. Named `"transport"`.
+    ///
+    /// The store's own notion of transient errors plugs in beside it as a
+    /// rule of its own (`ebb_handler::retry::on_transient`).
+    ///
+    /// ```
+    /// use ebb_retry::{Decision, Rule};
+    /// use std::io;
+    ///
+    /// let rule = Rule::transport();
+    /// let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+    /// assert_eq!(rule.decide(&reset), Some(Decision::Retry));
+    /// assert_eq!(rule.decide(&io::Error::from(io::ErrorKind::NotFound)), None);
+    /// ```
+    pub fn transport() -> Self {
+        Rule::from_fn(|e| is_transport(e).then_some(Decision::Retry)).named("transport")
+    }
+
+    /// A user-defined category: errors for which `matches` holds for the
+    /// error or any error in its source chain, named `name` in telemetry.
+    /// Give it a schedule with [`Rule::schedule`] (or use
+    /// [`RetryBuilder::category`](crate::RetryBuilder::category)).
+    ///
+    /// ```
+    /// use ebb_retry::{Decision, Rule};
+    /// use std::io;
+    ///
+    /// let busy = Rule::category("busy", |e| e.to_string().contains("busy"));
+    /// assert_eq!(busy.name(), "busy");
+    /// assert_eq!(busy.decide(&io::Error::other("server busy")), Some(Decision::Retry));
+    /// assert_eq!(busy.decide(&io::Error::other("no such user")), None);
+    /// ```
+    pub fn category(
+        name: &'static str,
+        matches: impl Fn(&(dyn StdError + 'static)) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        Rule::from_fn(move |e| any_in_chain(e, &matches).then_some(Decision::Retry)).named(name)
+    }
+
+    /// Wait by `schedule` between the retries of errors this rule matches,
+    /// instead of by the policy's schedule. The rule's schedule is walked by
+    /// its own retries only, so other kinds of error neither advance it nor
+    /// are bounded by it; its end ends the retries of this kind
+    /// ([`StopReason::Depleted`](crate::StopReason::Depleted)). Combine with
+    /// [`max_retries`](Rule::max_retries) to bound an endless schedule.
+    ///
+    /// Default: the policy's schedule, shared with the other rules that
+    /// have none of their own.
+    ///
+    /// ```
+    /// use ebb_retry::{Constant, Exponential, Retry, Rule};
+    /// use std::io::{self, ErrorKind};
+    /// use std::time::Duration;
+    ///
+    /// # #[derive(Debug)] struct RateLimited;
+    /// # impl std::fmt::Display for RateLimited {
+    /// #     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("429") }
+    /// # }
+    /// # impl std::error::Error for RateLimited {}
+    /// let secs = Duration::from_secs;
+    /// let retry = Retry::builder()
+    ///     // connection reset: 5 retries, exponential 1 s → 30 s
+    ///     .rule(
+    ///         Rule::when::<io::Error>(|e| e.kind() == ErrorKind::ConnectionReset)
+    ///             .schedule(Exponential::new(secs(1), 2.0, secs(30))?)
+    ///             .max_retries(5),
+    ///     )
+    ///     // rate limited: 3 retries, constant 10 s
+    ///     .rule(Rule::on::<RateLimited>().schedule(Constant::new(secs(10))?.take(3)))
+    ///     .build()?;
+    /// # let _ = retry;
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    #[must_use]
+    pub fn schedule(mut self, schedule: impl Schedule) -> Self {
+        self.schedule = Some(Waits::custom(schedule));
+        self
+    }
+
+    /// Wait each of `intervals` in turn between the retries of errors this
+    /// rule matches: [`schedule`](Rule::schedule) for an explicit list,
+    /// walked by index without an iterator per call.
+    ///
+    /// ```
+    /// use ebb_retry::{Intervals, Retry, Rule};
+    ///
+    /// let retry = Retry::builder()
+    ///     .rule(Rule::on::<std::io::Error>().intervals(Intervals::from_millis([0, 0])?))
+    ///     .build()?;
+    /// let err = retry.run_blocking(|_| Err::<(), _>(std::io::Error::other("down"))).unwrap_err();
+    /// assert_eq!(err.attempts(), 3);
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    #[must_use]
+    pub fn intervals(mut self, intervals: Intervals) -> Self {
+        self.schedule = Some(Waits::listed(intervals));
+        self
+    }
+
+    /// Mark the rule as the fallback of a degraded policy: each retry it
+    /// grants logs a warning. Used by
+    /// [`RetryBuilder::degraded`](crate::RetryBuilder::degraded).
+    pub(crate) fn warning_on_retry(mut self) -> Self {
+        self.warn_on_retry = true;
+        self
+    }
+
+    /// The rule's own schedule, if it has one.
+    pub(crate) fn own_waits(&self) -> Option<&Waits> {
+        self.schedule.as_ref()
+    }
+
+    /// Whether each retry this rule grants logs a warning.
+    pub(crate) fn warns_on_retry(&self) -> bool {
+        self.warn_on_retry
     }
 
     /// At most `n` retries for errors this rule matches, within one call
@@ -322,6 +522,7 @@ impl Rule {
     /// assert_eq!(rule.decide(&io::Error::other("x")), Some(Decision::Retry));
     /// assert_eq!(rule.decide(&std::fmt::Error), None);
     /// ```
+    #[inline]
     pub fn decide(&self, err: &(dyn StdError + 'static)) -> Option<Decision> {
         (self.matcher)(err)
     }

@@ -363,6 +363,109 @@ impl<E: StdError + 'static> StdError for RetryError<E> {
     }
 }
 
+/// A keyed call ([`Retry::run_keyed`](crate::Retry::run_keyed)) that
+/// did not succeed.
+///
+/// ```
+/// use ebb_retry::attempt_store::MemoryAttemptStore;
+/// use ebb_retry::{KeyedRetryError, Retry};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ebb_retry::ConfigError> {
+/// let retry = Retry::intervals_ms([0]).attempt_store(MemoryAttemptStore::new()).build()?;
+/// let fail = |_| async { Err::<(), _>(std::fmt::Error) };
+///
+/// let err = retry.run_keyed("job-1", fail).await.unwrap_err();
+/// assert_eq!(err.as_retry_error().map(|e| e.attempts()), Some(2));
+///
+/// // A later call, in this process or the next, does not run it again.
+/// let err = retry.run_keyed("job-1", fail).await.unwrap_err();
+/// assert!(err.is_exhausted());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum KeyedRetryError<E> {
+    /// This call's attempts failed and retrying stopped, as for
+    /// [`Retry::run`](crate::Retry::run). The key is marked exhausted
+    /// unless the call was cancelled or the shared budget refused the
+    /// retry. Handle it as the error of an unkeyed call.
+    GaveUp(RetryError<E>),
+    /// An earlier call gave up on this key (in this process or an earlier
+    /// one), so the operation was not run. Park the work (a dead letter)
+    /// or give up on it; reset the key in the store to try it again.
+    Exhausted {
+        /// The call's key.
+        key: String,
+        /// The failed attempts recorded for it.
+        failures: u32,
+    },
+    /// The attempt store failed, so the attempts could not be counted and
+    /// the call stopped. Usually transient: retry the call later.
+    Store {
+        /// The call's key.
+        key: String,
+        /// The store's error.
+        source: Box<dyn StdError + Send + Sync>,
+    },
+}
+
+impl<E> KeyedRetryError<E> {
+    /// The retry error, if this call's attempts ran and failed.
+    pub fn as_retry_error(&self) -> Option<&RetryError<E>> {
+        match self {
+            KeyedRetryError::GaveUp(err) => Some(err),
+            _ => None,
+        }
+    }
+
+    /// The retry error, by value, if this call's attempts ran and failed.
+    pub fn into_retry_error(self) -> Option<RetryError<E>> {
+        match self {
+            KeyedRetryError::GaveUp(err) => Some(err),
+            _ => None,
+        }
+    }
+
+    /// True when the operation was not run because an earlier call gave
+    /// up on the key.
+    pub fn is_exhausted(&self) -> bool {
+        matches!(self, KeyedRetryError::Exhausted { .. })
+    }
+
+    /// True when the attempt store failed.
+    pub fn is_store(&self) -> bool {
+        matches!(self, KeyedRetryError::Store { .. })
+    }
+}
+
+impl<E> fmt::Display for KeyedRetryError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyedRetryError::GaveUp(err) => fmt::Display::fmt(err, f),
+            KeyedRetryError::Exhausted { key, failures } => write!(
+                f,
+                "retries for {key:?} used up by an earlier call ({failures} failed attempts)"
+            ),
+            KeyedRetryError::Store { key, .. } => {
+                write!(f, "could not count the attempts for {key:?}")
+            }
+        }
+    }
+}
+
+impl<E: StdError + 'static> StdError for KeyedRetryError<E> {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            // Display says what RetryError's says; its source is next.
+            KeyedRetryError::GaveUp(err) => err.source(),
+            KeyedRetryError::Exhausted { .. } => None,
+            KeyedRetryError::Store { source, .. } => Some(&**source),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

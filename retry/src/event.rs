@@ -9,6 +9,7 @@
 //! | an attempt succeeded | `DEBUG` | `cycle` |
 //! | the intervals are depleted | `WARN` | `cycle`, `error` |
 //! | retrying stopped for another reason | `WARN` (`DEBUG` for a non-retried error or cancellation) | `cycle`, `error`, `reason` |
+//! | an error no rule classified is retried ([degraded](crate::RetryBuilder::degraded) policy) | `WARN` | `cycle`, `error`, `wait_ms` |
 
 use std::error::Error as StdError;
 use std::time::Duration;
@@ -79,6 +80,21 @@ pub enum Event<'a> {
 #[inline]
 pub(crate) fn level_enabled(level: Level) -> bool {
     level <= STATIC_MAX_LEVEL && level <= LevelFilter::current()
+}
+
+/// Warn that an error no rule classified is retried on a degraded
+/// policy's schedule. Cold and out of line: it keeps the failure path of
+/// every other call small enough to inline.
+#[cold]
+#[inline(never)]
+pub(crate) fn warn_unclassified(cycle: u32, error: &(dyn StdError + 'static), wait: Duration) {
+    tracing::warn!(
+        target: "ebb_retry",
+        cycle,
+        error = %error,
+        wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+        "unclassified error, retrying on the degraded schedule"
+    );
 }
 
 /// Log `event` to tracing. Kept in one place so the fields stay the same

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::attempt_store::{AttemptStore, DynAttemptStore};
 use crate::attempts::Attempts;
 use crate::budget::RetryBudget;
 use crate::classify::{Decision, Rule};
@@ -33,6 +34,28 @@ pub(crate) enum Waits {
     /// Any other schedule, cloned from its prototype at the first failure
     /// of a call (so a call that succeeds at once never allocates).
     Custom(Arc<ScheduleFactory>),
+}
+
+impl Waits {
+    /// The waits of an explicit list, walked by index.
+    pub(crate) fn listed(intervals: Intervals) -> Waits {
+        Waits::Listed(intervals.into_shared())
+    }
+
+    /// The waits of any schedule, cloned from `schedule` for each call.
+    pub(crate) fn custom(schedule: impl Schedule) -> Waits {
+        let factory: Arc<ScheduleFactory> = Arc::new(move || Box::new(schedule.clone()));
+        Waits::Custom(factory)
+    }
+}
+
+impl fmt::Debug for Waits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Waits::Listed(list) => f.debug_tuple("Intervals").field(list).finish(),
+            Waits::Custom(_) => f.write_str("custom schedule"),
+        }
+    }
 }
 
 /// A retry policy: which errors to retry, how long to wait between
@@ -84,6 +107,9 @@ pub(crate) struct Policy {
     pub(crate) budget: Option<RetryBudget>,
     /// The caller's telemetry hook.
     pub(crate) hook: Option<Hook>,
+    /// Where keyed calls count their failed attempts. Behind a trait
+    /// object so that the policy is not generic over the store.
+    pub(crate) attempt_store: Option<Arc<dyn DynAttemptStore>>,
 }
 
 impl fmt::Debug for Retry {
@@ -99,6 +125,7 @@ impl fmt::Debug for Retry {
             .field("cancel", &p.cancel)
             .field("budget", &p.budget.is_some())
             .field("hook", &p.hook.is_some())
+            .field("attempt_store", &p.attempt_store.is_some())
             .finish()
     }
 }
@@ -135,11 +162,41 @@ impl Retry {
     /// # Ok::<(), ebb_retry::ConfigError>(())
     /// ```
     pub fn intervals_ms(millis: impl IntoIterator<Item = i64>) -> RetryBuilder {
-        RetryBuilder::new(
-            Intervals::from_millis(millis)
-                .map(Intervals::into_shared)
-                .map(Waits::Listed),
-        )
+        RetryBuilder::new(Intervals::from_millis(millis).map(Waits::listed))
+    }
+
+    /// Start a policy without a schedule of its own: only errors matched by
+    /// rules with their own schedule ([`Rule::schedule`],
+    /// [`Rule::intervals`]) are retried, each kind by its schedule and
+    /// limit. This is how a policy of error categories is built (longrun's
+    /// `Baseline`): [`transport`](RetryBuilder::transport),
+    /// `service` (feature `http`), your own
+    /// [`category`](RetryBuilder::category)s, and for everything else
+    /// either nothing (an unclassified error is permanent, the default) or
+    /// a [`degraded`](RetryBuilder::degraded) schedule.
+    ///
+    /// ```
+    /// use ebb_retry::{Constant, Exponential, Retry, StopReason};
+    /// use std::io;
+    /// use std::time::Duration;
+    ///
+    /// let ms = Duration::from_millis;
+    /// let retry = Retry::builder()
+    ///     .transport(Exponential::new(ms(1), 2.0, ms(8))?.take(5))
+    ///     .category("busy", |e| e.to_string().contains("busy"), Constant::new(ms(1))?.take(2))
+    ///     .build()?;
+    ///
+    /// let reset = || io::Error::from(io::ErrorKind::ConnectionReset);
+    /// let err = retry.run_blocking(|_| Err::<(), _>(reset())).unwrap_err();
+    /// assert_eq!(err.attempts(), 6);
+    /// let err = retry.run_blocking(|_| Err::<(), _>(io::Error::other("busy"))).unwrap_err();
+    /// assert_eq!(err.attempts(), 3);
+    /// let err = retry.run_blocking(|_| Err::<(), _>(io::Error::other("no such user"))).unwrap_err();
+    /// assert_eq!((err.attempts(), err.reason()), (1, StopReason::NotRetryable));
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    pub fn builder() -> RetryBuilder {
+        RetryBuilder::new(Ok(Waits::Listed(Arc::from([]))))
     }
 
     /// Start a policy from a validated [`Intervals`] list.
@@ -155,7 +212,7 @@ impl Retry {
     /// # Ok::<(), ebb_retry::ConfigError>(())
     /// ```
     pub fn with_intervals(intervals: Intervals) -> RetryBuilder {
-        RetryBuilder::new(Ok(Waits::Listed(intervals.into_shared())))
+        RetryBuilder::new(Ok(Waits::listed(intervals)))
     }
 
     /// Start a policy that takes its waits from `schedule`, any cloneable
@@ -174,8 +231,7 @@ impl Retry {
     /// # Ok::<(), ebb_retry::ConfigError>(())
     /// ```
     pub fn with_schedule(schedule: impl Schedule) -> RetryBuilder {
-        let factory: Arc<ScheduleFactory> = Arc::new(move || Box::new(schedule.clone()));
-        RetryBuilder::new(Ok(Waits::Custom(factory)))
+        RetryBuilder::new(Ok(Waits::custom(schedule)))
     }
 
     /// A copy of this policy whose waits end when `token` is cancelled,
@@ -209,6 +265,11 @@ impl Retry {
     /// The cancellation token, if any; the runners wait on it.
     pub(crate) fn cancel_token(&self) -> Option<&CancellationToken> {
         self.inner.cancel.as_ref()
+    }
+
+    /// The attempt store keyed calls count in, if any.
+    pub(crate) fn attempt_store(&self) -> Option<&dyn DynAttemptStore> {
+        self.inner.attempt_store.as_deref()
     }
 }
 
@@ -245,6 +306,11 @@ pub struct RetryBuilder {
     budget: Option<RetryBudget>,
     /// See [`RetryBuilder::on_event`].
     hook: Option<Hook>,
+    /// See [`RetryBuilder::degraded`]; added after the other rules by
+    /// `build`, since it matches every error.
+    fallback: Option<Rule>,
+    /// See [`RetryBuilder::attempt_store`].
+    attempt_store: Option<Arc<dyn DynAttemptStore>>,
 }
 
 impl fmt::Debug for RetryBuilder {
@@ -255,6 +321,8 @@ impl fmt::Debug for RetryBuilder {
             .field("cancel", &self.cancel)
             .field("budget", &self.budget.is_some())
             .field("hook", &self.hook.is_some())
+            .field("fallback", &self.fallback)
+            .field("attempt_store", &self.attempt_store.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -268,6 +336,8 @@ impl RetryBuilder {
             cancel: None,
             budget: None,
             hook: None,
+            fallback: None,
+            attempt_store: None,
         }
     }
 
@@ -287,6 +357,24 @@ impl RetryBuilder {
     /// ```
     pub fn rule(mut self, rule: Rule) -> Self {
         self.rules.push(rule);
+        self
+    }
+
+    /// Add several rules, in order: for a list of rules kept apart from
+    /// any one policy, such as a registry of the errors an application
+    /// deems temporary.
+    ///
+    /// ```
+    /// use ebb_retry::{Retry, Rule};
+    /// use std::{fmt, io};
+    ///
+    /// let temporary = vec![Rule::on::<io::Error>(), Rule::on::<fmt::Error>()];
+    /// let retry = Retry::intervals_ms([0]).rules(temporary.iter().cloned()).build()?;
+    /// assert_eq!(retry.run_blocking(|_| Err::<(), _>(fmt::Error)).unwrap_err().attempts(), 2);
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    pub fn rules(mut self, rules: impl IntoIterator<Item = Rule>) -> Self {
+        self.rules.extend(rules);
         self
     }
 
@@ -348,6 +436,93 @@ impl RetryBuilder {
         classify: impl Fn(&T) -> Decision + Send + Sync + 'static,
     ) -> Self {
         self.rule(Rule::classify::<T>(classify))
+    }
+
+    /// Retry the *transport* category ([`Rule::transport`]: connection
+    /// and timeout errors anywhere in the source chain) by `schedule`:
+    /// shorthand for `.rule(Rule::transport().schedule(schedule))`.
+    ///
+    /// ```
+    /// use ebb_retry::{Exponential, Retry};
+    /// use std::time::Duration;
+    ///
+    /// let backoff = Exponential::new(Duration::from_millis(100), 2.0, Duration::from_secs(5))?;
+    /// let retry = Retry::builder().transport(backoff.take(5)).build()?;
+    /// # let _ = retry;
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    pub fn transport(self, schedule: impl Schedule) -> Self {
+        self.rule(Rule::transport().schedule(schedule))
+    }
+
+    /// Retry the *service* category ([`Rule::service`]: HTTP 429, 502,
+    /// 503 and 504, after their `Retry-After`) by `schedule`: shorthand for
+    /// `.rule(Rule::service().schedule(schedule))`. Feature `http`.
+    ///
+    /// ```
+    /// use ebb_retry::{Constant, Retry};
+    /// use std::time::Duration;
+    ///
+    /// let retry = Retry::builder().service(Constant::new(Duration::from_secs(10))?.take(3)).build()?;
+    /// # let _ = retry;
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    #[cfg(feature = "http")]
+    pub fn service(self, schedule: impl Schedule) -> Self {
+        self.rule(Rule::service().schedule(schedule))
+    }
+
+    /// Retry a user-defined category, the errors for which `matches`
+    /// holds, by `schedule`: shorthand for
+    /// `.rule(Rule::category(name, matches).schedule(schedule))`.
+    ///
+    /// ```
+    /// use ebb_retry::{Constant, Retry};
+    /// use std::time::Duration;
+    ///
+    /// let retry = Retry::builder()
+    ///     .category("locked", |e| e.to_string().contains("locked"), Constant::new(Duration::from_millis(50))?.take(3))
+    ///     .build()?;
+    /// # let _ = retry;
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    pub fn category(
+        self,
+        name: &'static str,
+        matches: impl Fn(&(dyn StdError + 'static)) -> bool + Send + Sync + 'static,
+        schedule: impl Schedule,
+    ) -> Self {
+        self.rule(Rule::category(name, matches).schedule(schedule))
+    }
+
+    /// A *degraded* policy: retry errors that no rule matched by
+    /// `schedule`, logging a warning (target `ebb_retry`) at each such
+    /// retry, instead of returning them at once. It applies after every
+    /// rule, whatever the order of the calls. Named `"unknown"` in
+    /// telemetry.
+    ///
+    /// Default: an error no rule matches is permanent
+    /// ([`StopReason::NotRetryable`](crate::StopReason::NotRetryable)).
+    ///
+    /// ```
+    /// use ebb_retry::{Constant, Retry};
+    /// use std::time::Duration;
+    ///
+    /// let retry = Retry::builder()
+    ///     .degraded(Constant::new(Duration::ZERO)?.take(2))
+    ///     .build()?;
+    /// let err = retry.run_blocking(|_| Err::<(), _>(std::fmt::Error)).unwrap_err();
+    /// assert_eq!(err.attempts(), 3);
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    pub fn degraded(mut self, schedule: impl Schedule) -> Self {
+        self.fallback = Some(
+            Rule::any()
+                .named("unknown")
+                .schedule(schedule)
+                .warning_on_retry(),
+        );
+        self
     }
 
     /// Bound the whole call: a retry whose wait would end more than `limit`
@@ -439,6 +614,27 @@ impl RetryBuilder {
         self
     }
 
+    /// Count the failed attempts of keyed calls
+    /// ([`Retry::run_keyed`]) in `store`, so that a call after a restart
+    /// resumes the count instead of starting over (see
+    /// [`attempt_store`](crate::attempt_store)). Unkeyed calls
+    /// ([`Retry::run`] and the rest) do not use it.
+    ///
+    /// Default: no store; `run_keyed` is then `run`.
+    ///
+    /// ```
+    /// use ebb_retry::Retry;
+    /// use ebb_retry::attempt_store::MemoryAttemptStore;
+    ///
+    /// let retry = Retry::intervals_ms([100, 200]).attempt_store(MemoryAttemptStore::new()).build()?;
+    /// # let _ = retry;
+    /// # Ok::<(), ebb_retry::ConfigError>(())
+    /// ```
+    pub fn attempt_store(mut self, store: impl AttemptStore) -> Self {
+        self.attempt_store = Some(Arc::new(store));
+        self
+    }
+
     /// Validate the options and make the policy.
     ///
     /// # Errors
@@ -457,14 +653,17 @@ impl RetryBuilder {
         if self.time_limit == Some(Duration::ZERO) {
             return Err(ConfigError::ZeroTimeLimit);
         }
+        let mut rules = self.rules;
+        rules.extend(self.fallback);
         Ok(Retry {
             inner: Arc::new(Policy {
                 waits,
-                rules: self.rules.into(),
+                rules: rules.into(),
                 time_limit: self.time_limit,
                 cancel: self.cancel,
                 budget: self.budget,
                 hook: self.hook,
+                attempt_store: self.attempt_store,
             }),
         })
     }

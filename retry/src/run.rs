@@ -141,7 +141,9 @@ impl Retry {
                 Err(error) => match attempts.failed(cycle, error) {
                     Step::Stop(err) => return Err(err),
                     Step::Wait(wait, error) => {
-                        if !self.pause(wait).await {
+                        // Checked here so that zero waits skip making and
+                        // polling the pause's future.
+                        if !wait.is_zero() && !self.pause(wait).await {
                             return Err(attempts.cancelled(cycle, error));
                         }
                         attempts.retrying(error);
@@ -153,9 +155,10 @@ impl Retry {
     }
 
     /// Wait `wait`, or less if cancelled; `false` when cancelled.
-    async fn pause(&self, wait: Duration) -> bool {
+    pub(crate) async fn pause(&self, wait: Duration) -> bool {
         // Cancellation was checked before deciding to wait, and a zero
-        // sleep would still register a timer: skip it.
+        // sleep would still register a timer: skip it (the runners skip
+        // the call too, but a zero wait must never reach the timer).
         if wait.is_zero() {
             return true;
         }

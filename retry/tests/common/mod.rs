@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod capture;
+
 use std::cell::RefCell;
 use std::error::Error;
 use std::fmt;
@@ -37,6 +39,23 @@ impl Error for AppError {
             AppError::Network(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+/// A client's error that keeps the real failure (a transport error, an
+/// HTTP status) deep in its source chain, as database and HTTP clients do.
+#[derive(Debug)]
+pub struct ClientError(pub Box<dyn Error + Send + Sync>);
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("request failed")
+    }
+}
+
+impl Error for ClientError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&*self.0)
     }
 }
 
