@@ -269,34 +269,58 @@ fn check(
     Ok(())
 }
 
+/// What the first two guards need of a command.
+struct Guard<'a> {
+    /// `Deposit` or `Withdraw`.
+    command: &'static str,
+    /// The category its id is reserved in.
+    reservations: &'static str,
+    /// Its deposit or withdrawal id.
+    id: &'a str,
+    account_id: &'a str,
+    amount: i64,
+}
+
+impl<S: MessageStore + Clone + 'static> Accounts<S> {
+    /// The checks and the reservation of `command`'s id: true when the
+    /// command goes on to be applied, false for a re-send.
+    async fn guard(
+        &self,
+        command: &Received<impl ebb_handler::MessageType>,
+        guard: Guard<'_>,
+    ) -> Result<bool, Error> {
+        check(
+            guard.command,
+            command.stream_name(),
+            guard.id,
+            guard.account_id,
+            guard.amount,
+        )?;
+        let reserved = Reserved {
+            account_id: guard.account_id.to_owned(),
+            amount: guard.amount,
+            sequence: command.global_position(),
+        };
+        self.reserve(guard.reservations, guard.id, reserved, command)
+            .await
+    }
+}
+
 impl<S: MessageStore + Clone + 'static> Handler<Deposit> for Accounts<S> {
     type Error = Error;
 
     async fn handle(&self, deposit: Received<Deposit>) -> Result<(), Error> {
-        check(
-            "Deposit",
-            deposit.stream_name(),
-            &deposit.deposit_id,
-            &deposit.account_id,
-            deposit.amount,
-        )?;
-        let sequence = deposit.global_position();
-        let reserved = Reserved {
-            account_id: deposit.account_id.clone(),
+        let guard = Guard {
+            command: "Deposit",
+            reservations: DEPOSIT_RESERVATION_CATEGORY,
+            id: &deposit.deposit_id,
+            account_id: &deposit.account_id,
             amount: deposit.amount,
-            sequence,
         };
-        if !self
-            .reserve(
-                DEPOSIT_RESERVATION_CATEGORY,
-                &deposit.deposit_id,
-                reserved,
-                &deposit,
-            )
-            .await?
-        {
+        if !self.guard(&deposit, guard).await? {
             return Ok(());
         }
+        let sequence = deposit.global_position();
         self.apply(&deposit, &deposit.account_id, |_account| {
             Deposited {
                 deposit_id: deposit.deposit_id.clone(),
@@ -315,30 +339,17 @@ impl<S: MessageStore + Clone + 'static> Handler<Withdraw> for Accounts<S> {
     type Error = Error;
 
     async fn handle(&self, withdraw: Received<Withdraw>) -> Result<(), Error> {
-        check(
-            "Withdraw",
-            withdraw.stream_name(),
-            &withdraw.withdrawal_id,
-            &withdraw.account_id,
-            withdraw.amount,
-        )?;
-        let sequence = withdraw.global_position();
-        let reserved = Reserved {
-            account_id: withdraw.account_id.clone(),
+        let guard = Guard {
+            command: "Withdraw",
+            reservations: WITHDRAWAL_RESERVATION_CATEGORY,
+            id: &withdraw.withdrawal_id,
+            account_id: &withdraw.account_id,
             amount: withdraw.amount,
-            sequence,
         };
-        if !self
-            .reserve(
-                WITHDRAWAL_RESERVATION_CATEGORY,
-                &withdraw.withdrawal_id,
-                reserved,
-                &withdraw,
-            )
-            .await?
-        {
+        if !self.guard(&withdraw, guard).await? {
             return Ok(());
         }
+        let sequence = withdraw.global_position();
         self.apply(&withdraw, &withdraw.account_id, |account| {
             let (withdrawal_id, account_id, amount) = (
                 withdraw.withdrawal_id.clone(),
