@@ -88,9 +88,10 @@ pub enum Error {
     },
 }
 
-/// What the handlers counted since the process started, for metrics and
-/// for `ebb demo`'s summary (which counts the log lines instead, since a
-/// killed process takes its counters with it).
+/// What the handlers counted since they were made, for code that runs
+/// them in process (the unit tests read them). `ebb demo` counts the
+/// instances' log lines instead, since a killed process takes its
+/// counters with it.
 #[derive(Debug, Default)]
 pub struct Counters {
     /// Commands that wrote their event.
@@ -239,8 +240,9 @@ impl<S: MessageStore + Clone + 'static> Accounts<S> {
     }
 }
 
-/// The checks every command passes before anything is written.
-fn check(
+/// The checks every command passes before anything is written (also what
+/// [`verify`](crate::verify) counts as a command the handlers apply).
+pub(crate) fn check(
     command: &'static str,
     stream_name: &str,
     id: &str,

@@ -52,9 +52,10 @@ pub struct Program {
 }
 
 impl Tally {
-    /// What concerns only the commands after global position `after`
-    /// (those of this run, when the database holds earlier ones that a
-    /// restarted instance may see again).
+    /// The re-deliveries and re-sends of the commands after global
+    /// position `after` only (those of this run, when the database holds
+    /// earlier ones that a restarted instance may see again); conflicts
+    /// and errors name no command and are kept whole.
     #[must_use]
     pub fn after(&self, after: i64) -> Self {
         Self {

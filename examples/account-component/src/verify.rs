@@ -15,6 +15,7 @@ use ebb_handler::{MessageType, Received};
 use ebb_message_store::{CategoryQuery, Message, MessageStore};
 use futures_util::TryStreamExt as _;
 
+use crate::handlers::check;
 use crate::messages::{Deposit, Deposited, Withdraw, WithdrawalRejected, Withdrawn};
 use crate::{COMMAND_CATEGORY, EVENT_CATEGORY};
 
@@ -78,23 +79,33 @@ pub async fn read_commands<S: MessageStore>(
 /// The command `message` is, if the handlers would apply it.
 fn command(message: Message) -> Option<Command> {
     let sequence = message.global_position;
-    let stream_id = ebb_message_store::stream_name::id(&message.stream_name)?.to_owned();
-    let command = match message.type_name.as_str() {
-        Deposit::TYPE_NAME => Command::Deposit {
-            sequence,
-            deposit: Received::<Deposit>::decode(message).ok()?.into_data(),
-        },
-        Withdraw::TYPE_NAME => Command::Withdraw {
-            sequence,
-            withdraw: Received::<Withdraw>::decode(message).ok()?.into_data(),
-        },
+    let stream_name = message.stream_name.clone();
+    let (command, name, id, amount) = match message.type_name.as_str() {
+        Deposit::TYPE_NAME => {
+            let deposit = Received::<Deposit>::decode(message).ok()?.into_data();
+            let (id, amount) = (deposit.deposit_id.clone(), deposit.amount);
+            (
+                Command::Deposit { sequence, deposit },
+                "Deposit",
+                id,
+                amount,
+            )
+        }
+        Withdraw::TYPE_NAME => {
+            let withdraw = Received::<Withdraw>::decode(message).ok()?.into_data();
+            let (id, amount) = (withdraw.withdrawal_id.clone(), withdraw.amount);
+            (
+                Command::Withdraw { sequence, withdraw },
+                "Withdraw",
+                id,
+                amount,
+            )
+        }
         _ => return None,
     };
-    let amount = match &command {
-        Command::Deposit { deposit, .. } => deposit.amount,
-        Command::Withdraw { withdraw, .. } => withdraw.amount,
-    };
-    (amount > 0 && command.account_id() == stream_id).then_some(command)
+    check(name, &stream_name, &id, command.account_id(), amount)
+        .is_ok()
+        .then_some(command)
 }
 
 /// One event of an account, as compared.
