@@ -64,7 +64,7 @@ pub struct Failed {
     pub attempts: u32,
     /// The error was the store's being out of reach (a lost connection, a
     /// server restarting: see
-    /// [`ebb_message_store::error::is_transient_in_chain`]), not the
+    /// [`ebb_handler::retry::is_transient`]), not the
     /// message's fault. Recorded, but not counted toward parking, so that
     /// restarts of the database never park a good message. Absent in
     /// older records: false.
@@ -148,15 +148,6 @@ struct Failures {
     count: u32,
     /// The last record.
     last: Failed,
-}
-
-/// True when a handler's error is the store's being out of reach rather
-/// than the message's fault.
-fn is_transient(error: &(dyn std::error::Error + 'static)) -> bool {
-    error
-        .downcast_ref::<ebb_handler::Error>()
-        .is_some_and(ebb_handler::Error::is_transient)
-        || ebb_message_store::error::is_transient_in_chain(error)
 }
 
 /// Counts failure records per global position, in the order written (the
@@ -386,7 +377,7 @@ impl<S: MessageStore> Poison<S> {
         error: &BoxError,
         attempts: u32,
     ) -> Result<Settled, Error> {
-        let transient = is_transient(&**error);
+        let transient = ebb_handler::retry::is_transient(&**error);
         let error = Chain(&**error).to_string();
         if self.park_after_retries && !transient {
             let failures = self

@@ -37,15 +37,18 @@ pub fn on_wrong_expected_version() -> Rule {
 /// reached or did not answer in time (see
 /// [`ebb_message_store::Error::is_transient`]).
 pub fn on_transient() -> Rule {
-    Rule::from_fn(|err| {
-        any_in_chain(
-            err,
-            Error::is_transient,
-            ebb_message_store::Error::is_transient,
-        )
-        .then_some(Decision::Retry)
-    })
-    .named("transient store error")
+    Rule::from_fn(|err| is_transient(err).then_some(Decision::Retry)).named("transient store error")
+}
+
+/// True when `err`'s chain holds a transient error of this crate or of the
+/// store, or the driver's or the pool's transient error that a store error
+/// carries ([`ebb_message_store::error::is_transient_in_chain`]): the last
+/// is what a wrapper with `#[error(transparent)]` leaves visible of a
+/// store error. What [`on_transient`] retries, and what the consumer does
+/// not count against a poison message.
+pub fn is_transient(err: &(dyn StdError + 'static)) -> bool {
+    any_in_chain(err, Error::is_transient, |_| false)
+        || ebb_message_store::error::is_transient_in_chain(err)
 }
 
 /// True when an error in `err`'s chain is this crate's error and
@@ -116,5 +119,30 @@ mod tests {
         let wrapped = Wrapped(Error::from(timeout));
         assert_eq!(on_transient().decide(&wrapped), Some(Decision::Retry));
         assert_eq!(on_wrong_expected_version().decide(&wrapped), None);
+    }
+
+    /// A handler's own error that shows this crate's transparently, as
+    /// handler error types usually do.
+    #[derive(Debug, thiserror::Error)]
+    #[error(transparent)]
+    struct Transparent(#[from] Error);
+
+    #[test]
+    fn a_transient_error_under_a_transparent_wrapper_is_found_by_the_pools_error() {
+        let pool = ebb_message_store::deadpool_postgres::PoolError::Timeout(
+            ebb_message_store::deadpool_postgres::TimeoutType::Wait,
+        );
+        let hidden = Transparent(Error::from(ebb_message_store::Error::Pool(pool)));
+        // Neither this crate's error nor the store's is in the chain.
+        let mut current: Option<&(dyn StdError + 'static)> = Some(&hidden);
+        while let Some(err) = current {
+            assert!(err.downcast_ref::<Error>().is_none());
+            assert!(err.downcast_ref::<ebb_message_store::Error>().is_none());
+            current = err.source();
+        }
+        assert!(is_transient(&hidden));
+        assert_eq!(on_transient().decide(&hidden), Some(Decision::Retry));
+        let conflict = Transparent(Error::from(conflict()));
+        assert!(!is_transient(&conflict));
     }
 }
