@@ -290,6 +290,124 @@ async fn read_function_defaults() {
     assert_eq!(row.get::<_, i64>("position"), 1000);
 }
 
+/// `get_stream_messages` without a condition runs a static query (planned
+/// once per session), with one the dynamic query Message DB runs: both must
+/// give the same rows for every position and batch size, NULLs included.
+#[tokio::test]
+async fn stream_reads_with_and_without_a_condition_agree() {
+    let db = database().await;
+    let client = connect(&db).await;
+    for n in 0..12 {
+        write(&client, "thing-1", "Happened").await;
+        if n % 3 == 0 {
+            write(&client, "thing-2", "Other").await;
+        }
+    }
+    client
+        .batch_execute("SET message_store.sql_condition = on")
+        .await
+        .unwrap();
+    let ids = |sql: String| {
+        let client = &client;
+        async move {
+            client
+                .query(&sql, &[])
+                .await
+                .unwrap_or_else(|err| panic!("{sql}: {err}"))
+                .iter()
+                .map(|row| (row.get::<_, String>("id"), row.get::<_, i64>("position")))
+                .collect::<Vec<_>>()
+        }
+    };
+    let mut compared = 0;
+    for position in ["NULL", "0", "1", "5", "11", "12", "40"] {
+        for batch in ["NULL", "-1", "1", "3", "1000"] {
+            let args = format!("'thing-1', {position}, {batch}");
+            let plain = ids(format!(
+                "SELECT * FROM message_store.get_stream_messages({args})"
+            ))
+            .await;
+            let conditioned = ids(format!(
+                "SELECT * FROM message_store.get_stream_messages({args}, 'true')"
+            ))
+            .await;
+            assert_eq!(plain, conditioned, "get_stream_messages({args})");
+            let from = position.parse::<i64>().unwrap_or(0);
+            let expected = match batch.parse::<i64>() {
+                Ok(-1) | Err(_) => (12 - from).max(0),
+                Ok(limit) => (12 - from).clamp(0, limit),
+            };
+            assert_eq!(plain.len() as i64, expected, "get_stream_messages({args})");
+            assert!(
+                plain.iter().map(|(_, p)| *p).eq(from..from + expected),
+                "get_stream_messages({args}) in position order: {plain:?}"
+            );
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 35);
+}
+
+/// The same for `get_category_messages`, with correlations and consumer
+/// groups.
+#[tokio::test]
+async fn category_reads_with_and_without_a_condition_agree() {
+    let db = database().await;
+    let client = connect(&db).await;
+    for n in 0..30 {
+        let correlation = if n % 2 == 0 { "order-1" } else { "invoice-7" };
+        client
+            .query_one(
+                "SELECT message_store.write_message(gen_random_uuid()::varchar, $1, 'Happened', '{}',
+                   jsonb_build_object('correlationStreamName', $2::text))",
+                &[&format!("thing-{}", n % 7), &correlation],
+            )
+            .await
+            .unwrap();
+        if n % 4 == 0 {
+            write(&client, "other-1", "Elsewhere").await;
+        }
+    }
+    client
+        .batch_execute("SET message_store.sql_condition = on")
+        .await
+        .unwrap();
+    let positions = |sql: String| {
+        let client = &client;
+        async move {
+            client
+                .query(&sql, &[])
+                .await
+                .unwrap_or_else(|err| panic!("{sql}: {err}"))
+                .iter()
+                .map(|row| row.get::<_, i64>("global_position"))
+                .collect::<Vec<_>>()
+        }
+    };
+    let mut seen = 0;
+    for position in ["NULL", "1", "9", "38"] {
+        for batch in ["NULL", "-1", "2", "1000"] {
+            for correlation in ["NULL", "'order'", "'nothing'"] {
+                for group in ["NULL, NULL", "0, 3", "2, 3"] {
+                    let args = format!("'thing', {position}, {batch}, {correlation}, {group}");
+                    let plain = positions(format!(
+                        "SELECT * FROM message_store.get_category_messages({args})"
+                    ))
+                    .await;
+                    let conditioned = positions(format!(
+                        "SELECT * FROM message_store.get_category_messages({args}, 'true')"
+                    ))
+                    .await;
+                    assert_eq!(plain, conditioned, "get_category_messages({args})");
+                    assert!(plain.is_sorted(), "{args}: {plain:?}");
+                    seen += plain.len();
+                }
+            }
+        }
+    }
+    assert!(seen > 100, "the cases read something: {seen}");
+}
+
 #[tokio::test]
 async fn read_function_error_texts() {
     let db = database().await;
