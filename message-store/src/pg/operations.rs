@@ -83,7 +83,8 @@ fn get_last_stream_message_sql() -> &'static str {
 // caller sees a row, which costs the server about a sixth of a 1,000-row
 // batch. Anything the functions check (a category passed as a stream, a
 // malformed filter, a raw SQL condition) goes to them, so their errors
-// stay the server's own.
+// stay the server's own. Each query names the function it stands for in a
+// comment, which `pg_stat_activity` and `pg_stat_statements` show.
 const SELECT_MESSAGE: &str = "SELECT m.id::varchar, m.stream_name::varchar, m.type::varchar, \
     m.position::bigint, m.global_position::bigint, m.data::varchar, m.metadata::varchar, \
     m.time::timestamp FROM message_store.messages m";
@@ -92,7 +93,7 @@ fn stream_rows_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SQL.get_or_init(|| {
         format!(
-            "{SELECT_MESSAGE} WHERE m.stream_name = $1::varchar AND m.position >= $2::bigint \
+            "/* ebb: get_stream_messages */ {SELECT_MESSAGE} WHERE m.stream_name = $1::varchar AND m.position >= $2::bigint \
              ORDER BY m.position \
              LIMIT CASE WHEN $3::bigint = -1 THEN NULL ELSE $3::bigint END"
         )
@@ -103,7 +104,8 @@ fn category_rows_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SQL.get_or_init(|| {
         format!(
-            "{SELECT_MESSAGE} WHERE message_store.category(m.stream_name) = $1::varchar \
+            "/* ebb: get_category_messages */ {SELECT_MESSAGE} \
+             WHERE message_store.category(m.stream_name) = $1::varchar \
              AND m.global_position >= $2::bigint \
              AND ($4::varchar IS NULL \
                OR message_store.category(m.metadata->>'correlationStreamName') = $4::varchar) \
