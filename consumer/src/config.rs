@@ -74,7 +74,12 @@ pub struct ConsumerConfig {
     /// consumer holds at most 16 messages per slot past the lowest
     /// unfinished one, so one slow stream holds up a bounded number of
     /// others. Default: 1, one message at a time in global order
-    /// (Eventide's).
+    /// (Eventide's). Above 1, a [`PgStore`](ebb_message_store::PgStore)
+    /// whose
+    /// [`pipeline_connections`](ebb_message_store::PgStoreConfig::pipeline_connections)
+    /// is 1 or 2 lets the handlers' concurrent reads and writes share
+    /// connections, which costs the server much less than one connection
+    /// per call.
     pub concurrency: usize,
     /// Whether a caught-up consumer is woken at once by a write to its
     /// category (LISTEN/NOTIFY, where the store supports it: see

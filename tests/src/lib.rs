@@ -110,6 +110,19 @@ pub async fn pg_store_over_tcp() -> (PgStore, TestDatabase) {
     (store, db)
 }
 
+/// A store whose calls share one pipelined connection (see
+/// `PgStoreConfig::pipeline_connections`), over a fresh database.
+pub async fn pg_store_pipelined() -> (PgStore, TestDatabase) {
+    let db = database().await;
+    let store = PgStore::new(PgStoreConfig {
+        max_connections: 4,
+        pipeline_connections: 1,
+        ..PgStoreConfig::new(db.config())
+    })
+    .expect("a store");
+    (store, db)
+}
+
 /// A fresh empty database (no schema).
 pub async fn empty_database() -> TestDatabase {
     server()

@@ -25,6 +25,7 @@ use deadpool_postgres::Object;
 use tokio_postgres::error::SqlState;
 
 use super::PgStoreConfig;
+use super::shared::Lent;
 use crate::Error;
 
 /// The statement has not ended: cancel it before the connection is reused.
@@ -34,10 +35,10 @@ const IDLE: u8 = 1;
 /// The connection failed: close it.
 const BROKEN: u8 = 2;
 
-/// A pooled connection lent to one call.
+/// A pooled connection lent to one call, or a shared one (see `shared`).
 pub(super) struct Call {
-    /// The connection; taken out only by `drop`.
-    object: Option<Object>,
+    /// The connection.
+    connection: Connection,
     /// What becomes of the connection when the call is dropped: one of
     /// [`RUNNING`], [`IDLE`], [`BROKEN`].
     state: AtomicU8,
@@ -45,10 +46,30 @@ pub(super) struct Call {
     config: Arc<PgStoreConfig>,
 }
 
+/// Whose connection a call runs on.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per call, on the stack of the call; boxing would add an allocation to every call"
+)]
+enum Connection {
+    /// The call's own; taken out only by `drop`.
+    Own(Option<Object>),
+    /// Shared with the other calls of its slot.
+    Shared(Arc<Lent>),
+}
+
 impl Call {
     pub(super) fn new(object: Object, config: Arc<PgStoreConfig>) -> Self {
         Self {
-            object: Some(object),
+            connection: Connection::Own(Some(object)),
+            state: AtomicU8::new(RUNNING),
+            config,
+        }
+    }
+
+    pub(super) fn shared(lent: Arc<Lent>, config: Arc<PgStoreConfig>) -> Self {
+        Self {
+            connection: Connection::Shared(lent),
             state: AtomicU8::new(RUNNING),
             config,
         }
@@ -56,9 +77,12 @@ impl Call {
 
     /// The connection, for the statement of the call.
     pub(super) fn client(&self) -> &Object {
-        self.object
-            .as_ref()
-            .expect("a call holds its connection until it is dropped")
+        match &self.connection {
+            Connection::Own(object) => object
+                .as_ref()
+                .expect("a call holds its connection until it is dropped"),
+            Connection::Shared(lent) => lent.client(),
+        }
     }
 
     /// Awaits `statement`, the call's work on [`client`](Self::client),
@@ -72,11 +96,19 @@ impl Call {
         let after = self.config.call_timeout;
         let result = tokio::time::timeout(after, statement)
             .await
-            .map_err(|_| Error::Timeout { operation, after })?;
+            .unwrap_or(Err(Error::Timeout { operation, after }));
         let state = match &result {
+            // A timed-out call's connection is left running: cancelled,
+            // then reused or closed (see `recover`).
+            Err(Error::Timeout { .. }) => RUNNING,
             Err(err) if err.is_transient() => BROKEN,
             _ => IDLE,
         };
+        if let Connection::Shared(lent) = &self.connection
+            && state != IDLE
+        {
+            lent.retire(&self.config);
+        }
         self.state.store(state, Ordering::Release);
         result
     }
@@ -84,7 +116,12 @@ impl Call {
 
 impl Drop for Call {
     fn drop(&mut self) {
-        let Some(object) = self.object.take() else {
+        // A shared connection is never cancelled for one call (see
+        // `shared`); it was retired already if it had to be.
+        let Connection::Own(object) = &mut self.connection else {
+            return;
+        };
+        let Some(object) = object.take() else {
             return;
         };
         match self.state.load(Ordering::Acquire) {

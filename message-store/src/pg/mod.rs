@@ -9,6 +9,7 @@ mod config;
 pub(crate) mod connect;
 pub mod operations;
 mod read_ahead;
+mod shared;
 mod wakeups;
 
 use std::sync::Arc;
@@ -21,6 +22,7 @@ pub use config::{DEFAULT_MAX_CONNECTIONS, PgStoreConfig, config_from_env};
 pub use wakeups::{LISTENER_APPLICATION_NAME, NOTIFY_CHANNEL};
 
 use self::call::Call;
+use self::shared::Shared;
 use self::wakeups::Wakeups;
 use crate::store::{MessageStore, MessageStream};
 use crate::{
@@ -72,6 +74,9 @@ pub struct PgStore {
     /// function uses `prepare_cached`, so a pooled connection plans each
     /// statement once.
     pool: Pool,
+    /// The pooled connections calls share, if the configuration asks for
+    /// any (see [`PgStoreConfig::pipeline_connections`]).
+    shared: Option<Arc<Shared>>,
     /// The settings the pool was made from: the call timeout every call
     /// keeps, and what cancelling a statement or opening a dedicated
     /// connection needs.
@@ -103,9 +108,12 @@ impl PgStore {
             .recycle_timeout(Some(config.recycle_timeout))
             .build()
             .map_err(|err| Error::InvalidConfig(format!("connection pool: {err}")))?;
+        let shared = (config.pipeline_connections > 0)
+            .then(|| Arc::new(Shared::new(config.pipeline_connections)));
         let config = Arc::new(config);
         Ok(Self {
             pool,
+            shared,
             wakeups: Arc::new(Wakeups::new(Arc::clone(&config))),
             config,
         })
@@ -153,9 +161,14 @@ impl PgStore {
         connect_dedicated(&self.config, self.config.effective_connection()).await
     }
 
-    /// A pooled connection for one call of the store's own.
+    /// A connection for one call of the store's own: a pooled one of its
+    /// own, or a shared one.
     async fn call(&self) -> Result<Call, Error> {
-        Ok(Call::new(self.client().await?, Arc::clone(&self.config)))
+        let config = Arc::clone(&self.config);
+        Ok(match &self.shared {
+            Some(shared) => Call::shared(shared.lend(&self.pool).await?, config),
+            None => Call::new(self.client().await?, config),
+        })
     }
 }
 

@@ -10,8 +10,11 @@
 //!   `EBB_BENCH_FEATURES_ACCOUNTS` (1,000) accounts, by a consumer at
 //!   concurrency 1 (Eventide's) and at `EBB_BENCH_FEATURES_CONCURRENCY`
 //!   (8); commands per second from the first message to the last, and
-//!   every balance checked exact after each pass. Concurrency must be at
-//!   least 2x faster.
+//!   every balance checked exact after each pass. The serial side runs
+//!   twice, with the store's default pooled connections and with one
+//!   pipelined connection (`PgStoreConfig::pipeline_connections`, what
+//!   the concurrent side uses); concurrency must be at least 2x faster
+//!   than the faster of the two.
 //! - **latency** ([`latency`]): single messages written at a steady
 //!   `EBB_BENCH_FEATURES_RATE` (200) per second, `EBB_BENCH_FEATURES_MESSAGES`
 //!   (1,000) per pass, to a consumer that is caught up: the time from
@@ -20,7 +23,7 @@
 //!   NOTIFY's p50 must be at most 5 ms and a tenth of polling's or less.
 //!
 //! Each part runs `EBB_BENCH_FEATURES_ROUNDS` (5) rounds, alternating its
-//! two sides and starting each round with the other, and reports each
+//! sides and starting each round with another, and reports each
 //! side's median pass (latency: the percentiles of all its samples). The
 //! consumers run on tokio's current-thread runtime, as ebb recommends.
 //! Progress goes to stderr, the figures to stdout; the exit is non-zero

@@ -1,0 +1,151 @@
+//! Pooled connections shared by many calls at once, so that calls made at
+//! the same time are pipelined (see [`PgStoreConfig::pipeline_connections`]).
+//!
+//! tokio-postgres sends a statement as soon as it is asked to, whatever is
+//! still running on the connection, and hands each answer to the call that
+//! sent it. Several calls on one connection therefore reach the server one
+//! behind the other, and its backend runs them back to back instead of
+//! sleeping and being woken for each: on a local server that is most of a
+//! short statement's cost.
+//!
+//! A shared connection is lent while calls hold it and goes back to the
+//! pool when the last of them ends.
+//!
+//! A shared connection is never cancelled on behalf of one call that went
+//! away (the others' statements would go with it): an abandoned statement
+//! runs to its end and its answer is dropped. A call that times out, or
+//! fails because the connection failed, retires the connection: the next
+//! call takes a fresh one from the pool, the server is asked to cancel
+//! what the old one is running, and the old one is closed once the last
+//! call on it has ended.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use deadpool_postgres::{Object, Pool};
+
+use super::PgStoreConfig;
+use crate::Error;
+
+/// The shared connections of one store (and its clones).
+pub(super) struct Shared {
+    slots: Vec<Slot>,
+    /// The slot the next call takes.
+    next: AtomicUsize,
+}
+
+/// One shared connection while calls hold it: the first call takes it
+/// from the pool, the calls made while it is held share it, and it goes
+/// back to the pool when the last of them ends (the pool hands the same
+/// connection out again next, with its prepared statements).
+#[derive(Default)]
+struct Slot {
+    current: Mutex<Weak<Lent>>,
+    /// Held while a connection is taken from the pool, so that calls
+    /// arriving meanwhile wait for it instead of each taking one.
+    opening: tokio::sync::Mutex<()>,
+}
+
+/// A pooled connection lent to every call of its slot.
+pub(super) struct Lent {
+    object: Option<Object>,
+    retired: AtomicBool,
+}
+
+impl Shared {
+    pub(super) fn new(connections: usize) -> Self {
+        Self {
+            slots: (0..connections).map(|_| Slot::default()).collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The connection of the next slot in turn, taken from `pool` if the
+    /// slot has none that works.
+    pub(super) async fn lend(&self, pool: &Pool) -> Result<Arc<Lent>, Error> {
+        let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
+        if let Some(lent) = slot.usable() {
+            return Ok(lent);
+        }
+        let _opening = slot.opening.lock().await;
+        if let Some(lent) = slot.usable() {
+            return Ok(lent);
+        }
+        let lent = Arc::new(Lent {
+            object: Some(pool.get().await.map_err(Error::Pool)?),
+            retired: AtomicBool::new(false),
+        });
+        *slot.lock() = Arc::downgrade(&lent);
+        Ok(lent)
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("connections", &self.slots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Slot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Weak<Lent>> {
+        // The guarded value is a plain pointer, whole at every step.
+        self.current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn usable(&self) -> Option<Arc<Lent>> {
+        self.lock().upgrade().filter(|lent| lent.usable())
+    }
+}
+
+impl Lent {
+    /// The connection.
+    pub(super) fn client(&self) -> &Object {
+        self.object
+            .as_ref()
+            .expect("a lent connection is held until it is dropped")
+    }
+
+    fn usable(&self) -> bool {
+        !self.retired.load(Ordering::Acquire) && !self.client().is_closed()
+    }
+
+    /// Takes the connection out of its turn: no new call gets it, the
+    /// server is asked to cancel what runs on it, and it is closed when
+    /// the last call holding it has ended.
+    pub(super) fn retire(self: &Arc<Self>, config: &Arc<PgStoreConfig>) {
+        if self.retired.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::debug!("retiring a shared connection");
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (lent, config) = (Arc::clone(self), Arc::clone(config));
+            runtime.spawn(async move {
+                let cancelled = tokio::time::timeout(
+                    config.call_timeout,
+                    super::cancel::cancel_confirmed(lent.client(), &config.connection),
+                )
+                .await;
+                tracing::debug!(
+                    ?cancelled,
+                    "asked to cancel a retired connection's statement"
+                );
+            });
+        }
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        let Some(object) = self.object.take() else {
+            return;
+        };
+        if self.retired.load(Ordering::Acquire) {
+            // Closed, never back to the pool.
+            drop(Object::take(object));
+        }
+    }
+}
