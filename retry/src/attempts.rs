@@ -289,8 +289,8 @@ pub(crate) struct Attempts<'p, E, V> {
     /// [`Boxed`]). Zero-sized, and its calls are static, so the view costs
     /// nothing per call.
     view: V,
-    /// When the call started and its time limit, if it has one.
-    deadline: Option<(Instant, Duration)>,
+    /// When the call started, if the policy has a time limit.
+    started: Option<Instant>,
     /// Where we are in the schedules, and the retries granted per rule.
     progress: Progress,
     /// Errors of failed attempts that were retried, oldest first.
@@ -309,7 +309,7 @@ impl<'p, E, V> Attempts<'p, E, V> {
             policy,
             view,
             // Read the clock only when a limit needs it.
-            deadline: policy.time_limit.map(|limit| (Instant::now(), limit)),
+            started: policy.time_limit.map(|_| Instant::now()),
             progress: Progress::new(0),
             earlier: Earlier::default(),
         }
@@ -431,7 +431,7 @@ where
             (exact.unwrap_or(scheduled), Some(rule))
         };
 
-        if self.deadline.is_some() || policy.cancel.is_some() || policy.budget.is_some() {
+        if policy.time_limit.is_some() || policy.cancel.is_some() || policy.budget.is_some() {
             self.check_bounds(wait)?;
         }
 
@@ -447,7 +447,7 @@ where
     #[inline(never)]
     fn check_bounds(&self, wait: Duration) -> Result<(), StopReason> {
         let policy = self.policy;
-        if let Some((started, limit)) = self.deadline {
+        if let (Some(started), Some(limit)) = (self.started, policy.time_limit) {
             let ends = Instant::now().checked_add(wait);
             if ends.is_none_or(|ends| ends.duration_since(started) > limit) {
                 return Err(StopReason::TimeLimit);
