@@ -5,15 +5,16 @@
 //! differs.
 //!
 //! The engine keeps the caller's error type `E` and sees each error
-//! through a *view*, a function from `&E` to the `dyn Error` that rules
-//! match and events carry: [`plain`] for an `E` that is itself an error,
-//! [`boxed`] for a box around one. That is how [`Retry::run`] and
+//! through a *view* ([`View`]), from `&E` to the `dyn Error` that rules
+//! match and events carry: [`Plain`] for an `E` that is itself an error,
+//! [`Boxed`] for a box around one. That is how [`Retry::run`] and
 //! [`Retry::run_boxed`] (and the blocking pair) share one engine.
 //!
 //! [`Retry`]: crate::Retry
 //! [`Retry::run`]: crate::Retry::run
 //! [`Retry::run_boxed`]: crate::Retry::run_boxed
 
+use std::any::TypeId;
 use std::error::Error as StdError;
 use std::time::Duration;
 
@@ -21,127 +22,165 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Level;
 
-use crate::classify::{Decision, Rule};
+use crate::classify::{Rule, Verdict};
 use crate::error::{RetryError, StopReason};
 use crate::event::{self, Event};
 use crate::policy::{Policy, Waits};
-
-/// Progress through a schedule within one call.
-enum Cursor {
-    /// No wait taken from it yet, so no schedule iterator made yet.
-    Start,
-    /// Next index into a listed schedule.
-    Listed(usize),
-    /// A custom schedule's iterator for this call.
-    Custom(Box<dyn Iterator<Item = Duration> + Send>),
-}
-
-impl Cursor {
-    /// The next wait of `waits`, if any is left; on the first call the
-    /// first `skip` waits are passed over (taken by a call resumed from an
-    /// attempt store).
-    #[inline]
-    fn next(&mut self, waits: &Waits, skip: u32) -> Option<Duration> {
-        if let Cursor::Start = self {
-            *self = match waits {
-                Waits::Listed(_) => Cursor::Listed(skip as usize),
-                Waits::Custom(factory) => {
-                    let mut iter = factory();
-                    if skip > 0 {
-                        iter.nth(skip as usize - 1);
-                    }
-                    Cursor::Custom(iter)
-                }
-            };
-        }
-        match (self, waits) {
-            (Cursor::Listed(next), Waits::Listed(list)) => {
-                let wait = list.get(*next).copied()?;
-                *next += 1;
-                Some(wait)
-            }
-            (Cursor::Custom(iter), _) => iter.next(),
-            // The cursor is made from these very waits above.
-            _ => None,
-        }
-    }
-}
 
 /// Rules whose retry counts are kept inline: policies have a few rules,
 /// and counting per rule must not cost a call an allocation.
 const INLINE_RULES: usize = 4;
 
-/// Per-rule state of one call: the retries granted to each rule (same
-/// index as the policy's rules), counting those of earlier processes for a
-/// resumed call, and where each rule's own custom schedule is.
-struct RuleState {
-    /// The first rules' counts.
-    inline: [u32; INLINE_RULES],
-    /// What every count starts at: the failed attempts of this call made
-    /// by earlier processes (see [`Attempts::resume`]). The schedules start
-    /// that far in too.
+/// A custom schedule's iterator for one call.
+type Cursor = Box<dyn Iterator<Item = Duration> + Send>;
+
+/// Where one call is in its schedules, and the retries granted by each
+/// rule. Listed schedules (the common case) are walked by index, so a call
+/// that uses only those keeps a few integers here and no pointer.
+struct Progress {
+    /// The index of the policy's next listed wait.
+    next: u32,
+    /// The first rules' counts (same index as the policy's rules).
+    counts: [u32; INLINE_RULES],
+    /// What every count and index starts at: the failed attempts of this
+    /// call made by earlier processes (see [`Attempts::resume`]).
     base: u32,
-    /// What only some calls need, made on first use: one pointer, so that
-    /// every other call neither allocates nor drops it.
-    extra: Option<Box<RuleExtra>>,
+    /// The policy's custom schedule for this call, made at the first wait
+    /// taken from it.
+    cursor: Option<Cursor>,
+    /// What only some calls need, made on first use.
+    rare: Option<Box<Rare>>,
 }
 
-/// The part of [`RuleState`] made on first use.
+/// The part of [`Progress`] made on first use.
 #[derive(Default)]
-struct RuleExtra {
+struct Rare {
     /// The counts of rules past the inline ones.
     counts: Vec<u32>,
     /// Where each rule's own custom schedule is (same index as the
     /// policy's rules). Listed rule schedules need no cursor: the rule's
     /// count is the index.
-    cursors: Vec<Cursor>,
+    cursors: Vec<Option<Cursor>>,
 }
 
-impl RuleState {
+/// A fresh iterator of `factory`'s schedule, past its first `skip` waits
+/// (taken by a call resumed from an attempt store).
+fn start_cursor(waits: &Waits, skip: u32) -> Option<Cursor> {
+    let Waits::Custom(factory) = waits else {
+        return None;
+    };
+    let mut iter = factory();
+    if skip > 0 {
+        iter.nth(skip as usize - 1);
+    }
+    Some(iter)
+}
+
+impl Progress {
+    #[inline]
     fn new(base: u32) -> Self {
-        RuleState {
-            inline: [base; INLINE_RULES],
+        Progress {
+            next: base,
+            counts: [base; INLINE_RULES],
             base,
-            extra: None,
+            cursor: None,
+            rare: None,
         }
     }
 
+    /// The next wait of the policy's schedule, `waits`, if any is left.
+    #[inline]
+    fn next_wait(&mut self, waits: &Waits) -> Option<Duration> {
+        match waits {
+            Waits::Listed(list) => {
+                let wait = list.get(self.next as usize).copied()?;
+                self.next += 1;
+                Some(wait)
+            }
+            Waits::Custom(_) => self.next_custom(waits),
+        }
+    }
+
+    /// [`next_wait`](Progress::next_wait) from a custom schedule. Out of
+    /// line: it calls through the iterator's vtable anyway.
+    #[inline(never)]
+    fn next_custom(&mut self, waits: &Waits) -> Option<Duration> {
+        if self.cursor.is_none() {
+            self.cursor = start_cursor(waits, self.base);
+        }
+        self.cursor.as_mut()?.next()
+    }
+
+    /// The retries granted so far by rule `rule`.
     #[inline]
     fn count(&self, rule: usize) -> u32 {
-        match self.inline.get(rule) {
+        match self.counts.get(rule) {
             Some(&count) => count,
-            None => self
-                .extra
-                .as_ref()
-                .and_then(|extra| extra.counts.get(rule - INLINE_RULES).copied())
-                .unwrap_or(self.base),
+            None => self.count_rare(rule),
         }
     }
 
+    #[inline(never)]
+    fn count_rare(&self, rule: usize) -> u32 {
+        self.rare
+            .as_ref()
+            .and_then(|rare| rare.counts.get(rule - INLINE_RULES).copied())
+            .unwrap_or(self.base)
+    }
+
+    /// Count one more retry granted by rule `rule`.
     #[inline]
     fn increment(&mut self, rule: usize) {
-        let slot = match self.inline.get_mut(rule) {
-            Some(slot) => slot,
-            None => {
-                let at = rule - INLINE_RULES;
-                let counts = &mut self.extra.get_or_insert_default().counts;
-                if counts.len() <= at {
-                    counts.resize(at + 1, self.base);
-                }
-                &mut counts[at]
-            }
-        };
-        *slot = slot.saturating_add(1);
+        match self.counts.get_mut(rule) {
+            Some(count) => *count = count.saturating_add(1),
+            None => self.increment_rare(rule),
+        }
     }
 
-    /// The cursor of `rule`'s own custom schedule, among `rules` rules.
-    fn cursor(&mut self, rule: usize, rules: usize) -> &mut Cursor {
-        let cursors = &mut self.extra.get_or_insert_default().cursors;
-        if cursors.is_empty() {
-            cursors.extend((0..rules).map(|_| Cursor::Start));
+    #[inline(never)]
+    fn increment_rare(&mut self, rule: usize) {
+        let at = rule - INLINE_RULES;
+        let counts = &mut self.rare.get_or_insert_default().counts;
+        if counts.len() <= at {
+            counts.resize(at + 1, self.base);
         }
-        &mut cursors[rule]
+        counts[at] = counts[at].saturating_add(1);
     }
+
+    /// The next wait of `rule`'s own custom schedule, `waits`, among
+    /// `rules` rules. Out of line, as
+    /// [`next_custom`](Progress::next_custom).
+    #[inline(never)]
+    fn next_rule_custom(&mut self, rule: usize, rules: usize, waits: &Waits) -> Option<Duration> {
+        let base = self.base;
+        let cursors = &mut self.rare.get_or_insert_default().cursors;
+        if cursors.is_empty() {
+            cursors.resize_with(rules, || None);
+        }
+        let cursor = &mut cursors[rule];
+        if cursor.is_none() {
+            *cursor = start_cursor(waits, base);
+        }
+        cursor.as_mut()?.next()
+    }
+}
+
+impl Drop for Progress {
+    /// Most calls have neither pointer: check both inline, free out of
+    /// line.
+    #[inline]
+    fn drop(&mut self) {
+        if self.cursor.is_some() || self.rare.is_some() {
+            free(self.cursor.take(), self.rare.take());
+        }
+    }
+}
+
+/// Free what a [`Progress`] made on first use.
+#[cold]
+#[inline(never)]
+fn free(cursor: Option<Cursor>, rare: Option<Box<Rare>>) {
+    drop((cursor, rare));
 }
 
 /// Errors of retried attempts, oldest first. The first two are kept
@@ -187,50 +226,75 @@ impl<E> Earlier<E> {
     }
 }
 
-/// The view of an error that is itself a [`std::error::Error`].
-#[inline]
-pub(crate) fn plain<E: StdError + 'static>(error: &E) -> &(dyn StdError + 'static) {
-    error
+/// How the engine sees an error of the caller's type `E`: as the
+/// `dyn Error` that rules match and events carry, and, where `E` alone
+/// tells, the type of that error.
+pub(crate) trait View<E>: Copy {
+    /// The error as rules and events see it: the top of its chain.
+    fn view(self, error: &E) -> &(dyn StdError + 'static);
+
+    /// The type of the error [`view`](View::view) gives, if `E` alone
+    /// tells it: then a rule matching by type compares type ids, with no
+    /// call through the error's vtable.
+    fn top_type(self) -> Option<TypeId>;
+}
+
+/// The view of an error that is itself a [`std::error::Error`]: the
+/// error, whose type is `E`.
+#[derive(Clone, Copy)]
+pub(crate) struct Plain;
+
+impl<E: StdError + 'static> View<E> for Plain {
+    #[inline]
+    fn view(self, error: &E) -> &(dyn StdError + 'static) {
+        error
+    }
+
+    #[inline]
+    fn top_type(self) -> Option<TypeId> {
+        Some(TypeId::of::<E>())
+    }
 }
 
 /// The view of a boxed error (`Box<dyn Error + Send + Sync>`,
 /// `anyhow::Error`): the error inside the box, whose source chain is the
-/// rest of the chain.
-#[inline]
-pub(crate) fn boxed<E: AsRef<dyn StdError + Send + Sync + 'static>>(
-    error: &E,
-) -> &(dyn StdError + 'static) {
-    error.as_ref()
-}
+/// rest of the chain. Its type is known only to the box.
+#[derive(Clone, Copy)]
+pub(crate) struct Boxed;
 
-/// What the runner should do after a failed attempt.
-pub(crate) enum Step<E> {
-    /// Wait this long, then hand the error back with
-    /// [`Attempts::retrying`] (or [`Attempts::cancelled`]) and run the next
-    /// cycle.
-    Wait(Duration, E),
-    /// Return this error.
-    Stop(RetryError<E>),
+impl<E: AsRef<dyn StdError + Send + Sync + 'static>> View<E> for Boxed {
+    #[inline]
+    fn view(self, error: &E) -> &(dyn StdError + 'static) {
+        error.as_ref()
+    }
+
+    #[inline]
+    fn top_type(self) -> Option<TypeId> {
+        None
+    }
 }
 
 /// The state of one call: everything that decides the next step, shared
 /// by the async and blocking runners so that they cannot drift apart.
+///
+/// A runner shows each failed attempt's error to
+/// [`failed`](Attempts::failed) and keeps it: on a retry it files it with
+/// [`retrying`](Attempts::retrying) after the wait, otherwise it turns it
+/// into the call's error with [`give_up`](Attempts::give_up). The error is
+/// not moved through the decision, whatever its size.
 pub(crate) struct Attempts<'p, E, V> {
     /// The policy being applied.
     policy: &'p Policy,
-    /// How rules and events see an error of type `E` ([`plain`] or
-    /// [`boxed`]). A type parameter rather than a `fn` pointer: a function
-    /// item is zero-sized and its calls are static, so the view costs
+    /// How rules and events see an error of type `E` ([`Plain`] or
+    /// [`Boxed`]). Zero-sized, and its calls are static, so the view costs
     /// nothing per call.
     view: V,
-    /// When the call started and its time limit, if it has one.
-    deadline: Option<(Instant, Duration)>,
-    /// Where we are in the policy's schedule.
-    cursor: Cursor,
+    /// When the call started, if the policy has a time limit.
+    started: Option<Instant>,
+    /// Where we are in the schedules, and the retries granted per rule.
+    progress: Progress,
     /// Errors of failed attempts that were retried, oldest first.
     earlier: Earlier<E>,
-    /// Retries granted so far per rule, and the rules' own schedules.
-    rules: RuleState,
 }
 
 impl<'p, E, V> Attempts<'p, E, V> {
@@ -245,10 +309,9 @@ impl<'p, E, V> Attempts<'p, E, V> {
             policy,
             view,
             // Read the clock only when a limit needs it.
-            deadline: policy.time_limit.map(|limit| (Instant::now(), limit)),
-            cursor: Cursor::Start,
+            started: policy.time_limit.map(|_| Instant::now()),
+            progress: Progress::new(0),
             earlier: Earlier::default(),
-            rules: RuleState::new(0),
         }
     }
 
@@ -258,13 +321,13 @@ impl<'p, E, V> Attempts<'p, E, V> {
     /// those failures is not known, so each counts against every rule: a
     /// resumed call never retries more than any of its limits in total.
     pub(crate) fn resume(&mut self, failures: u32) {
-        self.rules = RuleState::new(failures);
+        self.progress = Progress::new(failures);
     }
 }
 
-impl<E, V> Attempts<'_, E, V>
+impl<'p, E, V> Attempts<'p, E, V>
 where
-    V: Fn(&E) -> &(dyn StdError + 'static),
+    V: View<E>,
 {
     /// Whether an event at `level` would reach anyone. Checked before an
     /// event is even built, so that unobserved calls pay one atomic load
@@ -274,6 +337,10 @@ where
         self.policy.hook.is_some() || event::level_enabled(level)
     }
 
+    /// Out of line and cold: an event is built only when someone listens,
+    /// and the paths of calls nobody observes stay short.
+    #[cold]
+    #[inline(never)]
     fn emit(&self, event: &Event<'_>) {
         event::trace(event);
         if let Some(hook) = &self.policy.hook {
@@ -289,87 +356,98 @@ where
         }
     }
 
-    /// The next wait for a retry granted by `rule` (`None` when no rule
-    /// is in use): from the rule's own schedule if it has one, else from
-    /// the policy's; `None` when that schedule is spent.
+    /// The attempt of `cycle` failed with `error`: the wait before the
+    /// next attempt, or why there is none (then hand the error to
+    /// [`give_up`](Attempts::give_up)).
     #[inline]
-    fn next_wait(&mut self, rule: Option<usize>) -> Option<Duration> {
-        let own = rule.and_then(|i| Some((i, self.policy.rules[i].own_waits()?)));
-        match own {
-            None => self.cursor.next(&self.policy.waits, self.rules.base),
-            Some((i, Waits::Listed(list))) => list.get(self.rules.count(i) as usize).copied(),
-            Some((i, waits)) => {
-                let base = self.rules.base;
-                self.rules
-                    .cursor(i, self.policy.rules.len())
-                    .next(waits, base)
+    pub(crate) fn failed(&mut self, cycle: u32, error: &E) -> Result<Duration, StopReason> {
+        let seen = self.view.view(error);
+        let (wait, rule) = self.decide(seen)?;
+        if let Some(rule) = rule {
+            if rule.warns_on_retry() {
+                event::warn_unclassified(cycle, seen, wait);
             }
         }
-    }
-
-    /// Decide what follows the failed attempt of `cycle`.
-    #[inline]
-    pub(crate) fn failed(&mut self, cycle: u32, error: E) -> Step<E> {
-        match self.decide(&error) {
-            Ok((wait, rule)) => {
-                let rule = rule.map(|i| &self.policy.rules[i]);
-                if rule.is_some_and(Rule::warns_on_retry) {
-                    event::warn_unclassified(cycle, (self.view)(&error), wait);
-                }
-                if self.observed(Level::INFO) {
-                    self.emit(&Event::Failed {
-                        cycle,
-                        error: (self.view)(&error),
-                        wait,
-                        kind: rule.map(Rule::name),
-                    });
-                }
-                Step::Wait(wait, error)
-            }
-            Err(reason) => Step::Stop(self.give_up(cycle, error, reason)),
+        if self.observed(Level::INFO) {
+            self.emit(&Event::Failed {
+                cycle,
+                error: seen,
+                wait,
+                kind: rule.map(Rule::name),
+            });
         }
+        Ok(wait)
     }
 
-    /// The wait for a retry of `error` and the matching rule's index, or
+    /// The wait for a retry of `error` and the rule that matched it, or
     /// why there is no retry. Checks run from the error itself outwards to
     /// shared state, so that a retry refused for a local reason never
     /// spends the shared budget.
     #[inline]
-    fn decide(&mut self, error: &E) -> Result<(Duration, Option<usize>), StopReason> {
-        let error = (self.view)(error);
+    fn decide(
+        &mut self,
+        error: &(dyn StdError + 'static),
+    ) -> Result<(Duration, Option<&'p Rule>), StopReason> {
         let policy = self.policy;
-
-        let (decision, rule) = if policy.rules.is_empty() {
-            (Decision::Retry, None)
+        let (wait, matched) = if policy.rules.is_empty() {
+            let wait = self.progress.next_wait(&policy.waits);
+            (wait.ok_or(StopReason::Depleted)?, None)
         } else {
-            policy
-                .rules
-                .iter()
-                .enumerate()
-                .find_map(|(i, rule)| rule.decide(error).map(|d| (d, Some(i))))
-                .unwrap_or((Decision::DoNotRetry, None))
-        };
-        if decision == Decision::DoNotRetry {
-            return Err(StopReason::NotRetryable);
-        }
-
-        if let Some(i) = rule {
-            if let Some(max) = policy.rules[i].retry_limit() {
-                if self.rules.count(i) >= max {
-                    return Err(StopReason::KindBudgetExhausted);
+            // The first rule that matches decides.
+            let top = self.view.top_type();
+            let mut found = None;
+            for (i, rule) in policy.rules.iter().enumerate() {
+                let verdict = rule.decide_known(error, top);
+                if verdict != Verdict::Pass {
+                    found = Some((i, rule, verdict));
+                    break;
                 }
             }
-        }
-
-        // A Retry-After still takes a step of the schedule, so the number
-        // of attempts stays bounded by the schedule.
-        let scheduled = self.next_wait(rule).ok_or(StopReason::Depleted)?;
-        let wait = match decision {
-            Decision::RetryAfter(exact) => exact,
-            _ => scheduled,
+            let Some((i, rule, verdict)) = found else {
+                return Err(StopReason::NotRetryable);
+            };
+            let exact = match verdict {
+                Verdict::Retry => None,
+                Verdict::RetryAfter(exact) => Some(exact),
+                Verdict::Pass | Verdict::Never => return Err(StopReason::NotRetryable),
+            };
+            let count = self.progress.count(i);
+            if rule.retry_limit().is_some_and(|max| count >= max) {
+                return Err(StopReason::KindBudgetExhausted);
+            }
+            // The rule's own schedule if it has one, else the policy's. A
+            // Retry-After still takes a step of it, so the number of
+            // attempts stays bounded by the schedule.
+            let scheduled = match rule.own_waits() {
+                None => self.progress.next_wait(&policy.waits),
+                // The rule's count is the index into its own list.
+                Some(Waits::Listed(list)) => list.get(count as usize).copied(),
+                Some(waits) => self.progress.next_rule_custom(i, policy.rules.len(), waits),
+            };
+            let scheduled = scheduled.ok_or(StopReason::Depleted)?;
+            // Counted now, before the bounds below are checked: a retry
+            // they refuse ends the call, and the count is not read again.
+            self.progress.increment(i);
+            (exact.unwrap_or(scheduled), Some(rule))
         };
 
-        if let Some((started, limit)) = self.deadline {
+        if policy.time_limit.is_some() || policy.cancel.is_some() || policy.budget.is_some() {
+            self.check_bounds(wait)?;
+        }
+
+        Ok((wait, matched))
+    }
+
+    /// Whether a retry after `wait` stays within the call's time limit, is
+    /// not cancelled, and gets a token from the shared budget (taken last,
+    /// so that it is spent only on a retry that is made). Out of line: most
+    /// policies have none of these, and the retry path of those stays
+    /// short.
+    #[cold]
+    #[inline(never)]
+    fn check_bounds(&self, wait: Duration) -> Result<(), StopReason> {
+        let policy = self.policy;
+        if let (Some(started), Some(limit)) = (self.started, policy.time_limit) {
             let ends = Instant::now().checked_add(wait);
             if ends.is_none_or(|ends| ends.duration_since(started) > limit) {
                 return Err(StopReason::TimeLimit);
@@ -387,18 +465,18 @@ where
                 return Err(StopReason::BudgetExhausted);
             }
         }
-
-        if let Some(i) = rule {
-            self.rules.increment(i);
-        }
-        Ok((wait, rule))
+        Ok(())
     }
 
-    fn give_up(&mut self, cycle: u32, error: E, reason: StopReason) -> RetryError<E> {
+    /// The call ends with the failed attempt of `cycle`, its `error`, for
+    /// `reason`. Out of line: the call is over, and the loops that retry
+    /// stay small.
+    #[inline(never)]
+    pub(crate) fn give_up(&mut self, cycle: u32, error: E, reason: StopReason) -> RetryError<E> {
         if self.observed(Level::DEBUG) {
             self.emit(&Event::GaveUp {
                 cycle,
-                error: (self.view)(&error),
+                error: self.view.view(&error),
                 reason,
             });
         }

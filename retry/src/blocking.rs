@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::attempts::{self, Step};
+use crate::attempts::{Boxed, Plain, View};
 use crate::error::RetryError;
 use crate::policy::Retry;
 
@@ -45,7 +45,7 @@ impl Retry {
         F: FnMut(u32) -> Result<T, E>,
         E: StdError + 'static,
     {
-        self.run_blocking_viewed(operation, attempts::plain::<E>)
+        self.run_blocking_viewed(operation, Plain)
     }
 
     /// [`run_blocking`](Retry::run_blocking) for an operation whose error
@@ -84,7 +84,7 @@ impl Retry {
         F: FnMut(u32) -> Result<T, E>,
         E: AsRef<dyn StdError + Send + Sync + 'static>,
     {
-        self.run_blocking_viewed(operation, attempts::boxed::<E>)
+        self.run_blocking_viewed(operation, Boxed)
     }
 
     /// The loop behind [`run_blocking`](Retry::run_blocking) and
@@ -94,7 +94,7 @@ impl Retry {
     fn run_blocking_viewed<T, E, F, V>(&self, mut operation: F, view: V) -> Result<T, RetryError<E>>
     where
         F: FnMut(u32) -> Result<T, E>,
-        V: Fn(&E) -> &(dyn StdError + 'static),
+        V: View<E>,
     {
         let mut attempts = self.start(view);
         let mut cycle = 0u32;
@@ -104,9 +104,9 @@ impl Retry {
                     attempts.succeeded(cycle);
                     return Ok(value);
                 }
-                Err(error) => match attempts.failed(cycle, error) {
-                    Step::Stop(err) => return Err(err),
-                    Step::Wait(wait, error) => {
+                Err(error) => match attempts.failed(cycle, &error) {
+                    Err(reason) => return Err(attempts.give_up(cycle, error, reason)),
+                    Ok(wait) => {
                         // Checked here so that zero waits skip the call.
                         if !wait.is_zero() && !pause_blocking(wait, self.cancel_token()) {
                             return Err(attempts.cancelled(cycle, error));

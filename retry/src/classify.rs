@@ -20,6 +20,7 @@
 //! `http` feature, `Rule::service` (HTTP 429, 502, 503, 504 honouring
 //! `Retry-After`, see the `http` module).
 
+use std::any::TypeId;
 use std::error::Error as StdError;
 use std::fmt;
 use std::io;
@@ -63,7 +64,52 @@ pub enum Decision {
 /// matches the error, `None` to let the next rule look at it. Boxed behind
 /// an `Arc` because a policy holds rules of different closure types and is
 /// cloned freely.
-type Matcher = dyn Fn(&(dyn StdError + 'static)) -> Option<Decision> + Send + Sync;
+type MatchFn = dyn Fn(&(dyn StdError + 'static)) -> Option<Decision> + Send + Sync;
+
+/// A rule's answer about one error, as the engine uses it: an
+/// `Option<Decision>` with a tag of its own, so that telling the answers
+/// apart is one compare rather than decoding the niche `Option` and
+/// `Decision` share in a `Duration`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Verdict {
+    /// The rule does not match; the next one looks.
+    Pass,
+    /// Retry after the schedule's next wait.
+    Retry,
+    /// Retry after exactly this wait (it still takes a schedule step).
+    RetryAfter(Duration),
+    /// Do not retry.
+    Never,
+}
+
+/// How a rule tells whether it matches an error.
+#[derive(Clone)]
+enum Matcher {
+    /// A type anywhere in the chain, with a fixed decision
+    /// ([`Rule::on`], [`Rule::never`]). Kept as data rather than a
+    /// closure so that the engine, which knows the caller's error type,
+    /// can match the top of the chain by comparing type ids: no call.
+    Type {
+        /// The type looked for.
+        id: TypeId,
+        /// Whether the chain from a given error on holds that type.
+        in_chain: fn(&(dyn StdError + 'static)) -> bool,
+        /// Whether the rule retries what it matches ([`Rule::on`]) or
+        /// refuses it ([`Rule::never`]).
+        retry: bool,
+    },
+    /// Every error, to retry ([`Rule::any`]).
+    Any,
+    /// Anything else: a function of the whole error.
+    Fn(Arc<MatchFn>),
+}
+
+/// Whether `err`'s chain, from `err` itself on, holds a `T`: the
+/// [`Matcher::Type`] test for `T`.
+fn chain_holds<T: StdError + 'static>(err: &(dyn StdError + 'static)) -> bool {
+    find_in_chain::<T>(err).is_some()
+}
 
 /// One rule of a retry policy: which errors it matches, what it decides
 /// for them, and how many retries that kind of error may have.
@@ -81,7 +127,7 @@ type Matcher = dyn Fn(&(dyn StdError + 'static)) -> Option<Decision> + Send + Sy
 #[derive(Clone)]
 pub struct Rule {
     /// Decides whether the rule applies and what it says.
-    matcher: Arc<Matcher>,
+    matcher: Matcher,
     /// Retries this rule may grant within one call; `None` leaves the
     /// schedule as the only bound.
     max_retries: Option<u32>,
@@ -221,13 +267,31 @@ impl Rule {
     where
         F: Fn(&(dyn StdError + 'static)) -> Option<Decision> + Send + Sync + 'static,
     {
+        Rule::with_matcher(Matcher::Fn(Arc::new(f)), "custom")
+    }
+
+    /// A rule with no limit or schedule of its own.
+    fn with_matcher(matcher: Matcher, name: &'static str) -> Self {
         Rule {
-            matcher: Arc::new(f),
+            matcher,
             max_retries: None,
             schedule: None,
             warn_on_retry: false,
-            name: "custom",
+            name,
         }
+    }
+
+    /// The rule for errors with a `T` in their chain: retry them, or
+    /// never.
+    fn on_type<T: StdError + 'static>(retry: bool) -> Self {
+        Rule::with_matcher(
+            Matcher::Type {
+                id: TypeId::of::<T>(),
+                in_chain: chain_holds::<T>,
+                retry,
+            },
+            std::any::type_name::<T>(),
+        )
     }
 
     /// Retry every error. Useful to give "everything else" its own budget
@@ -242,7 +306,7 @@ impl Rule {
     /// # Ok::<(), ebb_retry::ConfigError>(())
     /// ```
     pub fn any() -> Self {
-        Rule::from_fn(|_| Some(Decision::Retry)).named("any")
+        Rule::with_matcher(Matcher::Any, "any")
     }
 
     /// Retry errors that are, or are caused by, a `T` (Eventide's list of
@@ -258,8 +322,7 @@ impl Rule {
     /// # Ok::<(), ebb_retry::ConfigError>(())
     /// ```
     pub fn on<T: StdError + 'static>() -> Self {
-        Rule::from_fn(|e| find_in_chain::<T>(e).map(|_| Decision::Retry))
-            .named(std::any::type_name::<T>())
+        Rule::on_type::<T>(true)
     }
 
     /// Retry errors with a `T` in their chain for which `predicate` holds
@@ -326,8 +389,7 @@ impl Rule {
     /// # Ok::<(), ebb_retry::ConfigError>(())
     /// ```
     pub fn never<T: StdError + 'static>() -> Self {
-        Rule::from_fn(|e| find_in_chain::<T>(e).map(|_| Decision::DoNotRetry))
-            .named(std::any::type_name::<T>())
+        Rule::on_type::<T>(false)
     }
 
     /// The *transport* category: errors with a connection or timeout
@@ -524,7 +586,50 @@ impl Rule {
     /// ```
     #[inline]
     pub fn decide(&self, err: &(dyn StdError + 'static)) -> Option<Decision> {
-        (self.matcher)(err)
+        match self.decide_known(err, None) {
+            Verdict::Pass => None,
+            Verdict::Retry => Some(Decision::Retry),
+            Verdict::RetryAfter(wait) => Some(Decision::RetryAfter(wait)),
+            Verdict::Never => Some(Decision::DoNotRetry),
+        }
+    }
+
+    /// [`decide`](Rule::decide) for an error whose type is known to be
+    /// `top` (the engine knows it from the caller's error type): a rule
+    /// matching by type then compares type ids rather than asking the
+    /// error, and looks further down the chain only on a mismatch.
+    #[inline]
+    pub(crate) fn decide_known(
+        &self,
+        err: &(dyn StdError + 'static),
+        top: Option<TypeId>,
+    ) -> Verdict {
+        match &self.matcher {
+            Matcher::Type {
+                id,
+                in_chain,
+                retry,
+            } => {
+                let found = match top {
+                    Some(top) if top == *id => true,
+                    // Not the top error: only its sources can be one.
+                    Some(_) => err.source().is_some_and(in_chain),
+                    None => in_chain(err),
+                };
+                match (found, retry) {
+                    (false, _) => Verdict::Pass,
+                    (true, true) => Verdict::Retry,
+                    (true, false) => Verdict::Never,
+                }
+            }
+            Matcher::Any => Verdict::Retry,
+            Matcher::Fn(f) => match f(err) {
+                None => Verdict::Pass,
+                Some(Decision::Retry) => Verdict::Retry,
+                Some(Decision::RetryAfter(wait)) => Verdict::RetryAfter(wait),
+                Some(Decision::DoNotRetry) => Verdict::Never,
+            },
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::error::Error as StdError;
 use std::future::Future;
 
 use crate::attempt_store::BoxError;
-use crate::attempts::{self, Step};
+use crate::attempts::Plain;
 use crate::error::{KeyedRetryError, StopReason};
 use crate::policy::Retry;
 
@@ -75,7 +75,7 @@ impl Retry {
                 failures: count.failures,
             });
         }
-        let mut attempts = self.start(attempts::plain::<E>);
+        let mut attempts = self.start(Plain);
         attempts.resume(count.failures);
         let mut cycle = count.failures;
         loop {
@@ -91,8 +91,9 @@ impl Retry {
                     // Counted before anything else, so that a kill during
                     // the wait that follows loses nothing.
                     store.record_failure(key).await.map_err(store_error)?;
-                    match attempts.failed(cycle, error) {
-                        Step::Stop(err) => {
+                    match attempts.failed(cycle, &error) {
+                        Err(reason) => {
+                            let err = attempts.give_up(cycle, error, reason);
                             // A shutdown or a retry storm elsewhere is no
                             // verdict on the work: a later call may go on.
                             if !matches!(
@@ -103,7 +104,7 @@ impl Retry {
                             }
                             return Err(KeyedRetryError::GaveUp(err));
                         }
-                        Step::Wait(wait, error) => {
+                        Ok(wait) => {
                             if !self.pause(wait).await {
                                 return Err(KeyedRetryError::GaveUp(
                                     attempts.cancelled(cycle, error),

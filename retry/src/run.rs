@@ -5,7 +5,7 @@ use std::error::Error as StdError;
 use std::future::Future;
 use std::time::Duration;
 
-use crate::attempts::{self, Step};
+use crate::attempts::{Boxed, Plain, View};
 use crate::error::RetryError;
 use crate::policy::Retry;
 
@@ -46,7 +46,7 @@ impl Retry {
         // The runner's future is returned as it is: awaiting it in an
         // `async fn` of our own would wrap it in a second state machine,
         // which costs the success path measurably (benches/overhead.rs).
-        self.run_viewed(operation, attempts::plain::<E>)
+        self.run_viewed(operation, Plain)
     }
 
     /// [`run`](Retry::run) for an operation whose error is boxed:
@@ -113,7 +113,7 @@ impl Retry {
         Fut: Future<Output = Result<T, E>>,
         E: AsRef<dyn StdError + Send + Sync + 'static>,
     {
-        self.run_viewed(operation, attempts::boxed::<E>)
+        self.run_viewed(operation, Boxed)
     }
 
     /// The loop behind [`run`](Retry::run) and
@@ -128,7 +128,7 @@ impl Retry {
     where
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = Result<T, E>>,
-        V: Fn(&E) -> &(dyn StdError + 'static),
+        V: View<E>,
     {
         let mut attempts = self.start(view);
         let mut cycle = 0u32;
@@ -138,9 +138,9 @@ impl Retry {
                     attempts.succeeded(cycle);
                     return Ok(value);
                 }
-                Err(error) => match attempts.failed(cycle, error) {
-                    Step::Stop(err) => return Err(err),
-                    Step::Wait(wait, error) => {
+                Err(error) => match attempts.failed(cycle, &error) {
+                    Err(reason) => return Err(attempts.give_up(cycle, error, reason)),
+                    Ok(wait) => {
                         // Checked here so that zero waits skip making and
                         // polling the pause's future.
                         if !wait.is_zero() && !self.pause(wait).await {

@@ -10,7 +10,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{AppError, ms, network};
-use ebb_retry::{CancellationToken, Retry, Rule, StopReason};
+use ebb_retry::{
+    CancellationToken, Constant, Decision, Intervals, Retry, RetryError, Rule, StopReason,
+};
 
 #[test]
 fn eventide_semantics_hold_in_the_blocking_form() {
@@ -173,4 +175,110 @@ fn bad_configuration_is_a_typed_error_at_construction() {
         RetryBudget::new(Duration::from_secs(600), 1, 0.2),
         Err(ConfigError::InvalidBudgetWindow { .. })
     ));
+}
+
+/// How many attempts a call made and why it stopped.
+fn outcome<E>(err: &RetryError<E>) -> (usize, StopReason) {
+    (err.attempts(), err.reason())
+}
+
+#[test]
+fn type_rules_match_the_error_itself_its_sources_and_the_error_in_a_box() {
+    // `never` first, then `on`: which one matches shows where the type was
+    // found, whichever way the engine looked for it.
+    let retry = Retry::intervals_ms([0])
+        .rule(Rule::never::<io::Error>())
+        .rule(Rule::on::<AppError>())
+        .build()
+        .unwrap();
+
+    // The caller's error is the type itself.
+    let err = retry
+        .run_blocking(|_| Err::<(), _>(io::Error::other("down")))
+        .unwrap_err();
+    assert_eq!(outcome(&err), (1, StopReason::NotRetryable));
+    // The type is the source of the caller's error: `never` still wins.
+    let err = retry.run_blocking(|_| Err::<(), _>(network())).unwrap_err();
+    assert_eq!(outcome(&err), (1, StopReason::NotRetryable));
+    // Neither the error nor its sources: `on::<AppError>` matches it.
+    let err = retry
+        .run_blocking(|_| Err::<(), _>(AppError::Conflict))
+        .unwrap_err();
+    assert_eq!(outcome(&err), (2, StopReason::Depleted));
+
+    // The same through a box, where only the error inside knows its type.
+    type BoxError = Box<dyn std::error::Error + Send + Sync>;
+    let boxed = |make: fn() -> BoxError| {
+        let err = retry
+            .run_blocking_boxed(|_| Err::<(), _>(make()))
+            .unwrap_err();
+        outcome(&err)
+    };
+    assert_eq!(
+        boxed(|| io::Error::other("down").into()),
+        (1, StopReason::NotRetryable)
+    );
+    assert_eq!(boxed(|| network().into()), (1, StopReason::NotRetryable));
+    assert_eq!(
+        boxed(|| AppError::Conflict.into()),
+        (2, StopReason::Depleted)
+    );
+}
+
+/// Errors of distinct types, one per rule.
+#[derive(Debug)]
+struct Kind(u8);
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "kind {}", self.0)
+    }
+}
+
+impl std::error::Error for Kind {}
+
+#[test]
+fn rules_past_the_fourth_count_and_schedule_their_own_retries() {
+    // Six rules: the per-call counts of the first four are kept apart from
+    // those of later rules; each rule is still counted on its own.
+    let rule = |n: u8| {
+        Rule::from_fn(move |e| (e.downcast_ref::<Kind>()?.0 == n).then_some(Decision::Retry))
+    };
+    let retry = Retry::builder()
+        .rule(rule(0).intervals(Intervals::from_millis([0; 9]).unwrap()))
+        .rule(rule(1).intervals(Intervals::from_millis([0; 9]).unwrap()))
+        .rule(rule(2).intervals(Intervals::from_millis([0; 9]).unwrap()))
+        .rule(rule(3).intervals(Intervals::from_millis([0; 9]).unwrap()))
+        .rule(
+            rule(4)
+                .intervals(Intervals::from_millis([0; 9]).unwrap())
+                .max_retries(2),
+        )
+        .rule(rule(5).schedule(Constant::new(Duration::ZERO).unwrap().take(3)))
+        .build()
+        .unwrap();
+
+    // Kind 4 (past the inline counts) has two retries; kind 5 has three
+    // from its custom schedule; neither spends the other's.
+    let script = [5, 4, 5, 4, 5, 4];
+    let err = retry
+        .run_blocking(|cycle| Err::<(), _>(Kind(script[cycle as usize])))
+        .unwrap_err();
+    assert_eq!(err.attempts(), 6);
+    assert_eq!(err.reason(), StopReason::KindBudgetExhausted);
+
+    let script = [5, 4, 5, 4, 5, 5];
+    let err = retry
+        .run_blocking(|cycle| Err::<(), _>(Kind(script[cycle as usize])))
+        .unwrap_err();
+    assert_eq!(err.attempts(), 6);
+    assert_eq!(err.reason(), StopReason::Depleted);
+
+    // An inline rule next to them keeps its own count too.
+    let script = [0, 5, 4, 0, 5, 4, 0];
+    let value = retry.run_blocking(|cycle| match script.get(cycle as usize) {
+        Some(&n) => Err(Kind(n)),
+        None => Ok(cycle),
+    });
+    assert_eq!(value.unwrap(), 7);
 }
