@@ -16,7 +16,7 @@
 //!   on tokio's current-thread runtime (what ebb recommends for a
 //!   component) and on the multi-thread one.
 //!
-//! ebb on the current-thread runtime must reach 0.8x pgbench's messages
+//! ebb on the current-thread runtime must reach 0.9x pgbench's messages
 //! per second (the multi-thread figure is shown beside it), and the
 //! consumer's process must peak under 64 MiB resident.
 //!

@@ -8,8 +8,10 @@ use std::time::Duration;
 use crate::Rate;
 use crate::settings::{Flavor, Settings};
 
-/// The lowest ratio of ebb's rate to pgbench's that passes.
-pub(crate) const RATIO_REQUIRED: f64 = 0.8;
+/// The lowest ratio of ebb's rate to pgbench's that passes: the consumer
+/// issue asked for 0.8, the consumer-beyond issue for 0.9 with its settings
+/// at their defaults.
+pub(crate) const RATIO_REQUIRED: f64 = 0.9;
 /// The consumer's peak RSS must stay under this many MiB.
 pub(crate) const PEAK_RSS_LIMIT_MIB: f64 = 64.0;
 

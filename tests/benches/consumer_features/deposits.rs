@@ -27,6 +27,8 @@ pub(crate) struct Figures {
     /// The same, serial, with the calls sharing one pipelined connection
     /// (`PgStoreConfig::pipeline_connections` = 1).
     serial_pipelined: Vec<f64>,
+    /// The same at the setting's concurrency, pooled.
+    concurrent_pooled: Vec<f64>,
     /// The same at the setting's concurrency, pipelined.
     concurrent: Vec<f64>,
     /// Expected-version retries seen in every pass (none expected: each
@@ -53,6 +55,7 @@ impl Figures {
     pub(crate) fn print(&self, settings: &Settings) -> bool {
         let serial = median(self.serial.clone());
         let serial_pipelined = median(self.serial_pipelined.clone());
+        let concurrent_pooled = median(self.concurrent_pooled.clone());
         let concurrent = median(self.concurrent.clone());
         let baseline = serial.max(serial_pipelined);
         let ratio = concurrent / baseline;
@@ -70,8 +73,13 @@ impl Figures {
             list(&self.serial_pipelined)
         );
         println!(
-            "  concurrency {:<2}, pipelined:  {concurrent:>9.0} commands/s (passes: {})",
-            settings.concurrency,
+            "  {:<27} {concurrent_pooled:>9.0} commands/s (passes: {})",
+            format!("concurrency {}, pooled:", settings.concurrency),
+            list(&self.concurrent_pooled)
+        );
+        println!(
+            "  {:<27} {concurrent:>9.0} commands/s (passes: {})",
+            format!("concurrency {}, pipelined:", settings.concurrency),
             list(&self.concurrent)
         );
         println!(
@@ -105,6 +113,7 @@ pub(crate) async fn run(cluster: &Cluster, settings: &Settings) -> Result<Figure
     let mut figures = Figures {
         serial: Vec::new(),
         serial_pipelined: Vec::new(),
+        concurrent_pooled: Vec::new(),
         concurrent: Vec::new(),
         retries: 0,
     };
@@ -116,6 +125,10 @@ pub(crate) async fn run(cluster: &Cluster, settings: &Settings) -> Result<Figure
         Side {
             concurrency: 1,
             pipeline_connections: 1,
+        },
+        Side {
+            concurrency: settings.concurrency,
+            pipeline_connections: 0,
         },
         Side {
             concurrency: settings.concurrency,
@@ -145,6 +158,7 @@ pub(crate) async fn run(cluster: &Cluster, settings: &Settings) -> Result<Figure
             match (side.concurrency, side.pipeline_connections) {
                 (1, 0) => figures.serial.push(rate),
                 (1, _) => figures.serial_pipelined.push(rate),
+                (_, 0) => figures.concurrent_pooled.push(rate),
                 _ => figures.concurrent.push(rate),
             }
         }

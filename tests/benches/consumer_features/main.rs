@@ -10,11 +10,11 @@
 //!   `EBB_BENCH_FEATURES_ACCOUNTS` (1,000) accounts, by a consumer at
 //!   concurrency 1 (Eventide's) and at `EBB_BENCH_FEATURES_CONCURRENCY`
 //!   (8); commands per second from the first message to the last, and
-//!   every balance checked exact after each pass. The serial side runs
-//!   twice, with the store's default pooled connections and with one
-//!   pipelined connection (`PgStoreConfig::pipeline_connections`, what
-//!   the concurrent side uses); concurrency must be at least 2x faster
-//!   than the faster of the two.
+//!   every balance checked exact after each pass. Each side runs with
+//!   the store's default pooled connections and with one pipelined
+//!   connection (`PgStoreConfig::pipeline_connections`); concurrency
+//!   with the pipelined connection must be at least 2x faster than the
+//!   faster of the two serial sides.
 //! - **latency** ([`latency`]): single messages written at a steady
 //!   `EBB_BENCH_FEATURES_RATE` (200) per second, `EBB_BENCH_FEATURES_MESSAGES`
 //!   (1,000) per pass, to a consumer that is caught up: the time from
