@@ -72,7 +72,9 @@
 //!   returns a wake-up after [`PgStoreConfig::busy_category_poll`] (2 ms)
 //!   instead of arming, and each category causes a few notifying commits
 //!   per window at most. The price is the reader's reads every few
-//!   milliseconds while it is busy.
+//!   milliseconds while it is busy; a store's busy categories share that
+//!   polling (with `n` busy, each is polled every `n` busy polls), so a
+//!   component reads about once per busy poll in all.
 //! - Arming waits for the writers that found the category unarmed (they
 //!   hold its key until they commit), so no write can fall between "read
 //!   and found nothing" and "armed" unnoticed, provided the reader reads

@@ -269,6 +269,55 @@ async fn a_busy_category_is_polled_instead_of_armed() {
     woken(quiet, "a write after the window").await;
 }
 
+/// A store's busy categories share its busy polling: with two busy, each
+/// is polled every two busy polls, so that the reads a store makes while
+/// its categories are busy stay at one per busy poll in all. A quiet
+/// category is armed as before.
+#[tokio::test]
+async fn busy_categories_share_the_stores_polling() {
+    let db = ebb_tests::database().await;
+    let poll = Duration::from_millis(150);
+    let store = PgStore::new(PgStoreConfig {
+        max_connections: 4,
+        busy_category_window: Duration::from_secs(30),
+        busy_category_poll: poll,
+        ..PgStoreConfig::new(db.config())
+    })
+    .unwrap();
+
+    // One busy category: its poll comes after one busy poll.
+    let first = store.arm_wakeup("alpha").await;
+    write(&store, "alpha-1").await;
+    woken(first, "alpha's notification").await;
+    let started = Instant::now();
+    let alone = store.arm_wakeup("alpha").await;
+    assert!(alone.is_poll());
+    woken(alone, "alpha's poll, alone").await;
+    let alone = started.elapsed();
+    assert!(alone >= poll, "{alone:?}");
+
+    // Two: each is polled after two.
+    let second = store.arm_wakeup("beta").await;
+    assert!(!second.is_poll(), "beta is not busy yet: armed");
+    write(&store, "beta-1").await;
+    woken(second, "beta's notification").await;
+    for category in ["alpha", "beta"] {
+        let started = Instant::now();
+        let shared = store.arm_wakeup(category).await;
+        assert!(shared.is_poll(), "{category} is busy");
+        woken(shared, "a poll shared by two busy categories").await;
+        let took = started.elapsed();
+        assert!(took >= 2 * poll, "{category}: polled after {took:?}");
+    }
+
+    // A quiet category is still armed, and its write wakes it at once.
+    let quiet = store.arm_wakeup("gamma").await;
+    assert!(!quiet.is_poll());
+    write(&store, "gamma-1").await;
+    let took = woken(quiet, "gamma's notification").await;
+    assert!(took < 2 * poll, "{took:?}");
+}
+
 /// With no busy window, every arming asks the database.
 #[tokio::test]
 async fn without_a_busy_window_every_arming_arms() {

@@ -109,7 +109,11 @@ pub struct PgStoreConfig {
     /// Wake-ups: how soon the wake-up of a busy category comes (see
     /// [`busy_category_window`](Self::busy_category_window)), which bounds
     /// the delay of a message written to it, at the price of a read per
-    /// interval by each waiting reader. Default: 2 ms.
+    /// interval by each waiting reader. The store's busy categories share
+    /// it: with `n` of them busy, each one's wake-up comes after `n`
+    /// intervals, so that a component with many busy consumers reads about
+    /// once per interval in all rather than once per interval each.
+    /// Default: 2 ms.
     pub busy_category_poll: Duration,
 }
 

@@ -24,7 +24,8 @@
 //!   `arm_wakeup` does not arm the database but returns a wake-up after
 //!   `busy_category_poll`: the reader polls quickly while the category is
 //!   busy, and each category causes at most one notifying commit per
-//!   window.
+//!   window. The store's busy categories share the polling: with `n` of
+//!   them busy, each is polled every `n` busy polls.
 //! - When the listening connection is lost, a notification may have been
 //!   lost with it (and its armings went with the session), which would
 //!   leave its waiters sleeping until their next poll; so every waiter is woken,
@@ -188,8 +189,11 @@ impl Wakeups {
         }
         let (waiter, arming) = match self.register(category) {
             Registered::Shared(waiter) => return Wakeup::new(waiter),
-            Registered::Busy(waiter) => {
-                let poll = self.config.busy_category_poll;
+            Registered::Busy(waiter, busy) => {
+                // The store's busy polling stays at one read per
+                // `busy_category_poll` in all, however many of its
+                // categories are busy.
+                let poll = self.config.busy_category_poll.saturating_mul(busy);
                 return Wakeup::poll(async move {
                     tokio::select! {
                         () = waiter => {}
@@ -291,26 +295,29 @@ impl Wakeups {
     /// first polled; and whether the database must be armed for it.
     fn register(&self, category: &str) -> Registered {
         let busy_window = self.config.busy_category_window;
+        let is_busy = |entry: &Category| {
+            entry
+                .notified_at
+                .is_some_and(|at| at.elapsed() < busy_window)
+        };
         let mut state = self.lock();
         // Forget the categories nobody waits on (only the map holds their
         // `Notify`) that are neither armed nor busy.
         state.categories.retain(|_, entry| {
-            Arc::strong_count(&entry.waiters) > 1
-                || entry.armed
-                || entry
-                    .notified_at
-                    .is_some_and(|at| at.elapsed() < busy_window)
+            Arc::strong_count(&entry.waiters) > 1 || entry.armed || is_busy(entry)
         });
         let entry = state.categories.entry(category.to_owned()).or_default();
         let mut waiter = Box::pin(Arc::clone(&entry.waiters).notified_owned());
         waiter.as_mut().enable();
         if entry.armed {
             Registered::Shared(waiter)
-        } else if entry
-            .notified_at
-            .is_some_and(|at| at.elapsed() < busy_window)
-        {
-            Registered::Busy(waiter)
+        } else if is_busy(entry) {
+            let busy = state
+                .categories
+                .values()
+                .filter(|entry| is_busy(entry))
+                .count();
+            Registered::Busy(waiter, u32::try_from(busy).unwrap_or(u32::MAX))
         } else {
             Registered::Arm(waiter, entry.wakes)
         }
@@ -403,8 +410,10 @@ enum Registered {
     /// wakes this waiter too.
     Shared(Pin<Box<OwnedNotified>>),
     /// The category is busy: the waiter, to be woken by the next poll at
-    /// the latest, without arming the database.
-    Busy(Pin<Box<OwnedNotified>>),
+    /// the latest, without arming the database; and how many of the
+    /// store's categories are busy (this one included), which share the
+    /// polling.
+    Busy(Pin<Box<OwnedNotified>>, u32),
     /// The database must be armed; the category's wake count before.
     Arm(Pin<Box<OwnedNotified>>, u64),
 }

@@ -23,15 +23,19 @@
 //!   poll as in off and never arm: what the trigger costs a write when
 //!   nobody waits;
 //! - **off, fast poll**: the trigger enabled but nobody arms (so nothing
-//!   notifies), and the consumers poll every `busy_category_poll` (2 ms):
-//!   the read load of "on" in a busy category without notifications,
-//!   which tells what reading sooner costs from what notifying costs;
+//!   notifies), and each consumer polls every `busy_category_poll`
+//!   (2 ms): the read load of "on" in one busy category without
+//!   notifications, which tells what reading sooner costs from what
+//!   notifying costs;
 //! - **on**: the trigger enabled, and the consumers arm before every read
-//!   (`arm_wakeup`, read, handle; after a read that found nothing, wait
-//!   for the wake-up or the poll), so that notifications fire as often as
-//!   the store lets them, on a `PgStore` at its defaults (a category
-//!   notified less than `busy_category_window`, 1 s, ago is polled every
-//!   `busy_category_poll`, 2 ms, instead of armed again);
+//!   (`arm_wakeup`, read, handle; after a read that found nothing or
+//!   less than a batch, wait for the wake-up or the poll), so that
+//!   notifications fire as often as the store lets them, on a `PgStore`
+//!   at its defaults (a category notified less than
+//!   `busy_category_window`, 1 s, ago is polled instead of armed again:
+//!   every `busy_category_poll`, 2 ms, times the number of the store's
+//!   busy categories; the 8 consumers share one store, as the consumers
+//!   of one component do);
 //! - **on, no busy window**: as on, with `busy_category_window` zero:
 //!   every arming asks the database for a notification, so every write
 //!   that finds its consumer waiting notifies (shown for comparison; set

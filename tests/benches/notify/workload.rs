@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ebb_message_store::{
-    CategoryQuery, ExpectedVersion, MessageData, MessageStore, PgStore, StreamName,
+    CategoryQuery, DEFAULT_BATCH_SIZE, ExpectedVersion, MessageData, MessageStore, PgStore,
+    StreamName,
 };
 use serde_json::json;
 
@@ -56,22 +57,22 @@ impl Case {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
     /// The trigger disabled; the consumers poll (read, and after a read
-    /// that found nothing wait for the poll interval).
+    /// that found less than a full batch wait for the poll interval).
     Off,
     /// The trigger enabled, but no consumer arms: they poll as in `Off`.
     /// What the trigger costs the writers when nobody waits.
     TriggerOnly,
     /// The trigger enabled but no consumer arms (so it never notifies);
     /// the consumers poll every `busy_category_poll` (the store's busy
-    /// poll) after a read that found nothing: the read load of `On` in a
+    /// poll) after a read that found less than a full batch: the read load of `On` in a
     /// busy category, without notifications, to tell the cost of reading
     /// sooner from the cost of notifying.
     OffFastPoll,
     /// The trigger enabled; each consumer arms before every read and,
-    /// when it found nothing, waits for its wake-up (or the poll), on a
+    /// when it found less than a full batch, waits for its wake-up (or the poll), on a
     /// store with the default settings: a category notified less than
-    /// `busy_category_window` ago is polled every `busy_category_poll`
-    /// instead of armed again.
+    /// `busy_category_window` ago is polled instead of armed again, every
+    /// `busy_category_poll` times the number of busy categories.
     On,
     /// As `On`, on a store whose `busy_category_window` is zero: every
     /// arming asks the database for a notification, and every write that
@@ -247,7 +248,12 @@ impl Consumer {
                     let _: serde_json::Value = message.data()?;
                 }
                 self.position = last.global_position + 1;
-                continue;
+                // A full batch may have more behind it; a short one means
+                // caught up, and ebb's consumer waits after it as after an
+                // empty one (its read of a category ends there).
+                if batch.len() as i64 >= DEFAULT_BATCH_SIZE {
+                    continue;
+                }
             }
             match wakeup {
                 Some(wakeup) => {
