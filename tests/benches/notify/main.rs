@@ -42,7 +42,7 @@
 //!   `EBB_BENCH_NOTIFY_EVERY_ARMING=0` to leave it out).
 //!
 //! Each pass warms up for half a second and then counts writes for
-//! `EBB_BENCH_NOTIFY_SECONDS` (3). `EBB_BENCH_NOTIFY_ROUNDS` (3) rounds,
+//! `EBB_BENCH_NOTIFY_SECONDS` (3). `EBB_BENCH_NOTIFY_ROUNDS` (5) rounds,
 //! each running every mode of every case once, the order of the modes
 //! turning by one each round, so that a swing in the speed of the (shared)
 //! machine falls on every mode alike; each figure is the median pass. The

@@ -18,7 +18,7 @@ pub(crate) struct Settings {
     /// `EBB_BENCH_NOTIFY_SECONDS`, default 3: how long each pass counts
     /// writes, after a warm-up of half a second.
     pub(crate) seconds: f64,
-    /// `EBB_BENCH_NOTIFY_ROUNDS`, default 3: passes of each mode per case,
+    /// `EBB_BENCH_NOTIFY_ROUNDS`, default 5: passes of each mode per case,
     /// interleaved (off first, then on first, ...); each figure is the
     /// median pass.
     pub(crate) rounds: usize,
@@ -40,7 +40,7 @@ impl Settings {
         let settings = Settings {
             writers: env_or("EBB_BENCH_NOTIFY_WRITERS", 8)?,
             seconds: env_or("EBB_BENCH_NOTIFY_SECONDS", 3.0)?,
-            rounds: env_or("EBB_BENCH_NOTIFY_ROUNDS", 3)?,
+            rounds: env_or("EBB_BENCH_NOTIFY_ROUNDS", 5)?,
             every_arming: env_or::<u8>("EBB_BENCH_NOTIFY_EVERY_ARMING", 1)? != 0,
             poll: Duration::from_millis(env_or("EBB_BENCH_NOTIFY_POLL_MS", 100)?),
             busy_window: env_opt("EBB_BENCH_NOTIFY_BUSY_WINDOW_MS")?.map(Duration::from_millis),
