@@ -94,6 +94,19 @@ where
                 }
                 _ => Next::Done,
             };
+            if matches!(next, Next::Fetching(..)) {
+                // A spawned task first runs when this one waits, and the
+                // decoding and the handling of this batch do not wait
+                // (the consumer yields every 128 messages): on a
+                // current-thread runtime the next query would leave only
+                // after a batch's decoding and 128 messages' handling, and
+                // the server would sit idle that long every batch (a sixth
+                // of the consumer benchmark's pass). Yielding once here
+                // lets the fetch take its connection and hand its query to
+                // the connection's task, which sends it, before this batch
+                // is decoded.
+                tokio::task::yield_now().await;
+            }
             // On an error here `next` is dropped, and with it the fetch
             // just started.
             let messages = decode(&rows)?;
@@ -210,6 +223,38 @@ mod tests {
         assert_eq!(read, (1..=7).collect::<Vec<_>>());
         // The third batch (7) is short: nothing is fetched after it.
         assert_eq!(*started.lock().unwrap(), [1, 4, 7]);
+    }
+
+    thread_local! {
+        /// The batches whose fetch has been polled, by first position, on
+        /// this test's thread.
+        static POLLED: std::cell::RefCell<Vec<i64>> = const { std::cell::RefCell::new(Vec::new()) };
+        /// What [`POLLED`] held each time a batch was decoded.
+        static POLLED_AT_DECODE: std::cell::RefCell<Vec<Vec<i64>>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    fn decode_noting_polled(rows: &[i64]) -> Result<Vec<Message>, Error> {
+        let polled = POLLED.with(|polled| polled.borrow().clone());
+        POLLED_AT_DECODE.with(|at| at.borrow_mut().push(polled));
+        decode(rows)
+    }
+
+    /// On a current-thread runtime (the test's), where the spawned fetch
+    /// runs only when the read lets it.
+    #[tokio::test]
+    async fn the_next_batch_is_asked_for_before_this_one_is_decoded() {
+        let fetch = |&from: &i64| async move {
+            POLLED.with(|polled| polled.borrow_mut().push(from));
+            Ok((from..=7).take(3).collect::<Vec<i64>>())
+        };
+        let read: Vec<i64> = read_ahead(1, 3, fetch, after, decode_noting_polled)
+            .map_ok(|m| m.global_position)
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(read, (1..=7).collect::<Vec<_>>());
+        let at_decode = POLLED_AT_DECODE.with(|at| at.borrow().clone());
+        assert_eq!(at_decode, [vec![1, 4], vec![1, 4, 7], vec![1, 4, 7]]);
     }
 
     #[tokio::test]
