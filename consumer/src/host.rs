@@ -23,8 +23,8 @@
 //! from tokio's multi-thread runtime and pays for it in hand-offs between
 //! threads: every read, reply and wake-up may cross to the other worker.
 //! On a 2-vCPU machine the consumer benchmark (`BENCHMARKS.md`) measured
-//! the same consumer at about 0.85× `pgbench`'s read rate on the
-//! current-thread runtime and about 0.75× on the multi-thread one, with
+//! the same consumer at about 0.98× `pgbench`'s read rate on the
+//! current-thread runtime and about 0.73× on the multi-thread one, with
 //! half again as much CPU spent in the process. ebb therefore recommends
 //! `#[tokio::main(flavor = "current_thread")]` for a component, as below;
 //! the host and the consumer work on either.
