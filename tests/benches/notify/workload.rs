@@ -6,8 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ebb_message_store::{
-    CategoryQuery, DEFAULT_BATCH_SIZE, ExpectedVersion, MessageData, MessageStore, PgStore,
-    StreamName,
+    CategoryQuery, ExpectedVersion, MessageData, MessageStore, PgStore, StreamName,
 };
 use serde_json::json;
 
@@ -234,12 +233,10 @@ impl Consumer {
                 Mode::Off | Mode::TriggerOnly | Mode::OffFastPoll => None,
                 Mode::On | Mode::OnEveryArming => Some(self.arm().await),
             };
+            let query = CategoryQuery::new().position(self.position);
             let batch = self
                 .store
-                .get_category_messages(
-                    &self.category,
-                    &CategoryQuery::new().position(self.position),
-                )
+                .get_category_messages(&self.category, &query)
                 .await?;
             self.reads.fetch_add(1, Ordering::Relaxed);
             if let Some(last) = batch.last() {
@@ -251,7 +248,7 @@ impl Consumer {
                 // A full batch may have more behind it; a short one means
                 // caught up, and ebb's consumer waits after it as after an
                 // empty one (its read of a category ends there).
-                if batch.len() as i64 >= DEFAULT_BATCH_SIZE {
+                if batch.len() as i64 >= query.batch_size {
                     continue;
                 }
             }
