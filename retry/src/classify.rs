@@ -27,6 +27,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::Chain;
 use crate::policy::Waits;
 use crate::schedule::{Intervals, Schedule};
 
@@ -174,14 +175,7 @@ impl fmt::Debug for Rule {
 pub fn find_in_chain<'a, T: StdError + 'static>(
     err: &'a (dyn StdError + 'static),
 ) -> Option<&'a T> {
-    let mut current = Some(err);
-    while let Some(e) = current {
-        if let Some(found) = e.downcast_ref::<T>() {
-            return Some(found);
-        }
-        current = e.source();
-    }
-    None
+    Chain::new(err).find_map(|e| e.downcast_ref::<T>())
 }
 
 /// The `std::io::ErrorKind`s of the *transport* category: the connection
@@ -238,16 +232,9 @@ pub fn is_transport(err: &(dyn StdError + 'static)) -> bool {
 /// Whether `f` holds for `err` or any error in its source chain.
 fn any_in_chain(
     err: &(dyn StdError + 'static),
-    mut f: impl FnMut(&(dyn StdError + 'static)) -> bool,
+    f: impl FnMut(&(dyn StdError + 'static)) -> bool,
 ) -> bool {
-    let mut current = Some(err);
-    while let Some(e) = current {
-        if f(e) {
-            return true;
-        }
-        current = e.source();
-    }
-    false
+    Chain::new(err).any(f)
 }
 
 impl Rule {

@@ -156,6 +156,8 @@
 //! # Modules
 //!
 //! - [`schedule`]: when to retry — the schedules and [`MAX_WAIT`].
+//! - `chain`: [`Chain`], an error and its sources, to walk or to print
+//!   on one line.
 //! - [`classify`]: whether to retry — [`Rule`], [`Decision`],
 //!   [`find_in_chain`], and the transport classifier [`is_transport`].
 //! - `http` (feature `http`): the service category.
@@ -188,12 +190,14 @@ pub mod schedule;
 
 mod attempts;
 mod blocking;
+mod chain;
 mod keyed;
 mod policy;
 mod run;
 mod spawn;
 
 pub use budget::RetryBudget;
+pub use chain::Chain;
 pub use classify::{Decision, Rule, find_in_chain, is_transport};
 pub use error::{ConfigError, KeyedRetryError, RetryError, StopReason};
 pub use event::Event;
