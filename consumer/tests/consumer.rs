@@ -186,12 +186,7 @@ async fn a_message_that_does_not_decode_stops_the_consumer_and_names_it() {
         .unwrap()
         .handler(recording(&seen, None));
     let err = consumer.run(&Control::new()).await.unwrap_err();
-    let mut text = err.to_string();
-    let mut cause = std::error::Error::source(&err);
-    while let Some(err) = cause {
-        text = format!("{text}: {err}");
-        cause = err.source();
-    }
+    let text = ebb_retry::Chain::new(&err).to_string();
     assert!(text.contains("Noted at position 1 of note-1"), "{text}");
     assert!(text.contains("invalid type"), "{text}");
     assert_eq!(recorded_positions(&store).await, [1]);

@@ -7,7 +7,7 @@
 
 use std::error::Error as StdError;
 
-use ebb_retry::{Decision, Rule};
+use ebb_retry::{Chain, Decision, Rule};
 
 use crate::Error;
 
@@ -58,20 +58,14 @@ fn any_in_chain(
     handler: fn(&Error) -> bool,
     store: impl Fn(&ebb_message_store::Error) -> bool,
 ) -> bool {
-    let mut current = Some(err);
-    while let Some(err) = current {
+    Chain::new(err).any(|err| {
         if let Some(err) = err.downcast_ref::<Error>() {
-            if handler(err) {
-                return true;
-            }
-        } else if let Some(err) = err.downcast_ref::<ebb_message_store::Error>() {
-            if store(err) {
-                return true;
-            }
+            handler(err)
+        } else {
+            err.downcast_ref::<ebb_message_store::Error>()
+                .is_some_and(&store)
         }
-        current = err.source();
-    }
-    false
+    })
 }
 
 #[cfg(test)]
@@ -134,11 +128,9 @@ mod tests {
         );
         let hidden = Transparent(Error::from(ebb_message_store::Error::Pool(pool)));
         // Neither this crate's error nor the store's is in the chain.
-        let mut current: Option<&(dyn StdError + 'static)> = Some(&hidden);
-        while let Some(err) = current {
+        for err in Chain::new(&hidden) {
             assert!(err.downcast_ref::<Error>().is_none());
             assert!(err.downcast_ref::<ebb_message_store::Error>().is_none());
-            current = err.source();
         }
         assert!(is_transient(&hidden));
         assert_eq!(on_transient().decide(&hidden), Some(Decision::Retry));

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use ebb_retry::{Chain, find_in_chain};
 use uuid::Uuid;
 
 use crate::stream_name::InvalidStreamName;
@@ -261,9 +262,8 @@ impl Error {
 /// hide the store's error itself but not the driver's below it, which is
 /// why the driver's and the pool's errors are looked at too.
 pub fn is_transient_in_chain(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(err);
-    while let Some(err) = current {
-        let transient = if let Some(err) = err.downcast_ref::<Error>() {
+    Chain::new(err).any(|err| {
+        if let Some(err) = err.downcast_ref::<Error>() {
             err.is_transient()
         } else if let Some(err) = err.downcast_ref::<tokio_postgres::Error>() {
             db_error_is_transient(err)
@@ -275,13 +275,8 @@ pub fn is_transient_in_chain(err: &(dyn std::error::Error + 'static)) -> bool {
             }
         } else {
             false
-        };
-        if transient {
-            return true;
         }
-        current = err.source();
-    }
-    false
+    })
 }
 
 /// Whether a driver error means the server could not be reached or did
@@ -295,14 +290,7 @@ fn db_error_is_transient(err: &tokio_postgres::Error) -> bool {
     }
     // On the client's side only an I/O error on the way to the server is
     // worth repeating; the driver keeps it as the error's source.
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            return transport_failure(io.kind());
-        }
-        source = cause.source();
-    }
-    false
+    find_in_chain::<std::io::Error>(err).is_some_and(|io| transport_failure(io.kind()))
 }
 
 /// SQLSTATEs that say the server cannot serve anyone right now.

@@ -321,14 +321,10 @@ async fn an_unreachable_server_is_a_transient_error() {
     assert!(err.is_transient(), "{err:?}");
     assert!(!err.is_wrong_expected_version());
     // The socket file is missing: that is what the error says.
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&err);
-    let mut kinds = Vec::new();
-    while let Some(err) = cause {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            kinds.push(io.kind());
-        }
-        cause = err.source();
-    }
+    let kinds: Vec<_> = ebb_retry::Chain::new(&err)
+        .filter_map(|err| err.downcast_ref::<std::io::Error>())
+        .map(std::io::Error::kind)
+        .collect();
     assert_eq!(kinds, [std::io::ErrorKind::NotFound], "{err:?}");
 }
 
