@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
+use ebb_retry::Chain;
 use reqwest::{Method, StatusCode, Url, header};
 
 use crate::address::{AddressPolicy, GuardedResolver, Refused};
@@ -47,7 +48,10 @@ pub struct Response {
 }
 
 /// Why a call did not succeed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// Recorded messages keep it as [`recorded_text`](Self::recorded_text):
+/// its message and its causes on one line.
+#[derive(Debug, thiserror::Error)]
 pub enum CallError {
     /// An answer outside 2xx.
     #[error("answered {status}")]
@@ -57,9 +61,16 @@ pub enum CallError {
         /// The wait its `Retry-After` asked for, if any.
         retry_after: Option<Duration>,
     },
-    /// No answer: refused, reset, timed out, or a body cut short.
-    #[error("no answer: {0}")]
-    Transport(String),
+    /// No answer: refused, reset, or a body cut short. The client's error
+    /// and its causes say which.
+    #[error("no answer")]
+    Transport(#[source] reqwest::Error),
+    /// No answer within the per-call timeout.
+    #[error("no answer: timed out after {} ms", .after.as_millis())]
+    TimedOut {
+        /// The per-call timeout.
+        after: Duration,
+    },
     /// The address (or a redirect's) may not be called.
     #[error("refused: {0}")]
     Refused(Refused),
@@ -83,6 +94,21 @@ pub struct Record {
     pub body: Option<String>,
     /// True when the body was cut.
     pub body_truncated: bool,
+}
+
+impl CallError {
+    /// The error and its causes on one line (`no answer: error sending
+    /// request for url (…): …`): the text recorded messages keep
+    /// (`AttemptMade`, `RunFailed`, `CallbackFailed`).
+    pub fn recorded_text(&self) -> String {
+        Chain::new(self).to_string()
+    }
+
+    /// Whether the call got no answer at all: what `retryTransport`
+    /// retries.
+    pub fn is_no_answer(&self) -> bool {
+        matches!(self, Self::Transport(_) | Self::TimedOut { .. })
+    }
 }
 
 impl Caller {
@@ -118,16 +144,15 @@ impl Caller {
         let result = match tokio::time::timeout(self.timeout, self.follow(request, &mut seen)).await
         {
             Ok(result) => result,
-            Err(_) => Err(CallError::Transport(format!(
-                "timed out after {} ms",
-                self.timeout.as_millis()
-            ))),
+            Err(_) => Err(CallError::TimedOut {
+                after: self.timeout,
+            }),
         };
         let record = Record {
             at,
             duration: started.elapsed(),
             status: seen.status,
-            error: result.as_ref().err().map(ToString::to_string),
+            error: result.as_ref().err().map(CallError::recorded_text),
             body: seen.body,
             body_truncated: seen.body_truncated,
         };
@@ -151,7 +176,7 @@ impl Caller {
             if let Some(body) = &body {
                 builder = builder.body(body.clone());
             }
-            let response = builder.send().await.map_err(|err| transport(&err))?;
+            let response = builder.send().await.map_err(transport)?;
             let status = response.status();
             seen.status = Some(status.as_u16());
             let location = response
@@ -207,7 +232,7 @@ impl Caller {
     ) -> Result<(), CallError> {
         let mut captured = Vec::new();
         let mut truncated = false;
-        while let Some(chunk) = response.chunk().await.map_err(|err| transport(&err))? {
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
             let room = self.body_limit - captured.len();
             if chunk.len() > room {
                 captured.extend_from_slice(&chunk[..room]);
@@ -231,19 +256,12 @@ struct Seen {
 }
 
 /// A client error: refused by the resolver's address check, or a
-/// transport failure, with its causes.
-fn transport(err: &reqwest::Error) -> CallError {
-    if let Some(refused) = ebb_retry::find_in_chain::<Refused>(err) {
+/// transport failure, kept with its causes.
+fn transport(err: reqwest::Error) -> CallError {
+    if let Some(refused) = ebb_retry::find_in_chain::<Refused>(&err) {
         return CallError::Refused(refused.clone());
     }
-    let mut message = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    CallError::Transport(message)
+    CallError::Transport(err)
 }
 
 /// The wait a `Retry-After` header asks for: seconds, or an HTTP date

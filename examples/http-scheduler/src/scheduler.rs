@@ -135,12 +135,25 @@ enum RunError {
 }
 
 /// A call's failure, with the wait the schedule has next, so that a
-/// `Retry-After` is honoured as "at least this long".
-#[derive(Debug, thiserror::Error)]
-#[error("{error}")]
+/// `Retry-After` is honoured as "at least this long". It shows the call's
+/// error as its own, message and causes, as `#[error(transparent)]` would
+/// (which takes a single field).
+#[derive(Debug)]
 struct AttemptFailed {
     error: CallError,
     scheduled_wait: Duration,
+}
+
+impl std::fmt::Display for AttemptFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl std::error::Error for AttemptFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.error)
+    }
 }
 
 impl<S: MessageStore + Clone + 'static> Scheduler<S> {
@@ -546,7 +559,7 @@ impl<S: MessageStore + Clone + 'static> Scheduler<S> {
                         CallError::Status { status, .. } => Some(status),
                         _ => None,
                     },
-                    error: failed.error.to_string(),
+                    error: failed.error.recorded_text(),
                     attempts,
                 })?,
             },
@@ -573,7 +586,7 @@ impl<S: MessageStore + Clone + 'static> Scheduler<S> {
                         Some(after) => Decision::RetryAfter((*after).max(failed.scheduled_wait)),
                         None => Decision::Retry,
                     },
-                    CallError::Transport(_) if transport => Decision::Retry,
+                    error if transport && error.is_no_answer() => Decision::Retry,
                     _ => Decision::DoNotRetry,
                 },
             ))
@@ -656,7 +669,7 @@ impl<S: MessageStore + Clone + 'static> Scheduler<S> {
                     Some(after) => Decision::RetryAfter(*after),
                     None => Decision::Retry,
                 },
-                CallError::Transport(_) => Decision::Retry,
+                error if error.is_no_answer() => Decision::Retry,
                 _ => Decision::DoNotRetry,
             }))
             .build()
@@ -681,7 +694,7 @@ impl<S: MessageStore + Clone + 'static> Scheduler<S> {
             Err(err) => to_data(CallbackFailed {
                 run,
                 at: now,
-                error: err.into_last().to_string(),
+                error: err.into_last().recorded_text(),
                 attempts,
             })?,
         };
