@@ -181,6 +181,12 @@ pub enum Error {
     #[error("the call was cancelled: its runtime is shutting down")]
     Cancelled,
 
+    /// The connection pool could not be built from settings that passed
+    /// validation. The store always gives the pool the runtime its
+    /// timeouts need, so this is a bug in ebb: report it with the source.
+    #[error("could not build the connection pool")]
+    PoolBuild(#[source] deadpool_postgres::BuildError),
+
     /// Any other database error. See [`is_transient`](Self::is_transient)
     /// and [`sqlstate`](Self::sqlstate).
     #[error("database error")]
@@ -530,6 +536,7 @@ mod tests {
             Error::InvalidConfig("max_connections must be at least 1".into()),
             Error::InvalidArgument("batch size".into()),
             Error::ConditionNotActivated,
+            Error::PoolBuild(deadpool_postgres::BuildError::NoRuntimeSpecified),
             Error::MalformedMessage {
                 global_position: 1,
                 reason: "id is not a UUID".into(),
@@ -538,6 +545,14 @@ mod tests {
         ] {
             assert!(!err.is_transient(), "{err:?}");
         }
+    }
+
+    #[test]
+    fn the_pool_s_build_error_is_the_source_not_the_message() {
+        let err = Error::PoolBuild(deadpool_postgres::BuildError::NoRuntimeSpecified);
+        let source = std::error::Error::source(&err).expect("a source");
+        assert!(source.is::<deadpool_postgres::BuildError>());
+        assert!(!err.to_string().contains(&source.to_string()), "{err}");
     }
 
     #[test]

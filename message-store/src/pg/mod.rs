@@ -107,7 +107,7 @@ impl PgStore {
             .create_timeout(Some(config.connect_timeout))
             .recycle_timeout(Some(config.recycle_timeout))
             .build()
-            .map_err(|err| Error::InvalidConfig(format!("connection pool: {err}")))?;
+            .map_err(Error::PoolBuild)?;
         let shared = (config.pipeline_connections > 0)
             .then(|| Arc::new(Shared::new(config.pipeline_connections)));
         let config = Arc::new(config);
