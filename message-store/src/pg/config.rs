@@ -52,18 +52,18 @@ pub struct PgStoreConfig {
     /// connections (each borrowed from the pool while calls use it), and
     /// calls made at the same time on one of them travel together: the
     /// server runs them back to back without waiting for the client in
-    /// between, which on a local server costs it about a third of the CPU
-    /// of the same calls on separate connections. Worth it for handlers
-    /// that run concurrently (a consumer's `concurrency` above 1: in the
-    /// `consumer_features` benchmark, concurrency 8 ran at 2.3x the
-    /// serial rate with 1 shared connection and 1.9x without). Not for a consumer that mostly
-    /// reads: a long call (a large batch) holds up those queued behind it
-    /// on its connection, and the next batch's read waits for the current
-    /// one's (the `consumer` benchmark read at about half its rate with 1). A call that times out
-    /// or fails with its connection takes that connection out of the turn
-    /// (cancelling its statement), and the calls queued behind it fail
-    /// with it. [`PgStore::client`](super::PgStore::client), transactions
-    /// and wake-ups always use connections of their own. Below
+    /// between, so it does not wake a backend for each call, which is
+    /// much of a short call's cost on a local server. Worth it for
+    /// handlers that run concurrently (a consumer's `concurrency` above
+    /// 1). Not for a consumer that mostly reads: a long call (a large
+    /// batch) holds up those queued behind it on its connection, and the
+    /// next batch's read waits for the current one's. `BENCHMARKS.md`
+    /// measures both (its *Consumer features* and *Consumer* sections).
+    /// A call that times out or fails with its connection takes that
+    /// connection out of the turn (cancelling its statement), and the
+    /// calls queued behind it fail with it.
+    /// [`PgStore::client`](super::PgStore::client), transactions and
+    /// wake-ups always use connections of their own. Below
     /// `max_connections`. Default: 0.
     pub pipeline_connections: usize,
     /// How long a call waits for a pooled connection when all of them are
