@@ -147,8 +147,9 @@ pub enum Error {
         reason: &'static str,
     },
 
-    /// The per-process shared server failed to start earlier; every call of
-    /// [`shared_server`](crate::shared_server) reports that same error.
+    /// The per-process harness failed to start earlier; every call of
+    /// [`TestDatabases::shared`](crate::TestDatabases::shared) reports that
+    /// same error.
     #[error(transparent)]
     Shared(Arc<Error>),
 }

@@ -1,5 +1,6 @@
-//! The per-test database harness: the server tests run against, and a
-//! fresh database per test cloned from a template filled once.
+//! The per-test database harness: [`TestDatabases`] hands each test a
+//! fresh database, cloned from a template filled once, on the server the
+//! tests run against.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -24,13 +25,16 @@ const MAX_NAME: usize = 50;
 /// The setup function's error type.
 type SetupError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Where tests run: `DATABASE_URL`'s server if set, else one private
-/// [`Cluster`] started lazily per process and shared by all its tests.
+/// The per-test database harness: a fresh database for each test
+/// ([`fresh_database`](Self::fresh_database)), cloned from a template
+/// filled once, on `DATABASE_URL`'s server if set, else on a private
+/// [`Cluster`].
 ///
-/// Get the per-process one with [`shared_server`]. Connections made here
+/// Get the per-process one, started on first use and shared by all the
+/// process's tests, with [`TestDatabases::shared`]. Connections made here
 /// use no TLS, so a `DATABASE_URL` with `sslmode=require` is refused.
 #[derive(Debug)]
-pub struct Server {
+pub struct TestDatabases {
     /// The cluster we own, or the configuration of someone else's server.
     backend: Backend,
     /// Per template: set once this process knows it is complete, so only the
@@ -48,54 +52,55 @@ enum Backend {
     External(tokio_postgres::Config),
 }
 
-/// The per-process server, started on first use.
-///
-/// Uses `DATABASE_URL` when it is set (a `postgres://` URL or a `key=value`
-/// string), otherwise starts a private [`Cluster`]. The cluster is never
-/// dropped: the watchdog stops and removes it when the process exits. A
-/// start failure is remembered and returned, as [`Error::Shared`], by every
-/// call.
-pub fn shared_server() -> Result<&'static Server, Error> {
-    static SHARED: OnceLock<Result<Server, Arc<Error>>> = OnceLock::new();
-    match SHARED.get_or_init(|| Server::from_env().map_err(Arc::new)) {
-        Ok(server) => Ok(server),
-        Err(err) => Err(Error::Shared(Arc::clone(err))),
+impl TestDatabases {
+    /// The per-process harness, started on first use.
+    ///
+    /// Uses `DATABASE_URL` when it is set (a `postgres://` URL or a
+    /// `key=value` string), otherwise starts a private [`Cluster`]. The
+    /// cluster is never dropped: the watchdog stops and removes it when the
+    /// process exits. A start failure is remembered and returned, as
+    /// [`Error::Shared`], by every call.
+    pub fn shared() -> Result<&'static TestDatabases, Error> {
+        static SHARED: OnceLock<Result<TestDatabases, Arc<Error>>> = OnceLock::new();
+        match SHARED.get_or_init(|| TestDatabases::from_env().map_err(Arc::new)) {
+            Ok(databases) => Ok(databases),
+            Err(err) => Err(Error::Shared(Arc::clone(err))),
+        }
     }
-}
 
-impl Server {
-    /// `DATABASE_URL`'s server if the variable is set and not empty, else a
-    /// newly started private cluster.
-    pub fn from_env() -> Result<Server, Error> {
+    /// Test databases on `DATABASE_URL`'s server if the variable is set
+    /// and not empty, else on a newly started private cluster.
+    pub fn from_env() -> Result<TestDatabases, Error> {
         match std::env::var("DATABASE_URL") {
             Ok(url) if !url.trim().is_empty() => {
                 let config = url.trim().parse().map_err(Error::InvalidDatabaseUrl)?;
                 tracing::info!("tests use the server named by DATABASE_URL");
-                Ok(Server::from_config(config))
+                Ok(TestDatabases::from_config(config))
             }
-            _ => Ok(Server::from_cluster(Cluster::start()?)),
+            _ => Ok(TestDatabases::from_cluster(Cluster::start()?)),
         }
     }
 
-    /// Tests on a cluster started by the caller (e.g. with options).
-    pub fn from_cluster(cluster: Cluster) -> Server {
-        Server::new(Backend::Cluster(cluster))
+    /// Test databases on a cluster started by the caller (e.g. with
+    /// options).
+    pub fn from_cluster(cluster: Cluster) -> TestDatabases {
+        TestDatabases::new(Backend::Cluster(cluster))
     }
 
-    /// Tests on an existing server; the database in `config` is ignored.
-    /// The user needs `CREATEDB`.
-    pub fn from_config(config: tokio_postgres::Config) -> Server {
-        Server::new(Backend::External(config))
+    /// Test databases on an existing server; the database in `config` is
+    /// ignored. The user needs `CREATEDB`.
+    pub fn from_config(config: tokio_postgres::Config) -> TestDatabases {
+        TestDatabases::new(Backend::External(config))
     }
 
-    fn new(backend: Backend) -> Server {
-        Server {
+    fn new(backend: Backend) -> TestDatabases {
+        TestDatabases {
             backend,
             templates: Mutex::default(),
         }
     }
 
-    /// Connection settings for database `dbname` on this server.
+    /// Connection settings for database `dbname` on its server.
     pub fn config(&self, dbname: &str) -> tokio_postgres::Config {
         match &self.backend {
             Backend::Cluster(cluster) => cluster.config(dbname),
@@ -107,7 +112,7 @@ impl Server {
         }
     }
 
-    /// A libpq `key=value` connection string for `dbname` on this server:
+    /// A libpq `key=value` connection string for `dbname` on its server:
     /// the [`config`](Self::config) rendered by
     /// [`conninfo::connection_string`], password included.
     pub fn connection_string(&self, dbname: &str) -> String {
@@ -131,7 +136,7 @@ impl Server {
 
     /// A new, empty-but-for-the-template database for one test.
     ///
-    /// The first call for `template` on this server fills it by calling
+    /// The first call for `template` on its server fills it by calling
     /// `setup` with the settings of a new database made from `template0`;
     /// later calls, also from other processes using the same server, reuse
     /// it. The template counts as complete only once `setup` has succeeded
@@ -270,7 +275,7 @@ impl Server {
     }
 }
 
-/// One test's database; see [`Server::fresh_database`].
+/// One test's database; see [`TestDatabases::fresh_database`].
 #[derive(Debug)]
 pub struct TestDatabase {
     /// Unique per test, also across processes sharing a server.
@@ -429,10 +434,10 @@ mod tests {
     }
 
     #[test]
-    fn errors_and_servers_can_be_shared_between_threads() {
+    fn errors_and_harnesses_can_be_shared_between_threads() {
         fn shareable<T: Send + Sync + 'static>() {}
         shareable::<Error>();
-        shareable::<Server>();
+        shareable::<TestDatabases>();
         shareable::<TestDatabase>();
     }
 

@@ -3,11 +3,12 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-//! // One server per test process: DATABASE_URL's, or a private cluster.
-//! let server = ebb_localpg::shared_server()?;
+//! // One harness per test process, on DATABASE_URL's server or a private
+//! // cluster.
+//! let databases = ebb_localpg::TestDatabases::shared()?;
 //!
 //! // Each test gets its own database, cloned from a template filled once.
-//! let db = server
+//! let db = databases
 //!     .fresh_database("my_schema_v1", |config| async move {
 //!         let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
 //!         tokio::spawn(connection);
@@ -15,7 +16,7 @@
 //!         Ok(())
 //!     })
 //!     .await?;
-//! let client = server.connect(db.name()).await?;
+//! let client = databases.connect(db.name()).await?;
 //! client.execute("INSERT INTO t VALUES (1)", &[]).await?;
 //!
 //! // Or a cluster of one's own, stopped and removed on drop:
@@ -40,9 +41,9 @@
 //! Modules:
 //! - `cluster`: [`Cluster`], [`ClusterBuilder`], [`ShutdownMode`] and the
 //!   watchdog.
-//! - `harness`: the per-test database harness: [`Server`],
-//!   [`shared_server`] and [`TestDatabase`] (templates, one database per
-//!   test, `DATABASE_URL`).
+//! - `harness`: the per-test database harness: [`TestDatabases`] (one
+//!   per process with [`TestDatabases::shared`], templates,
+//!   `DATABASE_URL`) and [`TestDatabase`], one test's database.
 //! - `bin_dir`: [`find_bin_dir`].
 //! - `user`: choosing the account the server runs as.
 //! - [`conninfo`]: a configuration as a libpq `key=value` connection
@@ -63,7 +64,19 @@ mod user;
 pub use bin_dir::find_bin_dir;
 pub use cluster::{Cluster, ClusterBuilder, ShutdownMode};
 pub use error::Error;
-pub use harness::{Server, TestDatabase, shared_server};
+pub use harness::{TestDatabase, TestDatabases};
+
+// The harness's former names, kept only because `ebb/tests/cli.rs` uses
+// them while the CLI moves to its own crate; remove them once those tests
+// use `TestDatabases`.
+#[doc(hidden)]
+pub use harness::TestDatabases as Server;
+
+/// [`TestDatabases::shared`] under its former name; see `Server` above.
+#[doc(hidden)]
+pub fn shared_server() -> Result<&'static TestDatabases, Error> {
+    TestDatabases::shared()
+}
 pub use ident::quote_ident;
 /// The driver version this crate's API uses, to avoid version skew.
 pub use tokio_postgres;

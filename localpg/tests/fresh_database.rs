@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ebb_localpg::{Cluster, Error, Server, shared_server};
+use ebb_localpg::{Cluster, Error, TestDatabases};
 use tokio_postgres::config::Host;
 use tokio_postgres::{Client, NoTls};
 
@@ -38,19 +38,19 @@ async fn values(client: &Client) -> Vec<String> {
 #[tokio::test]
 async fn databases_are_isolated_and_start_from_the_template() {
     static CALLS: AtomicUsize = AtomicUsize::new(0);
-    let server = shared_server().expect("server");
-    let a = server
+    let databases = TestDatabases::shared().expect("test databases");
+    let a = databases
         .fresh_database("localpg_isolated_v1", |c| async { fill(c, &CALLS).await })
         .await
         .expect("first database");
-    let b = server
+    let b = databases
         .fresh_database("localpg_isolated_v1", |c| async { fill(c, &CALLS).await })
         .await
         .expect("second database");
     assert_ne!(a.name(), b.name());
     assert!(a.name().starts_with("ebb_test_"), "{}", a.name());
 
-    let client_a = server.connect(a.name()).await.unwrap();
+    let client_a = databases.connect(a.name()).await.unwrap();
     let client_b = client(b.config()).await;
     client_a
         .execute("INSERT INTO t VALUES ('only in a')", &[])
@@ -84,19 +84,19 @@ fn assert_at_most_once(calls: &AtomicUsize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_tests_fill_the_template_once() {
     static CALLS: AtomicUsize = AtomicUsize::new(0);
-    let server = shared_server().expect("server");
-    let make = || server.fresh_database("localpg_once_v1", |c| async { fill(c, &CALLS).await });
+    let databases = TestDatabases::shared().expect("test databases");
+    let make = || databases.fresh_database("localpg_once_v1", |c| async { fill(c, &CALLS).await });
     let (a, b, c) = tokio::join!(make(), make(), make());
     for db in [a.unwrap(), b.unwrap(), c.unwrap()] {
         assert_eq!(
-            values(&server.connect(db.name()).await.unwrap()).await,
+            values(&databases.connect(db.name()).await.unwrap()).await,
             ["from template"]
         );
     }
     assert_at_most_once(&CALLS);
 }
 
-/// Two `Server`s on one cluster stand for two test processes sharing a
+/// Two `TestDatabases` on one cluster stand for two test processes sharing a
 /// `DATABASE_URL` server: the advisory lock and the existence check keep the
 /// template from being built twice, and their test databases are dropped
 /// afterwards.
@@ -104,8 +104,8 @@ async fn concurrent_tests_fill_the_template_once() {
 async fn processes_sharing_a_server_fill_the_template_once_and_drop_their_databases() {
     static CALLS: AtomicUsize = AtomicUsize::new(0);
     let cluster = Cluster::start().expect("cluster");
-    let one = Server::from_config(cluster.config("postgres"));
-    let two = Server::from_config(cluster.config("ignored"));
+    let one = TestDatabases::from_config(cluster.config("postgres"));
+    let two = TestDatabases::from_config(cluster.config("ignored"));
     assert!(one.cluster().is_none());
     let (a, b) = tokio::join!(
         one.fresh_database("localpg_shared_v1", |c| async { fill(c, &CALLS).await }),
@@ -149,8 +149,8 @@ async fn processes_sharing_a_server_fill_the_template_once_and_drop_their_databa
 async fn a_failed_setup_is_reported_and_tried_again() {
     // A cluster of its own: on a shared server the template could already
     // exist from an earlier run, and setup would not be called.
-    let server = Server::from_cluster(Cluster::start().expect("cluster"));
-    let err = server
+    let databases = TestDatabases::from_cluster(Cluster::start().expect("cluster"));
+    let err = databases
         .fresh_database("localpg_flaky_v1", |_| async {
             Err("no schema today".into())
         })
@@ -161,21 +161,21 @@ async fn a_failed_setup_is_reported_and_tried_again() {
     assert_eq!(source, "no schema today");
 
     static CALLS: AtomicUsize = AtomicUsize::new(0);
-    let db = server
+    let db = databases
         .fresh_database("localpg_flaky_v1", |c| async { fill(c, &CALLS).await })
         .await
         .expect("second try");
     assert_eq!(CALLS.load(Ordering::SeqCst), 1);
     assert_eq!(
-        values(&server.connect(db.name()).await.unwrap()).await,
+        values(&databases.connect(db.name()).await.unwrap()).await,
         ["from template"]
     );
 }
 
 #[tokio::test]
 async fn bad_template_names_are_refused() {
-    let server = shared_server().expect("server");
-    let err = server
+    let databases = TestDatabases::shared().expect("test databases");
+    let err = databases
         .fresh_database(&"x".repeat(60), |_| async { Ok(()) })
         .await
         .unwrap_err();
@@ -183,9 +183,9 @@ async fn bad_template_names_are_refused() {
 }
 
 #[test]
-fn the_shared_server_is_one_per_process() {
-    let a = shared_server().expect("server");
-    let b = shared_server().expect("server");
+fn the_shared_harness_is_one_per_process() {
+    let a = TestDatabases::shared().expect("test databases");
+    let b = TestDatabases::shared().expect("test databases");
     assert!(std::ptr::eq(a, b));
     let named: tokio_postgres::Config = a.connection_string("x").parse().unwrap();
     assert_eq!(named.get_dbname(), Some("x"));

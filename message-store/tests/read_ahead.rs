@@ -3,12 +3,12 @@
 //! reader which writes with the same store between messages never waits on
 //! the connection the read-ahead is using.
 //!
-//! Runs against the server `ebb_localpg::shared_server()` gives (a private
-//! cluster, or `DATABASE_URL`'s), one fresh database per test.
+//! Runs on `ebb_localpg::TestDatabases::shared()` (a private cluster, or
+//! `DATABASE_URL`'s server), one fresh database per test.
 
 use std::time::Duration;
 
-use ebb_localpg::TestDatabase;
+use ebb_localpg::{TestDatabase, TestDatabases};
 use ebb_message_store::{
     CategoryQuery, ExpectedVersion, MessageData, MessageStore, PgStore, PgStoreConfig, StreamName,
     StreamQuery, schema,
@@ -17,9 +17,9 @@ use futures_util::TryStreamExt as _;
 use serde_json::json;
 
 async fn store(max_connections: usize) -> (PgStore, TestDatabase) {
-    let server = ebb_localpg::shared_server().expect("a PostgreSQL server for the tests");
+    let databases = TestDatabases::shared().expect("a PostgreSQL server for the tests");
     let hash = ebb_message_store::hash_64(&schema::install_script());
-    let db = server
+    let db = databases
         .fresh_database(
             &format!("ebb_schema_{:016x}", hash as u64),
             |config| async move {

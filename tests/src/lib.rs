@@ -2,25 +2,27 @@
 //! schema for each test, and the store contract suite that runs against
 //! both stores.
 //!
-//! Every database comes from `ebb_localpg::shared_server()`: the server in
-//! `DATABASE_URL` when it is set, else a private cluster started once per
-//! test binary, which listens on a Unix socket only. [`tcp_server`] is a
-//! second one that also listens on a loopback TCP port, so that both of
-//! the store's ways to open a connection are tested. Tests that stop or
-//! freeze their server have one of their own ([`private`]).
+//! Every database comes from `ebb_localpg::TestDatabases::shared()`: on
+//! the server in `DATABASE_URL` when it is set, else on a private cluster
+//! started once per test binary, which listens on a Unix socket only.
+//! [`tcp_test_databases`] is a second harness whose cluster also listens
+//! on a loopback TCP port, so that both of the store's ways to open a
+//! connection are tested. Tests that stop or freeze their server have one
+//! of their own ([`private`]).
 
 pub mod contract;
 pub mod message_db;
 pub mod private;
 pub mod seed;
 
-use ebb_localpg::{Server, TestDatabase};
+use ebb_localpg::{TestDatabase, TestDatabases};
 use ebb_message_store::{PgStore, PgStoreConfig, schema};
 
-/// The shared server, or a panic that says why there is none.
-pub fn server() -> &'static Server {
-    match ebb_localpg::shared_server() {
-        Ok(server) => server,
+/// The shared test databases harness, or a panic that says why there is
+/// none.
+pub fn test_databases() -> &'static TestDatabases {
+    match TestDatabases::shared() {
+        Ok(databases) => databases,
         Err(err) => panic!("no PostgreSQL server for the tests: {err}"),
     }
 }
@@ -34,12 +36,12 @@ fn template_name() -> String {
 
 /// A fresh database with ebb's schema installed.
 pub async fn database() -> TestDatabase {
-    database_on(server()).await
+    database_on(test_databases()).await
 }
 
-/// A fresh database with ebb's schema installed on `server`.
-async fn database_on(server: &Server) -> TestDatabase {
-    server
+/// A fresh database with ebb's schema installed from `databases`.
+async fn database_on(databases: &TestDatabases) -> TestDatabase {
+    databases
         .fresh_database(&template_name(), |config| async move {
             let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
             tokio::spawn(connection);
@@ -50,16 +52,16 @@ async fn database_on(server: &Server) -> TestDatabase {
         .expect("a fresh test database")
 }
 
-/// Where the TCP-side tests run: the server in `DATABASE_URL` when it is
-/// set, else a private cluster listening on 127.0.0.1, started once per
-/// test binary.
-pub fn tcp_server() -> &'static Server {
-    static TCP: std::sync::OnceLock<Server> = std::sync::OnceLock::new();
+/// Where the TCP-side tests get their databases: on the server in
+/// `DATABASE_URL` when it is set, else on a private cluster listening on
+/// 127.0.0.1, started once per test binary.
+pub fn tcp_test_databases() -> &'static TestDatabases {
+    static TCP: std::sync::OnceLock<TestDatabases> = std::sync::OnceLock::new();
     TCP.get_or_init(|| {
         if database_url_is_set() {
-            return Server::from_env().expect("DATABASE_URL's server");
+            return TestDatabases::from_env().expect("DATABASE_URL's server");
         }
-        Server::from_cluster(private::start_cluster(private::Listen::Tcp))
+        TestDatabases::from_cluster(private::start_cluster(private::Listen::Tcp))
     })
 }
 
@@ -87,12 +89,13 @@ pub async fn assert_transport_as_configured(store: &PgStore) -> bool {
     over_tcp
 }
 
-/// A fresh database with ebb's schema on [`tcp_server`], and connection
-/// settings for it over TCP (when the server is a private cluster).
+/// A fresh database with ebb's schema from [`tcp_test_databases`], and
+/// connection settings for it over TCP (when the server is a private
+/// cluster).
 pub async fn tcp_database() -> (tokio_postgres::Config, TestDatabase) {
-    let server = tcp_server();
-    let db = database_on(server).await;
-    let config = match server.cluster() {
+    let databases = tcp_test_databases();
+    let db = database_on(databases).await;
+    let config = match databases.cluster() {
         Some(cluster) => private::tcp_config(cluster, db.name()),
         None => db.config(),
     };
@@ -125,7 +128,7 @@ pub async fn pg_store_pipelined() -> (PgStore, TestDatabase) {
 
 /// A fresh empty database (no schema).
 pub async fn empty_database() -> TestDatabase {
-    server()
+    test_databases()
         .fresh_database("ebb_empty", |_| async { Ok(()) })
         .await
         .expect("a fresh empty database")

@@ -113,7 +113,7 @@ fn path_str(path: &Path) -> String {
 
 /// A fresh database installed by Message DB's own scripts.
 pub async fn database() -> TestDatabase {
-    crate::server()
+    crate::test_databases()
         .fresh_database("message_db_1_3_1", |config| async move {
             tokio::task::spawn_blocking(move || install(&config))
                 .await
