@@ -37,14 +37,13 @@
 //! assert!(dispatcher.handles("Deposit"));
 //! ```
 //!
-//! # Features
+//! # The command-line tool
 //!
-//! | feature | default | what it adds |
-//! |---|---|---|
-//! | `cli` | on | the `ebb` command-line tool: installs the schema (`ebb db install`), reports its version (`ebb db version`) and runs a demonstration on a private PostgreSQL cluster (`ebb demo`) |
-//!
-//! A library-only dependency (`default-features = false`) leaves out the
-//! tool's argument parsing, log subscriber and cluster starter.
+//! The `ebb` command (`ebb db install`, `ebb db version`, `ebb demo`) is
+//! its own crate, `ebb-cli` (`cargo install ebb-cli`), as `sqlx-cli` is to
+//! `sqlx`. This crate is the library alone: depending on it brings no
+//! argument parser, log subscriber or cluster starter, and it has no
+//! features of its own.
 
 pub use ebb_consumer as consumer;
 pub use ebb_handler as handler;

@@ -69,7 +69,7 @@ fn install_creates_the_database_and_version_reports_it() {
         text(&out.stdout),
         format!(
             "message_db 1.3.0\nebb_schema {}\n",
-            ebb::message_store::schema::EBB_SCHEMA_VERSION
+            ebb_message_store::schema::EBB_SCHEMA_VERSION
         )
     );
 }
