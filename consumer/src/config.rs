@@ -16,10 +16,11 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// (Eventide's).
 pub const DEFAULT_POSITION_UPDATE_INTERVAL: u64 = 100;
 
-/// The default waits, in milliseconds, before reading again after a read
-/// failed with a transient error; when they are spent the consumer stops
-/// with the error.
-pub const DEFAULT_READ_RETRY_MS: [u64; 3] = [100, 1_000, 5_000];
+/// The default waits, in milliseconds, before a store call of the
+/// consumer's own (a read, a position, failure or parked record) that
+/// failed with a transient error is made again; when they are spent the
+/// consumer stops with the error.
+pub const DEFAULT_STORE_RETRY_MS: [u64; 3] = [100, 1_000, 5_000];
 
 /// What a consumer reads and how.
 ///
@@ -58,14 +59,17 @@ pub struct ConsumerConfig {
     pub correlation: Option<String>,
     /// A raw SQL condition; the database must allow them. Default: none.
     pub condition: Option<String>,
-    /// The waits, in milliseconds, before each new attempt at a read that
-    /// failed with a transient error (a lost connection, a server that is
-    /// restarting); when they are spent, the consumer stops with the
-    /// error, for the process to end and its supervisor to restart it. An
-    /// empty list stops at the first failure. Recording the position while
-    /// consuming, and when stopping, is retried the same way. Default:
-    /// [`DEFAULT_READ_RETRY_MS`] (100 ms, 1 s, 5 s).
-    pub read_retry_ms: Vec<u64>,
+    /// The waits, in milliseconds, before each new attempt at a call the
+    /// consumer makes to the store itself (reading the category, recording
+    /// the position, writing failure and parked records) that failed with
+    /// a transient error (a lost connection, a server that is restarting);
+    /// other errors are not retried. When they are spent, the consumer
+    /// stops with the error, for the process to end and its supervisor to
+    /// restart it. An empty list stops at the first failure. A read that
+    /// fails part-way through the category is opened again at the message
+    /// after the last one read. The handlers' own store calls are theirs
+    /// to retry. Default: [`DEFAULT_STORE_RETRY_MS`] (100 ms, 1 s, 5 s).
+    pub store_retry_ms: Vec<u64>,
     /// How many messages are handled at once. Messages of one stream are
     /// never handled at the same time, and always in their order; the
     /// recorded position never passes the lowest message not yet handled
@@ -98,13 +102,14 @@ pub struct ConsumerConfig {
     /// [`identifier`](Self::identifier): the failures and parked streams
     /// are read at the start, and without an identifier their names
     /// (`CATEGORY:failures`) are category names, which the store refuses
-    /// to read as streams. See [`poison`](crate::poison).
+    /// to read as streams. See [poison messages](crate#poison-messages).
     pub park_after_failures: Option<u32>,
     /// The waits, in milliseconds, before each new attempt at a message
-    /// whose handler failed, within the process: the handlers that failed
-    /// run again after each wait, and the message goes to the error hook
-    /// only when they are spent. A stop waits for the message in hand,
-    /// retries included. Default: none (the first failure counts).
+    /// whose handler failed, within the process, whatever the error: the
+    /// handlers that failed run again after each wait, and the message
+    /// goes to the error hook only when they are spent. A stop waits for
+    /// the message in hand, retries included. Default: none (the first
+    /// failure counts).
     pub handler_retry_ms: Vec<u64>,
     /// Parks a message whose handling still fails once the
     /// [`handler_retry_ms`](Self::handler_retry_ms) retries are spent (and
@@ -128,7 +133,7 @@ impl ConsumerConfig {
             group: None,
             correlation: None,
             condition: None,
-            read_retry_ms: DEFAULT_READ_RETRY_MS.to_vec(),
+            store_retry_ms: DEFAULT_STORE_RETRY_MS.to_vec(),
             concurrency: 1,
             wake_on_notify: true,
             park_after_failures: None,
@@ -141,11 +146,14 @@ impl ConsumerConfig {
     /// category is needed, a consumer group without an identifier, an
     /// invalid group, a correlation that is not a category, a batch size,
     /// interval or poll interval of zero, parking after zero failures,
-    /// parking without an identifier.
+    /// parking without an identifier, a retry interval too long to wait.
     pub fn validate(&self) -> Result<(), Error> {
-        let invalid = |reason: String| Err(Error::InvalidConfig(reason));
+        let invalid = |reason: String| Err(Error::invalid_config(reason));
         if let Err(err) = StreamName::category_name(&self.category) {
-            return invalid(format!("the category to consume must be a category: {err}"));
+            return Err(Error::invalid_config_by(
+                "the category to consume must be a category",
+                err,
+            ));
         }
         if let Some(identifier) = &self.identifier {
             if identifier.is_empty() || identifier.contains(['-', ':', '+']) {
@@ -206,6 +214,7 @@ impl ConsumerConfig {
                     .into(),
             );
         }
+        crate::retries::Retries::new(self)?;
         Ok(())
     }
 
@@ -243,21 +252,8 @@ impl ConsumerConfig {
             name.push('-');
             name.push_str(identifier);
         }
-        StreamName::parse(name).map_err(|err| Error::InvalidConfig(err.to_string()))
-    }
-
-    /// The retry policy of reads and of the consumer's own writes
-    /// (position, failure and parked records): the
-    /// [`read_retry_ms`](Self::read_retry_ms) waits, on transient errors.
-    pub(crate) fn read_retry(&self) -> Result<ebb_retry::Retry, Error> {
-        ebb_retry::Retry::intervals_ms(
-            self.read_retry_ms
-                .iter()
-                .map(|&ms| i64::try_from(ms).unwrap_or(i64::MAX)),
-        )
-        .rule(ebb_handler::retry::on_transient())
-        .build()
-        .map_err(|err| Error::InvalidConfig(format!("read_retry_ms: {err}")))
+        StreamName::parse(name)
+            .map_err(|err| Error::invalid_config_by(format!("the {kind} stream's name"), err))
     }
 
     /// The query for the batch that starts at `position`.

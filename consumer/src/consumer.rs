@@ -2,25 +2,26 @@
 //! every message to its handlers in order, and records how far it got.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ebb_handler::{BoxError, Dispatcher};
-use ebb_message_store::{Message, MessageStore, Wakeup};
-use ebb_retry::{Retry, RetryError};
-use futures_util::TryStreamExt as _;
-use tracing::Instrument as _;
+use ebb_message_store::{Message, MessageStore};
+use ebb_retry::Chain;
 
 use crate::control::Control;
-use crate::metrics::{ConsumerMetrics, LAG_SAMPLE_INTERVAL};
-use crate::poison::{Failure, Poison, Settled};
+use crate::feed::{Fed, Feed};
+use crate::metrics::ConsumerMetrics;
+use crate::poison::{Failure, Ledger, Settled};
 use crate::position::PositionStore;
+use crate::retries::Retries;
 use crate::{ConsumerConfig, Error};
+use progress::{Progress, Recorder};
 
 mod concurrent;
+mod progress;
+
+pub use concurrent::WINDOW_PER_SLOT;
 
 /// What a consumer does after a handler failed on a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +51,7 @@ type ErrorHook = Arc<dyn Fn(&BoxError, &Message) -> OnError + Send + Sync>;
 ///   first. The store reads the next batch while this one is handled
 ///   ([`MessageStore::read_category`]), so at most two batches are held. A
 ///   read that fails with a transient error is retried at the
-///   [`read_retry_ms`](ConsumerConfig::read_retry_ms) intervals.
+///   [`store_retry_ms`](ConsumerConfig::store_retry_ms) intervals.
 /// - It handles one message at a time, or up to
 ///   [`concurrency`](ConsumerConfig::concurrency) of different streams at
 ///   once, each stream's in order.
@@ -60,11 +61,18 @@ type ErrorHook = Arc<dyn Fn(&BoxError, &Message) -> OnError + Send + Sync>;
 ///   failed or did not finish. A record is written while the next
 ///   messages are handled, one at a time, retried as a read is; one that
 ///   still fails stops the consumer with [`Error::Store`].
+/// - A handler that fails is tried again at the
+///   [`handler_retry_ms`](ConsumerConfig::handler_retry_ms) intervals.
 /// - A handler's error (a message that does not decode among them) goes to
 ///   the error hook; by default the consumer stops there and
 ///   [`run`](Self::run) returns [`Error::Handler`].
 /// - Poison messages (a failure that stops it is recorded; parking after
-///   K such failures or after in-process retries): see [`crate::poison`].
+///   K such failures or after in-process retries): see
+///   [poison messages](crate#poison-messages).
+/// - Each message is handled inside an `info` span named `message`, with
+///   the fields `stream`, `position`, `global_position`, `type` and `id`;
+///   the consumer's own events are inside a span named `consumer`, with
+///   `category` and `consumer` (its identifier).
 ///
 /// ```no_run
 /// # async fn example() -> Result<(), ebb_consumer::Error> {
@@ -95,14 +103,13 @@ pub struct Consumer<S, E = BoxError> {
     positions: PositionStore<S>,
     /// Decides after a handler's error; `None` stops.
     on_error: Option<ErrorHook>,
-    /// Retries a read that failed with a transient error.
-    read_retry: Retry,
+    /// The store's and the handlers' retry policies.
+    retries: Retries,
     /// Registered when the consumer first runs (a host installs its
     /// recorder before it starts its consumers).
     metrics: OnceLock<ConsumerMetrics>,
-    /// Poison messages: failure records, parking, handler retries
-    /// (poison.rs).
-    poison: Poison<S>,
+    /// Poison messages: the failures and parked streams (poison.rs).
+    ledger: Ledger<S>,
 }
 
 impl<S: fmt::Debug, E> fmt::Debug for Consumer<S, E> {
@@ -116,19 +123,6 @@ impl<S: fmt::Debug, E> fmt::Debug for Consumer<S, E> {
     }
 }
 
-/// Where a running consumer stands.
-#[derive(Debug)]
-struct Progress {
-    /// The global position the next read starts at.
-    next: i64,
-    /// The global position of the last message handled, if any.
-    handled: Option<i64>,
-    /// Messages handled since the position was last recorded.
-    unrecorded: u64,
-    /// When the lag was last measured.
-    lag_sampled: Option<Instant>,
-}
-
 impl<S, E> Consumer<S, E>
 where
     S: MessageStore + Clone,
@@ -138,18 +132,17 @@ where
     /// settings no consumer can run with are refused.
     pub fn new(config: ConsumerConfig, store: S) -> Result<Self, Error> {
         config.validate()?;
+        let retries = Retries::new(&config)?;
         let positions = PositionStore::new(store.clone(), config.position_stream_name()?);
-        let read_retry = config.read_retry()?;
-        // Poison messages (poison.rs).
-        let poison = Poison::new(&config, store.clone())?;
+        let ledger = Ledger::new(&config, store.clone(), retries.store.clone())?;
         Ok(Self {
-            poison,
+            ledger,
             config,
             store,
             handlers: Vec::new(),
             positions,
             on_error: None,
-            read_retry,
+            retries,
             metrics: OnceLock::new(),
         })
     }
@@ -189,22 +182,25 @@ where
 
     /// Like [`run`](Self::run), calling `started` once the consumer has
     /// read its position and is about to read its first batch.
+    #[tracing::instrument(
+        name = "consumer",
+        skip_all,
+        fields(
+            category = %self.config.category,
+            consumer = self.config.identifier.as_deref().unwrap_or_default(),
+        )
+    )]
     pub async fn run_with(&self, control: &Control, started: impl FnOnce()) -> Result<(), Error> {
-        let recorded = self.positions.get().await?;
-        // Poison messages: how often each message has ended the process
-        // (poison.rs).
-        self.poison.load().await?;
-        let mut progress = Progress {
-            next: recorded.unwrap_or(1),
-            handled: None,
-            unrecorded: 0,
-            lag_sampled: None,
-        };
+        let store = &self.retries.store;
+        let recorded = store.run(|_| self.positions.get()).await;
+        let recorded = recorded.map_err(ebb_retry::RetryError::into_last)?;
+        // Poison messages: how often each message has ended the process.
+        self.ledger.load().await?;
+        let mut progress = Progress::from(recorded.unwrap_or(1));
         // Registered now, with the recorder the host installed before it
         // started its consumers.
         self.metrics();
         tracing::info!(
-            category = %self.config.category,
             position_stream = %self.positions.stream_name(),
             start = progress.next,
             "consumer started"
@@ -217,167 +213,91 @@ where
         } else {
             self.consume(control, &mut progress, &mut recorder).await
         };
-        // Stopping, or stopped by an error: record how far it got (never
-        // past a message that failed or did not finish). After an error,
-        // once only: the store may be what failed, and the process should
-        // end without waiting out the retries a second time.
-        let recorded = match &result {
-            Ok(()) => self.record_last(&mut progress, &mut recorder).await,
-            Err(_) => self.record_once(&mut progress, &mut recorder).await,
-        };
-        match (result, recorded) {
-            (Err(err), recorded) => {
-                if let Err(record_err) = recorded {
-                    tracing::warn!(error = %record_err, "could not record the position on the way out");
-                }
-                Err(err)
-            }
-            (Ok(()), recorded) => {
-                recorded?;
-                tracing::info!(category = %self.config.category, "consumer stopped");
-                Ok(())
-            }
-        }
+        self.stop(result, &mut progress, &mut recorder).await
     }
 
-    /// Reads and handles until stopped or failed. The store reads one
-    /// batch ahead (see [`MessageStore::read_category`]), so the next
-    /// batch is on its way while this one is handled, and never more than
-    /// two batches are held. A read of a short batch means caught up: the
-    /// consumer waits the poll interval and reads on from where it is.
+    /// Stopping, or stopped by an error: records how far it got (never
+    /// past a message that failed or did not finish). After an error,
+    /// once only: the store may be what failed, and the process should
+    /// end without waiting out the retries a second time.
+    async fn stop<'a>(
+        &'a self,
+        result: Result<(), Error>,
+        progress: &mut Progress,
+        recorder: &mut Recorder<'a>,
+    ) -> Result<(), Error> {
+        if let Err(err) = result {
+            if let Err(record_err) = self.record_once(progress, recorder).await {
+                tracing::warn!(
+                    error = %Chain::new(&record_err),
+                    "could not record the position on the way out"
+                );
+            }
+            return Err(err);
+        }
+        self.record_last(progress, recorder).await?;
+        tracing::info!("consumer stopped");
+        Ok(())
+    }
+
+    /// Reads and handles one message at a time until stopped or failed
+    /// (the protocol is the [`Feed`]'s).
     async fn consume<'a>(
         &'a self,
         control: &Control,
         progress: &mut Progress,
         recorder: &mut Recorder<'a>,
     ) -> Result<(), Error> {
-        // Transient read failures in a row; a message read resets it.
-        let mut failures = 0;
-        // Armed for the next write to the category, once caught up.
-        let mut wakeup: Option<Wakeup> = None;
-        'read: loop {
+        let mut feed = Feed::new(
+            &self.store,
+            &self.config,
+            &self.retries.store,
+            progress.next,
+        );
+        loop {
             if !control.proceed().await {
                 return Ok(());
             }
-            let mut read_any = false;
-            let mut messages = self
-                .store
-                .read_category(&self.config.category, self.config.query(progress.next));
-            loop {
-                let message = match messages.try_next().await {
-                    Ok(Some(message)) => message,
-                    Ok(None) => break,
-                    Err(err) => {
-                        drop(messages);
-                        self.read_failed(err, &mut failures).await?;
-                        continue 'read;
-                    }
-                };
-                failures = 0;
-                read_any = true;
-                // Messages in hand are handled without waiting, so without
-                // this a batch would hold the thread: the other tasks of the
-                // runtime (the next batch's read, the position record, other
-                // consumers, the host) get their turn every so often.
-                tokio::task::consume_budget().await;
-                if !control.proceed().await {
-                    return Ok(());
+            let message = match feed.next(control).await? {
+                Some(Fed::Message(message)) => message,
+                Some(Fed::CaughtUp) => {
+                    self.caught_up(progress, recorder).await?;
+                    continue;
                 }
-                recorder.progress().await?;
-                let message = Arc::new(message);
-                self.handle(&message).await?;
-                progress.next = message.global_position + 1;
-                progress.handled = Some(message.global_position);
-                progress.unrecorded += 1;
-                self.metrics().position.set(message.global_position as f64);
-                if progress.unrecorded >= self.config.position_update_interval {
-                    self.record(progress, recorder).await?;
-                }
+                None => return Ok(()),
+            };
+            // Messages in hand are handled without waiting, so without
+            // this a batch would hold the thread: the other tasks of the
+            // runtime (the next batch's read, the position record, other
+            // consumers, the host) get their turn every so often.
+            tokio::task::consume_budget().await;
+            if !control.proceed().await {
+                return Ok(());
             }
-            // Caught up: the record in flight is finished before waiting.
-            recorder.finish().await?;
-            self.sample_lag(progress).await;
-            if read_any {
-                // What woke it, or the write it was armed for, is read.
-                wakeup = None;
-            }
-            if wakeup.is_none() && self.config.wake_on_notify {
-                // Arming may wait for the store's listening connection (up to
-                // its connect timeout): a stop does not wait for it.
-                let armed = tokio::select! {
-                    armed = self.arm_wakeup() => armed,
-                    () = control.stopped() => return Ok(()),
-                };
-                // A poll (a busy category) arms nothing: no write can have
-                // slipped in, and the poll comes soon.
-                let read_again = armed.is_armed() && !armed.is_poll();
-                wakeup = Some(armed);
-                if read_again {
-                    // A write may have come between the read and the
-                    // arming: read once more before waiting.
-                    continue 'read;
-                }
-            }
-            tokio::select! {
-                () = tokio::time::sleep(self.config.poll_interval) => {}
-                () = wake(&mut wakeup) => wakeup = None,
-                () = control.stopped() => return Ok(()),
-            }
+            recorder.progress().await?;
+            let message = Arc::new(message);
+            self.handle(&message).await?;
+            self.advance(progress, recorder, message.global_position, 1)
+                .await?;
         }
     }
 
-    /// Arms a wake-up for the category (a store that cannot notify says
-    /// so once, and the consumer polls).
-    async fn arm_wakeup(&self) -> Wakeup {
-        self.store.arm_wakeup(&self.config.category).await
-    }
-
-    /// After a failed read: waits before the next attempt if the error is
-    /// transient and the retries are not spent, else gives it back.
-    async fn read_failed(
-        &self,
-        err: ebb_message_store::Error,
-        failures: &mut usize,
-    ) -> Result<(), Error> {
-        let wait = self.read_retry_wait(err, failures)?;
-        tokio::time::sleep(wait).await;
-        Ok(())
-    }
-
-    /// How long to wait before reading again after a failed read, or the
-    /// error if it is not transient or the retries are spent.
-    fn read_retry_wait(
-        &self,
-        err: ebb_message_store::Error,
-        failures: &mut usize,
-    ) -> Result<Duration, Error> {
-        let wait = self.config.read_retry_ms.get(*failures).copied();
-        let Some(wait) = wait.filter(|_| err.is_transient()) else {
-            return Err(Error::Store(err));
-        };
-        *failures += 1;
-        tracing::warn!(
-            category = %self.config.category,
-            attempt = *failures,
-            wait_ms = wait,
-            error = %Chain(&err),
-            "read failed; reading again"
-        );
-        Ok(Duration::from_millis(wait))
-    }
-
     /// Gives `message` to every handler, inside its span, and measures it.
-    async fn handle(&self, message: &Arc<Message>) -> Result<(), Error> {
-        let span = tracing::debug_span!(
-            "message",
+    #[tracing::instrument(
+        name = "message",
+        skip_all,
+        fields(
             stream = %message.stream_name,
             position = message.position,
             global_position = message.global_position,
             r#type = %message.type_name,
-        );
+            id = %message.id,
+        )
+    )]
+    pub(crate) async fn handle(&self, message: &Arc<Message>) -> Result<(), Error> {
         let metrics = self.metrics();
         let started = Instant::now();
-        let result = self.dispatch(message).instrument(span).await;
+        let result = self.dispatch(message).await;
         metrics.handler_seconds.record(started.elapsed());
         if result.is_ok() {
             metrics.handled.increment(1);
@@ -385,239 +305,138 @@ where
         result
     }
 
-    /// This consumer's metrics (see [`crate::metrics`]).
-    fn metrics(&self) -> &ConsumerMetrics {
+    /// This consumer's metrics (see the [metrics](crate#metrics)).
+    pub(crate) fn metrics(&self) -> &ConsumerMetrics {
         self.metrics.get_or_init(|| {
             ConsumerMetrics::new(&self.config.category, self.config.identifier.as_deref())
         })
     }
 
-    /// Measures the lag, unless it was measured less than
-    /// [`LAG_SAMPLE_INTERVAL`] ago. A failure to measure is only logged:
-    /// the reads will say if the store is gone.
-    async fn sample_lag(&self, progress: &mut Progress) {
-        if progress
-            .lag_sampled
-            .is_some_and(|at| at.elapsed() < LAG_SAMPLE_INTERVAL)
-        {
-            return;
-        }
-        progress.lag_sampled = Some(Instant::now());
-        match self.store.category_head(&self.config.category).await {
-            Ok(head) => {
-                let at = progress.handled.unwrap_or(progress.next - 1);
-                let lag = head.map_or(0, |head| (head - at).max(0));
-                self.metrics().lag.set(lag as f64);
-            }
-            Err(err) => {
-                tracing::debug!(error = %Chain(&err), "could not measure the lag");
-            }
-        }
-    }
-
-    /// Every handler, in order, with the error hook's decisions.
+    /// Every handler, in order, each retried by the handler policy, with
+    /// the error hook's decisions.
     async fn dispatch(&self, message: &Arc<Message>) -> Result<(), Error> {
         // Poison messages: one that has ended the process K times is
         // parked instead of handled (poison.rs).
-        if self.poison.park_if_poisoned(message).await? {
+        if self.ledger.park_if_poisoned(message).await? {
             self.metrics().parked.increment(1);
             return Ok(());
         }
         for handlers in &self.handlers {
-            // Poison messages: tried again at handler_retry_ms (poison.rs).
-            let Err(Failure { error, attempts }) = self
-                .poison
-                .dispatch(handlers, message, &self.metrics().retries)
-                .await
-            else {
+            let Err(Failure { error, attempts }) = self.dispatch_to(handlers, message).await else {
                 continue;
             };
             self.metrics().errors.increment(1);
-            tracing::error!(
-                stream = %message.stream_name,
-                position = message.position,
-                global_position = message.global_position,
-                r#type = %message.type_name,
-                error = %Chain(&*error),
-                "handler failed"
-            );
+            tracing::error!(error = %Chain::new(&*error), attempts, "handler failed");
             let decision = self
                 .on_error
                 .as_ref()
                 .map_or(OnError::Stop, |hook| hook(&error, message));
-            if decision == OnError::Stop {
-                // Poison messages: parked (park_after_retries), or the
-                // failure recorded before stopping (poison.rs).
-                if self.poison.settle(message, &error, attempts).await? == Settled::Parked {
-                    self.metrics().parked.increment(1);
-                    return Ok(());
-                }
-                return Err(Error::Handler {
-                    stream_name: message.stream_name.clone(),
-                    position: message.position,
-                    global_position: message.global_position,
-                    type_name: message.type_name.clone(),
-                    error,
-                });
+            if decision == OnError::Continue {
+                continue;
             }
+            // Poison messages: parked (park_after_retries), or the
+            // failure recorded before stopping (poison.rs).
+            if self.ledger.settle(message, &error, attempts).await? == Settled::Parked {
+                self.metrics().parked.increment(1);
+                return Ok(());
+            }
+            return Err(Error::Handler {
+                stream_name: message.stream_name.clone(),
+                position: message.position,
+                global_position: message.global_position,
+                type_name: message.type_name.clone(),
+                error,
+            });
         }
         Ok(())
     }
 
-    /// Starts recording the last handled message's position, so that
-    /// handling goes on while it is written: the write is polled along
-    /// with the messages (no task of its own, so no thread hand-offs). One
-    /// record at a time: the previous one is finished first (it has had a
-    /// whole interval of messages to finish), and if it failed (after the
-    /// retries, as a read) the consumer stops here. Recording a position
-    /// again is harmless (the last record counts), so a write whose
-    /// outcome is unknown may be repeated.
-    async fn record<'a>(
-        &'a self,
-        progress: &mut Progress,
-        recorder: &mut Recorder<'a>,
-    ) -> Result<(), Error> {
-        recorder.finish().await?;
-        let Some(position) = Self::unrecorded(progress) else {
-            return Ok(());
-        };
-        let write = self.read_retry.run(move |_| self.positions.write(position));
-        recorder.pending = Some(Box::pin(async move {
-            write.await.map_err(RetryError::into_last)
-        }));
-        progress.unrecorded = 0;
-        // The first poll sends the write.
-        recorder.progress().await?;
-        self.sample_lag(progress).await;
-        Ok(())
-    }
-
-    /// On a graceful stop: finishes the record in flight, then records
-    /// the last handled position and waits for it, retrying as a read is
-    /// retried.
-    async fn record_last<'a>(
-        &'a self,
-        progress: &mut Progress,
-        recorder: &mut Recorder<'a>,
-    ) -> Result<(), Error> {
-        self.record(progress, recorder).await?;
-        recorder.finish().await
-    }
-
-    /// After an error: the record in flight is given up, and the last
-    /// handled position is written once, without retrying.
-    async fn record_once(
+    /// Gives `message` to `handlers`, and again after each of the
+    /// [`handler_retry_ms`](ConsumerConfig::handler_retry_ms) waits while
+    /// they fail.
+    async fn dispatch_to(
         &self,
-        progress: &mut Progress,
-        recorder: &mut Recorder<'_>,
-    ) -> Result<(), Error> {
-        // Dropping a write in flight cancels it; the write below records
-        // the same position or a later one.
-        let position = if recorder.pending.take().is_some() {
-            progress.handled
-        } else {
-            Self::unrecorded(progress)
-        };
-        let Some(position) = position else {
-            return Ok(());
-        };
-        self.positions.put(position).await?;
-        progress.unrecorded = 0;
-        Ok(())
-    }
-
-    /// The position to record: the last handled message's, if any was
-    /// handled since the last record.
-    fn unrecorded(progress: &Progress) -> Option<i64> {
-        progress.handled.filter(|_| progress.unrecorded > 0)
-    }
-}
-
-/// Completes when `wakeup` does; pending without one (a
-/// [`Wakeup::never`] stays pending by itself).
-async fn wake(wakeup: &mut Option<Wakeup>) {
-    match wakeup {
-        Some(wakeup) => wakeup.await,
-        None => std::future::pending().await,
-    }
-}
-
-/// A position record being written while messages are handled.
-#[derive(Default)]
-struct Recorder<'a> {
-    pending: Option<PendingRecord<'a>>,
-}
-
-type PendingRecord<'a> =
-    Pin<Box<dyn Future<Output = Result<(), ebb_message_store::Error>> + Send + 'a>>;
-
-impl Recorder<'_> {
-    /// Polls the record in flight once, without waiting; its failure is
-    /// the consumer's.
-    async fn progress(&mut self) -> Result<(), Error> {
-        let Some(pending) = &mut self.pending else {
-            return Ok(());
-        };
-        let polled = std::future::poll_fn(|cx| Poll::Ready(pending.as_mut().poll(cx))).await;
-        match polled {
-            Poll::Ready(result) => {
-                self.pending = None;
-                Ok(result?)
-            }
-            Poll::Pending => Ok(()),
-        }
-    }
-
-    /// Whether a record is in flight.
-    fn is_pending(&self) -> bool {
-        self.pending.is_some()
-    }
-
-    /// Completes when the record in flight does (pending while there is
-    /// none); its failure is the consumer's.
-    async fn wait(&mut self) -> Result<(), Error> {
-        let Some(pending) = &mut self.pending else {
-            return std::future::pending().await;
-        };
-        let result = pending.as_mut().await;
-        self.pending = None;
-        Ok(result?)
-    }
-
-    /// Waits for the record in flight, if any.
-    async fn finish(&mut self) -> Result<(), Error> {
-        match self.pending.take() {
-            Some(pending) => Ok(pending.await?),
-            None => Ok(()),
-        }
-    }
-}
-
-/// An error and its causes, on one line: what a log needs to say why.
-pub(crate) struct Chain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
-
-impl fmt::Display for Chain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(cause) = source {
-            write!(f, ": {cause}")?;
-            source = cause.source();
-        }
-        Ok(())
+        handlers: &Dispatcher<E>,
+        message: &Arc<Message>,
+    ) -> Result<(), Failure> {
+        let retried = &self.metrics().retries;
+        let dispatched = self
+            .retries
+            .handler
+            .run_boxed(|cycle| async move {
+                if cycle > 0 {
+                    retried.increment(1);
+                }
+                match handlers.dispatch_shared(message).await {
+                    Ok(_) => Ok(()),
+                    Err(err) => Err(err.into()),
+                }
+            })
+            .await;
+        dispatched.map_err(|failed| Failure {
+            attempts: u32::try_from(failed.attempts()).unwrap_or(u32::MAX),
+            error: failed.into_last(),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    use ebb_handler::{Received, message};
+    use ebb_message_store::{ExpectedVersion, MemoryStore, MessageData, StreamName};
+    use serde_json::json;
+
     use super::*;
 
-    #[test]
-    fn a_chain_shows_every_cause() {
-        #[derive(Debug, thiserror::Error)]
-        #[error("outer")]
-        struct Outer(#[source] std::io::Error);
-        let err = Outer(std::io::Error::other("inner"));
-        assert_eq!(Chain(&err).to_string(), "outer: inner");
+    #[message]
+    struct Noted {
+        n: i64,
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_handler_runs_again_after_each_wait() {
+        let store = MemoryStore::new();
+        let stream = StreamName::parse("note-1").unwrap();
+        let note = MessageData::new("Noted", json!({ "n": 1 }));
+        store
+            .write(&stream, &note, ExpectedVersion::Any)
+            .await
+            .unwrap();
+        let message = Arc::new(store.stream_messages("note-1").remove(0));
+        let calls = Arc::new(AtomicU32::new(0));
+        // Fails the first `fails` times.
+        let handlers = |fails: u32| {
+            let calls = Arc::clone(&calls);
+            calls.store(0, Ordering::SeqCst);
+            Dispatcher::new().on(move |_: Received<Noted>| {
+                let call = calls.fetch_add(1, Ordering::SeqCst) + 1;
+                async move {
+                    if call <= fails {
+                        return Err::<(), BoxError>(format!("call {call}").into());
+                    }
+                    Ok(())
+                }
+            })
+        };
+        let config = ConsumerConfig {
+            identifier: Some("w".into()),
+            handler_retry_ms: vec![10, 20],
+            ..ConsumerConfig::new("note")
+        };
+        let consumer = Consumer::new(config, store).unwrap();
+        let started = tokio::time::Instant::now();
+        let dispatched = consumer.dispatch_to(&handlers(2), &message).await;
+        assert!(dispatched.is_ok());
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(started.elapsed(), Duration::from_millis(30));
+        let Err(Failure { error, attempts }) = consumer.dispatch_to(&handlers(5), &message).await
+        else {
+            panic!("the retries are spent");
+        };
+        assert_eq!((attempts, error.to_string().as_str()), (3, "call 3"));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 }

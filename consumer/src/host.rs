@@ -11,8 +11,8 @@
 //!   the same way, and `run` returns the error: the process exits
 //!   non-zero with it logged, and the supervisor (systemd
 //!   `Restart=on-failure`) starts it again.
-//! - With [`Host::metrics_endpoint`], the consumers' metrics
-//!   ([`crate::metrics`]) are served as Prometheus text while it runs.
+//! - With `Host::metrics_endpoint` (feature `prometheus`), the consumers' metrics
+//!   (the [metrics](crate#metrics)) are served as Prometheus text while it runs.
 //! - Under systemd (`NOTIFY_SOCKET` set): `READY=1` once every consumer
 //!   has read its position, `STOPPING=1` when shutting down, and a
 //!   `WATCHDOG=1` ping every half `WATCHDOG_USEC` while running.
@@ -22,31 +22,31 @@
 //! A consumer handles one message at a time, so a component gains little
 //! from tokio's multi-thread runtime and pays for it in hand-offs between
 //! threads: every read, reply and wake-up may cross to the other worker.
-//! On a 2-vCPU machine the consumer benchmark (`BENCHMARKS.md`) measured
-//! the same consumer at about 0.98× `pgbench`'s read rate on the
-//! current-thread runtime and about 0.73× on the multi-thread one, with
-//! half again as much CPU spent in the process. ebb therefore recommends
-//! `#[tokio::main(flavor = "current_thread")]` for a component, as below;
-//! the host and the consumer work on either.
+//! ebb therefore recommends `#[tokio::main(flavor = "current_thread")]`
+//! for a component, as below (the consumer benchmark in `BENCHMARKS.md`
+//! compares the two); the host and the consumer work on either.
+//!
+//! # Features
+//!
+//! - `systemd` (Linux): the readiness protocol above. Without it, or on
+//!   another system, the host tells no service manager anything.
+//! - `prometheus`: `Host::metrics_endpoint`.
 
 use std::fmt;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use ebb_handler::BoxError;
 use ebb_message_store::MessageStore;
-use ebb_retry::Retry;
+use ebb_retry::{Chain, Retry};
 use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::consumer::Chain;
-use crate::systemd::{self, Notifier};
 use crate::{Consumer, Control, Error, Task};
 
 /// How long a host waits for its consumers and tasks to finish once it
@@ -105,7 +105,8 @@ pub struct Host {
     stop_timeout: Duration,
     control: Control,
     /// Where to serve Prometheus metrics, if anywhere.
-    metrics: Option<SocketAddr>,
+    #[cfg(feature = "prometheus")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 impl fmt::Debug for Host {
@@ -125,7 +126,6 @@ impl fmt::Debug for Host {
                 &self.hooks.iter().map(|(name, ..)| name).collect::<Vec<_>>(),
             )
             .field("stop_timeout", &self.stop_timeout)
-            .field("metrics", &self.metrics)
             .finish_non_exhaustive()
     }
 }
@@ -147,6 +147,7 @@ impl Host {
             default_retry: Retry::new([]).expect("no intervals is a valid policy"),
             stop_timeout: DEFAULT_STOP_TIMEOUT,
             control: Control::new(),
+            #[cfg(feature = "prometheus")]
             metrics: None,
         }
     }
@@ -225,7 +226,7 @@ impl Host {
         self
     }
 
-    /// Serves the consumers' metrics ([`crate::metrics`]) as Prometheus
+    /// Serves the consumers' metrics (the [metrics](crate#metrics)) as Prometheus
     /// text at `http://ADDR/metrics` while the host runs, with
     /// [`metrics-exporter-prometheus`](metrics_exporter_prometheus)
     /// installed as the process's recorder. Default: no endpoint (and no
@@ -242,8 +243,11 @@ impl Host {
     ///     .await
     /// # }
     /// ```
+    ///
+    /// Feature `prometheus`.
+    #[cfg(feature = "prometheus")]
     #[must_use]
-    pub fn metrics_endpoint(mut self, addr: SocketAddr) -> Self {
+    pub fn metrics_endpoint(mut self, addr: std::net::SocketAddr) -> Self {
         self.metrics = Some(addr);
         self
     }
@@ -260,7 +264,7 @@ impl Host {
         match self.run().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
-                tracing::error!(error = %Chain(&err), "component stopped by an error");
+                tracing::error!(error = %Chain::new(&err), "component stopped by an error");
                 ExitCode::FAILURE
             }
         }
@@ -270,124 +274,26 @@ impl Host {
     /// of them fails; see the module documentation. Must run on a tokio
     /// runtime with the time and I/O drivers enabled.
     pub async fn run(self) -> Result<(), Error> {
-        let Self {
-            consumers,
-            tasks,
-            mut hooks,
-            default_retry,
-            stop_timeout,
-            control,
-            metrics,
-        } = self;
         // Before the consumers start: they register their metrics with
         // the recorder installed when they first run.
-        let exporter = match metrics {
+        #[cfg(feature = "prometheus")]
+        let exporter = match self.metrics {
             Some(addr) => Some(serve_metrics(addr)?),
             None => None,
         };
-        let notifier = Notifier::from_env().unwrap_or_else(|err| {
-            tracing::warn!(error = %err, "NOTIFY_SOCKET is unusable; not notifying systemd");
-            None
-        });
+        let control = self.control;
+        let mut service = ServiceManager::connect(&control);
         let signals = tokio::spawn(handle_signals(control.clone()));
-
-        let mut running = JoinSet::new();
-        let (started, mut starts) = mpsc::unbounded_channel();
-        let expected_starts = consumers.len();
-        for (name, start) in consumers {
-            let future = start(control.clone(), started.clone());
-            running.spawn(named(
-                name,
-                async move { future.await.map_err(BoxError::from) },
-            ));
-        }
-        drop(started);
-        for task in tasks {
-            let retry = task.retry.clone().unwrap_or_else(|| default_retry.clone());
-            let name = task.name.clone();
-            running.spawn(named(name, task.run(retry, control.clone())));
-        }
-
-        let mut first_error: Option<Error> = None;
-        let mut ready = expected_starts == 0;
-        let watchdog = notifier.as_ref().and_then(|notifier| {
-            let period = systemd::watchdog_interval().ok().flatten()?;
-            Some(tokio::spawn(systemd::run_watchdog(
-                notifier.clone(),
-                period,
-                {
-                    let control = control.clone();
-                    async move { control.stopped().await }
-                },
-            )))
-        });
-        let mut starts_seen = 0;
-        if ready {
-            notify(notifier.as_ref(), Notifier::ready);
-        }
-        // Until every component is done: stop all on a signal (Control)
-        // or on the first failure.
-        loop {
-            tokio::select! {
-                started = starts.recv(), if !ready => {
-                    if started.is_some() {
-                        starts_seen += 1;
-                    }
-                    if started.is_none() || starts_seen == expected_starts {
-                        ready = true;
-                        tracing::info!("every consumer has started");
-                        notify(notifier.as_ref(), Notifier::ready);
-                    }
-                }
-                () = control.stopped(), if first_error.is_none() && !stopping_noticed(&control) => {}
-                finished = running.join_next() => {
-                    let Some(finished) = finished else { break };
-                    if let Some(failure) = failure_of(finished) {
-                        if first_error.is_none() {
-                            tracing::error!(error = %Chain(&failure), "stopping: a component failed");
-                            first_error = Some(failure);
-                            control.stop();
-                        }
-                    }
-                }
-            }
-            if control.is_stopping() {
-                break;
-            }
-        }
-
+        let mut running = Running::start(self.consumers, self.tasks, &self.default_retry, &control);
+        let first_error = running.until_stopping(&control, &service).await;
         // Stopping: the components finish what they are doing, bounded.
-        notify(notifier.as_ref(), Notifier::stopping);
+        service.stopping();
         tracing::info!("stopping");
-        let finishing = async {
-            while let Some(finished) = running.join_next().await {
-                if let Some(failure) = failure_of(finished) {
-                    tracing::error!(error = %Chain(&failure), "a component failed while stopping");
-                    first_error.get_or_insert(failure);
-                }
-            }
-        };
-        if tokio::time::timeout(stop_timeout, finishing).await.is_err() {
-            tracing::warn!(
-                ?stop_timeout,
-                "components still running after the stop timeout; abandoned"
-            );
-            running.abort_all();
-        }
-        if let Some(watchdog) = watchdog {
-            watchdog.abort();
-        }
-
-        while let Some((name, timeout, hook)) = hooks.pop() {
-            match tokio::time::timeout(timeout, hook()).await {
-                Ok(Ok(())) => tracing::debug!(hook = %name, "shutdown hook ran"),
-                Ok(Err(err)) => {
-                    tracing::warn!(hook = %name, error = %Chain(&*err), "shutdown hook failed");
-                }
-                Err(_) => tracing::warn!(hook = %name, ?timeout, "shutdown hook timed out"),
-            }
-        }
+        let first_error = running.finish(self.stop_timeout, first_error).await;
+        service.stop_watchdog();
+        run_hooks(self.hooks).await;
         signals.abort();
+        #[cfg(feature = "prometheus")]
         if let Some(exporter) = exporter {
             exporter.abort();
         }
@@ -401,11 +307,196 @@ impl Host {
     }
 }
 
+/// The consumers and tasks of a running host.
+struct Running {
+    /// Every consumer and task, each under its name.
+    components: JoinSet<(String, Result<(), BoxError>)>,
+    /// Each consumer says here when it has started.
+    starts: mpsc::UnboundedReceiver<()>,
+    /// How many consumers have not said so yet.
+    unstarted: usize,
+}
+
+impl Running {
+    /// Spawns every consumer and task; a task without a retry policy of
+    /// its own gets `default_retry`.
+    fn start(
+        consumers: Vec<(String, Start)>,
+        tasks: Vec<Task>,
+        default_retry: &Retry,
+        control: &Control,
+    ) -> Self {
+        let mut components = JoinSet::new();
+        let (started, starts) = mpsc::unbounded_channel();
+        let unstarted = consumers.len();
+        for (name, start) in consumers {
+            let future = start(control.clone(), started.clone());
+            let run = async move { future.await.map_err(BoxError::from) };
+            components.spawn(named(name, run));
+        }
+        for task in tasks {
+            let retry = task.retry.clone().unwrap_or_else(|| default_retry.clone());
+            let name = task.name.clone();
+            components.spawn(named(name, task.run(retry, control.clone())));
+        }
+        Self {
+            components,
+            starts,
+            unstarted,
+        }
+    }
+
+    /// Until the host stops (a signal, through `control`) or a component
+    /// fails (which stops the others, and is returned); tells the service
+    /// manager when every consumer has started.
+    async fn until_stopping(
+        &mut self,
+        control: &Control,
+        service: &ServiceManager,
+    ) -> Option<Error> {
+        let mut ready = self.unstarted == 0;
+        if ready {
+            service.ready();
+        }
+        while !control.is_stopping() {
+            tokio::select! {
+                started = self.starts.recv(), if !ready => {
+                    self.unstarted = self.unstarted.saturating_sub(1);
+                    if started.is_none() || self.unstarted == 0 {
+                        ready = true;
+                        tracing::info!("every consumer has started");
+                        service.ready();
+                    }
+                }
+                () = control.stopped() => {}
+                finished = self.components.join_next() => {
+                    let finished = finished?;
+                    if let Some(failure) = failure_of(finished) {
+                        tracing::error!(error = %Chain::new(&failure), "stopping: a component failed");
+                        control.stop();
+                        return Some(failure);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Waits, up to `timeout`, for every component to finish; past it the
+    /// rest are abandoned. The first error, `first_error` or one met here.
+    async fn finish(&mut self, timeout: Duration, mut first_error: Option<Error>) -> Option<Error> {
+        let finishing = async {
+            while let Some(finished) = self.components.join_next().await {
+                if let Some(failure) = failure_of(finished) {
+                    tracing::error!(error = %Chain::new(&failure), "a component failed while stopping");
+                    first_error.get_or_insert(failure);
+                }
+            }
+        };
+        if tokio::time::timeout(timeout, finishing).await.is_err() {
+            tracing::warn!(
+                stop_timeout = ?timeout,
+                "components still running after the stop timeout; abandoned"
+            );
+            self.components.abort_all();
+        }
+        first_error
+    }
+}
+
+/// Runs the shutdown hooks, the last registered first, each within its
+/// timeout; a failure is logged and the others still run.
+async fn run_hooks(mut hooks: Vec<(String, Duration, Hook)>) {
+    while let Some((name, timeout, hook)) = hooks.pop() {
+        match tokio::time::timeout(timeout, hook()).await {
+            Ok(Ok(())) => tracing::debug!(hook = %name, "shutdown hook ran"),
+            Ok(Err(err)) => {
+                tracing::warn!(hook = %name, error = %Chain::new(&*err), "shutdown hook failed");
+            }
+            Err(_) => tracing::warn!(hook = %name, ?timeout, "shutdown hook timed out"),
+        }
+    }
+}
+
+/// What the host tells the service manager: systemd's readiness protocol
+/// (feature `systemd`, on Linux, and only when `NOTIFY_SOCKET` is set),
+/// else nothing.
+#[derive(Default)]
+struct ServiceManager {
+    #[cfg(all(feature = "systemd", target_os = "linux"))]
+    notifier: Option<crate::systemd::Notifier>,
+    /// Pings the watchdog while the host runs, when the unit asks for it.
+    #[cfg(all(feature = "systemd", target_os = "linux"))]
+    watchdog: Option<tokio::task::JoinHandle<Result<(), Error>>>,
+}
+
+impl ServiceManager {
+    /// Reads systemd's variables and starts the watchdog's pings, which
+    /// end when `control` stops the host. Unusable variables are logged,
+    /// and nothing is sent.
+    #[cfg(all(feature = "systemd", target_os = "linux"))]
+    fn connect(control: &Control) -> Self {
+        use crate::systemd::{Notifier, run_watchdog, watchdog_interval};
+        let notifier = Notifier::from_env().unwrap_or_else(|err| {
+            tracing::warn!(error = %Chain::new(&err), "NOTIFY_SOCKET is unusable; not notifying systemd");
+            None
+        });
+        let watchdog = notifier.as_ref().and_then(|notifier| {
+            let period = watchdog_interval().ok().flatten()?;
+            let control = control.clone();
+            let stopped = async move { control.stopped().await };
+            Some(tokio::spawn(run_watchdog(
+                notifier.clone(),
+                period,
+                stopped,
+            )))
+        });
+        Self { notifier, watchdog }
+    }
+
+    #[cfg(not(all(feature = "systemd", target_os = "linux")))]
+    fn connect(_control: &Control) -> Self {
+        Self::default()
+    }
+
+    /// `READY=1`: every consumer has started.
+    fn ready(&self) {
+        #[cfg(all(feature = "systemd", target_os = "linux"))]
+        self.tell(crate::systemd::Notifier::ready);
+    }
+
+    /// `STOPPING=1`: shutdown begins.
+    fn stopping(&self) {
+        #[cfg(all(feature = "systemd", target_os = "linux"))]
+        self.tell(crate::systemd::Notifier::stopping);
+    }
+
+    /// Stops the watchdog's pings, once the components are done.
+    fn stop_watchdog(&mut self) {
+        #[cfg(all(feature = "systemd", target_os = "linux"))]
+        if let Some(watchdog) = self.watchdog.take() {
+            watchdog.abort();
+        }
+    }
+
+    /// Tells systemd, if it listens; a failure is logged, never fatal.
+    #[cfg(all(feature = "systemd", target_os = "linux"))]
+    fn tell(&self, what: fn(&crate::systemd::Notifier) -> Result<(), Error>) {
+        if let Some(notifier) = &self.notifier {
+            if let Err(err) = what(notifier) {
+                tracing::warn!(error = %Chain::new(&err), "could not notify systemd");
+            }
+        }
+    }
+}
+
 /// Installs the Prometheus recorder and serves it at `addr`, with its
 /// upkeep (which drains the histograms' samples, so that they do not
 /// pile up between scrapes); the task ends when aborted.
-fn serve_metrics(addr: SocketAddr) -> Result<tokio::task::JoinHandle<()>, Error> {
+#[cfg(feature = "prometheus")]
+fn serve_metrics(addr: std::net::SocketAddr) -> Result<tokio::task::JoinHandle<()>, Error> {
     use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    let failed = |source: BoxError| Error::Metrics { addr, source };
     let (recorder, exporter) = PrometheusBuilder::new()
         .with_http_listener(addr)
         .set_buckets_for_metric(
@@ -413,10 +504,9 @@ fn serve_metrics(addr: SocketAddr) -> Result<tokio::task::JoinHandle<()>, Error>
             crate::metrics::SECONDS_BUCKETS,
         )
         .and_then(PrometheusBuilder::build)
-        .map_err(|err| Error::Metrics(format!("{addr}: {err}")))?;
+        .map_err(|err| failed(err.into()))?;
     let handle = recorder.handle();
-    metrics::set_global_recorder(recorder)
-        .map_err(|_| Error::Metrics("a metrics recorder is installed already".into()))?;
+    metrics::set_global_recorder(recorder).map_err(|_| failed(RecorderInstalled.into()))?;
     tracing::info!(%addr, "serving metrics at /metrics");
     Ok(tokio::spawn(async move {
         let upkeep = async {
@@ -437,11 +527,11 @@ fn serve_metrics(addr: SocketAddr) -> Result<tokio::task::JoinHandle<()>, Error>
     }))
 }
 
-/// True once the host is stopping (the select arm for `stopped` is then
-/// disabled, so that the loop does not spin on a completed future).
-fn stopping_noticed(control: &Control) -> bool {
-    control.is_stopping()
-}
+/// The process has a metrics recorder already: there can be one only.
+#[cfg(feature = "prometheus")]
+#[derive(Debug, thiserror::Error)]
+#[error("the process has a metrics recorder already")]
+struct RecorderInstalled;
 
 /// `work` under its name, with a panic in it turned into its error, so
 /// that the log says which component panicked.
@@ -483,23 +573,14 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// Tells systemd, if it listens; a failure is logged, never fatal.
-fn notify(notifier: Option<&Notifier>, tell: fn(&Notifier) -> Result<(), systemd::NotifyError>) {
-    if let Some(notifier) = notifier {
-        if let Err(err) = tell(notifier) {
-            tracing::warn!(error = %err, "could not notify systemd");
-        }
-    }
-}
-
 /// Turns SIGTERM and SIGINT into a stop, SIGTSTP into a pause and SIGCONT
 /// into a resume, for as long as the host runs.
 async fn handle_signals(control: Control) {
     let kinds = [
         SignalKind::terminate(),
         SignalKind::interrupt(),
-        SignalKind::from_raw(TSTP),
-        SignalKind::from_raw(CONT),
+        SignalKind::from_raw(libc::SIGTSTP),
+        SignalKind::from_raw(libc::SIGCONT),
     ];
     let mut streams = Vec::new();
     for kind in kinds {
@@ -523,7 +604,3 @@ async fn handle_signals(control: Control) {
         }
     }
 }
-
-/// SIGTSTP and SIGCONT on Linux (tokio names only the common signals).
-const TSTP: i32 = 20;
-const CONT: i32 = 18;

@@ -1,43 +1,147 @@
-//! The consumer and the component host: Eventide's consumer, with its
-//! position stream, and a host that runs consumers and tasks in one
-//! process under a supervisor.
+//! Eventide's consumer, with its position stream, and a host that runs
+//! consumers and tasks in one process under a supervisor.
 //!
-//! # Modules
+//! ```no_run
+//! use std::process::ExitCode;
 //!
-//! - [`config`]: [`ConsumerConfig`], with a documented default on every
-//!   field.
-//! - [`consumer`]: [`Consumer`], its loop and its error hook.
-//! - [`position`]: [`PositionStore`], Eventide's `Recorded {position}`
-//!   messages in `CATEGORY:position-IDENTIFIER`.
-//! - [`poison`]: poison messages: failure records in
-//!   `CATEGORY:failures-IDENTIFIER`, parking in
-//!   `CATEGORY:parked-IDENTIFIER` ([`Failed`], [`Parked`]).
-//! - [`control`]: [`Control`], how a host stops, pauses and resumes its
-//!   consumers.
-//! - [`task`]: [`Task`], one-shot and interval tasks with their retry
-//!   policies.
-//! - [`host`]: [`Host`], which runs consumers and tasks with signals,
-//!   shutdown hooks and systemd's readiness protocol ([`systemd`]).
-//! - [`metrics`]: what consumers measure, and the host's Prometheus
-//!   endpoint.
-//! - [`error`]: the crate's [`Error`].
+//! use ebb_consumer::{Consumer, ConsumerConfig, Host};
+//! use ebb_handler::{BoxError, Dispatcher, Received, message};
+//! use ebb_message_store::PgStore;
+//!
+//! #[message]
+//! struct Deposit { account_id: String, amount: i64 }
+//!
+//! async fn deposit(deposit: Received<Deposit>) -> Result<(), BoxError> {
+//!     tracing::info!(account = %deposit.account_id, amount = deposit.amount, "deposit");
+//!     Ok(())
+//! }
+//!
+//! #[tokio::main(flavor = "current_thread")]
+//! async fn main() -> ExitCode {
+//!     let store = match PgStore::from_env() { // DATABASE_URL or PG*
+//!         Ok(store) => store,
+//!         Err(err) => { eprintln!("{err}"); return ExitCode::FAILURE; }
+//!     };
+//!     let config = ConsumerConfig {
+//!         identifier: Some("worker1".into()),
+//!         handler_retry_ms: vec![100, 1_000],
+//!         ..ConsumerConfig::new("account:command")
+//!     };
+//!     let consumer = match Consumer::new(config, store) {
+//!         Ok(consumer) => consumer.handler(Dispatcher::new().on(deposit)),
+//!         Err(err) => { eprintln!("{err}"); return ExitCode::FAILURE; }
+//!     };
+//!     // SIGTERM: finish the message in hand, record the position, exit 0.
+//!     // An unexpected error: exit 1, for systemd to restart the process.
+//!     Host::new().consumer(consumer).run_to_exit().await
+//! }
+//! ```
+//!
+//! # What is here
+//!
+//! - [`ConsumerConfig`]: what a consumer reads and how, plain data with a
+//!   documented default on every field.
+//! - [`Consumer`]: reads one category from its recorded position and gives
+//!   every message to its handlers ([`ebb_handler::Dispatcher`]), in
+//!   order, or several streams' at once ([`concurrency`]); wakes on a
+//!   write instead of waiting out its poll; retries what it expects to
+//!   fail through `ebb_retry`; and decides after a handler's error with
+//!   [`OnError`].
+//! - [`PositionStore`]: Eventide's `Recorded {position}` messages in
+//!   `CATEGORY:position-IDENTIFIER`, which Ruby Eventide consumers read
+//!   too.
+//! - [Poison messages](#poison-messages): [`Failed`] and [`Parked`].
+//! - [`Host`]: runs consumers and [`Task`]s with signals, shutdown hooks,
+//!   systemd's readiness protocol and a Prometheus endpoint; [`Control`]
+//!   is how it stops, pauses and resumes them.
+//! - [`Error`]: everything that stops a consumer or a host.
+//!
+//! # Poison messages
+//!
+//! In Eventide's model an unexpected error ends the process and its
+//! supervisor restarts it at the message; a message that always fails then
+//! ends the process at every start, forever. A consumer therefore:
+//!
+//! - records every handler failure that stops it as a [`Failed`] message
+//!   in its failures stream ([`ConsumerConfig::failures_stream_name`],
+//!   `CATEGORY:failures-IDENTIFIER`), written before the consumer returns
+//!   the error;
+//! - with [`park_after_failures`](ConsumerConfig::park_after_failures) set
+//!   to K, counts those records at its start and parks a message that has
+//!   already ended the process K times instead of handling it;
+//! - tries a failed handler again at the
+//!   [`handler_retry_ms`](ConsumerConfig::handler_retry_ms) waits, and
+//!   with [`park_after_retries`](ConsumerConfig::park_after_retries) parks
+//!   a message whose retries are spent instead of stopping.
+//!
+//! Parking writes a [`Parked`] message, the original message whole and
+//! the error, to the parked stream
+//! ([`ConsumerConfig::parked_stream_name`],
+//! `CATEGORY:parked-IDENTIFIER`); the message then counts as handled and
+//! consumption goes on. A message read again after a restart is not
+//! parked twice. [`read_parked`] lists them.
+//!
+//! # Metrics
+//!
+//! Consumers measure through the [`metrics`](::metrics) facade: nothing
+//! is kept unless the process installs a recorder. The host installs
+//! Prometheus's when given an endpoint (`Host::metrics_endpoint`,
+//! feature `prometheus`); a process may install any other recorder of the
+//! facade instead. Every consumer's metrics carry the labels `category`
+//! and `consumer` (its identifier; empty without one):
+//!
+//! | name | kind | what |
+//! |---|---|---|
+//! | `ebb_consumer_messages_handled_total` | counter | messages handled (by every handler) |
+//! | `ebb_consumer_handler_errors_total` | counter | handler errors, whatever followed them |
+//! | `ebb_consumer_handler_retries_total` | counter | messages handled again after an error, in the process |
+//! | `ebb_consumer_messages_parked_total` | counter | poison messages parked |
+//! | `ebb_consumer_position` | gauge | global position of the last message handled (of the lowest unfinished one's predecessor, with concurrency) |
+//! | `ebb_consumer_lag` | gauge | the category's last global position minus the consumer's, sampled at most every [`LAG_SAMPLE_INTERVAL`] (with a consumer group: of the whole category) |
+//! | `ebb_consumer_handler_seconds` | histogram | one message's handling, every handler |
+//! | `ebb_store_category_read_seconds` | histogram | one batch read (label `category` only; see `ebb_message_store::metrics`) |
+//!
+//! # Tracing
+//!
+//! A consumer's events are inside an `info` span named `consumer` (fields
+//! `category` and `consumer`), and each message is handled inside an
+//! `info` span named `message` (fields `stream`, `position`,
+//! `global_position`, `type` and `id`), so that every line a handler logs
+//! says which message it was about.
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `systemd` | off | the host speaks systemd's readiness protocol (`Type=notify`, watchdog), and `Notifier`, `watchdog_interval` and `run_watchdog` speak it for any process. Linux only; elsewhere it adds nothing |
+//! | `prometheus` | off | `Host::metrics_endpoint`, a Prometheus endpoint with `metrics-exporter-prometheus` |
+//!
+//! [`concurrency`]: ConsumerConfig::concurrency
 
-pub mod config;
-pub mod consumer;
-pub mod control;
-pub mod error;
-pub mod host;
-pub mod metrics;
-pub mod poison;
-pub mod position;
-pub mod systemd;
-pub mod task;
+mod config;
+mod consumer;
+mod control;
+mod error;
+mod feed;
+mod host;
+mod metrics;
+mod poison;
+mod position;
+mod retries;
+#[cfg(all(feature = "systemd", target_os = "linux"))]
+mod systemd;
+mod task;
 
-pub use config::ConsumerConfig;
-pub use consumer::{Consumer, OnError};
+pub use config::{
+    ConsumerConfig, DEFAULT_POLL_INTERVAL, DEFAULT_POSITION_UPDATE_INTERVAL, DEFAULT_STORE_RETRY_MS,
+};
+pub use consumer::{Consumer, OnError, WINDOW_PER_SLOT};
 pub use control::{Control, State};
 pub use error::Error;
-pub use host::Host;
-pub use poison::{Failed, Parked};
-pub use position::PositionStore;
-pub use task::Task;
+pub use host::{DEFAULT_HOOK_TIMEOUT, DEFAULT_STOP_TIMEOUT, Host};
+pub use metrics::{LAG_SAMPLE_INTERVAL, SECONDS_BUCKETS};
+pub use poison::{Failed, Parked, read_parked};
+pub use position::{POSITION_TYPE, PositionStore};
+#[cfg(all(feature = "systemd", target_os = "linux"))]
+pub use systemd::{Notifier, run_watchdog, watchdog_interval};
+pub use task::{Schedule, Task};

@@ -1,32 +1,6 @@
-//! What consumers measure, through the [`metrics`] facade, and the host's
-//! Prometheus endpoint that exposes it ([`Host::metrics_endpoint`]).
-//!
-//! Nothing is kept unless the process installs a recorder: with none, each
-//! measurement is a call that does nothing. The host installs
-//! [`metrics-exporter-prometheus`](metrics_exporter_prometheus)'s when it is
-//! given an endpoint; a process may instead install any other recorder of
-//! the facade (StatsD, OpenTelemetry) and get the same figures.
-//!
-//! Every consumer's metrics carry the labels `category` (what it reads)
-//! and `consumer` (its identifier; empty without one):
-//!
-//! | name | kind | what |
-//! |---|---|---|
-//! | `ebb_consumer_messages_handled_total` | counter | messages handled (by every handler) |
-//! | `ebb_consumer_handler_errors_total` | counter | handler errors, whatever followed them |
-//! | `ebb_consumer_handler_retries_total` | counter | messages handled again after an error, in the process |
-//! | `ebb_consumer_messages_parked_total` | counter | poison messages parked |
-//! | `ebb_consumer_position` | gauge | global position of the last message handled (of the lowest unfinished one's predecessor, with concurrency) |
-//! | `ebb_consumer_lag` | gauge | the category's last global position minus the consumer's, sampled at most every [`LAG_SAMPLE_INTERVAL`] (with a consumer group: of the whole category) |
-//! | `ebb_consumer_handler_seconds` | histogram | one message's handling, every handler |
-//! | `ebb_store_category_read_seconds` | histogram | one batch read (label `category` only; see [`ebb_message_store::metrics`]) |
-//!
-//! Each message is also handled inside a `debug`-level tracing span named
-//! `message`, with the fields `stream`, `position`, `global_position` and
-//! `type`, so that every log line a handler writes says which message it
-//! was about, and a tracing exporter sees one span per message.
-//!
-//! [`Host::metrics_endpoint`]: crate::Host::metrics_endpoint
+//! What consumers measure, through the `metrics` facade (the table is in
+//! the crate documentation), and the histogram buckets of the host's
+//! Prometheus endpoint.
 
 use std::time::Duration;
 

@@ -1,46 +1,24 @@
-//! Poison messages: a message whose handling fails every time.
+//! Poison messages (see the crate documentation): the [`Failed`] and
+//! [`Parked`] records, and the [`Ledger`] that reads them at a consumer's
+//! start and writes them.
 //!
-//! In Eventide's model an unexpected error ends the process and its
-//! supervisor restarts it at the message; a message that always fails then
-//! ends the process at every start, forever. A consumer therefore:
-//!
-//! - records every handler failure that stops it as a [`Failed`] message in
-//!   its failures stream ([`ConsumerConfig::failures_stream_name`],
-//!   `CATEGORY:failures-IDENTIFIER`), written and acknowledged before the
-//!   consumer returns the error, retried as a position record is;
-//! - with [`park_after_failures`](ConsumerConfig::park_after_failures) set
-//!   to K, counts those records at its start (the whole stream is read:
-//!   it holds one record per failure that ended the process), and parks a
-//!   message that has already ended the process K times instead of
-//!   handling it;
-//! - tries a failed handler again at the
-//!   [`handler_retry_ms`](ConsumerConfig::handler_retry_ms) waits, and with
-//!   [`park_after_retries`](ConsumerConfig::park_after_retries) parks a
-//!   message whose retries are spent instead of stopping.
-//!
-//! Parking writes a [`Parked`] message, which holds the error and the
-//! original message (id, type, data, metadata), to the parked stream
-//! ([`ConsumerConfig::parked_stream_name`], `CATEGORY:parked-IDENTIFIER`);
-//! the message then counts as handled and consumption goes on. The parked
-//! stream is read at the start too: a message read again after a restart
-//! (its position had not been recorded past it) is not parked twice. An
-//! operator reads the parked stream ([`read_parked`]) and sends a message
-//! again once its handler is fixed ([`Parked::to_message_data`]).
+//! The failures stream holds one record per failure that ended the
+//! process, so it is read whole at the start; so is the parked stream, so
+//! that a message read again after a restart (its position had not been
+//! recorded past it) is not parked twice.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
 
-use ebb_handler::{BoxError, Dispatcher, message};
+use ebb_handler::{BoxError, message};
 use ebb_message_store::{
     ExpectedVersion, JsonText, Message, MessageData, MessageStore, Metadata, StreamName,
     StreamQuery,
 };
-use ebb_retry::{Retry, RetryError};
+use ebb_retry::{Chain, Retry, RetryError};
 use futures_util::TryStreamExt as _;
 use uuid::Uuid;
 
-use crate::consumer::Chain;
 use crate::{ConsumerConfig, Error};
 
 /// A handler failure that ended the process, as the failures stream holds
@@ -193,22 +171,20 @@ pub(crate) struct Failure {
     pub(crate) attempts: u32,
 }
 
-/// A consumer's poison-message engine: the failure counts, the retries
-/// of failed handlers, and the writes to the failures and parked streams.
-pub(crate) struct Poison<S> {
+/// A consumer's record of its poison messages: what its failures and
+/// parked streams held when it started, and the writes to them.
+pub(crate) struct Ledger<S> {
     store: S,
     failures_stream: StreamName,
     parked_stream: StreamName,
     /// K: park a message that has ended the process this many times.
     park_after_failures: Option<u32>,
-    /// The waits before each new attempt of a failed handler.
-    handler_retry_ms: Vec<u64>,
-    /// Park instead of stopping once the retries are spent.
+    /// Park instead of stopping once the handler retries are spent.
     park_after_retries: bool,
-    /// Retries the writes of failure and parked records, as the position
-    /// records are retried: a failure record that is not written is a
-    /// crash that is not counted.
-    write_retry: Retry,
+    /// Retries the reads at the start and the writes of failure and
+    /// parked records (the consumer's store policy): a failure record that
+    /// is not written is a crash that is not counted.
+    retry: Retry,
     /// What the failures and parked streams held when the consumer
     /// started. Behind a lock because it is filled in by a consumer that
     /// is borrowed shared.
@@ -227,18 +203,17 @@ struct Known {
     parked: HashSet<i64>,
 }
 
-impl<S: MessageStore> Poison<S> {
-    /// The engine for the consumer `config` describes (validated).
-    pub(crate) fn new(config: &ConsumerConfig, store: S) -> Result<Self, Error> {
-        let write_retry = config.read_retry()?;
+impl<S: MessageStore> Ledger<S> {
+    /// The ledger of the consumer `config` describes (validated), whose
+    /// store calls `retry` retries.
+    pub(crate) fn new(config: &ConsumerConfig, store: S, retry: Retry) -> Result<Self, Error> {
         Ok(Self {
             store,
             failures_stream: config.failures_stream_name()?,
             parked_stream: config.parked_stream_name()?,
             park_after_failures: config.park_after_failures,
-            handler_retry_ms: config.handler_retry_ms.clone(),
             park_after_retries: config.park_after_retries,
-            write_retry,
+            retry,
             known: Mutex::default(),
         })
     }
@@ -250,25 +225,11 @@ impl<S: MessageStore> Poison<S> {
         if !self.parks() {
             return Ok(());
         }
-        let mut messages = self
-            .store
-            .read_stream(self.failures_stream.as_str(), StreamQuery::new());
-        let mut records = Vec::new();
-        while let Some(message) = messages.try_next().await? {
-            if message.type_name == <Failed as ebb_handler::MessageType>::TYPE_NAME {
-                records.push(message.data::<Failed>()?);
-            }
-        }
-        drop(messages);
-        let mut messages = self
-            .store
-            .read_stream(self.parked_stream.as_str(), StreamQuery::new());
-        let mut parked = HashSet::new();
-        while let Some(message) = messages.try_next().await? {
-            if message.type_name == <Parked as ebb_handler::MessageType>::TYPE_NAME {
-                parked.insert(message.data::<ParkedPosition>()?.global_position);
-            }
-        }
+        let failed = <Failed as ebb_handler::MessageType>::TYPE_NAME;
+        let records: Vec<Failed> = self.read_all(&self.failures_stream, failed).await?;
+        let parked = <Parked as ebb_handler::MessageType>::TYPE_NAME;
+        let parked: Vec<ParkedPosition> = self.read_all(&self.parked_stream, parked).await?;
+        let parked: HashSet<i64> = parked.iter().map(|parked| parked.global_position).collect();
         let recorded = records.len();
         let failures = count_failures(records);
         tracing::info!(
@@ -290,12 +251,7 @@ impl<S: MessageStore> Poison<S> {
             return Ok(false);
         }
         if self.is_parked(message.global_position) {
-            tracing::info!(
-                stream = %message.stream_name,
-                position = message.position,
-                global_position = message.global_position,
-                "the message is parked already; skipping it"
-            );
+            tracing::info!("the message is parked already; skipping it");
             return Ok(true);
         }
         let Some(limit) = self.park_after_failures else {
@@ -308,10 +264,6 @@ impl<S: MessageStore> Poison<S> {
             return Ok(false);
         };
         tracing::warn!(
-            stream = %message.stream_name,
-            position = message.position,
-            global_position = message.global_position,
-            r#type = %message.type_name,
             failures = failures.count,
             limit,
             error = %failures.last.error,
@@ -327,45 +279,6 @@ impl<S: MessageStore> Poison<S> {
         Ok(true)
     }
 
-    /// Gives `message` to `handlers`, and again after each of the
-    /// `handler_retry_ms` waits while they fail.
-    pub(crate) async fn dispatch<E>(
-        &self,
-        handlers: &Dispatcher<E>,
-        message: &Arc<Message>,
-        retries: &metrics::Counter,
-    ) -> Result<(), Failure>
-    where
-        E: Into<BoxError> + From<ebb_handler::Error> + Send + 'static,
-    {
-        let mut attempts: u32 = 0;
-        loop {
-            attempts = attempts.saturating_add(1);
-            let error: BoxError = match handlers.dispatch_shared(message).await {
-                Ok(_) => return Ok(()),
-                Err(error) => error.into(),
-            };
-            let wait = usize::try_from(attempts - 1)
-                .ok()
-                .and_then(|retry| self.handler_retry_ms.get(retry));
-            let Some(&wait) = wait else {
-                return Err(Failure { error, attempts });
-            };
-            tracing::warn!(
-                stream = %message.stream_name,
-                position = message.position,
-                global_position = message.global_position,
-                r#type = %message.type_name,
-                attempt = attempts,
-                wait_ms = wait,
-                error = %Chain(&*error),
-                "handler failed; trying again"
-            );
-            retries.increment(1);
-            tokio::time::sleep(Duration::from_millis(wait)).await;
-        }
-    }
-
     /// After `failure` on `message`, when the error hook said stop: parks
     /// the message with `park_after_retries`, else records the failure
     /// for the consumer to stop. A failure record that cannot be written
@@ -378,16 +291,12 @@ impl<S: MessageStore> Poison<S> {
         attempts: u32,
     ) -> Result<Settled, Error> {
         let transient = ebb_handler::retry::is_transient(&**error);
-        let error = Chain(&**error).to_string();
+        let error = Chain::new(&**error).to_string();
         if self.park_after_retries && !transient {
             let failures = self
                 .failures_of(message.global_position)
                 .map_or(0, |failures| failures.count);
             tracing::warn!(
-                stream = %message.stream_name,
-                position = message.position,
-                global_position = message.global_position,
-                r#type = %message.type_name,
                 attempts,
                 error = %error,
                 "the handler's retries are spent; parking the message"
@@ -427,19 +336,13 @@ impl<S: MessageStore> Poison<S> {
         match written {
             Ok(()) => tracing::warn!(
                 failures_stream = %self.failures_stream,
-                stream = %message.stream_name,
-                position = message.position,
-                global_position = message.global_position,
                 attempts,
                 transient,
                 "failure recorded"
             ),
             Err(err) => tracing::error!(
                 failures_stream = %self.failures_stream,
-                stream = %message.stream_name,
-                position = message.position,
-                global_position = message.global_position,
-                error = %Chain(&err),
+                error = %Chain::new(&err),
                 "could not record the failure"
             ),
         }
@@ -475,9 +378,6 @@ impl<S: MessageStore> Poison<S> {
             .insert(message.global_position);
         tracing::warn!(
             parked_stream = %self.parked_stream,
-            stream = %message.stream_name,
-            position = message.position,
-            global_position = message.global_position,
             failures,
             attempts,
             "message parked"
@@ -494,7 +394,7 @@ impl<S: MessageStore> Poison<S> {
         record: &MessageData,
     ) -> Result<(), ebb_message_store::Error> {
         let written = self
-            .write_retry
+            .retry
             .run(|cycle| async move {
                 match self.store.write(stream, record, ExpectedVersion::Any).await {
                     Err(err) if cycle > 0 && err.is_duplicate_message_id() => Ok(()),
@@ -503,6 +403,27 @@ impl<S: MessageStore> Poison<S> {
             })
             .await;
         written.map_err(RetryError::into_last)
+    }
+
+    /// Every record of type `type_name` in `stream`, oldest first, the
+    /// read retried as the consumer's reads are.
+    async fn read_all<T>(&self, stream: &StreamName, type_name: &str) -> Result<Vec<T>, Error>
+    where
+        T: serde::de::DeserializeOwned,
+    {
+        let read = self.retry.run(|_| async {
+            let mut messages = self.store.read_stream(stream.as_str(), StreamQuery::new());
+            let mut records = Vec::new();
+            while let Some(message) = messages.try_next().await? {
+                if message.type_name == type_name {
+                    records.push(message);
+                }
+            }
+            Ok::<_, ebb_message_store::Error>(records)
+        });
+        let messages = read.await.map_err(RetryError::into_last)?;
+        let records = messages.iter().map(Message::data::<T>);
+        Ok(records.collect::<Result<_, _>>()?)
     }
 
     /// The failures counted for the message at `global_position`.
@@ -532,18 +453,13 @@ impl<S: MessageStore> Poison<S> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
 
-    use ebb_handler::Received;
     use ebb_message_store::MemoryStore;
     use serde_json::json;
 
     use super::*;
-
-    #[message]
-    struct Noted {
-        n: i64,
-    }
 
     fn failed(global_position: i64, error: &str) -> Failed {
         Failed {
@@ -560,9 +476,13 @@ mod tests {
     fn config() -> ConsumerConfig {
         ConsumerConfig {
             identifier: Some("w".into()),
-            read_retry_ms: Vec::new(),
+            store_retry_ms: Vec::new(),
             ..ConsumerConfig::new("note")
         }
+    }
+
+    fn ledger(config: &ConsumerConfig, store: &MemoryStore) -> Ledger<MemoryStore> {
+        Ledger::new(config, store.clone(), Retry::new([]).unwrap()).unwrap()
     }
 
     /// A store with notes 1..=count in `note-1`, and the messages read back.
@@ -619,7 +539,7 @@ mod tests {
             park_after_failures: Some(2),
             ..config()
         };
-        let poison = Poison::new(&config, store.clone()).unwrap();
+        let poison = ledger(&config, &store);
         let error: BoxError = "cannot take 1".into();
         // Two runs that end on note 1.
         for _ in 0..2 {
@@ -671,7 +591,7 @@ mod tests {
     #[tokio::test]
     async fn without_k_failures_are_recorded_but_nothing_is_parked() {
         let (store, messages) = notes(1).await;
-        let poison = Poison::new(&config(), store.clone()).unwrap();
+        let poison = ledger(&config(), &store);
         let error: BoxError = "cannot take 1".into();
         for _ in 0..3 {
             poison.load().await.unwrap();
@@ -697,7 +617,7 @@ mod tests {
             park_after_failures: Some(1),
             ..config()
         };
-        let poison = Poison::new(&counting, store.clone()).unwrap();
+        let poison = ledger(&counting, &store);
         for _ in 0..3 {
             poison.load().await.unwrap();
             assert!(!poison.park_if_poisoned(&messages[0]).await.unwrap());
@@ -712,7 +632,7 @@ mod tests {
             park_after_retries: true,
             ..config()
         };
-        let poison = Poison::new(&retrying, store.clone()).unwrap();
+        let poison = ledger(&retrying, &store);
         poison.load().await.unwrap();
         let settled = poison.settle(&messages[0], &unreachable(), 3).await;
         assert_eq!(settled.unwrap(), Settled::Stop);
@@ -723,48 +643,6 @@ mod tests {
         assert_eq!(store.stream_messages("note:parked-w").len(), 1);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_failed_handler_runs_again_after_each_wait() {
-        let (store, messages) = notes(1).await;
-        let calls = Arc::new(AtomicU32::new(0));
-        // Fails the first `fails` times.
-        let handlers = |fails: u32| {
-            let calls = Arc::clone(&calls);
-            calls.store(0, Ordering::SeqCst);
-            Dispatcher::new().on(move |_: Received<Noted>| {
-                let call = calls.fetch_add(1, Ordering::SeqCst) + 1;
-                async move {
-                    if call <= fails {
-                        return Err::<(), BoxError>(format!("call {call}").into());
-                    }
-                    Ok(())
-                }
-            })
-        };
-        let config = ConsumerConfig {
-            handler_retry_ms: vec![10, 20],
-            ..config()
-        };
-        let poison = Poison::new(&config, store).unwrap();
-        let started = tokio::time::Instant::now();
-        assert!(
-            poison
-                .dispatch(&handlers(2), &messages[0], &metrics::Counter::noop())
-                .await
-                .is_ok()
-        );
-        assert_eq!(calls.load(Ordering::SeqCst), 3);
-        assert_eq!(started.elapsed(), Duration::from_millis(30));
-        let Err(Failure { error, attempts }) = poison
-            .dispatch(&handlers(5), &messages[0], &metrics::Counter::noop())
-            .await
-        else {
-            panic!("the retries are spent");
-        };
-        assert_eq!((attempts, error.to_string().as_str()), (3, "call 3"));
-        assert_eq!(calls.load(Ordering::SeqCst), 3);
-    }
-
     #[tokio::test]
     async fn with_park_after_retries_a_spent_message_is_parked_not_recorded() {
         let (store, messages) = notes(1).await;
@@ -772,7 +650,7 @@ mod tests {
             park_after_retries: true,
             ..config()
         };
-        let poison = Poison::new(&config, store.clone()).unwrap();
+        let poison = ledger(&config, &store);
         let error: BoxError = "cannot take 1".into();
         let settled = poison.settle(&messages[0], &error, 3).await.unwrap();
         assert_eq!(settled, Settled::Parked);

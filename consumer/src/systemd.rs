@@ -15,8 +15,8 @@
 //! half that period.
 //!
 //! ```no_run
-//! # use ebb_consumer::systemd::{Notifier, NotifyError, run_watchdog, watchdog_interval};
-//! # async fn example() -> Result<(), NotifyError> {
+//! # use ebb_consumer::{Error, Notifier, run_watchdog, watchdog_interval};
+//! # async fn example() -> Result<(), Error> {
 //! // None outside systemd: then there is nothing to tell anyone.
 //! if let Some(notifier) = Notifier::from_env()? {
 //!     let (stop_watchdog, watchdog_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -45,7 +45,8 @@
 //! themselves should clear the variables for them
 //! (`std::process::Command::env_remove`).
 //!
-//! Linux only: the abstract namespace and systemd are both Linux's.
+//! Linux only, feature `systemd`: the abstract namespace and systemd are
+//! both Linux's.
 
 use std::ffi::OsString;
 use std::future::{Future, poll_fn};
@@ -59,6 +60,12 @@ use std::time::Duration;
 
 use tokio::time::MissedTickBehavior;
 
+use crate::Error;
+
+/// What `NOTIFY_SOCKET` must hold (systemd's `vsock:` addresses are not
+/// supported).
+const NOTIFY_SOCKET_FORM: &str = "an absolute path or @ and an abstract socket name";
+
 /// The longest datagram the service manager reads: its receive buffer is
 /// `NOTIFY_BUFFER_MAX` (4096 bytes), and it drops a longer message whole,
 /// so sending one would fail without a trace on our side.
@@ -67,82 +74,6 @@ const MAX_MESSAGE_LEN: usize = 4096;
 const READY: &str = "READY=1";
 const STOPPING: &str = "STOPPING=1";
 const WATCHDOG: &str = "WATCHDOG=1";
-
-/// What can go wrong reading the protocol's environment or sending a
-/// notification.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum NotifyError {
-    /// `NOTIFY_SOCKET` is neither an absolute path nor `@` followed by an
-    /// abstract socket name (systemd's `vsock:` addresses are not
-    /// supported). The service's environment needs fixing.
-    #[error("NOTIFY_SOCKET is neither an absolute path nor an @abstract name: {value:?}")]
-    InvalidSocket {
-        /// The variable's value.
-        value: OsString,
-    },
-    /// `NOTIFY_SOCKET` has the right form but no socket address can be made
-    /// of it, usually because it is longer than a socket address holds. The
-    /// service's environment needs fixing.
-    #[error("NOTIFY_SOCKET is not a usable socket address: {value:?}")]
-    SocketAddress {
-        /// The variable's value.
-        value: OsString,
-        /// Why the address was refused.
-        #[source]
-        source: io::Error,
-    },
-    /// The message is not one the service manager would act on: empty,
-    /// longer than it reads, holding a NUL byte (it drops such a message
-    /// whole), or a status with a newline (which would start another
-    /// assignment). A bug in the caller: fix the message.
-    #[error("not a valid notification: {reason}")]
-    InvalidMessage {
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// The notification could not be sent: no socket could be made, or the
-    /// service manager is not listening at the address (a stale
-    /// `NOTIFY_SOCKET`), or, for the watchdog's pings, its queue was full.
-    /// A ping can be retried at the next period; a lost `READY=1` means
-    /// systemd will time the start-up out.
-    #[error("could not send a notification to the service manager")]
-    Send(#[source] io::Error),
-    /// `WATCHDOG_USEC` is not a whole number of microseconds between 1 and
-    /// 2^64 - 2 (0 and 2^64 - 1, systemd's "infinity", are not timeouts).
-    /// The service's environment needs fixing.
-    #[error("WATCHDOG_USEC is not a watchdog timeout in microseconds: {value:?}")]
-    InvalidWatchdogUsec {
-        /// The variable's value.
-        value: OsString,
-    },
-    /// `WATCHDOG_PID` is not a process id. The service's environment needs
-    /// fixing.
-    #[error("WATCHDOG_PID is not a process id: {value:?}")]
-    InvalidWatchdogPid {
-        /// The variable's value.
-        value: OsString,
-    },
-    /// [`run_watchdog`] was given a zero period, which would ping without
-    /// pause. A bug in the caller.
-    #[error("the watchdog period is zero")]
-    ZeroWatchdogPeriod,
-}
-
-impl NotifyError {
-    /// Whether one of the protocol's environment variables is malformed:
-    /// the unit or the environment needs fixing, and trying again will not
-    /// help.
-    pub fn is_environment(&self) -> bool {
-        matches!(
-            self,
-            Self::InvalidSocket { .. }
-                | Self::SocketAddress { .. }
-                | Self::InvalidWatchdogUsec { .. }
-                | Self::InvalidWatchdogPid { .. }
-        )
-    }
-}
 
 /// Sends notifications to the service manager at `NOTIFY_SOCKET`.
 ///
@@ -165,16 +96,14 @@ impl Notifier {
     ///
     /// Fails when the variable is set to something other than an absolute
     /// path or `@` and an abstract socket name.
-    pub fn from_env() -> Result<Option<Self>, NotifyError> {
+    pub fn from_env() -> Result<Option<Self>, Error> {
         Self::from_vars(|name| std::env::var_os(name))
     }
 
     /// [`Notifier::from_env`] with the variables `var` gives. They are
     /// `OsString`s because a path need not be UTF-8, and reading it with
     /// `std::env::var` would make such a value look unset.
-    pub(crate) fn from_vars(
-        var: impl Fn(&str) -> Option<OsString>,
-    ) -> Result<Option<Self>, NotifyError> {
+    pub(crate) fn from_vars(var: impl Fn(&str) -> Option<OsString>) -> Result<Option<Self>, Error> {
         let Some(value) = var("NOTIFY_SOCKET").filter(|value| !value.is_empty()) else {
             return Ok(None);
         };
@@ -184,17 +113,27 @@ impl Notifier {
         } else if let Some(name) = bytes.strip_prefix(b"@").filter(|name| !name.is_empty()) {
             SocketAddr::from_abstract_name(name)
         } else {
-            return Err(NotifyError::InvalidSocket { value });
+            return Err(Error::SystemdEnvironment {
+                variable: "NOTIFY_SOCKET",
+                value,
+                expected: NOTIFY_SOCKET_FORM,
+                source: None,
+            });
         };
         match addr {
             Ok(addr) => Ok(Some(Self { addr })),
-            Err(source) => Err(NotifyError::SocketAddress { value, source }),
+            Err(source) => Err(Error::SystemdEnvironment {
+                variable: "NOTIFY_SOCKET",
+                value,
+                expected: "a usable socket address",
+                source: Some(source),
+            }),
         }
     }
 
     /// Tells the service manager that start-up is done (`READY=1`): under
     /// `Type=notify` the service counts as started only from here on.
-    pub fn ready(&self) -> Result<(), NotifyError> {
+    pub fn ready(&self) -> Result<(), Error> {
         self.notify(READY)
     }
 
@@ -202,16 +141,16 @@ impl Notifier {
     /// (`STOPPING=1`). Send it when shutdown begins rather than just before
     /// exiting: the service manager identifies the sender by its process,
     /// which it may no longer find once the process is gone.
-    pub fn stopping(&self) -> Result<(), NotifyError> {
+    pub fn stopping(&self) -> Result<(), Error> {
         self.notify(STOPPING)
     }
 
     /// Sets the one-line status that `systemctl status` shows
     /// (`STATUS=text`). A newline in `text` is refused rather than sent,
     /// since it would start another assignment.
-    pub fn status(&self, text: &str) -> Result<(), NotifyError> {
+    pub fn status(&self, text: &str) -> Result<(), Error> {
         if text.contains('\n') {
-            return Err(NotifyError::InvalidMessage {
+            return Err(Error::InvalidNotification {
                 reason: "a status is one line; a newline would start another assignment",
             });
         }
@@ -220,7 +159,7 @@ impl Notifier {
 
     /// Keeps the service manager's watchdog from acting (`WATCHDOG=1`).
     /// [`run_watchdog`] sends this at a period; this sends one now.
-    pub fn watchdog(&self) -> Result<(), NotifyError> {
+    pub fn watchdog(&self) -> Result<(), Error> {
         self.notify(WATCHDOG)
     }
 
@@ -232,23 +171,23 @@ impl Notifier {
     /// must not be lost to a moment of load. It fails at once, with nothing
     /// sent, on an empty message, one over 4096 bytes, or one holding a NUL
     /// byte, all of which the service manager would ignore.
-    pub fn notify(&self, state: &str) -> Result<(), NotifyError> {
+    pub fn notify(&self, state: &str) -> Result<(), Error> {
         self.send(state, Wait::UntilQueued)
     }
 
-    fn send(&self, state: &str, wait: Wait) -> Result<(), NotifyError> {
+    fn send(&self, state: &str, wait: Wait) -> Result<(), Error> {
         check_message(state)?;
-        let socket = UnixDatagram::unbound().map_err(NotifyError::Send)?;
+        let socket = UnixDatagram::unbound().map_err(Error::Notify)?;
         if let Wait::Never = wait {
-            socket.set_nonblocking(true).map_err(NotifyError::Send)?;
+            socket.set_nonblocking(true).map_err(Error::Notify)?;
         }
         let sent = socket
             .send_to_addr(state.as_bytes(), &self.addr)
-            .map_err(NotifyError::Send)?;
+            .map_err(Error::Notify)?;
         // A datagram goes whole or not at all; a short count would mean the
         // service manager got a different message from the one meant.
         if sent != state.len() {
-            return Err(NotifyError::Send(io::Error::new(
+            return Err(Error::Notify(io::Error::new(
                 io::ErrorKind::WriteZero,
                 "the notification datagram was cut short",
             )));
@@ -270,7 +209,7 @@ enum Wait {
 
 /// Refuses what the service manager would ignore, so that the caller hears
 /// of it instead of systemd logging it.
-fn check_message(state: &str) -> Result<(), NotifyError> {
+fn check_message(state: &str) -> Result<(), Error> {
     let reason = if state.is_empty() {
         "the message is empty"
     } else if state.len() > MAX_MESSAGE_LEN {
@@ -280,7 +219,7 @@ fn check_message(state: &str) -> Result<(), NotifyError> {
     } else {
         return Ok(());
     };
-    Err(NotifyError::InvalidMessage { reason })
+    Err(Error::InvalidNotification { reason })
 }
 
 /// How often to send `WATCHDOG=1`: half the watchdog timeout in
@@ -291,7 +230,7 @@ fn check_message(state: &str) -> Result<(), NotifyError> {
 /// when `WATCHDOG_PID` names another process: the variables were inherited,
 /// and the watchdog is that process's to keep. Fails when either variable
 /// is set but malformed.
-pub fn watchdog_interval() -> Result<Option<Duration>, NotifyError> {
+pub fn watchdog_interval() -> Result<Option<Duration>, Error> {
     watchdog_interval_from(|name| std::env::var_os(name), std::process::id())
 }
 
@@ -300,7 +239,7 @@ pub fn watchdog_interval() -> Result<Option<Duration>, NotifyError> {
 pub(crate) fn watchdog_interval_from(
     var: impl Fn(&str) -> Option<OsString>,
     our_pid: u32,
-) -> Result<Option<Duration>, NotifyError> {
+) -> Result<Option<Duration>, Error> {
     let var = |name: &str| var(name).filter(|value| !value.is_empty());
     let Some(usec) = var("WATCHDOG_USEC") else {
         return Ok(None);
@@ -310,7 +249,12 @@ pub(crate) fn watchdog_interval_from(
         .and_then(|usec| usec.parse::<u64>().ok())
         .filter(|&usec| usec != 0 && usec != u64::MAX)
     else {
-        return Err(NotifyError::InvalidWatchdogUsec { value: usec });
+        return Err(Error::SystemdEnvironment {
+            variable: "WATCHDOG_USEC",
+            value: usec,
+            expected: "a watchdog timeout in microseconds",
+            source: None,
+        });
     };
     if let Some(pid) = var("WATCHDOG_PID") {
         let Some(pid) = pid
@@ -318,7 +262,12 @@ pub(crate) fn watchdog_interval_from(
             .and_then(|pid| pid.parse::<u32>().ok())
             .filter(|&pid| pid != 0)
         else {
-            return Err(NotifyError::InvalidWatchdogPid { value: pid });
+            return Err(Error::SystemdEnvironment {
+                variable: "WATCHDOG_PID",
+                value: pid,
+                expected: "a process id",
+                source: None,
+            });
         };
         if pid != our_pid {
             return Ok(None);
@@ -342,9 +291,9 @@ pub async fn run_watchdog(
     notifier: Notifier,
     period: Duration,
     stop: impl Future,
-) -> Result<(), NotifyError> {
+) -> Result<(), Error> {
     if period.is_zero() {
-        return Err(NotifyError::ZeroWatchdogPeriod);
+        return Err(Error::invalid_config("the watchdog period is zero"));
     }
     let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -472,7 +421,7 @@ mod tests {
             .expect("a set NOTIFY_SOCKET")
     }
 
-    fn send_each_state(notifier: &Notifier) -> Result<(), NotifyError> {
+    fn send_each_state(notifier: &Notifier) -> Result<(), Error> {
         notifier.ready()?;
         notifier.status("Processing 3 streams")?;
         notifier.watchdog()?;
@@ -509,7 +458,7 @@ mod tests {
         let listener = Listener::at_path().expect("bind a socket in the temp dir");
         let name = listener.notify_socket.to_str().expect("a UTF-8 temp path");
         let result = notifier_for(OsStr::new(&format!("@{name}"))).ready();
-        assert!(matches!(result, Err(NotifyError::Send(_))), "{result:?}");
+        assert!(matches!(result, Err(Error::Notify(_))), "{result:?}");
         assert!(listener.received().is_empty());
     }
 
@@ -524,8 +473,8 @@ mod tests {
         for value in ["run/systemd/notify", "vsock:2:1234", "@", " /run/notify"] {
             let result = Notifier::from_vars(notify_socket(value));
             match result {
-                Err(err @ NotifyError::InvalidSocket { .. }) => {
-                    assert!(err.is_environment());
+                Err(err @ Error::SystemdEnvironment { source: None, .. }) => {
+                    assert!(err.is_setup());
                 }
                 other => panic!("{value:?} gave {other:?}"),
             }
@@ -540,8 +489,8 @@ mod tests {
         ] {
             let result = Notifier::from_vars(notify_socket(&value));
             match result {
-                Err(err @ NotifyError::SocketAddress { .. }) => {
-                    assert!(err.is_environment());
+                Err(err @ Error::SystemdEnvironment { .. }) => {
+                    assert!(err.is_setup());
                     assert!(std::error::Error::source(&err).is_some());
                 }
                 other => panic!("{value:?} gave {other:?}"),
@@ -562,7 +511,7 @@ mod tests {
         ];
         for result in refused {
             match result {
-                Err(err @ NotifyError::InvalidMessage { .. }) => assert!(!err.is_environment()),
+                Err(err @ Error::InvalidNotification { .. }) => assert!(!err.is_setup()),
                 other => panic!("expected InvalidMessage, got {other:?}"),
             }
         }
@@ -579,8 +528,8 @@ mod tests {
         let notifier = notifier_for(unused_path().as_os_str());
         let result = notifier.ready();
         match result {
-            Err(err @ NotifyError::Send(_)) => {
-                assert!(!err.is_environment());
+            Err(err @ Error::Notify(_)) => {
+                assert!(!err.is_setup());
                 assert!(std::error::Error::source(&err).is_some());
             }
             other => panic!("expected Send, got {other:?}"),
@@ -645,8 +594,13 @@ mod tests {
         for usec in bad {
             let result = watchdog_interval_from(watchdog_vars(Some(usec), None), OUR_PID);
             match result {
-                Err(err @ NotifyError::InvalidWatchdogUsec { .. }) => {
-                    assert!(err.is_environment());
+                Err(
+                    err @ Error::SystemdEnvironment {
+                        variable: "WATCHDOG_USEC",
+                        ..
+                    },
+                ) => {
+                    assert!(err.is_setup());
                 }
                 other => panic!("WATCHDOG_USEC={usec:?} gave {other:?}"),
             }
@@ -658,7 +612,13 @@ mod tests {
         for pid in ["abc", "0", "-1"] {
             let result = watchdog_interval_from(watchdog_vars(Some("1000000"), Some(pid)), OUR_PID);
             assert!(
-                matches!(result, Err(NotifyError::InvalidWatchdogPid { .. })),
+                matches!(
+                    result,
+                    Err(Error::SystemdEnvironment {
+                        variable: "WATCHDOG_PID",
+                        ..
+                    })
+                ),
                 "WATCHDOG_PID={pid:?} gave {result:?}"
             );
         }
@@ -774,7 +734,7 @@ mod tests {
         );
         let result = tokio::time::timeout(Duration::from_secs(1), result).await;
         assert!(
-            matches!(result, Ok(Err(NotifyError::ZeroWatchdogPeriod))),
+            matches!(result, Ok(Err(Error::InvalidConfig { .. }))),
             "{result:?}"
         );
         assert!(listener.received().is_empty());

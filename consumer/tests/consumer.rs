@@ -299,5 +299,5 @@ async fn a_caught_up_consumer_is_woken_by_a_write_before_its_poll() {
 fn a_stream_name_is_refused_where_a_category_is_needed() {
     let err = Consumer::<MemoryStore>::new(ConsumerConfig::new("note-1"), MemoryStore::new())
         .unwrap_err();
-    assert!(matches!(err, Error::InvalidConfig(_)), "{err:?}");
+    assert!(matches!(err, Error::InvalidConfig { .. }), "{err:?}");
 }

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ebb_consumer::poison::read_parked;
+use ebb_consumer::read_parked;
 use ebb_consumer::{Consumer, ConsumerConfig, Control, Error, Failed};
 use ebb_handler::{BoxError, Dispatcher, Received, Writer, message};
 use ebb_message_store::{ExpectedVersion, MemoryStore, StreamName};
@@ -49,7 +49,7 @@ fn config() -> ConsumerConfig {
     ConsumerConfig {
         identifier: Some("test".into()),
         position_update_interval: 1,
-        read_retry_ms: Vec::new(),
+        store_retry_ms: Vec::new(),
         ..ConsumerConfig::new("note")
     }
 }

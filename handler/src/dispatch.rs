@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use ebb_message_store::Message;
 use futures_util::future::BoxFuture;
-use tracing::Instrument as _;
 
 use crate::message::{MessageType, Received};
 use crate::{BoxError, Error};
@@ -188,9 +187,10 @@ where
         self
     }
 
-    /// Logs each message skipped for its type at info level, with its
-    /// stream, position, global position and type, as Eventide's consumer
-    /// reports an unhandled message; otherwise (the default) at debug.
+    /// Logs each message skipped for its type at info level (inside the
+    /// `message` span, which names its stream, position, global position
+    /// and type), as Eventide's consumer reports an unhandled message;
+    /// otherwise (the default) at debug.
     /// A component that expects every message of its category to be
     /// handled turns this on, so that an unknown type written by another
     /// program shows in its log.
@@ -217,7 +217,20 @@ where
 
     /// Gives `message` to every handler of its type, in order; see the
     /// type's documentation. Each handler gets its own [`Received`], which
-    /// shares one copy of the message.
+    /// shares one copy of the message. Runs inside an `info` span named
+    /// `message`, with the fields `stream`, `position`, `global_position`,
+    /// `type` and `id`, as a consumer's handling does.
+    #[tracing::instrument(
+        name = "message",
+        skip_all,
+        fields(
+            stream = %message.stream_name,
+            position = message.position,
+            global_position = message.global_position,
+            r#type = %message.type_name,
+            id = %message.id,
+        )
+    )]
     pub async fn dispatch(&self, message: &Message) -> Result<Dispatched, E> {
         let mut shared: Option<Arc<Message>> = None;
         self.dispatch_with(message, move || {
@@ -228,6 +241,8 @@ where
 
     /// [`dispatch`](Self::dispatch) of a message already shared, which is
     /// then never copied: what a consumer does with every message it reads.
+    /// It runs in the caller's span (a consumer's `message` span), and
+    /// makes none of its own.
     pub async fn dispatch_shared(&self, message: &Arc<Message>) -> Result<Dispatched, E> {
         self.dispatch_with(message, || Arc::clone(message)).await
     }
@@ -237,47 +252,30 @@ where
         message: &Message,
         mut share: impl FnMut() -> Arc<Message> + Send,
     ) -> Result<Dispatched, E> {
-        let span = tracing::debug_span!(
-            "dispatch",
-            stream = %message.stream_name,
-            position = message.position,
-            global_position = message.global_position,
-            r#type = %message.type_name,
-        );
-        async {
-            let mut handled = 0;
-            for (type_name, route) in &self.routes {
-                if *type_name == message.type_name {
-                    route(share()).await?;
-                    handled += 1;
-                }
+        let mut handled = 0;
+        for (type_name, route) in &self.routes {
+            if *type_name == message.type_name {
+                route(share()).await?;
+                handled += 1;
             }
-            if handled > 0 {
-                return Ok(Dispatched::Handled(handled));
-            }
-            if self.strict {
-                return Err(E::from(Error::UnknownType {
-                    type_name: message.type_name.clone(),
-                    stream_name: message.stream_name.clone(),
-                    position: message.position,
-                    global_position: message.global_position,
-                }));
-            }
-            if self.log_skipped {
-                tracing::info!(
-                    stream = %message.stream_name,
-                    position = message.position,
-                    global_position = message.global_position,
-                    r#type = %message.type_name,
-                    "no handler for this type; skipped"
-                );
-            } else {
-                tracing::debug!("no handler for this type; skipped");
-            }
-            Ok(Dispatched::Skipped)
         }
-        .instrument(span)
-        .await
+        if handled > 0 {
+            return Ok(Dispatched::Handled(handled));
+        }
+        if self.strict {
+            return Err(E::from(Error::UnknownType {
+                type_name: message.type_name.clone(),
+                stream_name: message.stream_name.clone(),
+                position: message.position,
+                global_position: message.global_position,
+            }));
+        }
+        if self.log_skipped {
+            tracing::info!("no handler for this type; skipped");
+        } else {
+            tracing::debug!("no handler for this type; skipped");
+        }
+        Ok(Dispatched::Skipped)
     }
 }
 

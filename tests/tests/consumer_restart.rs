@@ -122,7 +122,7 @@ async fn a_consumer_rides_out_a_restart_of_its_database() {
             position_update_interval: 10,
             ..ConsumerConfig::new(CATEGORY)
         };
-        assert_eq!(config.read_retry_ms, [100, 1_000, 5_000], "the default");
+        assert_eq!(config.store_retry_ms, [100, 1_000, 5_000], "the default");
         let handled = Handled::default();
         let consumer = note_consumer(&store, config.clone(), Duration::from_millis(3), &handled);
         let control = Control::new();
@@ -194,7 +194,7 @@ async fn a_consumer_whose_database_stays_down_stops_with_the_store_error() {
         write_notes(&store, 0, 5).await;
         let expected = all_notes(&store).await;
         let config = ConsumerConfig {
-            read_retry_ms: vec![50, 100],
+            store_retry_ms: vec![50, 100],
             position_update_interval: 3,
             // Its first failed read comes at its next poll, after the
             // server is down. (Woken, it would read as soon as the

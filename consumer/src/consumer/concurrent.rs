@@ -24,18 +24,20 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use ebb_handler::BoxError;
-use ebb_message_store::{Message, MessageStore, MessageStream};
+use ebb_message_store::{Message, MessageStore};
 use futures_util::stream::{FuturesUnordered, StreamExt as _};
 
-use super::{Consumer, Progress, Recorder};
-use crate::{Control, Error, State};
+use super::progress::{Progress, Recorder};
+use crate::feed::{Fed, Feed};
+use crate::{Consumer, Control, Error, State};
 
 /// Messages taken from the read but not yet done, per slot of
 /// concurrency: enough that one slow stream does not starve the others at
 /// once, few enough to bound what a stuck handler holds.
 pub const WINDOW_PER_SLOT: usize = 16;
 
-/// One message being handled, and its outcome.
+/// One message being handled, and its outcome. Boxed: the futures of
+/// one `FuturesUnordered` need one type.
 type Handling<'a> = Pin<Box<dyn Future<Output = (Arc<Message>, Result<(), Error>)> + Send + 'a>>;
 
 /// The messages taken from the read and not yet done.
@@ -107,13 +109,14 @@ where
     S: MessageStore + Clone,
     E: Into<BoxError> + From<ebb_handler::Error> + Send + 'static,
 {
-    /// The loop of [`consume`](Self::consume) with up to `concurrency`
-    /// messages in flight (see the module documentation).
+    /// Reads and handles up to `concurrency` messages at once (see the
+    /// module documentation) until stopped or failed; the read protocol is
+    /// the [`Feed`]'s, polled beside the handlers.
     ///
     /// On a handler's error, or when stopping, nothing new starts, the
     /// messages in flight are finished, and the error (or `Ok`) is returned
     /// with the progress at the lowest unfinished message.
-    pub(super) async fn consume_concurrently<'a>(
+    pub(crate) async fn consume_concurrently<'a>(
         &'a self,
         control: &Control,
         progress: &mut Progress,
@@ -121,23 +124,14 @@ where
     ) -> Result<(), Error> {
         let slots = self.config.concurrency;
         let window = slots.saturating_mul(WINDOW_PER_SLOT);
+        let mut feed = Feed::new(
+            &self.store,
+            &self.config,
+            &self.retries.store,
+            progress.next,
+        );
         let mut taken = Taken::default();
         let mut in_flight: FuturesUnordered<Handling<'a>> = FuturesUnordered::new();
-        // Where the next read starts: past everything taken.
-        let mut read_next = progress.next;
-        let mut reader: Option<MessageStream<'a>> = None;
-        // When there is no read under way: the wait before the next.
-        let mut idle: Pin<Box<tokio::time::Sleep>> =
-            Box::pin(tokio::time::sleep(std::time::Duration::ZERO));
-        let mut read_failures = 0;
-        // Armed for the next write to the category, once caught up.
-        let mut wakeup: Option<ebb_message_store::Wakeup> = None;
-        // The arming under way, if any, and whether one finished while a
-        // read was under way (which may have missed what came before it).
-        let mut arming: Option<Arming<'a>> = None;
-        let mut read_again = false;
-        // Whether the read under way has found anything.
-        let mut read_any = false;
         let mut failure: Option<Error> = None;
         let mut stopping = false;
         loop {
@@ -162,117 +156,54 @@ where
                 return failure.map_or(Ok(()), Err);
             }
             let reading = starting && taken.order.len() < window;
-            tokio::select! {
+            let step = tokio::select! {
                 biased;
                 Some((message, result)) = in_flight.next(), if !in_flight.is_empty() => {
-                    if let Err(err) = result {
-                        failure.get_or_insert(err);
-                        continue;
-                    }
-                    if let Some((position, count)) = taken.done(&message) {
-                        progress.handled = Some(position);
-                        progress.next = position + 1;
-                        self.metrics().position.set(position as f64);
-                        progress.unrecorded += count;
-                        if progress.unrecorded >= self.config.position_update_interval {
-                            if let Err(err) = self.record(progress, recorder).await {
-                                failure.get_or_insert(err);
-                            }
-                        }
+                    match result {
+                        Ok(()) => self.done(&mut taken, &message, progress, recorder).await,
+                        Err(err) => Err(err),
                     }
                 }
-                result = recorder.wait(), if recorder.is_pending() => {
-                    if let Err(err) = result {
-                        failure.get_or_insert(err);
-                    }
-                }
-                next = next_message(&mut reader), if reading && reader.is_some() => match next {
-                    Ok(Some(message)) => {
-                        read_failures = 0;
-                        read_any = true;
-                        read_next = message.global_position + 1;
+                result = recorder.wait(), if recorder.is_pending() => result,
+                fed = feed.next(control), if reading => match fed {
+                    Ok(Some(Fed::Message(message))) => {
                         taken.take(message);
+                        Ok(())
+                    }
+                    Ok(Some(Fed::CaughtUp)) => {
+                        self.sample_lag(progress).await;
+                        Ok(())
                     }
                     Ok(None) => {
-                        // Caught up: read again after the poll interval, or
-                        // when woken by a write.
-                        reader = None;
-                        self.sample_lag(progress).await;
-                        if std::mem::take(&mut read_any) {
-                            wakeup = None;
-                        }
-                        if wakeup.is_none() && arming.is_none() && self.config.wake_on_notify {
-                            // Armed alongside the messages in flight: it
-                            // may wait for the store's listening connection.
-                            arming = Some(Box::pin(self.arm_wakeup()));
-                        }
-                        let wait = if std::mem::take(&mut read_again) {
-                            std::time::Duration::ZERO
-                        } else {
-                            self.config.poll_interval
-                        };
-                        idle.as_mut().reset(tokio::time::Instant::now() + wait);
+                        stopping = true;
+                        Ok(())
                     }
-                    Err(err) => {
-                        reader = None;
-                        match self.read_retry_wait(err, &mut read_failures) {
-                            Ok(wait) => idle.as_mut().reset(tokio::time::Instant::now() + wait),
-                            Err(err) => {
-                                failure.get_or_insert(err);
-                            }
-                        }
-                    }
+                    Err(err) => Err(err),
                 },
-                () = idle.as_mut(), if reading && reader.is_none() => {
-                    // This read is the one after any arming so far.
-                    read_again = false;
-                    reader = Some(self.store.read_category(
-                        &self.config.category,
-                        self.config.query(read_next),
-                    ));
+                () = control.stopped(), if !stopping => {
+                    stopping = true;
+                    Ok(())
                 }
-                armed = arm(&mut arming), if arming.is_some() => {
-                    arming = None;
-                    if armed.is_armed() && !armed.is_poll() {
-                        // A write may have come between the read and the
-                        // arming: read once more, at once (or as soon as
-                        // the read under way is done).
-                        read_again = true;
-                        idle.as_mut().reset(tokio::time::Instant::now());
-                    }
-                    wakeup = Some(armed);
-                }
-                () = super::wake(&mut wakeup), if reading && reader.is_none() => {
-                    wakeup = None;
-                    idle.as_mut().reset(tokio::time::Instant::now());
-                }
-                () = control.stopped(), if !stopping => stopping = true,
+            };
+            if let Err(err) = step {
+                failure.get_or_insert(err);
             }
         }
     }
-}
 
-/// A wake-up being armed.
-type Arming<'a> = Pin<Box<dyn Future<Output = ebb_message_store::Wakeup> + Send + 'a>>;
-
-/// The wake-up the arming under way gives (`arming` is `Some` when
-/// polled).
-async fn arm(arming: &mut Option<Arming<'_>>) -> ebb_message_store::Wakeup {
-    match arming {
-        Some(arming) => arming.await,
-        None => std::future::pending().await,
-    }
-}
-
-/// The next message of the read under way (`reader` is `Some` when
-/// polled).
-async fn next_message(
-    reader: &mut Option<MessageStream<'_>>,
-) -> Result<Option<Message>, ebb_message_store::Error> {
-    use futures_util::TryStreamExt as _;
-    match reader {
-        Some(messages) => messages.try_next().await,
-        None => std::future::pending().await,
+    /// `message` is done: if that moves the front of done messages, the
+    /// progress goes there.
+    async fn done<'a>(
+        &'a self,
+        taken: &mut Taken,
+        message: &Message,
+        progress: &mut Progress,
+        recorder: &mut Recorder<'a>,
+    ) -> Result<(), Error> {
+        match taken.done(message) {
+            Some((position, count)) => self.advance(progress, recorder, position, count).await,
+            None => Ok(()),
+        }
     }
 }
 

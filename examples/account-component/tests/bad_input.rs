@@ -544,7 +544,7 @@ async fn is_parked_after_k_failures(case: &Case) {
         "account:command+parked-worker"
     );
     assert_eq!(
-        ebb_consumer::poison::read_parked(&db.store, &config)
+        ebb_consumer::read_parked(&db.store, &config)
             .await
             .expect("the parked stream read"),
         parked,
