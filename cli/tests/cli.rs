@@ -15,8 +15,8 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn server() -> &'static ebb_localpg::Server {
-    ebb_localpg::shared_server().expect("a PostgreSQL server for the tests")
+fn server() -> &'static ebb_localpg::TestDatabases {
+    ebb_localpg::TestDatabases::shared().expect("a PostgreSQL server for the tests")
 }
 
 /// Runs one statement on the server's `postgres` database.

@@ -42,8 +42,14 @@
 //! The `ebb` command (`ebb db install`, `ebb db version`, `ebb demo`) is
 //! its own crate, `ebb-cli` (`cargo install ebb-cli`), as `sqlx-cli` is to
 //! `sqlx`. This crate is the library alone: depending on it brings no
-//! argument parser, log subscriber or cluster starter, and it has no
-//! features of its own.
+//! argument parser, log subscriber or cluster starter.
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `systemd` | off | the component host speaks systemd's readiness protocol (`Type=notify`, watchdog pings); Linux only, elsewhere it adds nothing |
+//! | `prometheus` | off | `Host::metrics_endpoint`: the consumers' metrics as Prometheus text |
 
 pub use ebb_consumer as consumer;
 pub use ebb_handler as handler;

@@ -66,17 +66,6 @@ pub use cluster::{Cluster, ClusterBuilder, ShutdownMode};
 pub use error::Error;
 pub use harness::{TestDatabase, TestDatabases};
 
-// The harness's former names, kept only because `ebb/tests/cli.rs` uses
-// them while the CLI moves to its own crate; remove them once those tests
-// use `TestDatabases`.
-#[doc(hidden)]
-pub use harness::TestDatabases as Server;
-
-/// [`TestDatabases::shared`] under its former name; see `Server` above.
-#[doc(hidden)]
-pub fn shared_server() -> Result<&'static TestDatabases, Error> {
-    TestDatabases::shared()
-}
 pub use ident::quote_ident;
 /// The driver version this crate's API uses, to avoid version skew.
 pub use tokio_postgres;

@@ -26,13 +26,13 @@ pub const MESSAGE_DB_VERSION: &str = "1.3.0";
 pub const EBB_SCHEMA_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The install order, as kept in `sql/install-order.txt`.
-pub const INSTALL_ORDER: &str = include_str!("../../sql/install-order.txt");
+pub const INSTALL_ORDER: &str = include_str!("../sql/install-order.txt");
 
 macro_rules! sql_files {
     ($($path:literal),* $(,)?) => {
         /// Every schema file, in install order: (path under `sql/`, SQL).
         pub const FILES: &[(&str, &str)] = &[
-            $(($path, include_str!(concat!("../../sql/", $path))),)*
+            $(($path, include_str!(concat!("../sql/", $path))),)*
         ];
     };
 }
@@ -229,7 +229,7 @@ mod tests {
 
     #[test]
     fn every_sql_file_is_installed() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sql");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
         let mut on_disk = Vec::new();
         for dir in std::fs::read_dir(&root).unwrap() {
             let dir = dir.unwrap().path();

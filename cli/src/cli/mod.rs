@@ -110,8 +110,7 @@ pub async fn run(args: Args) -> Result<(), CliError> {
 /// the server's detail and hint are added when there are any.
 pub fn one_line(err: &(dyn StdError + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
-    let mut current = Some(err);
-    while let Some(err) = current {
+    for err in ebb_retry::Chain::new(err) {
         if let Some(db) = err.downcast_ref::<tokio_postgres::error::DbError>() {
             let mut text = db.message().to_owned();
             if let Some(detail) = db.detail() {
@@ -131,7 +130,6 @@ pub fn one_line(err: &(dyn StdError + 'static)) -> String {
         if !redundant {
             parts.push(text);
         }
-        current = err.source();
     }
     parts.join(": ").replace('\n', " ")
 }
@@ -143,13 +141,7 @@ mod tests {
     /// The messages of `err` and of each of its sources, joined as they are
     /// without [`one_line`]'s clean-up.
     fn chain(err: &(dyn StdError + 'static)) -> String {
-        let mut parts = vec![err.to_string()];
-        let mut current = err.source();
-        while let Some(err) = current {
-            parts.push(err.to_string());
-            current = err.source();
-        }
-        parts.join(": ")
+        ebb_retry::Chain::new(err).to_string()
     }
 
     fn invalid_config() -> ebb_message_store::Error {
