@@ -8,6 +8,7 @@ use std::time::Instant;
 use ebb_handler::{BoxError, Dispatcher};
 use ebb_message_store::{Message, MessageStore};
 use ebb_retry::Chain;
+use tracing::Instrument as _;
 
 use crate::control::Control;
 use crate::feed::{Fed, Feed};
@@ -282,22 +283,15 @@ where
         }
     }
 
-    /// Gives `message` to every handler, inside its span, and measures it.
-    #[tracing::instrument(
-        name = "message",
-        skip_all,
-        fields(
-            stream = %message.stream_name,
-            position = message.position,
-            global_position = message.global_position,
-            r#type = %message.type_name,
-            id = %message.id,
-        )
-    )]
+    /// Gives `message` to every handler, inside its span
+    /// ([`ebb_handler::message_span`]), and measures it.
     pub(crate) async fn handle(&self, message: &Arc<Message>) -> Result<(), Error> {
         let metrics = self.metrics();
         let started = Instant::now();
-        let result = self.dispatch(message).await;
+        let result = self
+            .dispatch(message)
+            .instrument(ebb_handler::message_span(message))
+            .await;
         metrics.handler_seconds.record(started.elapsed());
         if result.is_ok() {
             metrics.handled.increment(1);

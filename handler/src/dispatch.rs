@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use ebb_message_store::Message;
 use futures_util::future::BoxFuture;
+use tracing::Instrument as _;
 
 use crate::message::{MessageType, Received};
 use crate::{BoxError, Error};
@@ -220,22 +221,12 @@ where
     /// shares one copy of the message. Runs inside an `info` span named
     /// `message`, with the fields `stream`, `position`, `global_position`,
     /// `type` and `id`, as a consumer's handling does.
-    #[tracing::instrument(
-        name = "message",
-        skip_all,
-        fields(
-            stream = %message.stream_name,
-            position = message.position,
-            global_position = message.global_position,
-            r#type = %message.type_name,
-            id = %message.id,
-        )
-    )]
     pub async fn dispatch(&self, message: &Message) -> Result<Dispatched, E> {
         let mut shared: Option<Arc<Message>> = None;
         self.dispatch_with(message, move || {
             Arc::clone(shared.get_or_insert_with(|| Arc::new(message.clone())))
         })
+        .instrument(message_span(message))
         .await
     }
 
@@ -277,6 +268,22 @@ where
         }
         Ok(Dispatched::Skipped)
     }
+}
+
+/// The span a message is handled in: `info`, named `message`, with the
+/// fields `stream`, `position`, `global_position`, `type` and `id`, so that
+/// every line logged while handling it says which message it was about.
+/// [`Dispatcher::dispatch`] handles in it, and so does a consumer, once per
+/// message.
+pub fn message_span(message: &Message) -> tracing::Span {
+    tracing::info_span!(
+        "message",
+        stream = %message.stream_name,
+        position = message.position,
+        global_position = message.global_position,
+        r#type = %message.type_name,
+        id = %message.id,
+    )
 }
 
 #[cfg(test)]

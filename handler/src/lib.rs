@@ -174,7 +174,7 @@ pub mod retry;
 pub mod writer;
 
 pub use attempts::StoredAttempts;
-pub use dispatch::{Dispatched, Dispatcher, Handler};
+pub use dispatch::{Dispatched, Dispatcher, Handler, message_span};
 pub use entity::{Entity, Projection, Version};
 pub use entity_store::EntityStore;
 pub use error::{BoxError, Error};
