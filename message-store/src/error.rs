@@ -79,6 +79,21 @@ pub enum Error {
     #[error("invalid connection settings: {0}")]
     InvalidConfig(String),
 
+    /// A TLS setting (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`) is
+    /// unusable: an unknown mode, a mode that checks certificates without
+    /// roots to check them against, a file that cannot be read or holds no
+    /// certificate or key. Nothing was connected; fix the setting named.
+    #[error("invalid TLS setting {setting}: {problem}")]
+    InvalidTlsSetting {
+        /// The setting, by its libpq name.
+        setting: &'static str,
+        /// What is wrong with it.
+        problem: String,
+        /// The error reading or using the file, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    },
+
     /// `DATABASE_URL` is set but is neither a `postgres://` URL nor a
     /// `key=value` connection string. Fix or unset it.
     #[error("DATABASE_URL is not a PostgreSQL connection string")]
@@ -209,6 +224,15 @@ fn duplicate_id_text(id: Option<Uuid>) -> String {
 }
 
 impl Error {
+    /// An [`Error::InvalidTlsSetting`] with no source.
+    pub(crate) fn invalid_tls(setting: &'static str, problem: String) -> Self {
+        Self::InvalidTlsSetting {
+            setting,
+            problem,
+            source: None,
+        }
+    }
+
     /// True for an expected-version conflict.
     pub fn is_wrong_expected_version(&self) -> bool {
         matches!(self, Self::WrongExpectedVersion { .. })

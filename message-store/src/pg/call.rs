@@ -147,7 +147,8 @@ async fn recover(object: Object, config: Arc<PgStoreConfig>) {
     let mut recovering = Recovering(Some(object));
     let client = recovering.0.as_ref().expect("set just above");
     let idle = tokio::time::timeout(config.call_timeout, async {
-        super::cancel::cancel_confirmed(client, &config.connection).await && answers(client).await
+        super::cancel::cancel_confirmed(client, &config.connection, &config.tls).await
+            && answers(client).await
     })
     .await
     .unwrap_or(false);

@@ -15,7 +15,11 @@ use std::path::PathBuf;
 
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite};
 use tokio_postgres::config::Host;
+use tokio_postgres::tls::TlsConnect;
 use tokio_postgres::{CancelToken, Client, Config, NoTls};
+
+use super::tls::TlsSettings;
+use super::tls_connect::MakeTls;
 
 /// Where every connection opened with some settings goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,20 +53,27 @@ fn endpoint(config: &Config) -> Option<Endpoint> {
 /// Asks the server to cancel whatever `client` is running, and returns
 /// once the server has acted on the request: true then, false if the
 /// request could not be sent or confirmed (or `config` names no single
-/// place to send it to).
-pub(super) async fn cancel_confirmed(client: &Client, config: &Config) -> bool {
+/// place to send it to). Over TCP the request goes with TLS if the
+/// connection did, checked as `tls` says.
+pub(super) async fn cancel_confirmed(client: &Client, config: &Config, tls: &TlsSettings) -> bool {
     let token = client.cancel_token();
     let sent = match endpoint(config) {
         #[cfg(unix)]
         Some(Endpoint::Socket(path)) => match tokio::net::UnixStream::connect(&path).await {
-            Ok(stream) => send(&token, stream).await,
+            Ok(stream) => send(&token, stream, NoTls).await,
             Err(err) => Err(err),
         },
         #[cfg(not(unix))]
         Some(Endpoint::Socket(_)) => return false,
-        Some(Endpoint::Tcp(host, port)) => {
-            match tokio::net::TcpStream::connect((host.as_str(), port)).await {
-                Ok(stream) => send(&token, stream).await,
+        Some(Endpoint::Tcp(address, port)) => {
+            // The certificate names the host, not the address.
+            let name = match config.get_hosts() {
+                [Host::Tcp(host)] => host.as_str(),
+                _ => address.as_str(),
+            };
+            let connector = MakeTls::new(tls.clone()).connector(name);
+            match tokio::net::TcpStream::connect((address.as_str(), port)).await {
+                Ok(stream) => send(&token, stream, connector).await,
                 Err(err) => Err(err),
             }
         }
@@ -77,13 +88,15 @@ pub(super) async fn cancel_confirmed(client: &Client, config: &Config) -> bool {
     }
 }
 
-/// Sends the request over `stream` and reads until the server closes it.
-async fn send<S>(token: &CancelToken, mut stream: S) -> io::Result<()>
+/// Sends the request over `stream` (with TLS by `tls` if the token's
+/// connection used it) and reads until the server closes the connection.
+async fn send<S, T>(token: &CancelToken, mut stream: S, tls: T) -> io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
+    for<'a> T: TlsConnect<&'a mut S>,
 {
     token
-        .cancel_query_raw(&mut stream, NoTls)
+        .cancel_query_raw(&mut stream, tls)
         .await
         .map_err(io::Error::other)?;
     let mut rest = Vec::new();

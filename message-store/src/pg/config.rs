@@ -1,10 +1,12 @@
 //! How a [`PgStore`](super::PgStore) connects and how long it waits
 //! ([`PgStoreConfig`]), and connection settings from the environment, as
-//! libpq reads them ([`config_from_env`]).
+//! libpq reads them ([`PgStoreConfig::from_env`]).
 
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::conn_string::split_tls;
+use super::tls::{TlsParams, TlsSettings};
 use crate::Error;
 
 /// The default number of pooled connections a [`PgStore`](super::PgStore)
@@ -43,6 +45,11 @@ pub struct PgStoreConfig {
     /// [`with_store_search_path`](super::with_store_search_path)), and the
     /// timeouts and keepalive settings below.
     pub connection: tokio_postgres::Config,
+    /// How connections use TLS: libpq's `sslmode`, `sslrootcert`,
+    /// `sslcert` and `sslkey`, for every connection the store opens (the
+    /// pool's, the wake-up listener's, cancel requests). Default: from
+    /// the connection settings' `sslmode` (`prefer` unless set).
+    pub tls: TlsSettings,
     /// The most connections the pool opens. Default:
     /// [`DEFAULT_MAX_CONNECTIONS`] (16).
     pub max_connections: usize,
@@ -145,14 +152,57 @@ impl PgStoreConfig {
                 .unwrap_or(Duration::from_secs(30)),
             busy_category_window: Duration::from_secs(1),
             busy_category_poll: Duration::from_millis(2),
+            tls: TlsSettings::from_driver(connection.get_ssl_mode()),
             connection,
         }
     }
 
-    /// The defaults, for the database the environment names (see
-    /// [`config_from_env`]).
+    /// The defaults, for the database the environment names: the
+    /// settings in `DATABASE_URL` (a `postgres://` URL or a `key=value`
+    /// string), or else those of the libpq variables:
+    ///
+    /// | variable | default |
+    /// |---|---|
+    /// | `PGHOST` | `/var/run/postgresql` if that socket directory exists, else `localhost` |
+    /// | `PGPORT` | 5432 |
+    /// | `PGUSER` | `USER` |
+    /// | `PGPASSWORD` | none |
+    /// | `PGDATABASE` | the user name |
+    /// | `PGSSLMODE` | `prefer` (`verify-full` with `PGSSLROOTCERT=system`) |
+    /// | `PGSSLROOTCERT` | none |
+    /// | `PGSSLCERT`, `PGSSLKEY` | none |
+    ///
+    /// A variable set to the empty string counts as unset. With
+    /// `DATABASE_URL` set, the user, database and TLS variables stand in
+    /// for what it leaves out, as with libpq. `sslmode` takes libpq's six
+    /// values (see [`TlsSettings`]), in either place.
+    ///
+    /// ```no_run
+    /// let config = ebb_message_store::pg::PgStoreConfig::from_env()?;
+    /// # Ok::<(), ebb_message_store::Error>(())
+    /// ```
     pub fn from_env() -> Result<Self, Error> {
-        Ok(Self::new(config_from_env()?))
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// The defaults, for the database `text` names: a `postgres://` URL or
+    /// a `key=value` string, read as [`from_env`](Self::from_env) reads
+    /// `DATABASE_URL` (the libpq variables stand in for what it leaves
+    /// out).
+    pub fn from_connection_string(text: &str) -> Result<Self, Error> {
+        Self::from_vars(|name| match name {
+            "DATABASE_URL" => Some(text.to_owned()),
+            name => std::env::var(name).ok(),
+        })
+    }
+
+    /// [`from_env`](Self::from_env) with the variables `var` gives.
+    fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let (connection, tls) = config_from(var)?;
+        Ok(Self {
+            tls,
+            ..Self::new(connection)
+        })
     }
 
     /// Refuses settings no pool can work with: no connections, or a
@@ -204,33 +254,15 @@ impl PgStoreConfig {
     }
 }
 
-/// The connection settings in `DATABASE_URL` (a `postgres://` URL or a
-/// `key=value` string), or else those of the libpq variables:
-///
-/// | variable | default |
-/// |---|---|
-/// | `PGHOST` | `/var/run/postgresql` if that socket directory exists, else `localhost` |
-/// | `PGPORT` | 5432 |
-/// | `PGUSER` | `USER` |
-/// | `PGPASSWORD` | none |
-/// | `PGDATABASE` | the user name |
-///
-/// A variable set to the empty string counts as unset.
-///
-/// ```no_run
-/// let config = ebb_message_store::pg::config_from_env()?;
-/// # Ok::<(), ebb_message_store::Error>(())
-/// ```
-pub fn config_from_env() -> Result<tokio_postgres::Config, Error> {
-    config_from(|name| std::env::var(name).ok())
-}
-
-/// [`config_from_env`] with the variables `var` gives.
+/// The connection settings the variables `var` gives name (see
+/// [`PgStoreConfig::from_env`]), and their TLS settings.
 pub(crate) fn config_from(
     var: impl Fn(&str) -> Option<String>,
-) -> Result<tokio_postgres::Config, Error> {
+) -> Result<(tokio_postgres::Config, TlsSettings), Error> {
     let var = |name: &str| var(name).filter(|value| !value.is_empty());
     if let Some(url) = var("DATABASE_URL") {
+        let (url, tls) = split_tls(&url)?;
+        let tls = TlsSettings::from_params(tls, var)?;
         let mut config =
             tokio_postgres::Config::from_str(&url).map_err(Error::InvalidDatabaseUrl)?;
         // libpq's defaults for what the URL leaves out.
@@ -245,7 +277,7 @@ pub(crate) fn config_from(
             let user = config.get_user().unwrap_or_default().to_owned();
             config.dbname(var("PGDATABASE").unwrap_or(user));
         }
-        return Ok(config);
+        return Ok((config, tls));
     }
     let mut config = tokio_postgres::Config::new();
     let host = var("PGHOST").unwrap_or_else(|| {
@@ -273,7 +305,7 @@ pub(crate) fn config_from(
     }
     config.dbname(var("PGDATABASE").unwrap_or_else(|| user.clone()));
     config.user(user);
-    Ok(config)
+    Ok((config, TlsSettings::from_params(TlsParams::default(), var)?))
 }
 
 #[cfg(test)]
@@ -282,11 +314,61 @@ mod tests {
     use std::collections::HashMap;
 
     fn from(vars: &[(&str, &str)]) -> Result<tokio_postgres::Config, Error> {
+        with_tls(vars).map(|(config, _)| config)
+    }
+
+    fn with_tls(vars: &[(&str, &str)]) -> Result<(tokio_postgres::Config, TlsSettings), Error> {
         let vars: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         config_from(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn libpq_s_tls_settings_in_either_form_of_database_url() {
+        use crate::pg::{RootCerts, SslMode};
+        let (config, tls) = with_tls(&[(
+            "DATABASE_URL",
+            "postgres://a@db.example/store?sslmode=verify-full&sslrootcert=/etc/ca.pem",
+        )])
+        .unwrap();
+        assert_eq!(
+            config.get_hosts(),
+            [tokio_postgres::config::Host::Tcp("db.example".into())]
+        );
+        assert_eq!(tls.mode, SslMode::VerifyFull);
+        assert_eq!(tls.root_certs, Some(RootCerts::File("/etc/ca.pem".into())));
+        let (config, tls) = with_tls(&[
+            ("DATABASE_URL", "host=db.example dbname=store sslmode=allow"),
+            ("PGSSLMODE", "require"),
+            ("PGSSLCERT", "/me.pem"),
+            ("PGSSLKEY", "/me.key"),
+        ])
+        .unwrap();
+        assert_eq!(config.get_dbname(), Some("store"));
+        assert_eq!(tls.mode, SslMode::Allow);
+        assert_eq!(
+            tls.client_cert.as_deref(),
+            Some(std::path::Path::new("/me.pem"))
+        );
+        let err = with_tls(&[("PGHOST", "db.example"), ("PGSSLMODE", "verify-ca")]).unwrap_err();
+        assert!(err.to_string().contains("sslrootcert"), "{err}");
+        let err = from(&[("DATABASE_URL", "postgres://db.example/?sslmode=verify")]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::InvalidTlsSetting {
+                    setting: "sslmode",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let config =
+            PgStoreConfig::from_vars(|name| (name == "PGSSLMODE").then(|| "disable".to_owned()))
+                .unwrap();
+        assert_eq!(config.tls.mode, SslMode::Disable);
     }
 
     #[test]

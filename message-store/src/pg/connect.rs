@@ -1,7 +1,8 @@
 //! How the pool opens its connections.
 //!
 //! Over TCP, and wherever else this module has nothing to add, a connection
-//! is opened by tokio-postgres as usual. Over a Unix socket it is opened
+//! is opened by tokio-postgres as usual, with the store's TLS settings (see
+//! `tls_connect`). Over a Unix socket, where no TLS is used, it is opened
 //! here, on a socket that asks to be woken only when there is something to
 //! read.
 //!
@@ -23,18 +24,33 @@ use deadpool_postgres::Connect;
 use futures_util::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::task::JoinHandle;
+use tokio_postgres::config::SslMode as DriverMode;
 use tokio_postgres::{Client, Config, Error, NoTls};
 
+use super::tls::TlsSettings;
+
 /// Opens the pool's connections (see the module documentation).
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Connector;
+#[derive(Debug, Clone)]
+pub(crate) struct Connector {
+    /// The store's TLS settings, for connections over TCP.
+    tls: TlsSettings,
+}
+
+impl Connector {
+    pub(crate) fn new(tls: TlsSettings) -> Self {
+        Self { tls }
+    }
+}
 
 impl Connect for Connector {
     fn connect(&self, config: &Config) -> BoxFuture<'_, Result<(Client, JoinHandle<()>), Error>> {
-        let config = config.clone();
+        let mut config = config.clone();
         Box::pin(async move {
             #[cfg(unix)]
             if let Some(path) = unix::socket_path(&config) {
+                // No TLS over a socket; the cancel token made from these
+                // settings must not ask for it either.
+                config.ssl_mode(DriverMode::Disable);
                 // A socket that cannot be connected to is reported as it
                 // is: trying again the ordinary way would knock on the
                 // same door twice.
@@ -45,7 +61,7 @@ impl Connect for Connector {
                 let (client, connection) = config.connect_raw(stream, NoTls).await?;
                 return Ok((client, spawn(connection)));
             }
-            let (client, connection) = config.connect(NoTls).await?;
+            let (client, connection) = super::tls_connect::connect(&config, &self.tls).await?;
             Ok((client, spawn(connection)))
         })
     }

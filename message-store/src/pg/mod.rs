@@ -1,24 +1,29 @@
 //! The PostgreSQL store: [`PgStore`] over a connection pool, its settings
-//! ([`PgStoreConfig`]), the functions it is built from, which also take
-//! the caller's client or transaction ([`operations`]), and its wake-ups
-//! (`wakeups`: LISTEN on a connection of its own).
+//! ([`PgStoreConfig`], with [`TlsSettings`]), the functions it is built
+//! from, which also take the caller's client or transaction
+//! ([`operations`]), and its wake-ups (`wakeups`: LISTEN on a connection
+//! of its own).
 
 mod call;
 mod cancel;
 mod config;
+mod conn_string;
 pub(crate) mod connect;
 pub mod operations;
 mod read_ahead;
 mod shared;
+mod tls;
+mod tls_connect;
 mod wakeups;
 
 use std::sync::Arc;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, QueueMode, RecyclingMethod, Runtime};
-use tokio_postgres::tls::NoTlsStream;
-use tokio_postgres::{NoTls, Socket};
+use tokio_postgres::Socket;
 
-pub use config::{DEFAULT_MAX_CONNECTIONS, PgStoreConfig, config_from_env};
+pub use config::{DEFAULT_MAX_CONNECTIONS, PgStoreConfig};
+pub use tls::{RootCerts, SslMode, TlsSettings};
+pub use tls_connect::{HandshakeError, TlsStream};
 pub use wakeups::{LISTENER_APPLICATION_NAME, NOTIFY_CHANNEL};
 
 use self::call::Call;
@@ -89,12 +94,19 @@ pub struct PgStore {
 impl PgStore {
     /// A store for `config`. Connections are opened as calls need them,
     /// not here; settings no pool can use are refused with
-    /// [`Error::InvalidConfig`].
+    /// [`Error::InvalidConfig`], and TLS settings that cannot be used
+    /// (files that cannot be read, say) with [`Error::InvalidTlsSetting`].
     pub fn new(config: PgStoreConfig) -> Result<Self, Error> {
         config.validate()?;
+        config.tls.validate()?;
+        if config.tls.mode != SslMode::Disable
+            && !tls_connect::only_unix_sockets(&config.connection)
+        {
+            tls_connect::client_config(&config.tls)?;
+        }
         let manager = Manager::from_connect(
             config.effective_connection(),
-            connect::Connector,
+            connect::Connector::new(config.tls.clone()),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -121,7 +133,8 @@ impl PgStore {
 
     /// A store with the default settings for the database named by
     /// `DATABASE_URL`, or else by the libpq variables (`PGHOST`, `PGPORT`,
-    /// `PGUSER`, `PGPASSWORD`, `PGDATABASE`). See [`config_from_env`].
+    /// `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`, ...). See
+    /// [`PgStoreConfig::from_env`].
     pub fn from_env() -> Result<Self, Error> {
         Self::new(PgStoreConfig::from_env()?)
     }
@@ -145,7 +158,7 @@ impl PgStore {
     }
 
     /// A new connection outside the pool, opened with the store's settings
-    /// (search path, connect timeout, keepalives), for work that needs a
+    /// (search path, connect timeout, keepalives, TLS), for work that needs a
     /// connection of its own, such as `LISTEN`. The caller polls the
     /// returned connection (spawn it, or read its notifications with
     /// `poll_message`).
@@ -154,7 +167,7 @@ impl PgStore {
     ) -> Result<
         (
             tokio_postgres::Client,
-            tokio_postgres::Connection<Socket, NoTlsStream>,
+            tokio_postgres::Connection<Socket, TlsStream<Socket>>,
         ),
         Error,
     > {
@@ -172,26 +185,48 @@ impl PgStore {
     }
 }
 
-/// Opens `connection` (made from `config`) outside the pool, within the
-/// connect timeout.
+/// Opens `connection` (made from `config`) outside the pool, with the
+/// store's TLS settings, within the connect timeout.
 async fn connect_dedicated(
     config: &PgStoreConfig,
     connection: tokio_postgres::Config,
-) -> Result<
-    (
-        tokio_postgres::Client,
-        tokio_postgres::Connection<Socket, NoTlsStream>,
-    ),
-    Error,
-> {
+) -> Result<tls_connect::Connected, Error> {
     let after = config.connect_timeout;
-    match tokio::time::timeout(after, connection.connect(NoTls)).await {
+    match tokio::time::timeout(after, connect(&connection, &config.tls)).await {
         Ok(connected) => connected.map_err(Error::from),
         Err(_) => Err(Error::Timeout {
             operation: "connect",
             after,
         }),
     }
+}
+
+/// Opens a connection with `connection`'s settings and TLS as `tls` says
+/// (libpq's six `sslmode`s: see [`TlsSettings`]), for connections of the
+/// caller's own beside a store's, such as a tool's. Over Unix sockets no
+/// TLS is used. The caller polls the returned connection (spawn it).
+///
+/// ```no_run
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// use ebb_message_store::pg::{PgStoreConfig, connect};
+///
+/// let config = PgStoreConfig::from_env()?;
+/// let (client, connection) = connect(&config.connection, &config.tls).await?;
+/// tokio::spawn(connection);
+/// client.simple_query("SELECT 1").await?;
+/// # Ok(()) }
+/// ```
+pub async fn connect(
+    connection: &tokio_postgres::Config,
+    tls: &TlsSettings,
+) -> Result<
+    (
+        tokio_postgres::Client,
+        tokio_postgres::Connection<Socket, TlsStream<Socket>>,
+    ),
+    tokio_postgres::Error,
+> {
+    tls_connect::connect(connection, tls).await
 }
 
 /// Adds `-c search_path=message_store,public` to the connection options

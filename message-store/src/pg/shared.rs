@@ -126,7 +126,7 @@ impl Lent {
             runtime.spawn(async move {
                 let cancelled = tokio::time::timeout(
                     config.call_timeout,
-                    super::cancel::cancel_confirmed(lent.client(), &config.connection),
+                    super::cancel::cancel_confirmed(lent.client(), &config.connection, &config.tls),
                 )
                 .await;
                 tracing::debug!(

@@ -47,7 +47,6 @@ use futures_util::StreamExt as _;
 use tokio::sync::futures::OwnedNotified;
 use tokio::sync::{Notify, oneshot, watch};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::tls::NoTlsStream;
 use tokio_postgres::{AsyncMessage, Socket};
 
 use super::{PgStore, PgStoreConfig, operations};
@@ -495,7 +494,7 @@ fn listener_connection(config: &PgStoreConfig) -> tokio_postgres::Config {
 /// Listens on one connection until it is lost or the store is dropped.
 async fn listen_on(
     client: Arc<tokio_postgres::Client>,
-    mut connection: tokio_postgres::Connection<Socket, NoTlsStream>,
+    mut connection: tokio_postgres::Connection<Socket, super::TlsStream<Socket>>,
     wakeups: &Weak<Wakeups>,
     status: &watch::Sender<Status>,
 ) -> Ended {
