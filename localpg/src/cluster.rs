@@ -90,6 +90,35 @@ while :; do
 done
 "#;
 
+/// Where a cluster's TLS files and `pg_hba.conf` go in its directory.
+const SERVER_CERT: &str = "server.crt";
+const SERVER_KEY: &str = "server.key";
+const CLIENT_CA: &str = "client-ca.crt";
+const HBA_FILE: &str = "pg_hba.conf";
+
+/// What a cluster serves TLS with ([`ClusterBuilder::tls`]): PEM texts,
+/// such as a test makes with `rcgen`.
+#[derive(Clone)]
+pub struct ServerTls {
+    /// The server's certificate, and any intermediates after it.
+    pub cert_pem: String,
+    /// Its private key.
+    pub key_pem: String,
+    /// The CA whose client certificates the server accepts (for
+    /// `pg_hba.conf`'s `cert` method and `clientcert`); `None`: the server
+    /// asks for none.
+    pub client_ca_pem: Option<String>,
+}
+
+/// Leaves the key out.
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("client_ca", &self.client_ca_pem.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Options for [`Cluster`]; start with [`Cluster::builder`].
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until `start` is called"]
@@ -106,6 +135,10 @@ pub struct ClusterBuilder {
     port: u16,
     /// Extra `postgresql.conf` settings, applied last so they win.
     settings: Vec<(String, String)>,
+    /// The certificate and key to serve TLS with, if any.
+    tls: Option<ServerTls>,
+    /// `pg_hba.conf` to use instead of initdb's, if any.
+    hba: Option<String>,
     /// How long `start` waits for the server to accept connections.
     start_timeout: Duration,
     /// How long `stop` and drop wait for the server to stop and the
@@ -121,6 +154,8 @@ impl Default for ClusterBuilder {
             max_connections: 200,
             port: 5432,
             settings: Vec::new(),
+            tls: None,
+            hba: None,
             start_timeout: Duration::from_secs(30),
             stop_timeout: Duration::from_secs(15),
         }
@@ -165,6 +200,25 @@ impl ClusterBuilder {
         self
     }
 
+    /// Serve TLS (`ssl = on`) with `tls`'s certificate and key, and check
+    /// client certificates against its CA if it has one. The files are
+    /// written into the cluster's directory, readable only by the server.
+    /// TLS is offered on TCP only, so set `listen_addresses` too. Default:
+    /// no TLS.
+    pub fn tls(mut self, tls: ServerTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Use `contents` as `pg_hba.conf` instead of initdb's (which trusts
+    /// every local connection, on the socket and on loopback TCP). Keep a
+    /// `local` line: [`TestDatabases`](crate::TestDatabases) and the client
+    /// tools connect over the socket. Default: initdb's.
+    pub fn hba(mut self, contents: impl Into<String>) -> Self {
+        self.hba = Some(contents.into());
+        self
+    }
+
     /// How long [`start`](Self::start) waits for the server to accept
     /// connections. Default: 30 s.
     pub fn start_timeout(mut self, timeout: Duration) -> Self {
@@ -206,6 +260,8 @@ impl ClusterBuilder {
                 Error::io(format!("hand {} to the postgres user", dir.display()), e)
             })?;
         }
+
+        self.write_server_files(&dir, run_as)?;
 
         let mut command = Command::new("/bin/sh");
         command
@@ -269,8 +325,54 @@ impl ClusterBuilder {
             format!("synchronous_commit={durable}"),
             format!("full_page_writes={durable}"),
         ];
+        if let Some(tls) = &self.tls {
+            args.push("ssl=on".to_owned());
+            args.push(format!("ssl_cert_file={}", dir.join(SERVER_CERT).display()));
+            args.push(format!("ssl_key_file={}", dir.join(SERVER_KEY).display()));
+            if tls.client_ca_pem.is_some() {
+                args.push(format!("ssl_ca_file={}", dir.join(CLIENT_CA).display()));
+            }
+        }
+        if self.hba.is_some() {
+            args.push(format!("hba_file={}", dir.join(HBA_FILE).display()));
+        }
         args.extend(self.settings.iter().map(|(k, v)| format!("{k}={v}")));
         args
+    }
+
+    /// Writes the TLS files and `pg_hba.conf` into `dir`, owned by the
+    /// server's account and readable by it alone (PostgreSQL refuses a
+    /// key others can read).
+    fn write_server_files(&self, dir: &Path, run_as: Option<RunAs>) -> Result<(), Error> {
+        let mut files: Vec<(&str, &str)> = Vec::new();
+        if let Some(tls) = &self.tls {
+            files.push((SERVER_CERT, &tls.cert_pem));
+            files.push((SERVER_KEY, &tls.key_pem));
+            if let Some(ca) = &tls.client_ca_pem {
+                files.push((CLIENT_CA, ca));
+            }
+        }
+        if let Some(hba) = &self.hba {
+            files.push((HBA_FILE, hba));
+        }
+        for (name, contents) in files {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let path = dir.join(name);
+            let write = || -> std::io::Result<()> {
+                let mut file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)?;
+                std::io::Write::write_all(&mut file, contents.as_bytes())?;
+                if let Some(account) = run_as {
+                    std::os::unix::fs::chown(&path, Some(account.uid), Some(account.gid))?;
+                }
+                Ok(())
+            };
+            write().map_err(|e| Error::io(format!("write {}", path.display()), e))?;
+        }
+        Ok(())
     }
 }
 

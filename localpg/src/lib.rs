@@ -62,7 +62,7 @@ mod ident;
 mod user;
 
 pub use bin_dir::find_bin_dir;
-pub use cluster::{Cluster, ClusterBuilder, ShutdownMode};
+pub use cluster::{Cluster, ClusterBuilder, ServerTls, ShutdownMode};
 pub use error::Error;
 pub use harness::{TestDatabase, TestDatabases};
 

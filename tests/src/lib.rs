@@ -40,7 +40,7 @@ pub async fn database() -> TestDatabase {
 }
 
 /// A fresh database with ebb's schema installed from `databases`.
-async fn database_on(databases: &TestDatabases) -> TestDatabase {
+pub async fn database_on(databases: &TestDatabases) -> TestDatabase {
     databases
         .fresh_database(&template_name(), |config| async move {
             let (client, connection) = config.connect(tokio_postgres::NoTls).await?;

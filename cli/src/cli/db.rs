@@ -2,20 +2,21 @@
 
 use ebb_localpg::conninfo::describe;
 use ebb_localpg::quote_ident;
-use ebb_message_store::pg::config_from_env;
+use ebb_message_store::pg::{PgStoreConfig, TlsSettings};
 use ebb_message_store::schema;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
 
 use super::CliError;
 
-pub async fn connect(config: &Config) -> Result<Client, CliError> {
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
-        .map_err(|source| CliError::Connect {
-            target: describe(config),
-            source,
-        })?;
+/// Connects as `config` says, with TLS as `tls` says.
+pub async fn connect(config: &Config, tls: &TlsSettings) -> Result<Client, CliError> {
+    let (client, connection) =
+        ebb_message_store::pg::connect(config, tls)
+            .await
+            .map_err(|source| CliError::Connect {
+                target: describe(config),
+                source,
+            })?;
     tokio::spawn(async move {
         if let Err(err) = connection.await {
             tracing::debug!(error = %err, "connection closed");
@@ -26,7 +27,7 @@ pub async fn connect(config: &Config) -> Result<Client, CliError> {
 
 /// Creates the database `config` names unless it exists, connecting to the
 /// server's `postgres` database to do so.
-pub async fn create_database(config: &Config) -> Result<bool, CliError> {
+pub async fn create_database(config: &Config, tls: &TlsSettings) -> Result<bool, CliError> {
     let name = config
         .get_dbname()
         .ok_or_else(|| {
@@ -35,7 +36,7 @@ pub async fn create_database(config: &Config) -> Result<bool, CliError> {
         .to_owned();
     let mut maintenance = config.clone();
     maintenance.dbname("postgres");
-    let client = connect(&maintenance).await?;
+    let client = connect(&maintenance, tls).await?;
     let exists = client
         .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
         .await
@@ -64,11 +65,15 @@ pub async fn create_database(config: &Config) -> Result<bool, CliError> {
 }
 
 pub async fn install(create: bool) -> Result<(), CliError> {
-    let config = config_from_env().map_err(CliError::Config)?;
-    if create && create_database(&config).await? {
+    let PgStoreConfig {
+        connection: config,
+        tls,
+        ..
+    } = PgStoreConfig::from_env().map_err(CliError::Config)?;
+    if create && create_database(&config, &tls).await? {
         println!("created database {}", config.get_dbname().unwrap_or("?"));
     }
-    let client = connect(&config).await?;
+    let client = connect(&config, &tls).await?;
     let installed = schema::install(&client)
         .await
         .map_err(|source| CliError::Store {
@@ -85,8 +90,12 @@ pub async fn install(create: bool) -> Result<(), CliError> {
 }
 
 pub async fn version() -> Result<(), CliError> {
-    let config = config_from_env().map_err(CliError::Config)?;
-    let client = connect(&config).await?;
+    let PgStoreConfig {
+        connection: config,
+        tls,
+        ..
+    } = PgStoreConfig::from_env().map_err(CliError::Config)?;
+    let client = connect(&config, &tls).await?;
     let installed = schema::installed_version(&client)
         .await
         .map_err(|source| CliError::Store {

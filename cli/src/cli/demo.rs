@@ -58,11 +58,15 @@ const INSTANCES: [&str; 2] = ["blue", "green"];
 pub async fn run(args: DemoArgs) -> Result<(), CliError> {
     // Held to the end: stopping it removes its files.
     let mut cluster = None;
-    let config = match std::env::var("DATABASE_URL") {
+    let (config, url) = match std::env::var("DATABASE_URL") {
         Ok(url) if !url.is_empty() => {
-            let config = ebb_message_store::pg::config_from_env().map_err(CliError::Config)?;
-            println!("using the database in DATABASE_URL ({})", describe(&config));
-            config
+            let config = PgStoreConfig::from_env().map_err(CliError::Config)?;
+            println!(
+                "using the database in DATABASE_URL ({})",
+                describe(&config.connection)
+            );
+            // The instances read it as given: its TLS settings included.
+            (config, url)
         }
         _ => {
             println!("starting a private PostgreSQL cluster (DATABASE_URL is not set) ...");
@@ -77,14 +81,15 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
                 started.bin_dir().display(),
                 started.socket_dir().display()
             );
-            let config = started.config("ebb_demo");
+            let config = PgStoreConfig::new(started.config("ebb_demo"));
+            let url = connection_string(&config.connection);
             cluster = Some(started);
-            create_database(&config).await?;
-            config
+            create_database(&config.connection, &config.tls).await?;
+            (config, url)
         }
     };
 
-    let result = demo(config, &args).await;
+    let result = demo(config, &url, &args).await;
     if let Some(cluster) = cluster {
         println!("\nstopping the private cluster and removing its files");
         // Stopping waits for the server; keep that off the async workers.
@@ -108,8 +113,8 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
 
 /// The demonstration proper. Every connection it opens is closed, and
 /// every instance stopped, when it returns.
-async fn demo(config: tokio_postgres::Config, args: &DemoArgs) -> Result<(), CliError> {
-    let client = connect(&config).await?;
+async fn demo(config: PgStoreConfig, url: &str, args: &DemoArgs) -> Result<(), CliError> {
+    let client = connect(&config.connection, &config.tls).await?;
     let installed = schema::install(&client)
         .await
         .map_err(|source| CliError::Store {
@@ -122,7 +127,7 @@ async fn demo(config: tokio_postgres::Config, args: &DemoArgs) -> Result<(), Cli
         installed.message_db,
         installed.ebb.as_deref().unwrap_or("?")
     );
-    let store = PgStore::new(PgStoreConfig::new(config.clone())).map_err(CliError::Config)?;
+    let store = PgStore::new(config).map_err(CliError::Config)?;
     let store_err = |action: &'static str| {
         move |source| CliError::Store {
             action: action.into(),
@@ -160,7 +165,7 @@ async fn demo(config: tokio_postgres::Config, args: &DemoArgs) -> Result<(), Cli
     let total = commands.len();
 
     let log_path = std::env::temp_dir().join(format!("ebb-demo-{run_id}.log"));
-    let mut supervisor = instances(&config)?;
+    let mut supervisor = instances(url)?;
     supervisor
         .log_to(&log_path)
         .map_err(|err| CliError::Other(format!("cannot write {}: {err}", log_path.display())))?;
@@ -241,16 +246,15 @@ async fn demo(config: tokio_postgres::Config, args: &DemoArgs) -> Result<(), Cli
 
 /// The two instances: this executable's `account-component` command,
 /// on the demo's database, sharing one consumer position (hot failover).
-fn instances(config: &tokio_postgres::Config) -> Result<Supervisor, CliError> {
+fn instances(url: &str) -> Result<Supervisor, CliError> {
     let exe: PathBuf = std::env::current_exe()
         .map_err(|err| CliError::Other(format!("cannot find the ebb executable: {err}")))?;
-    let url = connection_string(config);
     Ok(Supervisor::new(INSTANCES.iter().map(|name| {
         (
             (*name).to_owned(),
             Program::new(&exe)
                 .arg("account-component")
-                .env("DATABASE_URL", &url)
+                .env("DATABASE_URL", url)
                 // Not the shell's identifier: both read the demo's position.
                 .env("CONSUMER_IDENTIFIER", "")
                 .env("RUST_LOG", "info"),

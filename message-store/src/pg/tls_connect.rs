@@ -381,7 +381,7 @@ where
             Err(_) => ServerName::IpAddress(Ipv4Addr::UNSPECIFIED.into()),
         };
         Handshake::Running {
-            handshake: tokio_rustls::TlsConnector::from(config).connect(name, stream),
+            handshake: Box::new(tokio_rustls::TlsConnector::from(config).connect(name, stream)),
             host: self.host,
         }
     }
@@ -390,7 +390,8 @@ where
 /// A TLS handshake under way (or one that could not start).
 pub(crate) enum Handshake<S> {
     Running {
-        handshake: tokio_rustls::Connect<S>,
+        /// Boxed: the handshake's state is a kilobyte.
+        handshake: Box<tokio_rustls::Connect<S>>,
         host: String,
     },
     Failed(Option<HandshakeError>),
@@ -405,7 +406,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.get_mut() {
             Self::Running { handshake, host } => {
-                Pin::new(handshake).poll(cx).map(|done| match done {
+                Pin::new(&mut **handshake).poll(cx).map(|done| match done {
                     Ok(stream) => Ok(TlsStream(stream)),
                     Err(err) => Err(HandshakeError {
                         host: host.clone(),
@@ -445,22 +446,16 @@ impl Cause {
     /// mistaken for a network failure (see
     /// [`Error::is_transient`](crate::Error::is_transient)).
     fn from_io(err: io::Error) -> Self {
-        if err
-            .get_ref()
-            .is_some_and(|inner| inner.is::<rustls::Error>())
-        {
-            match err
-                .into_inner()
-                .map(|inner| inner.downcast::<rustls::Error>())
-            {
-                Some(Ok(tls)) => return Self::Tls(*tls),
-                Some(Err(other)) => {
-                    return Self::Io(io::Error::new(io::ErrorKind::InvalidData, other));
-                }
-                None => unreachable!("checked above"),
-            }
+        type Inner = dyn std::error::Error + Send + Sync;
+        if !err.get_ref().is_some_and(<Inner>::is::<rustls::Error>) {
+            return Self::Io(err);
         }
-        Self::Io(err)
+        let kind = err.kind();
+        match err.into_inner().map(<Inner>::downcast::<rustls::Error>) {
+            Some(Ok(tls)) => Self::Tls(*tls),
+            Some(Err(other)) => Self::Io(io::Error::new(kind, other)),
+            None => Self::Io(io::Error::from(kind)),
+        }
     }
 }
 
