@@ -340,6 +340,66 @@ async fn unusable_files_are_refused_before_connecting() {
     assert!(one_line(&err).contains("/nonexistent/ca.pem"), "{err}");
 }
 
+/// A call that times out has its statement cancelled: the cancel request
+/// goes over TLS too (the server would take it without, but a
+/// `hostssl`-only network may not), and is confirmed, while the lock the
+/// statement waits for is still held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_call_is_cancelled_over_tls() {
+    let db = database().await;
+    let server = server();
+    let params = format!(
+        "sslmode=verify-full&sslrootcert={}",
+        path(&server.file("ca.pem"))
+    );
+    let store = PgStore::new(PgStoreConfig {
+        max_connections: 1,
+        call_timeout: std::time::Duration::from_millis(500),
+        ..PgStoreConfig::from_connection_string(&server.url(
+            "postgres",
+            "localhost",
+            db.name(),
+            &params,
+        ))
+        .unwrap()
+    })
+    .unwrap();
+    let stream = ebb_message_store::StreamName::new("thing", "1").unwrap();
+    let data = || ebb_message_store::MessageData::new("Noted", serde_json::json!({}));
+    let any = ebb_message_store::ExpectedVersion::Any;
+    store.write(&stream, &data(), any).await.unwrap();
+
+    let observer = ebb_tests::connect(&db).await;
+    let mut locker = ebb_tests::connect(&db).await;
+    let lock = locker.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE message_store.messages IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let err = store.write(&stream, &data(), any).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    let waiting = || async {
+        observer
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = $1 AND wait_event_type = 'Lock'",
+                &[&db.name()],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    let started = std::time::Instant::now();
+    while waiting().await > 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "the timed-out statement still waits for the lock"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    lock.rollback().await.unwrap();
+    store.write(&stream, &data(), any).await.unwrap();
+}
+
 /// The store contract over TLS (`verify-full`).
 async fn tls_store() -> (PgStore, TestDatabase) {
     let db = database().await;

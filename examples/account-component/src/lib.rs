@@ -29,7 +29,7 @@
 //!
 //! | variable | meaning |
 //! |---|---|
-//! | `DATABASE_URL`, or `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE` | the message store |
+//! | `DATABASE_URL`, or `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY` | the message store (TLS as libpq: see `PgStoreConfig::from_env`) |
 //! | `CONSUMER_IDENTIFIER` | the consumer's identifier: its position is kept in `account:command+position-IDENTIFIER` (without it, `account:command+position`) |
 //! | `ACCOUNT_COMPONENT_CONCURRENCY` | commands handled at once, across accounts (default 1) |
 //! | `ACCOUNT_COMPONENT_PARK_AFTER_FAILURES` | park a command that ended the process this many times (default: never); needs `CONSUMER_IDENTIFIER` |

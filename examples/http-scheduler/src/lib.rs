@@ -61,7 +61,7 @@
 //!
 //! | variable | meaning |
 //! |---|---|
-//! | `DATABASE_URL`, or `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE` | the message store |
+//! | `DATABASE_URL`, or `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY` | the message store (TLS as libpq: see `PgStoreConfig::from_env`) |
 //! | `EBB_SCHEDULER_ADDR` | where the API listens (default `127.0.0.1:8080`) |
 //! | `EBB_SCHEDULER_ALLOW_LOOPBACK=1` | jobs may call loopback addresses |
 //! | `EBB_SCHEDULER_ALLOW_PRIVATE=1` | jobs may call private addresses (never link-local or metadata) |
