@@ -73,15 +73,24 @@ impl fmt::Debug for Chain<'_> {
 }
 
 /// `outer: inner: innermost`: each error's own message, joined by `": "`.
-/// A message is written as it is, line breaks included, and one that
-/// repeats its source's text is not shortened.
+/// A source whose message the text written so far already ends with is
+/// not written again: many errors (tokio-postgres', deadpool's) put their
+/// source's message at the end of their own and return it as their source
+/// too, and a log line should say each cause once.
 impl fmt::Display for Chain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, err) in self.enumerate() {
-            if i > 0 {
+        // The last message written, to recognise a source it repeats.
+        let mut written = String::new();
+        for err in *self {
+            let message = err.to_string();
+            if !written.is_empty() {
+                if written.ends_with(&message) {
+                    continue;
+                }
                 f.write_str(": ")?;
             }
-            fmt::Display::fmt(err, f)?;
+            f.write_str(&message)?;
+            written = message;
         }
         Ok(())
     }
@@ -149,6 +158,30 @@ mod tests {
         assert_eq!(
             format!("{:?}", Chain::new(&err)),
             r#"["outer", "inner", "innermost"]"#
+        );
+    }
+
+    #[test]
+    fn a_source_whose_message_ends_its_parent_s_is_said_once() {
+        // As tokio-postgres and deadpool write theirs: the parent's message
+        // ends with its source's, which is also its source.
+        let err = layer(
+            "could not connect: handshake failed: bad certificate",
+            layer(
+                "handshake failed: bad certificate",
+                io::Error::other("bad certificate"),
+            ),
+        );
+        assert_eq!(
+            Chain::new(&err).to_string(),
+            "could not connect: handshake failed: bad certificate"
+        );
+        assert_eq!(Chain::new(&err).count(), 3, "the walk still sees each");
+        // A source that is not repeated is written, after the ones that were.
+        let err = layer("pool: timed out", layer("timed out", three_deep()));
+        assert_eq!(
+            Chain::new(&err).to_string(),
+            "pool: timed out: outer: inner: innermost"
         );
     }
 

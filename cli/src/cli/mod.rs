@@ -141,7 +141,10 @@ mod tests {
     /// The messages of `err` and of each of its sources, joined as they are
     /// without [`one_line`]'s clean-up.
     fn chain(err: &(dyn StdError + 'static)) -> String {
-        ebb_retry::Chain::new(err).to_string()
+        let messages: Vec<String> = ebb_retry::Chain::new(err)
+            .map(ToString::to_string)
+            .collect();
+        messages.join(": ")
     }
 
     fn invalid_config() -> ebb_message_store::Error {
