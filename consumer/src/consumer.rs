@@ -73,7 +73,7 @@ type ErrorHook = Arc<dyn Fn(&BoxError, &Message) -> OnError + Send + Sync>;
 /// - Each message is handled inside an `info` span named `message`, with
 ///   the fields `stream`, `position`, `global_position`, `type` and `id`;
 ///   the consumer's own events are inside a span named `consumer`, with
-///   `category` and `consumer` (its identifier).
+///   `category` and `consumer` (its identifier, when it has one).
 ///
 /// ```no_run
 /// # async fn example() -> Result<(), ebb_consumer::Error> {
@@ -188,7 +188,7 @@ where
         skip_all,
         fields(
             category = %self.config.category,
-            consumer = self.config.identifier.as_deref().unwrap_or_default(),
+            consumer = self.config.identifier.as_deref(),
         )
     )]
     pub async fn run_with(&self, control: &Control, started: impl FnOnce()) -> Result<(), Error> {

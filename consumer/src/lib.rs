@@ -104,7 +104,7 @@
 //! # Tracing
 //!
 //! A consumer's events are inside an `info` span named `consumer` (fields
-//! `category` and `consumer`), and each message is handled inside an
+//! `category`, and `consumer` when it has an identifier), and each message is handled inside an
 //! `info` span named `message` (fields `stream`, `position`,
 //! `global_position`, `type` and `id`), so that every line a handler logs
 //! says which message it was about.

@@ -185,13 +185,7 @@ impl<S: MessageStore + Clone + 'static> Accounts<S> {
                     self.counters
                         .resends_ignored
                         .fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(
-                        stream = %command.stream_name(),
-                        sequence,
-                        reserved_by = holder,
-                        id,
-                        "{LOG_RESEND}"
-                    );
+                    tracing::info!(sequence, reserved_by = holder, id, "{LOG_RESEND}");
                     Ok(false)
                 }
             }
@@ -220,12 +214,7 @@ impl<S: MessageStore + Clone + 'static> Accounts<S> {
                     self.counters
                         .redeliveries_ignored
                         .fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(
-                        stream = %command.stream_name(),
-                        sequence,
-                        applied = account.sequence,
-                        "{LOG_REDELIVERY}"
-                    );
+                    tracing::info!(sequence, applied = account.sequence, "{LOG_REDELIVERY}");
                     return Ok(());
                 }
                 self.writer
