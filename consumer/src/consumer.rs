@@ -197,7 +197,7 @@ where
         let recorded = recorded.map_err(ebb_retry::RetryError::into_last)?;
         // Poison messages: how often each message has ended the process.
         self.ledger.load().await?;
-        let mut progress = Progress::from(recorded.unwrap_or(1));
+        let mut progress = Progress::starting_at(recorded.unwrap_or(1));
         // Registered now, with the recorder the host installed before it
         // started its consumers.
         self.metrics();

@@ -160,6 +160,18 @@ fn one_line(err: &Error) -> String {
     line
 }
 
+/// Opens a store at `url`, which must be refused for a reason no retry
+/// helps with (`refused` says what should not have happened): its error on
+/// one line.
+async fn refused(url: &str, refused: &str) -> String {
+    let Err(err) = open(url).await else {
+        panic!("{refused}");
+    };
+    let line = one_line(&err);
+    assert!(!err.is_transient(), "{line}");
+    line
+}
+
 fn path(file: &Path) -> String {
     file.display().to_string()
 }
@@ -242,13 +254,13 @@ async fn verify_full_refuses_a_certificate_for_another_host() {
         "sslmode=verify-full&sslrootcert={}",
         path(&server.file("ca.pem"))
     );
-    let Err(err) = open(&server.url("postgres", "127.0.0.1", db.name(), &params)).await else {
-        panic!("connected to a server whose certificate names another host");
-    };
-    let line = one_line(&err);
+    let line = refused(
+        &server.url("postgres", "127.0.0.1", db.name(), &params),
+        "connected to a server whose certificate names another host",
+    )
+    .await;
     assert!(line.contains("server 127.0.0.1"), "{line}");
     assert!(line.contains("not valid for name"), "{line}");
-    assert!(!err.is_transient(), "{line}");
 }
 
 #[tokio::test]
@@ -260,16 +272,16 @@ async fn a_certificate_from_an_unknown_ca_is_refused() {
             "sslmode={mode}&sslrootcert={}",
             path(&server.file("other-ca.pem"))
         );
-        let Err(err) = open(&server.url("postgres", "localhost", db.name(), &params)).await else {
-            panic!("{mode}: connected to a server signed by a CA not in sslrootcert");
-        };
-        let line = one_line(&err);
+        let line = refused(
+            &server.url("postgres", "localhost", db.name(), &params),
+            &format!("{mode}: connected to a server signed by a CA not in sslrootcert"),
+        )
+        .await;
         assert!(line.contains("server localhost"), "{mode}: {line}");
         assert!(
             line.contains("not signed by a CA in sslrootcert"),
             "{mode}: {line}"
         );
-        assert!(!err.is_transient(), "{mode}: {line}");
     }
 }
 
@@ -277,14 +289,13 @@ async fn a_certificate_from_an_unknown_ca_is_refused() {
 async fn disable_is_refused_by_a_hostssl_only_server() {
     let db = database().await;
     let server = server();
-    let Err(err) = open(&server.url("postgres", "localhost", db.name(), "sslmode=disable")).await
-    else {
-        panic!("connected without TLS where pg_hba.conf has only hostssl");
-    };
-    let line = one_line(&err);
+    let line = refused(
+        &server.url("postgres", "localhost", db.name(), "sslmode=disable"),
+        "connected without TLS where pg_hba.conf has only hostssl",
+    )
+    .await;
     assert!(line.contains("127.0.0.1"), "{line}");
     assert!(line.contains("no encryption"), "{line}");
-    assert!(!err.is_transient(), "{line}");
 }
 
 #[tokio::test]
@@ -314,10 +325,11 @@ async fn a_client_certificate_logs_in_where_pg_hba_says_cert() {
         "sslmode=verify-full&sslrootcert={}",
         path(&server.file("ca.pem"))
     );
-    let Err(err) = open(&server.url(CERT_USER, "localhost", db.name(), &params)).await else {
-        panic!("logged in without the certificate pg_hba.conf asks for");
-    };
-    assert!(!err.is_transient(), "{}", one_line(&err));
+    refused(
+        &server.url(CERT_USER, "localhost", db.name(), &params),
+        "logged in without the certificate pg_hba.conf asks for",
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -27,7 +27,7 @@ pub(crate) struct Progress {
 
 impl Progress {
     /// Starting at the global position `next`.
-    pub(crate) fn from(next: i64) -> Self {
+    pub(crate) fn starting_at(next: i64) -> Self {
         Self {
             next,
             handled: None,
