@@ -11,6 +11,7 @@ use std::io::{Read as _, Seek as _, SeekFrom};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::bin_dir::{find_bin_dir, has_server_binaries};
@@ -20,8 +21,9 @@ use crate::{Error, conninfo};
 /// The superuser `initdb` creates; clients connect as it.
 const SUPERUSER: &str = "postgres";
 
-/// The watchdog, run as `sh -c WATCHDOG sh DIR BIN_DIR [postgres args...]`
-/// under the account that owns the cluster.
+/// The watchdog, run as `sh -c WATCHDOG sh DIR BIN_DIR PRIMARY [postgres
+/// args...]` under the account that owns the cluster; `PRIMARY` is empty, or
+/// for a standby the libpq connection string of its primary.
 ///
 /// - fd 3 keeps the pipe from this process; everything else the script and
 ///   its children print goes to `DIR/log`.
@@ -30,10 +32,16 @@ const SUPERUSER: &str = "postgres";
 ///   escalating to SIGQUIT and SIGKILL after 10 and 20 seconds, then removes
 ///   the directory. It does not depend on the main shell staying alive, so
 ///   killing that one alone still cleans up once this process exits.
-/// - The main shell runs `initdb`, then `postgres` in the background, and
-///   exits when postgres does (3: initdb failed, 4: postgres exited), which
-///   is how [`Cluster::start`] notices a failed start. It leaves the
-///   directory alone so the log can still be read.
+/// - The main shell runs `initdb` (or, for a standby, `pg_basebackup` from
+///   `PRIMARY`, writing `standby.signal` and `primary_conninfo`), then
+///   `postgres` in the background, and exits when postgres does (3: initdb
+///   failed, 4: postgres exited, 5: pg_basebackup failed), which is how
+///   [`Cluster::start`] notices a failed start. It leaves the directory
+///   alone so the log can still be read.
+/// - A standby does not keep the `synchronous_standby_names` its primary
+///   may have set with `ALTER SYSTEM` (the base backup copies
+///   `postgresql.auto.conf`): once promoted, its commits would wait for a
+///   standby of its own that does not exist.
 /// - Unless postgres was stopped on purpose ([`Cluster::stop_server`]):
 ///   then `DIR/held` exists; the shell says so by creating `DIR/down` and
 ///   waits until `held` is removed ([`Cluster::start_server`]), then
@@ -44,8 +52,8 @@ const SUPERUSER: &str = "postgres";
 ///   the server through the regular path (the process group is separate as
 ///   well).
 const WATCHDOG: &str = r#"
-d=$1 bin=$2
-shift 2
+d=$1 bin=$2 primary=$3
+shift 3
 exec 3<&0 0</dev/null 1>>"$d/log" 2>&1
 trap '' HUP INT PIPE
 # A zombie counts as dead: if the main shell was killed, the postmaster's
@@ -76,7 +84,12 @@ alive() {
     done
     rm -rf "$d"
 ) &
-"$bin/initdb" -D "$d/data" --username=postgres --auth=trust --encoding=UTF8 --locale=C --no-sync || exit 3
+if [ -z "$primary" ]; then
+    "$bin/initdb" -D "$d/data" --username=postgres --auth=trust --encoding=UTF8 --locale=C --no-sync || exit 3
+else
+    "$bin/pg_basebackup" -D "$d/data" -d "$primary" -R -X stream --checkpoint=fast --no-sync || exit 5
+    sed -i '/^[[:space:]]*synchronous_standby_names[[:space:]]*=/d' "$d/data/postgresql.auto.conf" || exit 5
+fi
 while :; do
     "$bin/postgres" -D "$d/data" "$@" &
     wait "$!"
@@ -144,6 +157,24 @@ pub struct ClusterBuilder {
     /// How long `stop` and drop wait for the server to stop and the
     /// directory to disappear.
     stop_timeout: Duration,
+    /// The primary to copy and follow, for a standby.
+    standby_of: Option<PrimaryServer>,
+}
+
+/// What [`ClusterBuilder::standby_of`] keeps of the primary: where it
+/// listens, and what the standby must match.
+#[derive(Debug, Clone)]
+struct PrimaryServer {
+    /// Its socket directory, where `pg_basebackup` and the standby's WAL
+    /// receiver connect.
+    dir: PathBuf,
+    /// Its port, naming the socket file.
+    port: u16,
+    /// Its binaries: a standby must run the same major version.
+    bin_dir: PathBuf,
+    /// A hot standby refuses to start with fewer connections than its
+    /// primary.
+    max_connections: u32,
 }
 
 impl Default for ClusterBuilder {
@@ -158,13 +189,15 @@ impl Default for ClusterBuilder {
             hba: None,
             start_timeout: Duration::from_secs(30),
             stop_timeout: Duration::from_secs(15),
+            standby_of: None,
         }
     }
 }
 
 impl ClusterBuilder {
     /// Use the server binaries in `dir` instead of searching.
-    /// Default: [`find_bin_dir`] (`PATH`, then `/usr/lib/postgresql/*/bin`).
+    /// Default: [`find_bin_dir`] (`PATH`, then `/usr/lib/postgresql/*/bin`),
+    /// or for a [standby](Self::standby_of) its primary's.
     pub fn bin_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.bin_dir = Some(dir.into());
         self
@@ -178,7 +211,8 @@ impl ClusterBuilder {
         self
     }
 
-    /// `max_connections`. Default: 200.
+    /// `max_connections`. Default: 200. A [standby](Self::standby_of) gets
+    /// at least its primary's, which a hot standby requires.
     pub fn max_connections(mut self, max: u32) -> Self {
         self.max_connections = max;
         self
@@ -211,9 +245,14 @@ impl ClusterBuilder {
     }
 
     /// Use `contents` as `pg_hba.conf` instead of initdb's (which trusts
-    /// every local connection, on the socket and on loopback TCP). Keep a
-    /// `local` line: [`TestDatabases`](crate::TestDatabases) and the client
-    /// tools connect over the socket. Default: initdb's.
+    /// every local connection, on the socket and on loopback TCP, including
+    /// replication connections). Keep a `local` line:
+    /// [`TestDatabases`](crate::TestDatabases) and the client tools connect
+    /// over the socket. For a cluster that will have
+    /// [standbys](Self::standby_of), also keep
+    /// `local replication postgres trust` (or `all`): they copy and follow
+    /// it over its socket as user `postgres`, without a password.
+    /// Default: initdb's.
     pub fn hba(mut self, contents: impl Into<String>) -> Self {
         self.hba = Some(contents.into());
         self
@@ -233,22 +272,82 @@ impl ClusterBuilder {
         self
     }
 
-    /// Creates the cluster in a new temporary directory, starts the server
-    /// and waits until it accepts connections.
+    /// Makes the cluster a streaming standby of `primary`, for failover
+    /// tests: [`start`](Self::start) copies the primary's data with
+    /// `pg_basebackup -R -X stream` (over the primary's Unix socket, as user
+    /// `postgres`) instead of running `initdb`, then starts the server on
+    /// the copy as a hot standby, which follows the primary by streaming
+    /// replication and accepts read-only connections. Default: not a
+    /// standby.
+    ///
+    /// The standby is a cluster of its own in every other respect: its own
+    /// directory, socket and port (so give it another TCP port when it
+    /// listens on TCP), and the other options of this builder apply to it
+    /// (the copied `postgresql.conf` is overridden by them as usual). It
+    /// connects to its primary under a name of its own,
+    /// [`standby_name`](Cluster::standby_name), also its `cluster_name`,
+    /// which [`Cluster::make_synchronous`] puts in the primary's
+    /// `synchronous_standby_names`; it does not copy that setting from its
+    /// primary. Unless set here, the binaries are the primary's (both must
+    /// run the same major version), and `max_connections` is at least the
+    /// primary's, as a hot standby requires (set other such limits, e.g.
+    /// `max_worker_processes`, no lower than the primary's either).
+    ///
+    /// The primary must allow replication connections on its socket, as
+    /// initdb's `pg_hba.conf` does (see [`hba`](Self::hba)), and run until
+    /// `start` returns; a failed copy is reported as
+    /// [`Error::StartFailed`] with `pg_basebackup`'s messages. A standby
+    /// can be [promoted](Cluster::promote) once its primary is gone, e.g.
+    /// after [`Cluster::stop_server`] with [`ShutdownMode::Immediate`].
+    pub fn standby_of(mut self, primary: &Cluster) -> Self {
+        self.standby_of = Some(PrimaryServer {
+            dir: primary.dir.clone(),
+            port: primary.port,
+            bin_dir: primary.bin_dir.clone(),
+            max_connections: primary.max_connections,
+        });
+        self
+    }
+
+    /// Creates the cluster in a new temporary directory (with `initdb`, or
+    /// for a [standby](Self::standby_of) with `pg_basebackup`), starts the
+    /// server and waits until it accepts connections (read-only ones, for a
+    /// standby).
     ///
     /// Blocking; fine to call from inside a tokio runtime (it never enters
     /// one). When the process is root, the server runs as the `postgres`
     /// user, or `nobody` if there is none.
     pub fn start(self) -> Result<Cluster, Error> {
-        let bin_dir = match &self.bin_dir {
-            Some(dir) if has_server_binaries(dir) => dir.clone(),
-            Some(dir) => {
+        let bin_dir = match (&self.bin_dir, &self.standby_of) {
+            (Some(dir), _) if has_server_binaries(dir) => dir.clone(),
+            (Some(dir), _) => {
                 return Err(Error::BinariesNotFound {
                     searched: dir.display().to_string(),
                 });
             }
-            None => find_bin_dir()?,
+            (None, Some(primary)) => primary.bin_dir.clone(),
+            (None, None) => find_bin_dir()?,
         };
+        // The name the standby connects to its primary with; unique among
+        // the primary's standbys, which are all this process's.
+        let standby = self.standby_of.as_ref().map(|primary| {
+            static STANDBYS: AtomicU64 = AtomicU64::new(0);
+            let n = STANDBYS.fetch_add(1, Ordering::Relaxed) + 1;
+            let name = format!("ebb_standby_{}_{n}", std::process::id());
+            let mut source = tokio_postgres::Config::new();
+            source
+                .host_path(&primary.dir)
+                .port(primary.port)
+                .user(SUPERUSER)
+                .application_name(&name);
+            (
+                Standby {
+                    name,
+                    primary_dir: primary.dir.clone(),
+                },
+                conninfo::connection_string(&source),
+            )
+        });
         let run_as = run_as()?;
         let temp = tempfile::Builder::new()
             .prefix("ebb-pg-")
@@ -270,11 +369,13 @@ impl ClusterBuilder {
             .arg("ebb-localpg-watchdog")
             .arg(&dir)
             .arg(&bin_dir)
-            .args(self.server_args(&dir).iter().flat_map(|arg| ["-c", arg]))
+            .arg(standby.as_ref().map_or("", |(_, source)| source.as_str()))
+            .args(
+                self.server_args(&dir, standby.as_ref().map(|(s, _)| s))
+                    .iter()
+                    .flat_map(|arg| ["-c", arg]),
+            )
             .current_dir(&dir)
-            // Server processes read these; none should come from the caller.
-            .env_remove("PGDATA")
-            .env_remove("PGPORT")
             .env("HOME", &dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -282,6 +383,14 @@ impl ClusterBuilder {
             // Own process group: a Ctrl-C to the test run must not kill the
             // watchdog before it has cleaned up.
             .process_group(0);
+        // The server reads PGDATA and PGPORT, and libpq (pg_basebackup, a
+        // standby's WAL receiver) PGHOST, PGSSLMODE and the like: none
+        // should come from the caller, as everything is passed explicitly.
+        for (name, _) in std::env::vars_os() {
+            if name.as_encoded_bytes().starts_with(b"PG") {
+                command.env_remove(name);
+            }
+        }
         if let Some(account) = run_as {
             command.uid(account.uid).gid(account.gid);
         }
@@ -295,6 +404,8 @@ impl ClusterBuilder {
             dir,
             bin_dir,
             port: self.port,
+            max_connections: self.effective_max_connections(),
+            standby: standby.map(|(standby, _)| standby),
             run_as,
             watchdog: Some(Watchdog { child, stdin }),
             start_timeout: self.start_timeout,
@@ -313,18 +424,33 @@ impl ClusterBuilder {
         }
     }
 
+    /// `max_connections` as the server gets it: for a standby at least
+    /// the primary's.
+    fn effective_max_connections(&self) -> u32 {
+        self.standby_of
+            .as_ref()
+            .map_or(self.max_connections, |primary| {
+                self.max_connections.max(primary.max_connections)
+            })
+    }
+
     /// The `name=value` settings passed to `postgres -c`.
-    fn server_args(&self, dir: &Path) -> Vec<String> {
+    fn server_args(&self, dir: &Path, standby: Option<&Standby>) -> Vec<String> {
         let durable = if self.fsync { "on" } else { "off" };
         let mut args = vec![
             "listen_addresses=".to_owned(),
             format!("unix_socket_directories={}", dir.display()),
             format!("port={}", self.port),
-            format!("max_connections={}", self.max_connections),
+            format!("max_connections={}", self.effective_max_connections()),
             format!("fsync={durable}"),
             format!("synchronous_commit={durable}"),
             format!("full_page_writes={durable}"),
         ];
+        if let Some(standby) = standby {
+            // Names the server in `ps` and logs; the WAL receiver's
+            // application_name is set in primary_conninfo as well.
+            args.push(format!("cluster_name={}", standby.name));
+        }
         if let Some(tls) = &self.tls {
             args.push("ssl=on".to_owned());
             args.push(format!("ssl_cert_file={}", dir.join(SERVER_CERT).display()));
@@ -389,6 +515,16 @@ fn temp_base(switching_user: bool) -> PathBuf {
     }
 }
 
+/// What a standby cluster knows of its replication.
+#[derive(Debug)]
+pub(crate) struct Standby {
+    /// Its `application_name` on the primary (and `cluster_name`): what
+    /// `synchronous_standby_names` and `pg_stat_replication` call it.
+    pub(crate) name: String,
+    /// The primary's socket directory, which identifies the primary.
+    pub(crate) primary_dir: PathBuf,
+}
+
 /// The running watchdog shell and our end of its pipe.
 #[derive(Debug)]
 struct Watchdog {
@@ -415,13 +551,19 @@ pub struct Cluster {
     bin_dir: PathBuf,
     /// Names the socket file `.s.PGSQL.<port>`.
     port: u16,
+    /// The server's `max_connections`, which a standby must match.
+    max_connections: u32,
+    /// Set when the cluster was started as a standby (and kept after a
+    /// promotion).
+    pub(crate) standby: Option<Standby>,
     /// The account the server runs as when we are root; client tools are
     /// run as it too.
     run_as: Option<RunAs>,
     /// `None` once stopped, so drop after `stop` does nothing.
     watchdog: Option<Watchdog>,
-    /// How long [`Cluster::start_server`] waits for the server.
-    start_timeout: Duration,
+    /// How long [`Cluster::start_server`] waits for the server, and the
+    /// replication calls for theirs.
+    pub(crate) start_timeout: Duration,
     /// How long stop and drop wait.
     stop_timeout: Duration,
     /// Whether the server was stopped by [`Cluster::stop_server`] and not
@@ -647,6 +789,7 @@ impl Cluster {
                 let stage = match status.code() {
                     Some(3) => "initdb failed".to_owned(),
                     Some(4) => "postgres exited".to_owned(),
+                    Some(5) => "pg_basebackup failed".to_owned(),
                     _ => format!("watchdog {status}"),
                 };
                 return Err(Error::StartFailed {

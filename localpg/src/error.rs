@@ -48,13 +48,14 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// `initdb` or `postgres` exited before the server accepted connections.
+    /// `initdb` (`pg_basebackup` for a standby) or `postgres` exited before
+    /// the server accepted connections.
     ///
     /// The log tail in the message says why (a bad setting, no shared
     /// memory, binaries the unprivileged user may not execute, ...).
     #[error("PostgreSQL failed to start ({stage}); the end of its log ({log_path}):\n{log_tail}")]
     StartFailed {
-        /// "initdb failed", "postgres exited with ...".
+        /// "initdb failed", "pg_basebackup failed", "postgres exited", ...
         stage: String,
         /// Where the log was (the directory is removed afterwards).
         log_path: PathBuf,
@@ -87,6 +88,60 @@ pub enum Error {
     StopTimeout {
         /// The cluster's directory.
         dir: PathBuf,
+        /// How long we waited.
+        waited: Duration,
+    },
+
+    /// A replication call ([`Cluster::make_synchronous`],
+    /// [`Cluster::promote`]) was given a cluster in the wrong role: a
+    /// standby of another primary, or none, or a primary that is itself in
+    /// recovery.
+    ///
+    /// Start standbys with
+    /// [`ClusterBuilder::standby_of`](crate::ClusterBuilder::standby_of) and
+    /// pass them to their own primary.
+    ///
+    /// [`Cluster::make_synchronous`]: crate::Cluster::make_synchronous
+    /// [`Cluster::promote`]: crate::Cluster::promote
+    #[error("the cluster in {dir} is not {expected}")]
+    WrongRole {
+        /// The cluster in the wrong role.
+        dir: PathBuf,
+        /// What it should have been, e.g. "a standby of the cluster in
+        /// /tmp/ebb-pg-x".
+        expected: String,
+    },
+
+    /// [`Cluster::make_synchronous`](crate::Cluster::make_synchronous) was
+    /// called on a primary whose `synchronous_commit` does not make commits
+    /// wait for a standby, so the standby would not be synchronous in
+    /// effect.
+    ///
+    /// Start the primary with `.setting("synchronous_commit",
+    /// "remote_apply")` (or `"on"`, `"remote_write"`); clusters without
+    /// [`fsync`](crate::ClusterBuilder::fsync) start with `off`, set on the
+    /// command line, which `ALTER SYSTEM` cannot override.
+    #[error(
+        "the primary's synchronous_commit is `{setting}`, so its commits would not wait for \
+         a synchronous standby; start it with .setting(\"synchronous_commit\", \"remote_apply\") \
+         (or \"on\", \"remote_write\")"
+    )]
+    AsynchronousCommit {
+        /// The primary's `synchronous_commit`.
+        setting: String,
+    },
+
+    /// A replication call waited in vain for the server to reach a state:
+    /// a standby to stream from or be synchronous with its primary, or a
+    /// promotion to finish.
+    ///
+    /// Read the servers' logs (in their directories); the machine may be
+    /// badly overloaded, then raise
+    /// [`ClusterBuilder::start_timeout`](crate::ClusterBuilder::start_timeout).
+    #[error("gave up after {waited:?} waiting until {what}")]
+    WaitTimeout {
+        /// The awaited condition, e.g. "standby `x` is synchronous".
+        what: String,
         /// How long we waited.
         waited: Duration,
     },

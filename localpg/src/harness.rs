@@ -338,7 +338,9 @@ impl Drop for TestDatabase {
     }
 }
 
-async fn connect(config: tokio_postgres::Config) -> Result<Client, Error> {
+/// Connects without TLS and spawns the connection task on the current
+/// runtime.
+pub(crate) async fn connect(config: tokio_postgres::Config) -> Result<Client, Error> {
     let dbname = config.get_dbname().unwrap_or_default().to_owned();
     let (client, connection) = config
         .connect(NoTls)

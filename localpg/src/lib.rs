@@ -38,9 +38,34 @@
 //! the directory when the [`Cluster`] is dropped or the process ends in any
 //! way, including a panic or `SIGKILL`.
 //!
+//! For failover tests a cluster can be a streaming standby of another
+//! ([`ClusterBuilder::standby_of`], copied with `pg_basebackup`), be made
+//! its primary's synchronous standby ([`Cluster::make_synchronous`]) and be
+//! promoted ([`Cluster::promote`]) once the primary is stopped:
+//!
+//! ```no_run
+//! # fn demo() -> Result<(), ebb_localpg::Error> {
+//! use ebb_localpg::{Cluster, ShutdownMode};
+//!
+//! // Commits wait until the synchronous standby has applied them.
+//! let mut primary = Cluster::builder()
+//!     .setting("synchronous_commit", "remote_apply")
+//!     .start()?;
+//! let standby = Cluster::builder().standby_of(&primary).start()?;
+//! primary.make_synchronous(&standby)?;
+//! // ... commit on the primary, read on the standby ...
+//! primary.stop_server(ShutdownMode::Immediate)?;
+//! standby.promote()?;
+//! assert!(!standby.is_in_recovery()?);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Modules:
 //! - `cluster`: [`Cluster`], [`ClusterBuilder`], [`ShutdownMode`] and the
 //!   watchdog.
+//! - `replication`: standbys made synchronous
+//!   ([`Cluster::make_synchronous`]) and promoted ([`Cluster::promote`]).
 //! - `harness`: the per-test database harness: [`TestDatabases`] (one
 //!   per process with [`TestDatabases::shared`], templates,
 //!   `DATABASE_URL`) and [`TestDatabase`], one test's database.
@@ -59,6 +84,7 @@ pub mod conninfo;
 mod error;
 mod harness;
 mod ident;
+mod replication;
 mod user;
 
 pub use bin_dir::find_bin_dir;
