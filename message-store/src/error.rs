@@ -166,6 +166,16 @@ pub enum Error {
     #[error("incompatible message store schema: {0}")]
     SchemaConflict(String),
 
+    /// A statement that answers with one row answered with another count:
+    /// the schema is not the one ebb expects (a bug, not worth repeating).
+    #[error("{statement} answered with {count} rows where it answers with one")]
+    UnexpectedRows {
+        /// The store function or query.
+        statement: String,
+        /// How many rows came.
+        count: usize,
+    },
+
     /// No connection could be had from the pool: none came free within the
     /// wait timeout, a new one could not be opened (or not within the
     /// connect timeout), or the pool was closed. See
@@ -274,12 +284,29 @@ impl Error {
 
     /// The SQLSTATE of the database error behind this one, if any.
     pub fn sqlstate(&self) -> Option<&tokio_postgres::error::SqlState> {
-        match self {
-            Self::Database(err) => err.code(),
+        let driver = match self {
+            Self::Database(err) => err,
             Self::DuplicateMessageId {
                 source: Some(err), ..
-            } => err.code(),
-            Self::Pool(deadpool_postgres::PoolError::Backend(err)) => err.code(),
+            } => err,
+            Self::Pool(deadpool_postgres::PoolError::Backend(err)) => err,
+            _ => return None,
+        };
+        match crate::pg::hosts_connect_failed(driver) {
+            Some(failed) => failed.code(),
+            None => driver.code(),
+        }
+    }
+
+    /// The hosts a connection was tried on and why each refused, when no
+    /// host would have it: a server that could not be reached, refused the
+    /// login or the TLS handshake, or was not the kind of server
+    /// `target_session_attrs` asks for.
+    pub fn connect_failed(&self) -> Option<&crate::pg::ConnectFailed> {
+        match self {
+            Self::Database(err) | Self::Pool(deadpool_postgres::PoolError::Backend(err)) => {
+                crate::pg::hosts_connect_failed(err)
+            }
             _ => None,
         }
     }
@@ -311,7 +338,10 @@ pub fn is_transient_in_chain(err: &(dyn std::error::Error + 'static)) -> bool {
 
 /// Whether a driver error means the server could not be reached or did
 /// not answer (see [`Error::is_transient`]).
-fn db_error_is_transient(err: &tokio_postgres::Error) -> bool {
+pub(crate) fn db_error_is_transient(err: &tokio_postgres::Error) -> bool {
+    if let Some(failed) = crate::pg::hosts_connect_failed(err) {
+        return failed.is_transient();
+    }
     if err.is_closed() {
         return true;
     }

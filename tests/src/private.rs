@@ -23,13 +23,20 @@ pub fn start_cluster(listen: Listen) -> Cluster {
     if listen == Listen::Socket {
         return Cluster::start().expect("a private cluster");
     }
+    start_on_loopback(Cluster::builder)
+}
+
+/// Starts the cluster `builder` makes on a free loopback port (and its
+/// socket), trying another port if one is taken between choosing and
+/// starting.
+fn start_on_loopback(builder: impl Fn() -> ebb_localpg::ClusterBuilder) -> Cluster {
     let mut last = None;
     for _ in 0..5 {
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .and_then(|listener| listener.local_addr())
             .expect("a free loopback port")
             .port();
-        match Cluster::builder()
+        match builder()
             .port(port)
             .setting("listen_addresses", "127.0.0.1")
             .start()
@@ -39,6 +46,96 @@ pub fn start_cluster(listen: Listen) -> Cluster {
         }
     }
     panic!("no private cluster on a loopback port: {last:?}");
+}
+
+/// A primary with ebb's schema and its synchronous streaming standby, each
+/// on its Unix socket and a loopback port: a commit the primary confirmed
+/// is on the standby, so a promotion loses nothing a client saw committed.
+#[derive(Debug)]
+pub struct Failover {
+    /// Until [`fail_over`](Self::fail_over) stops it.
+    primary: Option<Cluster>,
+    /// Taken only while it is promoted.
+    standby: Option<Cluster>,
+    /// The primary's socket directory and port, which stay in the
+    /// settings after it is gone.
+    primary_socket: (std::path::PathBuf, u16),
+}
+
+impl Failover {
+    /// Starts both, the standby synchronous, and installs the schema.
+    pub async fn start() -> Self {
+        let (primary, standby) = tokio::task::spawn_blocking(|| {
+            let primary =
+                start_on_loopback(|| Cluster::builder().setting("synchronous_commit", "on"));
+            let standby = start_on_loopback(|| Cluster::builder().standby_of(&primary));
+            primary
+                .make_synchronous(&standby)
+                .expect("the standby becomes synchronous");
+            (primary, standby)
+        })
+        .await
+        .expect("the clusters start");
+        let (client, connection) = primary
+            .config("postgres")
+            .connect(tokio_postgres::NoTls)
+            .await
+            .expect("a connection to the primary");
+        tokio::spawn(connection);
+        schema::install(&client).await.expect("the schema installs");
+        let primary_socket = (primary.socket_dir().to_path_buf(), primary.port());
+        Self {
+            primary: Some(primary),
+            standby: Some(standby),
+            primary_socket,
+        }
+    }
+
+    /// Settings that find whichever is the primary: the primary's socket
+    /// directory, then the standby over TCP, with
+    /// `target_session_attrs=read-write` (so the standby is passed over
+    /// until it is promoted), and a short connect timeout.
+    pub fn config(&self) -> tokio_postgres::Config {
+        let (dir, port) = &self.primary_socket;
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host_path(dir)
+            .host("127.0.0.1")
+            .port(*port)
+            .port(self.standby().port())
+            .user(self.standby().user())
+            .dbname("postgres")
+            .target_session_attrs(tokio_postgres::config::TargetSessionAttrs::ReadWrite)
+            .connect_timeout(Duration::from_secs(2));
+        config
+    }
+
+    /// [`config`](Self::config) as a `key=value` connection string.
+    pub fn connection_string(&self) -> String {
+        ebb_localpg::conninfo::connection_string(&self.config())
+    }
+
+    /// The standby (the primary once promoted).
+    pub fn standby(&self) -> &Cluster {
+        self.standby.as_ref().expect("the standby")
+    }
+
+    /// Stops the primary as in a crash (immediate mode) and promotes the
+    /// standby; returns once the standby takes writes.
+    pub async fn fail_over(&mut self) {
+        let mut primary = self.primary.take().expect("a primary to fail over from");
+        let standby = self.standby.take().expect("the standby");
+        let promoted = tokio::task::spawn_blocking(move || {
+            primary
+                .stop_server(ebb_localpg::ShutdownMode::Immediate)
+                .expect("the primary stops");
+            standby.promote().expect("the standby is promoted");
+            standby
+        })
+        .await
+        .expect("the failover");
+        self.standby = Some(promoted);
+    }
 }
 
 /// Settings for `dbname` on `cluster` over TCP (the cluster must have been

@@ -85,6 +85,15 @@ impl Call {
         }
     }
 
+    /// The connection, running statements as the store's settings say
+    /// (prepared and kept, or unnamed).
+    pub(super) fn statements(&self) -> super::client::Pooled<'_> {
+        super::client::Pooled {
+            client: self.client(),
+            prepared: self.config.prepared_statements,
+        }
+    }
+
     /// Awaits `statement`, the call's work on [`client`](Self::client),
     /// for at most the call timeout; `operation` names it in the timeout
     /// error.

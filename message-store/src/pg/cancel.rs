@@ -52,8 +52,9 @@ fn endpoint(config: &Config) -> Option<Endpoint> {
 
 /// Asks the server to cancel whatever `client` is running, and returns
 /// once the server has acted on the request: true then, false if the
-/// request could not be sent or confirmed (or `config` names no single
-/// place to send it to). Over TCP the request goes with TLS if the
+/// request could not be sent or confirmed. When `config` names several
+/// hosts, the request is sent (over TCP) to the one the connection went to,
+/// but cannot be confirmed: false. Over TCP the request goes with TLS if the
 /// connection did, checked as `tls` says.
 pub(super) async fn cancel_confirmed(client: &Client, config: &Config, tls: &TlsSettings) -> bool {
     let token = client.cancel_token();
@@ -77,7 +78,15 @@ pub(super) async fn cancel_confirmed(client: &Client, config: &Config, tls: &Tls
                 Err(err) => Err(err),
             }
         }
-        None => return false,
+        None => {
+            // Several hosts: the driver knows which one a TCP connection
+            // went to, and sends the request there, but does not wait for
+            // the server to act on it. Worth sending; not a confirmation.
+            if let Err(err) = token.cancel_query(MakeTls::new(tls.clone())).await {
+                tracing::debug!(error = %err, "could not cancel the statement of an unfinished call");
+            }
+            return false;
+        }
     };
     match sent {
         Ok(()) => true,

@@ -5,6 +5,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use tokio_postgres::config::TargetSessionAttrs;
+
 use super::conn_string::split_tls;
 use super::tls::{TlsParams, TlsSettings};
 use crate::Error;
@@ -122,6 +124,35 @@ pub struct PgStoreConfig {
     /// once per interval in all rather than once per interval each.
     /// Default: 2 ms.
     pub busy_category_poll: Duration,
+    /// Whether the store's calls prepare each statement once per
+    /// connection and keep it (`true`), or run each one as an unnamed
+    /// statement (`false`: parse, bind and execute in the one round trip
+    /// all the same; see `BENCHMARKS.md` for what it costs the server),
+    /// preparing nothing a transaction-pooling PgBouncer could lose.
+    /// `EBB_PREPARED_STATEMENTS=off` in the environment turns it off.
+    /// With it off and no [`listen`](Self::listen) connection, wake-ups
+    /// are off too (`LISTEN` needs a session, which transaction pooling
+    /// does not keep): readers poll, and the first to arm says so once.
+    /// Default: on.
+    pub prepared_statements: bool,
+    /// Where the wake-up listener connects, when not where the store's
+    /// other connections go: straight to the server (or through a
+    /// session-pooling PgBouncer) for a store whose connections go through
+    /// a transaction-pooling one. From `EBB_LISTEN_DATABASE_URL` (a URL or
+    /// `key=value` string, read like `DATABASE_URL`). Default: none, the
+    /// store's own connection settings.
+    pub listen: Option<ListenConnection>,
+}
+
+/// A connection of its own for the wake-up listener (see
+/// [`PgStoreConfig::listen`]).
+#[derive(Debug, Clone)]
+pub struct ListenConnection {
+    /// Where to connect and as whom; the store's search path, timeouts
+    /// and keepalives are added as to its other connections.
+    pub connection: tokio_postgres::Config,
+    /// Its TLS settings.
+    pub tls: TlsSettings,
 }
 
 impl PgStoreConfig {
@@ -153,6 +184,8 @@ impl PgStoreConfig {
             busy_category_window: Duration::from_secs(1),
             busy_category_poll: Duration::from_millis(2),
             tls: TlsSettings::from_driver(connection.get_ssl_mode()),
+            prepared_statements: true,
+            listen: None,
             connection,
         }
     }
@@ -165,12 +198,21 @@ impl PgStoreConfig {
     /// |---|---|
     /// | `PGHOST` | `/var/run/postgresql` if that socket directory exists, else `localhost` |
     /// | `PGPORT` | 5432 |
+    /// | `PGTARGETSESSIONATTRS` | `any` (`read-write`: only a primary will do) |
+    /// | `EBB_PREPARED_STATEMENTS` | `on` (`off` behind a transaction-pooling PgBouncer) |
+    /// | `EBB_LISTEN_DATABASE_URL` | none: wake-ups listen where `DATABASE_URL` points |
     /// | `PGUSER` | `USER` |
     /// | `PGPASSWORD` | none |
     /// | `PGDATABASE` | the user name |
     /// | `PGSSLMODE` | `prefer` (`verify-full` with `PGSSLROOTCERT=system`) |
     /// | `PGSSLROOTCERT` | none |
     /// | `PGSSLCERT`, `PGSSLKEY` | none |
+    ///
+    /// `PGHOST` and `PGPORT` may be lists (`PGHOST=/run/postgresql,db2`,
+    /// `PGPORT=5432,5433`: one port for all hosts, or one per host), tried
+    /// in turn as libpq does; with `PGTARGETSESSIONATTRS=read-write` a
+    /// standby is passed over, so a list of a primary and its standbys
+    /// finds whichever is the primary after a failover.
     ///
     /// A variable set to the empty string counts as unset. With
     /// `DATABASE_URL` set, the user, database and TLS variables stand in
@@ -198,15 +240,46 @@ impl PgStoreConfig {
 
     /// [`from_env`](Self::from_env) with the variables `var` gives.
     fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        let (connection, tls) = config_from(var)?;
+        let (connection, tls) = config_from(&var)?;
+        let set = |name: &str| var(name).filter(|value| !value.trim().is_empty());
+        let prepared_statements = match set("EBB_PREPARED_STATEMENTS") {
+            None => true,
+            Some(value) => parse_switch(&value).ok_or_else(|| {
+                Error::InvalidConfig(format!(
+                    "EBB_PREPARED_STATEMENTS must be on or off, not {value:?}"
+                ))
+            })?,
+        };
+        let listen = match set("EBB_LISTEN_DATABASE_URL") {
+            None => None,
+            Some(url) => {
+                let (connection, tls) = config_from(|name| match name {
+                    "DATABASE_URL" => Some(url.clone()),
+                    name => var(name),
+                })
+                .map_err(|err| match err {
+                    Error::InvalidConfig(problem) => Error::InvalidConfig(format!(
+                        "EBB_LISTEN_DATABASE_URL: {}",
+                        problem.trim_start_matches("DATABASE_URL: ")
+                    )),
+                    Error::InvalidDatabaseUrl(source) => Error::InvalidConfig(format!(
+                        "EBB_LISTEN_DATABASE_URL is not a PostgreSQL connection string: {source}"
+                    )),
+                    other => other,
+                })?;
+                Some(ListenConnection { connection, tls })
+            }
+        };
         Ok(Self {
             tls,
+            prepared_statements,
+            listen,
             ..Self::new(connection)
         })
     }
 
-    /// Refuses settings no pool can work with: no connections, or a
-    /// timeout of zero.
+    /// Refuses settings no pool can work with: no connections, a timeout
+    /// of zero, or hosts, addresses and ports whose counts do not match.
     pub(crate) fn validate(&self) -> Result<(), Error> {
         if self.max_connections == 0 {
             return Err(Error::InvalidConfig(
@@ -236,6 +309,11 @@ impl PgStoreConfig {
                 )));
             }
         }
+        // No host at all is reported when a connection is opened, as the
+        // driver does.
+        if !self.connection.get_hosts().is_empty() || !self.connection.get_hostaddrs().is_empty() {
+            super::hosts::targets(&self.connection).map_err(Error::InvalidConfig)?;
+        }
         Ok(())
     }
 
@@ -243,7 +321,15 @@ impl PgStoreConfig {
     /// with: the caller's, the store's search path, and the timeouts and
     /// keepalives of this configuration.
     pub fn effective_connection(&self) -> tokio_postgres::Config {
-        let mut connection = super::with_store_search_path(self.connection.clone());
+        self.with_store_settings(self.connection.clone())
+    }
+
+    /// `connection` with the store's search path, timeouts and keepalives.
+    pub(crate) fn with_store_settings(
+        &self,
+        connection: tokio_postgres::Config,
+    ) -> tokio_postgres::Config {
+        let mut connection = super::with_store_search_path(connection);
         connection
             .connect_timeout(self.connect_timeout)
             .keepalives_idle(self.keepalive_idle)
@@ -251,6 +337,15 @@ impl PgStoreConfig {
             .keepalives_retries(self.keepalive_retries)
             .tcp_user_timeout(self.tcp_user_timeout);
         connection
+    }
+}
+
+/// `on`/`off` and the other ways of saying so libpq and PostgreSQL accept.
+fn parse_switch(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Some(true),
+        "off" | "false" | "no" | "0" => Some(false),
+        _ => None,
     }
 }
 
@@ -290,13 +385,26 @@ pub(crate) fn config_from(
     for host in host.split(',') {
         config.host(host);
     }
-    let port = match var("PGPORT") {
-        Some(port) => port
+    // One port for every host, or one per host, as in a connection string.
+    for port in var("PGPORT").as_deref().unwrap_or("5432").split(',') {
+        let port = port
+            .trim()
             .parse()
-            .map_err(|_| Error::InvalidConfig(format!("PGPORT is not a port number: {port:?}")))?,
-        None => 5432,
-    };
-    config.port(port);
+            .map_err(|_| Error::InvalidConfig(format!("PGPORT is not a port number: {port:?}")))?;
+        config.port(port);
+    }
+    if let Some(attrs) = var("PGTARGETSESSIONATTRS") {
+        config.target_session_attrs(match attrs.as_str() {
+            "any" => TargetSessionAttrs::Any,
+            "read-write" => TargetSessionAttrs::ReadWrite,
+            "read-only" => TargetSessionAttrs::ReadOnly,
+            other => {
+                return Err(Error::InvalidConfig(format!(
+                    "PGTARGETSESSIONATTRS must be any, read-write or read-only, not {other:?}"
+                )));
+            }
+        });
+    }
     let user = var("PGUSER")
         .or_else(|| var("USER"))
         .unwrap_or_else(|| "postgres".into());
@@ -402,6 +510,73 @@ mod tests {
         assert_eq!(config.get_ports(), [5432]);
     }
 
+    fn store_config(vars: &[(&str, &str)]) -> Result<PgStoreConfig, Error> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        PgStoreConfig::from_vars(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn prepared_statements_and_the_listening_connection_from_the_environment() {
+        let defaults = store_config(&[("PGHOST", "db.example")]).unwrap();
+        assert!(defaults.prepared_statements);
+        assert!(defaults.listen.is_none());
+
+        let pooled = store_config(&[
+            ("DATABASE_URL", "postgres://app@127.0.0.1:6432/store"),
+            ("EBB_PREPARED_STATEMENTS", "off"),
+            (
+                "EBB_LISTEN_DATABASE_URL",
+                "postgres://app@127.0.0.1:5432/store?sslmode=verify-full&sslrootcert=/ca.pem",
+            ),
+        ])
+        .unwrap();
+        assert!(!pooled.prepared_statements);
+        assert_eq!(pooled.connection.get_ports(), [6432]);
+        let listen = pooled.listen.expect("a listening connection");
+        assert_eq!(listen.connection.get_ports(), [5432]);
+        assert_eq!(listen.connection.get_user(), Some("app"));
+        assert_eq!(listen.tls.mode, super::super::SslMode::VerifyFull);
+        assert_eq!(pooled.tls.mode, super::super::SslMode::Prefer);
+
+        for on in ["on", "TRUE", "1", "yes"] {
+            let config = store_config(&[("EBB_PREPARED_STATEMENTS", on)]).unwrap();
+            assert!(config.prepared_statements, "{on}");
+        }
+        let err = store_config(&[("EBB_PREPARED_STATEMENTS", "sometimes")]).unwrap_err();
+        assert!(err.to_string().contains("EBB_PREPARED_STATEMENTS"), "{err}");
+        let err = store_config(&[("EBB_LISTEN_DATABASE_URL", "postgres://a:b:c/d")]).unwrap_err();
+        assert!(err.to_string().contains("EBB_LISTEN_DATABASE_URL"), "{err}");
+    }
+
+    #[test]
+    fn host_and_port_lists_and_the_session_wanted() {
+        let config = from(&[
+            ("PGHOST", "/run/postgresql,10.0.0.2"),
+            ("PGPORT", "5432,5433"),
+            ("PGTARGETSESSIONATTRS", "read-write"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.get_hosts(),
+            [
+                tokio_postgres::config::Host::Unix("/run/postgresql".into()),
+                tokio_postgres::config::Host::Tcp("10.0.0.2".into()),
+            ]
+        );
+        assert_eq!(config.get_ports(), [5432, 5433]);
+        assert_eq!(
+            config.get_target_session_attrs(),
+            TargetSessionAttrs::ReadWrite
+        );
+        let err = from(&[("PGTARGETSESSIONATTRS", "primary")]).unwrap_err();
+        assert!(err.to_string().contains("PGTARGETSESSIONATTRS"), "{err}");
+        let err = from(&[("PGPORT", "5432,x")]).unwrap_err();
+        assert!(err.to_string().contains("\"x\""), "{err}");
+    }
+
     #[test]
     fn empty_variables_count_as_unset() {
         let config = from(&[
@@ -498,6 +673,10 @@ mod tests {
         let err = zero.validate().unwrap_err();
         assert!(matches!(err, Error::InvalidConfig(_)), "{err}");
         assert!(err.to_string().contains("call_timeout"), "{err}");
+        let ports = PgStoreConfig::new("host=a,b,c port=1,2".parse().unwrap());
+        let err = ports.validate().unwrap_err();
+        assert!(matches!(err, Error::InvalidConfig(_)), "{err}");
+        assert!(err.to_string().contains("3 hosts but 2 ports"), "{err}");
     }
 
     #[test]

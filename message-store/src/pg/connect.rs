@@ -1,8 +1,8 @@
 //! How the pool opens its connections.
 //!
-//! Over TCP, and wherever else this module has nothing to add, a connection
+//! Each host the settings name is tried in turn (see `hosts`). A TCP host
 //! is opened by tokio-postgres as usual, with the store's TLS settings (see
-//! `tls_connect`). Over a Unix socket, where no TLS is used, it is opened
+//! `tls_connect`). A Unix socket directory, where no TLS is used, is opened
 //! here, on a socket that asks to be woken only when there is something to
 //! read.
 //!
@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 use tokio_postgres::config::SslMode as DriverMode;
 use tokio_postgres::{Client, Config, Error, NoTls};
 
+use super::hosts::Refusal;
 use super::tls::TlsSettings;
 
 /// Opens the pool's connections (see the module documentation).
@@ -44,27 +45,50 @@ impl Connector {
 
 impl Connect for Connector {
     fn connect(&self, config: &Config) -> BoxFuture<'_, Result<(Client, JoinHandle<()>), Error>> {
-        let mut config = config.clone();
+        let config = config.clone();
         Box::pin(async move {
-            #[cfg(unix)]
-            if let Some(path) = unix::socket_path(&config) {
-                // No TLS over a socket; the cancel token made from these
-                // settings must not ask for it either.
-                config.ssl_mode(DriverMode::Disable);
-                // A socket that cannot be connected to is reported as it
-                // is: trying again the ordinary way would knock on the
-                // same door twice.
-                let stream = match unix::connect(&path, &config).await {
-                    Ok(stream) => stream,
-                    Err(err) => return Err(driver_error(&config, err).await),
-                };
-                let (client, connection) = config.connect_raw(stream, NoTls).await?;
-                return Ok((client, spawn(connection)));
-            }
-            let (client, connection) = super::tls_connect::connect(&config, &self.tls).await?;
-            Ok((client, spawn(connection)))
+            let wanted = config.get_target_session_attrs();
+            super::hosts::connect_any(&config, |config, host| {
+                let socket = host.is_socket();
+                async move {
+                    #[cfg(unix)]
+                    if socket {
+                        return connect_socket(config, wanted).await;
+                    }
+                    let _ = socket;
+                    let (client, mut connection) =
+                        super::tls_connect::connect_one(&config, &self.tls).await?;
+                    super::hosts::check_session(&client, &mut connection, wanted).await?;
+                    Ok((client, spawn(connection)))
+                }
+            })
+            .await
         })
     }
+}
+
+/// Opens a connection to the one socket directory `config` names, on a
+/// socket that wakes the client only to read (see the module
+/// documentation).
+#[cfg(unix)]
+async fn connect_socket(
+    mut config: Config,
+    wanted: tokio_postgres::config::TargetSessionAttrs,
+) -> Result<(Client, JoinHandle<()>), Refusal> {
+    let Some(path) = unix::socket_path(&config) else {
+        let err = io::Error::new(io::ErrorKind::InvalidInput, "not a socket directory");
+        return Err(driver_error(&config, err).await.into());
+    };
+    // No TLS over a socket; the cancel token made from these settings must
+    // not ask for it either.
+    config.ssl_mode(DriverMode::Disable);
+    let stream = match unix::connect(&path, &config).await {
+        Ok(stream) => stream,
+        Err(err) => return Err(driver_error(&config, err).await.into()),
+    };
+    let (client, mut connection) = config.connect_raw(stream, NoTls).await?;
+    super::hosts::check_session(&client, &mut connection, wanted).await?;
+    Ok((client, spawn(connection)))
 }
 
 /// `err`, a failed socket connect, as the driver's I/O error with `err`

@@ -6,9 +6,11 @@
 
 mod call;
 mod cancel;
+mod client;
 mod config;
 mod conn_string;
 pub(crate) mod connect;
+mod hosts;
 pub mod operations;
 mod read_ahead;
 mod shared;
@@ -21,7 +23,10 @@ use std::sync::Arc;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, QueueMode, RecyclingMethod, Runtime};
 use tokio_postgres::Socket;
 
-pub use config::{DEFAULT_MAX_CONNECTIONS, PgStoreConfig};
+pub use client::{StoreClient, Unnamed, Unprepared};
+pub use config::{DEFAULT_MAX_CONNECTIONS, ListenConnection, PgStoreConfig};
+pub(crate) use hosts::connect_failed as hosts_connect_failed;
+pub use hosts::{Attempt, ConnectFailed, Refusal};
 pub use tls::{RootCerts, SslMode, TlsSettings};
 pub use tls_connect::{HandshakeError, TlsStream};
 pub use wakeups::{LISTENER_APPLICATION_NAME, NOTIFY_CHANNEL};
@@ -116,7 +121,10 @@ impl PgStore {
             .queue_mode(QueueMode::Lifo)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(config.wait_timeout))
-            .create_timeout(Some(config.connect_timeout))
+            .create_timeout(Some(hosts::connect_budget(
+                &config.connection,
+                config.connect_timeout,
+            )))
             .recycle_timeout(Some(config.recycle_timeout))
             .build()
             .map_err(Error::PoolBuild)?;
@@ -171,7 +179,12 @@ impl PgStore {
         ),
         Error,
     > {
-        connect_dedicated(&self.config, self.config.effective_connection()).await
+        connect_dedicated(
+            &self.config,
+            self.config.effective_connection(),
+            &self.config.tls,
+        )
+        .await
     }
 
     /// A connection for one call of the store's own: a pooled one of its
@@ -185,14 +198,15 @@ impl PgStore {
     }
 }
 
-/// Opens `connection` (made from `config`) outside the pool, with the
-/// store's TLS settings, within the connect timeout.
+/// Opens `connection` (made from `config`) outside the pool, with `tls`,
+/// within the connect timeout (each host's).
 async fn connect_dedicated(
     config: &PgStoreConfig,
     connection: tokio_postgres::Config,
+    tls: &TlsSettings,
 ) -> Result<tls_connect::Connected, Error> {
-    let after = config.connect_timeout;
-    match tokio::time::timeout(after, connect(&connection, &config.tls)).await {
+    let after = hosts::connect_budget(&connection, config.connect_timeout);
+    match tokio::time::timeout(after, connect(&connection, tls)).await {
         Ok(connected) => connected.map_err(Error::from),
         Err(_) => Err(Error::Timeout {
             operation: "connect",
@@ -256,7 +270,7 @@ impl MessageStore for PgStore {
         let call = self.call().await?;
         call.run(
             "write_message",
-            operations::write_message(call.client(), stream_name, message, expected_version),
+            operations::write_message(&call.statements(), stream_name, message, expected_version),
         )
         .await
     }
@@ -270,7 +284,7 @@ impl MessageStore for PgStore {
         let call = self.call().await?;
         call.run(
             "write_message",
-            operations::write_messages(call.client(), stream_name, messages, expected_version),
+            operations::write_messages(&call.statements(), stream_name, messages, expected_version),
         )
         .await
     }
@@ -283,7 +297,7 @@ impl MessageStore for PgStore {
         let call = self.call().await?;
         call.run(
             "get_stream_messages",
-            operations::get_stream_messages(call.client(), stream_name, query),
+            operations::get_stream_messages(&call.statements(), stream_name, query),
         )
         .await
     }
@@ -296,7 +310,7 @@ impl MessageStore for PgStore {
         let call = self.call().await?;
         call.run(
             "get_category_messages",
-            operations::get_category_messages(call.client(), category, query),
+            operations::get_category_messages(&call.statements(), category, query),
         )
         .await
     }
@@ -309,7 +323,7 @@ impl MessageStore for PgStore {
         let call = self.call().await?;
         call.run(
             "get_last_stream_message",
-            operations::get_last_stream_message(call.client(), stream_name, type_name),
+            operations::get_last_stream_message(&call.statements(), stream_name, type_name),
         )
         .await
     }
@@ -318,7 +332,7 @@ impl MessageStore for PgStore {
         let call = self.call().await?;
         call.run(
             "stream_version",
-            operations::stream_version(call.client(), stream_name),
+            operations::stream_version(&call.statements(), stream_name),
         )
         .await
     }
@@ -327,7 +341,7 @@ impl MessageStore for PgStore {
         let call = self.call().await?;
         call.run(
             "category_head",
-            operations::category_head(call.client(), category),
+            operations::category_head(&call.statements(), category),
         )
         .await
     }
@@ -354,7 +368,7 @@ impl MessageStore for PgStore {
                     let call = store.call().await?;
                     call.run(
                         "get_stream_messages",
-                        operations::stream_rows(call.client(), &stream_name, &query),
+                        operations::stream_rows(&call.statements(), &stream_name, &query),
                     )
                     .await
                 }
@@ -383,7 +397,7 @@ impl MessageStore for PgStore {
                     let rows = call
                         .run(
                             "get_category_messages",
-                            operations::category_rows(call.client(), &category, &query),
+                            operations::category_rows(&call.statements(), &category, &query),
                         )
                         .await;
                     read_seconds.record(started.elapsed());

@@ -14,15 +14,20 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Each function prepares its statement once per connection
-//! (`prepare_cached`). Against a database installed by Message DB's own
+//! The functions run on any [`StoreClient`]: a pooled connection or
+//! transaction prepares each statement once and keeps it
+//! (`prepare_cached`); wrapped in [`Unprepared`](super::Unprepared) (for
+//! a transaction-pooling PgBouncer), or on tokio-postgres' own clients,
+//! each statement runs unnamed, in one round trip. Against a database installed by Message DB's own
 //! scripts the session's search path must include `message_store` (see
 //! [`with_store_search_path`](super::with_store_search_path)). Unlike
 //! [`PgStore`](super::PgStore)'s own calls, these have no call timeout:
 //! the caller owns the client and decides how long to wait.
 
-use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
+use tokio_postgres::types::Type;
+
+use super::client::StoreClient;
 
 use crate::error::classify;
 use crate::store::check_batch_size;
@@ -43,6 +48,38 @@ const WRITE_MESSAGES: &str = "SELECT message_store.write_message(\
     m.id, $1::varchar, m.type, m.data, m.metadata, CASE WHEN m.n = 1 THEN $6::bigint END) \
     FROM unnest($2::varchar[], $3::varchar[], $4::jsonb[], $5::jsonb[]) \
     WITH ORDINALITY AS m(id, type, data, metadata, n)";
+
+/// The parameter types of [`WRITE_MESSAGE`], as its casts give them.
+const WRITE_MESSAGE_TYPES: [Type; 6] = [
+    Type::VARCHAR,
+    Type::VARCHAR,
+    Type::VARCHAR,
+    Type::JSONB,
+    Type::JSONB,
+    Type::INT8,
+];
+
+/// The parameter types of [`WRITE_MESSAGES`].
+const WRITE_MESSAGES_TYPES: [Type; 6] = [
+    Type::VARCHAR,
+    Type::VARCHAR_ARRAY,
+    Type::VARCHAR_ARRAY,
+    Type::JSONB_ARRAY,
+    Type::JSONB_ARRAY,
+    Type::INT8,
+];
+
+/// The parameter types of both category reads (the function's has the
+/// seventh, its condition).
+const CATEGORY_TYPES: [Type; 7] = [
+    Type::VARCHAR,
+    Type::INT8,
+    Type::INT8,
+    Type::VARCHAR,
+    Type::INT8,
+    Type::INT8,
+    Type::VARCHAR,
+];
 
 const COLUMNS: &str = "id, stream_name, type, position, global_position, data, metadata, time";
 
@@ -142,7 +179,7 @@ pub(crate) const ARM_CATEGORY: &str = "SELECT message_store.ebb_arm_category($1:
 pub(crate) const DISARM_CATEGORY: &str = "SELECT message_store.ebb_disarm_category($1::varchar)";
 
 /// Writes one message; returns its stream position.
-pub async fn write_message<C: GenericClient>(
+pub async fn write_message<C: StoreClient + ?Sized>(
     client: &C,
     stream_name: &StreamName,
     message: &MessageData,
@@ -150,15 +187,11 @@ pub async fn write_message<C: GenericClient>(
 ) -> Result<i64, Error> {
     expected_version.validate()?;
     message.validate()?;
-    let statement = client
-        .prepare_cached(WRITE_MESSAGE)
-        .await
-        .map_err(classify)?;
     let id = message.id.to_string();
     let metadata = message.metadata_json();
-    let row = client
-        .query_one(
-            &statement,
+    let rows = client
+        .query_rows(
+            WRITE_MESSAGE,
             &[
                 &id,
                 &stream_name.as_str(),
@@ -167,6 +200,7 @@ pub async fn write_message<C: GenericClient>(
                 &metadata,
                 &expected_version.to_sql(),
             ],
+            &WRITE_MESSAGE_TYPES,
         )
         .await
         .map_err(|err| match classify(err) {
@@ -178,7 +212,7 @@ pub async fn write_message<C: GenericClient>(
             },
             other => other,
         })?;
-    let position: i64 = row.get(0);
+    let position: i64 = one_row(&rows, "write_message")?.get(0);
     tracing::debug!(
         stream = %stream_name,
         r#type = %message.type_name,
@@ -192,7 +226,7 @@ pub async fn write_message<C: GenericClient>(
 /// Writes several messages to one stream in one statement (all or none);
 /// returns the last one's position, or the stream's version for an empty
 /// batch. The expected version applies to the first message.
-pub async fn write_messages<C: GenericClient>(
+pub async fn write_messages<C: StoreClient + ?Sized>(
     client: &C,
     stream_name: &StreamName,
     messages: &[MessageData],
@@ -221,13 +255,9 @@ pub async fn write_messages<C: GenericClient>(
         data.push(&message.data);
         metadata.push(message.metadata_json());
     }
-    let statement = client
-        .prepare_cached(WRITE_MESSAGES)
-        .await
-        .map_err(classify)?;
     let rows = client
-        .query(
-            &statement,
+        .query_rows(
+            WRITE_MESSAGES,
             &[
                 &stream_name.as_str(),
                 &ids,
@@ -236,6 +266,7 @@ pub async fn write_messages<C: GenericClient>(
                 &metadata,
                 &expected_version.to_sql(),
             ],
+            &WRITE_MESSAGES_TYPES,
         )
         .await
         .map_err(classify)?;
@@ -250,7 +281,7 @@ pub async fn write_messages<C: GenericClient>(
 }
 
 /// One batch of a stream's messages.
-pub async fn get_stream_messages<C: GenericClient>(
+pub async fn get_stream_messages<C: StoreClient + ?Sized>(
     client: &C,
     stream_name: &str,
     query: &StreamQuery,
@@ -259,37 +290,31 @@ pub async fn get_stream_messages<C: GenericClient>(
 }
 
 /// One batch of a stream's messages, not yet decoded.
-pub(crate) async fn stream_rows<C: GenericClient>(
+pub(crate) async fn stream_rows<C: StoreClient + ?Sized>(
     client: &C,
     stream_name: &str,
     query: &StreamQuery,
 ) -> Result<Vec<Row>, Error> {
     check_batch_size(query.batch_size)?;
     let rows = if stream_read_is_plain(stream_name, query) {
-        let statement = client
-            .prepare_cached(stream_rows_sql())
-            .await
-            .map_err(classify)?;
         client
-            .query(
-                &statement,
+            .query_rows(
+                stream_rows_sql(),
                 &[&stream_name, &query.position, &query.batch_size],
+                &[Type::VARCHAR, Type::INT8, Type::INT8],
             )
             .await
     } else {
-        let statement = client
-            .prepare_cached(get_stream_messages_sql())
-            .await
-            .map_err(classify)?;
         client
-            .query(
-                &statement,
+            .query_rows(
+                get_stream_messages_sql(),
                 &[
                     &stream_name,
                     &query.position,
                     &query.batch_size,
                     &query.condition,
                 ],
+                &[Type::VARCHAR, Type::INT8, Type::INT8, Type::VARCHAR],
             )
             .await
     }
@@ -304,7 +329,7 @@ pub(crate) async fn stream_rows<C: GenericClient>(
 }
 
 /// One batch of a category's messages.
-pub async fn get_category_messages<C: GenericClient>(
+pub async fn get_category_messages<C: StoreClient + ?Sized>(
     client: &C,
     category: &str,
     query: &CategoryQuery,
@@ -314,29 +339,27 @@ pub async fn get_category_messages<C: GenericClient>(
 
 /// The global position of the category's last message, if any (an index
 /// scan of `messages_category`, which is keyed by the same expression).
-pub async fn category_head<C: GenericClient>(
+pub async fn category_head<C: StoreClient + ?Sized>(
     client: &C,
     category: &str,
 ) -> Result<Option<i64>, Error> {
     if !crate::stream_name::is_category(category) {
         return Err(Error::NotACategory(category.to_owned()));
     }
-    let statement = client
-        .prepare_cached(
+    let rows = client
+        .query_rows(
             "SELECT max(global_position) FROM message_store.messages \
-             WHERE message_store.category(stream_name) = $1",
+             WHERE message_store.category(stream_name) = $1::varchar",
+            &[&category],
+            &[Type::VARCHAR],
         )
         .await
         .map_err(classify)?;
-    let row = client
-        .query_one(&statement, &[&category])
-        .await
-        .map_err(classify)?;
-    Ok(row.get(0))
+    Ok(one_row(&rows, "category_head")?.get(0))
 }
 
 /// One batch of a category's messages, not yet decoded.
-pub(crate) async fn category_rows<C: GenericClient>(
+pub(crate) async fn category_rows<C: StoreClient + ?Sized>(
     client: &C,
     category: &str,
     query: &CategoryQuery,
@@ -347,14 +370,6 @@ pub(crate) async fn category_rows<C: GenericClient>(
         None => (None, None),
     };
     let plain = category_read_is_plain(category, query);
-    let statement = client
-        .prepare_cached(if plain {
-            category_rows_sql()
-        } else {
-            get_category_messages_sql()
-        })
-        .await
-        .map_err(classify)?;
     let arguments: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
         &category,
         &query.position,
@@ -365,13 +380,14 @@ pub(crate) async fn category_rows<C: GenericClient>(
         &query.condition,
     ];
     // The table's query takes every argument but the condition.
-    let arguments = if plain {
-        &arguments[..6]
+    let (sql, arguments) = if plain {
+        (category_rows_sql(), &arguments[..6])
     } else {
-        &arguments[..]
+        (get_category_messages_sql(), &arguments[..])
     };
+    let types = &CATEGORY_TYPES[..arguments.len()];
     let rows = client
-        .query(&statement, arguments)
+        .query_rows(sql, arguments, types)
         .await
         .map_err(classify)?;
     tracing::trace!(
@@ -384,36 +400,32 @@ pub(crate) async fn category_rows<C: GenericClient>(
 }
 
 /// The stream's last message, or its last of `type_name`.
-pub async fn get_last_stream_message<C: GenericClient>(
+pub async fn get_last_stream_message<C: StoreClient + ?Sized>(
     client: &C,
     stream_name: &str,
     type_name: Option<&str>,
 ) -> Result<Option<Message>, Error> {
-    let statement = client
-        .prepare_cached(get_last_stream_message_sql())
+    let rows = client
+        .query_rows(
+            get_last_stream_message_sql(),
+            &[&stream_name, &type_name],
+            &[Type::VARCHAR, Type::VARCHAR],
+        )
         .await
         .map_err(classify)?;
-    let row = client
-        .query_opt(&statement, &[&stream_name, &type_name])
-        .await
-        .map_err(classify)?;
-    row.as_ref().map(message_from_row).transpose()
+    rows.first().map(message_from_row).transpose()
 }
 
 /// The position of the stream's last message; `None` when it is empty.
-pub async fn stream_version<C: GenericClient>(
+pub async fn stream_version<C: StoreClient + ?Sized>(
     client: &C,
     stream_name: &str,
 ) -> Result<Option<i64>, Error> {
-    let statement = client
-        .prepare_cached(STREAM_VERSION)
+    let rows = client
+        .query_rows(STREAM_VERSION, &[&stream_name], &[Type::VARCHAR])
         .await
         .map_err(classify)?;
-    let row = client
-        .query_one(&statement, &[&stream_name])
-        .await
-        .map_err(classify)?;
-    Ok(row.get(0))
+    Ok(one_row(&rows, "stream_version")?.get(0))
 }
 
 /// Arms `category` for this session: until it is disarmed
@@ -426,16 +438,26 @@ pub async fn stream_version<C: GenericClient>(
 /// of the category after it returns sees every write that will not notify.
 /// [`PgStore::arm_wakeup`](crate::MessageStore::arm_wakeup) calls it on its
 /// listening connection and disarms at the notification.
-pub async fn arm_category<C: GenericClient>(client: &C, category: &str) -> Result<(), Error> {
-    let statement = client
-        .prepare_cached(ARM_CATEGORY)
-        .await
-        .map_err(classify)?;
+pub async fn arm_category<C: StoreClient + ?Sized>(
+    client: &C,
+    category: &str,
+) -> Result<(), Error> {
     client
-        .execute(&statement, &[&category])
+        .query_rows(ARM_CATEGORY, &[&category], &[Type::VARCHAR])
         .await
         .map_err(classify)?;
     Ok(())
+}
+
+/// The one row a statement that returns one row returned.
+fn one_row<'a>(rows: &'a [Row], statement: &str) -> Result<&'a Row, Error> {
+    match rows {
+        [row] => Ok(row),
+        _ => Err(Error::UnexpectedRows {
+            statement: statement.to_owned(),
+            count: rows.len(),
+        }),
+    }
 }
 
 /// Decodes a batch of `message_store.message` rows.

@@ -37,12 +37,28 @@ use crate::Error;
 /// A connection as [`connect`] opens it.
 pub(crate) type Connected = (Client, Connection<Socket, TlsStream<Socket>>);
 
-/// Opens a connection with `connection`'s settings and `tls`, as libpq
-/// does with the same `sslmode` (see the module documentation).
+/// Opens a connection to the first of `connection`'s hosts that will have
+/// it (see [`hosts`](super::hosts)), to each as libpq does with the same
+/// `sslmode`, and with the kind of session `target_session_attrs` asks for.
+pub(crate) async fn connect(
+    connection: &Config,
+    tls: &TlsSettings,
+) -> Result<Connected, tokio_postgres::Error> {
+    let wanted = connection.get_target_session_attrs();
+    super::hosts::connect_any(connection, |config, _host| async move {
+        let (client, mut connection) = connect_one(&config, tls).await?;
+        super::hosts::check_session(&client, &mut connection, wanted).await?;
+        Ok((client, connection))
+    })
+    .await
+}
+
+/// Opens a connection to the one host `connection` names with `tls`, as
+/// libpq does with the same `sslmode` (see the module documentation).
 ///
 /// When `allow` or `prefer` try twice and both attempts fail, the error
 /// is the one that says more: the TLS attempt's.
-pub(crate) async fn connect(
+pub(crate) async fn connect_one(
     connection: &Config,
     tls: &TlsSettings,
 ) -> Result<Connected, tokio_postgres::Error> {

@@ -49,7 +49,7 @@ use tokio::sync::{Notify, oneshot, watch};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, Socket};
 
-use super::{PgStore, PgStoreConfig, operations};
+use super::{PgStore, PgStoreConfig, TlsSettings, operations};
 use crate::{Error, Wakeup};
 
 /// The channel the schema's trigger notifies, with the category as
@@ -163,6 +163,10 @@ impl Wakeups {
     /// `store`'s `arm_wakeup` (see the module documentation).
     pub(super) async fn arm(self: &Arc<Self>, store: &PgStore, category: &str) -> Wakeup {
         if self.unavailable.load(Ordering::Acquire) {
+            return Wakeup::never();
+        }
+        if !self.config.prepared_statements && self.config.listen.is_none() {
+            self.turn_off_for_pooler();
             return Wakeup::never();
         }
         let mut status = self.listener();
@@ -373,6 +377,20 @@ impl Wakeups {
         }
     }
 
+    /// Prepared statements are off, which says a transaction-pooling
+    /// PgBouncer may be in front, where `LISTEN` does not hold, and no
+    /// connection of its own is given for listening: says so once.
+    fn turn_off_for_pooler(&self) {
+        if self.unavailable.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::warn!(
+            "wake-ups are off: prepared statements are off (EBB_PREPARED_STATEMENTS=off, for \
+             a transaction pooler in front, where LISTEN does not hold) and no connection to \
+             listen on is given (EBB_LISTEN_DATABASE_URL); readers poll for new messages"
+        );
+    }
+
     /// The database cannot arm (`err` says `ebb_arm_category` does not
     /// exist): says so once, and stops the listener.
     fn turn_off(&self, err: &Error) {
@@ -432,7 +450,8 @@ async fn listen(wakeups: Weak<Wakeups>, config: Arc<PgStoreConfig>, status: watc
     let mut retry = FIRST_RETRY;
     let mut failures = 0_u32;
     loop {
-        let listened = match super::connect_dedicated(&config, listener_connection(&config)).await {
+        let (connection, tls) = listener_connection(&config);
+        let listened = match super::connect_dedicated(&config, connection, tls).await {
             Ok((client, connection)) => {
                 match listen_on(Arc::new(client), connection, &wakeups, &status).await {
                     Ended::StoreDropped => return,
@@ -479,16 +498,23 @@ async fn listen(wakeups: Weak<Wakeups>, config: Arc<PgStoreConfig>, status: watc
     }
 }
 
-/// The listening connection's settings: the store's, with
-/// [`LISTENER_APPLICATION_NAME`].
-fn listener_connection(config: &PgStoreConfig) -> tokio_postgres::Config {
-    let mut connection = config.effective_connection();
+/// The listening connection's settings, with [`LISTENER_APPLICATION_NAME`],
+/// and its TLS settings: its own (see [`PgStoreConfig::listen`]), or the
+/// store's.
+fn listener_connection(config: &PgStoreConfig) -> (tokio_postgres::Config, &TlsSettings) {
+    let (mut connection, tls) = match &config.listen {
+        Some(listen) => (
+            config.with_store_settings(listen.connection.clone()),
+            &listen.tls,
+        ),
+        None => (config.effective_connection(), &config.tls),
+    };
     let name = match connection.get_application_name() {
         Some(name) => format!("{name} ({LISTENER_APPLICATION_NAME})"),
         None => LISTENER_APPLICATION_NAME.to_owned(),
     };
     connection.application_name(&name);
-    connection
+    (connection, tls)
 }
 
 /// Listens on one connection until it is lost or the store is dropped.
