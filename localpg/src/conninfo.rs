@@ -18,16 +18,17 @@
 //! ```
 
 use tokio_postgres::Config;
-use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::config::{Host, LoadBalanceHosts, SslMode, TargetSessionAttrs};
 
 /// `config` as a libpq `key=value` connection string, password included,
 /// for other programs (`psql "$conninfo"`, `DATABASE_URL`).
 ///
 /// Rendered, in this order and each only when set: `host`, `hostaddr`,
 /// `port`, `user`, `password`, `dbname`, `options`, `application_name`,
-/// `connect_timeout` (whole seconds, at least 1) and `sslmode` (only
-/// `disable` or `require`: `prefer` is libpq's default). Other settings
-/// (keepalives, `target_session_attrs`, ...) are left out. Values are
+/// `connect_timeout` (whole seconds, at least 1), `sslmode` (only
+/// `disable` or `require`: `prefer` is libpq's default),
+/// `target_session_attrs` and `load_balance_hosts` (each unless the
+/// default). Other settings (keepalives, ...) are left out. Values are
 /// quoted the way libpq expects, so the string parses back to the same
 /// settings.
 pub fn connection_string(config: &Config) -> String {
@@ -104,6 +105,17 @@ fn render(config: &Config, password: Password) -> String {
     };
     if let Some(mode) = sslmode {
         push(&mut out, "sslmode", mode);
+    }
+    let session = match config.get_target_session_attrs() {
+        TargetSessionAttrs::ReadWrite => Some("read-write"),
+        TargetSessionAttrs::ReadOnly => Some("read-only"),
+        _ => None,
+    };
+    if let Some(session) = session {
+        push(&mut out, "target_session_attrs", session);
+    }
+    if config.get_load_balance_hosts() == LoadBalanceHosts::Random {
+        push(&mut out, "load_balance_hosts", "random");
     }
     out
 }
@@ -194,7 +206,9 @@ mod tests {
             .options("-c search_path=app")
             .application_name("ebb test")
             .connect_timeout(Duration::from_secs(7))
-            .ssl_mode(SslMode::Require);
+            .ssl_mode(SslMode::Require)
+            .target_session_attrs(TargetSessionAttrs::ReadWrite)
+            .load_balance_hosts(LoadBalanceHosts::Random);
         let reparsed: Config = connection_string(&config).parse().unwrap();
         assert_eq!(reparsed.get_hosts(), config.get_hosts());
         assert_eq!(reparsed.get_hostaddrs(), config.get_hostaddrs());
@@ -209,6 +223,11 @@ mod tests {
             Some(&Duration::from_secs(7))
         );
         assert_eq!(reparsed.get_ssl_mode(), SslMode::Require);
+        assert_eq!(
+            reparsed.get_target_session_attrs(),
+            TargetSessionAttrs::ReadWrite
+        );
+        assert_eq!(reparsed.get_load_balance_hosts(), LoadBalanceHosts::Random);
         assert_eq!(connection_string(&reparsed), connection_string(&config));
 
         let described: Config = describe(&config).parse().unwrap();

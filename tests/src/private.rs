@@ -29,7 +29,7 @@ pub fn start_cluster(listen: Listen) -> Cluster {
 /// Starts the cluster `builder` makes on a free loopback port (and its
 /// socket), trying another port if one is taken between choosing and
 /// starting.
-fn start_on_loopback(builder: impl Fn() -> ebb_localpg::ClusterBuilder) -> Cluster {
+pub fn start_on_loopback(builder: impl Fn() -> ebb_localpg::ClusterBuilder) -> Cluster {
     let mut last = None;
     for _ in 0..5 {
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -120,15 +120,31 @@ impl Failover {
         self.standby.as_ref().expect("the standby")
     }
 
-    /// Stops the primary as in a crash (immediate mode) and promotes the
-    /// standby; returns once the standby takes writes.
-    pub async fn fail_over(&mut self) {
-        let mut primary = self.primary.take().expect("a primary to fail over from");
-        let standby = self.standby.take().expect("the standby");
-        let promoted = tokio::task::spawn_blocking(move || {
+    /// Stops the primary as in a crash (immediate mode), leaving the
+    /// standby a standby.
+    pub async fn stop_primary(&mut self) {
+        let mut primary = self.primary.take().expect("a primary to stop");
+        tokio::task::spawn_blocking(move || {
             primary
                 .stop_server(ebb_localpg::ShutdownMode::Immediate)
                 .expect("the primary stops");
+        })
+        .await
+        .expect("the primary stops");
+    }
+
+    /// Stops the primary as in a crash (immediate mode), unless it is
+    /// stopped already, and promotes the standby; returns once the standby
+    /// takes writes.
+    pub async fn fail_over(&mut self) {
+        let primary = self.primary.take();
+        let standby = self.standby.take().expect("the standby");
+        let promoted = tokio::task::spawn_blocking(move || {
+            if let Some(mut primary) = primary {
+                primary
+                    .stop_server(ebb_localpg::ShutdownMode::Immediate)
+                    .expect("the primary stops");
+            }
             standby.promote().expect("the standby is promoted");
             standby
         })

@@ -191,12 +191,18 @@ fn shuffle<T>(items: &mut [T]) {
 }
 
 /// How long all of `config`'s hosts may take, each within the connect
-/// timeout: what a caller's overall limit on opening one connection must
-/// allow for.
+/// timeout, and a little more: what a caller's overall limit on opening
+/// one connection must allow for, so that the hosts' own limits end an
+/// attempt first, with an error that names them.
 pub(crate) fn connect_budget(config: &Config, per_host: Duration) -> Duration {
     let hosts = targets(config).map_or(1, |targets| targets.len().max(1));
-    per_host.saturating_mul(u32::try_from(hosts).unwrap_or(u32::MAX))
+    per_host
+        .saturating_mul(u32::try_from(hosts).unwrap_or(u32::MAX))
+        .saturating_add(BUDGET_MARGIN)
 }
+
+/// What [`connect_budget`] adds to the hosts' limits.
+const BUDGET_MARGIN: Duration = Duration::from_millis(500);
 
 /// Why one host was not used.
 #[derive(Debug)]
@@ -541,11 +547,11 @@ mod tests {
         let two = parse("host=a,b");
         assert_eq!(
             connect_budget(&two, Duration::from_secs(5)),
-            Duration::from_secs(10)
+            Duration::from_secs(10) + BUDGET_MARGIN
         );
         assert_eq!(
             connect_budget(&parse("host=a"), Duration::from_secs(5)),
-            Duration::from_secs(5)
+            Duration::from_secs(5) + BUDGET_MARGIN
         );
     }
 
