@@ -102,6 +102,35 @@ fn an_unreachable_server_is_one_line_a_failure_and_no_password() {
         );
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
         assert!(!err.contains("hunter2"), "the password is shown: {err}");
+        let socket = dir.path().join(".s.PGSQL.5432");
+        assert!(
+            err.contains(&format!("could not connect to {}: ", socket.display())),
+            "the socket tried, and why: {err}"
+        );
+    }
+}
+
+#[test]
+fn every_host_of_a_list_is_named_with_its_cause() {
+    let closed = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (a, b) = (closed(), closed());
+    let url = format!("postgres://postgres@127.0.0.1:{a},127.0.0.1:{b}/x?connect_timeout=2");
+    let out = ebb(&["db", "version"], &url);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("could not connect to any of 2 hosts"), "{err}");
+    for port in [a, b] {
+        assert!(
+            err.contains(&format!("127.0.0.1:{port}: Connection refused")),
+            "{err}"
+        );
     }
 }
 
