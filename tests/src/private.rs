@@ -115,6 +115,11 @@ impl Failover {
         ebb_localpg::conninfo::connection_string(&self.config())
     }
 
+    /// Whether the primary still runs (no failover yet).
+    pub fn has_primary(&self) -> bool {
+        self.primary.is_some()
+    }
+
     /// The standby (the primary once promoted).
     pub fn standby(&self) -> &Cluster {
         self.standby.as_ref().expect("the standby")

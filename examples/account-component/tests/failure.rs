@@ -449,3 +449,136 @@ async fn a_failover_pair_across_postgresql_restarts_applies_every_command_exactl
     println!("{verified:?}; took {:?}", started.elapsed());
     drop(cluster);
 }
+
+/// 1,500 commands over 100 accounts, sent first, to a primary with a
+/// synchronous standby; two hot-failover instances (one handling a command
+/// at a time, the other four) connect with settings that name the
+/// primary's Unix socket directory and the standby over TCP, asking for a
+/// primary (`target_session_attrs=read-write`). With a third of the
+/// commands done, the primary is stopped in immediate mode (as in a
+/// crash) and the standby promoted. The instances ride it out or exit
+/// with an error (status 1) and are started again 200–500 ms later, find
+/// the new primary through the same settings, and carry on: every account
+/// ends exactly right on the new primary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_pair_across_a_promotion_applies_every_command_exactly_once() {
+    const TIMEOUT: Duration = Duration::from_secs(240);
+    let started = Instant::now();
+    let failover = ebb_tests::private::Failover::start().await;
+    let database_url = failover.connection_string();
+    let settings = failover.config();
+    let store = PgStore::new(PgStoreConfig {
+        max_connections: 4,
+        ..PgStoreConfig::new(failover.config())
+    })
+    .expect("a store");
+    let mut random = Random::seeded();
+    let workload = Workload {
+        commands: 1_500,
+        accounts: 100,
+        resend_one_in: 25,
+        prefix: "p".into(),
+        seed: random.next(),
+    };
+    let commands = workload.generate();
+    workload::send(&store, &commands, 4, &Arc::default())
+        .await
+        .expect("every command is sent");
+    let valid = verify::read_commands(&store)
+        .await
+        .expect("the commands")
+        .valid;
+    assert_eq!(valid.len(), workload.commands);
+    let fail_over_at = valid.len() / 3;
+
+    let mut supervisor = failover_pair(&database_url, "promotion", [1, 4], "1");
+    supervisor.start_all().expect("the instances start");
+    let mut restarts = Restarts::default();
+    let mut failover = Some(failover);
+    let mut failing_over: Option<tokio::task::JoinHandle<ebb_tests::private::Failover>> = None;
+    let mut client: Option<tokio_postgres::Client> = None;
+    let mut done = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            started.elapsed() < TIMEOUT,
+            "not done within {TIMEOUT:?}: {done} of {} commands done, exits {:?}; tally {:?}",
+            valid.len(),
+            restarts.exits,
+            supervisor.tally()
+        );
+        restarts.supervise(&mut supervisor, &mut random).await;
+        if failing_over
+            .as_ref()
+            .is_some_and(tokio::task::JoinHandle::is_finished)
+        {
+            let promoted = failing_over.take().expect("the failover").await;
+            failover = Some(promoted.expect("the failover does not panic"));
+            println!("failed over with {done} of {} commands done", valid.len());
+        }
+        if client
+            .as_ref()
+            .is_none_or(tokio_postgres::Client::is_closed)
+        {
+            client = connect_any(&settings).await;
+        }
+        let Some(events) = client.as_ref() else {
+            continue;
+        };
+        let Ok(events) = count_events(events).await else {
+            client = None;
+            continue;
+        };
+        done = commands_done(events, &supervisor);
+        assert!(done <= valid.len(), "{done} done of {}", valid.len());
+        if let Some(mut before) = failover.take_if(|f| f.has_primary()) {
+            if done >= fail_over_at {
+                assert!(done < valid.len(), "the work was done before the failover");
+                println!(
+                    "stopping the primary with {done} of {} commands done",
+                    valid.len()
+                );
+                failing_over = Some(tokio::spawn(async move {
+                    before.fail_over().await;
+                    before
+                }));
+            } else {
+                failover = Some(before);
+            }
+        } else if failing_over.is_none() && done == valid.len() {
+            break;
+        }
+    }
+    let exits = restarts.exits;
+    println!(
+        "done in {:?}: {} exits, {} restarts of instances",
+        started.elapsed(),
+        exits.len(),
+        supervisor.restarts()
+    );
+    for (index, status) in &exits {
+        assert_eq!(
+            status.code(),
+            Some(1),
+            "instance {index} exits with an error, status 1; errors: {:#?}",
+            supervisor.tally().errors
+        );
+    }
+    supervisor.start_all().expect("the instances start");
+    stop_all(&mut supervisor).await;
+    let failover = failover.expect("the clusters");
+    assert!(!failover.has_primary(), "the failover happened");
+    let on_new_primary = PgStore::new(PgStoreConfig::new(failover.config())).expect("a store");
+    let verified = verify_exactly(&on_new_primary, &valid).await;
+    assert_eq!(supervisor.tally().resends_ignored.len(), verified.resends);
+    println!("{verified:?}; took {:?}", started.elapsed());
+}
+
+/// A client on whichever host of `config` will have it (through ebb's own
+/// connect, which tries each host), or `None` for now.
+async fn connect_any(config: &tokio_postgres::Config) -> Option<tokio_postgres::Client> {
+    let tls = ebb_message_store::pg::TlsSettings::default();
+    let (client, connection) = ebb_message_store::pg::connect(config, &tls).await.ok()?;
+    tokio::spawn(connection);
+    Some(client)
+}
