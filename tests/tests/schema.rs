@@ -916,3 +916,54 @@ async fn install_refuses_another_message_db_version() {
     let err = schema::install(&client).await.unwrap_err();
     assert!(err.to_string().contains("Message DB 1.2.6"), "{err}");
 }
+
+/// A store logged in as the `message_store` role the install creates (the
+/// least privilege the README recommends running components with) does
+/// all a component's store does: writes, reads by stream and category,
+/// versions, the category's head, and wake-ups, armed and delivered.
+#[tokio::test]
+async fn a_store_logged_in_as_the_message_store_role_does_what_a_component_needs() {
+    use ebb_message_store::{
+        CategoryQuery, ExpectedVersion, MessageData, MessageStore, PgStore, PgStoreConfig,
+        StreamName,
+    };
+    let db = ebb_tests::database().await;
+    let mut config = db.config();
+    config.user("message_store");
+    let store = PgStore::new(PgStoreConfig::new(config)).expect("a store");
+    let stream = StreamName::new("account", "1").unwrap();
+    let opened = MessageData::new("Opened", serde_json::json!({}));
+    store
+        .write(&stream, &opened, ExpectedVersion::NoStream)
+        .await
+        .expect("the role writes");
+    let batch = store
+        .get_category_messages("account", &CategoryQuery::new())
+        .await
+        .expect("the role reads a category");
+    assert_eq!(batch.len(), 1);
+    assert_eq!(
+        store.stream_version(stream.as_str()).await.unwrap(),
+        Some(0)
+    );
+    let wakeup = store.arm_wakeup("account").await;
+    assert!(wakeup.is_armed(), "the role arms a wake-up: {wakeup:?}");
+    let deposited = MessageData::new("Deposited", serde_json::json!({ "amount": 1 }));
+    store
+        .write(&stream, &deposited, ExpectedVersion::Any)
+        .await
+        .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), wakeup)
+        .await
+        .expect("woken by the write");
+    let client = store.client().await.unwrap();
+    let err = client
+        .execute("DELETE FROM message_store.messages", &[])
+        .await
+        .expect_err("the role cannot delete");
+    assert!(
+        err.to_string().contains("permission denied")
+            || format!("{err:?}").contains("permission denied"),
+        "{err:?}"
+    );
+}
