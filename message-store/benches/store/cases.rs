@@ -218,6 +218,75 @@ impl<'b> BatchCase<'b> {
     }
 }
 
+/// ebb's single writes (one writer) with unnamed statements
+/// (`prepared_statements` off, as behind a transaction-pooling PgBouncer)
+/// against the same with the statement cache, prepared and measured like a
+/// [`WriteCase`].
+pub(crate) struct StatementsCase<'b> {
+    /// The cluster and the settings.
+    bench: &'b Bench,
+    /// The one-writer runtime both sides run on.
+    runtime: Runtime,
+    /// The baseline: statements prepared once per connection.
+    prepared: PgStore,
+    /// Unnamed statements.
+    unnamed: PgStore,
+    /// Seeds each slice's stream ids.
+    slices: Slices,
+}
+
+impl<'b> StatementsCase<'b> {
+    const PREPARED: &'static str = "bench_ebb_prepared";
+    const UNNAMED: &'static str = "bench_ebb_unnamed";
+    const DATABASES: [&'static str; 2] = [Self::PREPARED, Self::UNNAMED];
+
+    pub(crate) fn prepare(bench: &'b Bench, case: &str) -> Result<Self, BoxError> {
+        progress(format!("{case}: warming up"));
+        bench.fresh_databases(&Self::DATABASES)?;
+        let case = Self {
+            bench,
+            runtime: writers_runtime(&bench.settings, 1)?,
+            prepared: bench.store(Self::PREPARED, 1)?,
+            unnamed: bench.unnamed_store(Self::UNNAMED, 1)?,
+            slices: Slices::default(),
+        };
+        let warmup = Duration::from_secs(bench.settings.warmup_seconds);
+        case.prepared(warmup)?;
+        case.unnamed(warmup)?;
+        bench.checkpoint()?;
+        Ok(case)
+    }
+
+    fn writes(&self, store: &PgStore, duration: Duration) -> Result<f64, BoxError> {
+        let rate = self.runtime.block_on(single_writes(
+            store,
+            &self.bench.payload,
+            1,
+            Categories::Shared,
+            self.slices.next(),
+            self.bench.settings.entities,
+            duration,
+        ))?;
+        Ok(rate.per_second())
+    }
+
+    pub(crate) fn prepared(&self, duration: Duration) -> Result<f64, BoxError> {
+        self.writes(&self.prepared, duration)
+    }
+
+    pub(crate) fn unnamed(&self, duration: Duration) -> Result<f64, BoxError> {
+        self.writes(&self.unnamed, duration)
+    }
+
+    pub(crate) fn finish(self) -> Result<(), BoxError> {
+        let bench = self.bench;
+        drop(self.prepared);
+        drop(self.unnamed);
+        drop(self.runtime);
+        bench.drop_databases(&Self::DATABASES)
+    }
+}
+
 /// ebb's category reads against pgbench's, both on one database loaded
 /// once, warmed up once.
 pub(crate) struct ReadCase<'b> {
@@ -227,6 +296,9 @@ pub(crate) struct ReadCase<'b> {
     script: Script,
     /// ebb's side: one connection, as a single consumer has.
     store: PgStore,
+    /// ebb with unnamed statements (`prepared_statements` off), measured
+    /// against `store`.
+    unnamed: PgStore,
 }
 
 impl<'b> ReadCase<'b> {
@@ -243,10 +315,12 @@ impl<'b> ReadCase<'b> {
             bench,
             script: Script::reads(bench)?,
             store: bench.store(Self::DATABASE, 1)?,
+            unnamed: bench.unnamed_store(Self::DATABASE, 1)?,
         };
         let warmup = bench.settings.warmup_seconds;
         case.pgbench(warmup)?;
         case.ebb(Duration::from_secs(warmup))?;
+        case.ebb_unnamed(Duration::from_secs(warmup))?;
         Ok(case)
     }
 
@@ -307,6 +381,15 @@ impl<'b> ReadCase<'b> {
             .bench
             .runtime
             .block_on(category_reads(&self.store, batch, duration))?;
+        Ok(rate.per_second())
+    }
+
+    pub(crate) fn ebb_unnamed(&self, duration: Duration) -> Result<f64, BoxError> {
+        let batch = self.bench.settings.batch_size as i64;
+        let rate = self
+            .bench
+            .runtime
+            .block_on(category_reads(&self.unnamed, batch, duration))?;
         Ok(rate.per_second())
     }
 }

@@ -70,7 +70,7 @@ use tokio::runtime::Runtime;
 use tokio::task::JoinSet;
 
 use crate::baselines::pgbench_version;
-use crate::cases::{BatchCase, ReadCase, WriteCase};
+use crate::cases::{BatchCase, ReadCase, StatementsCase, WriteCase};
 use crate::report::{Row, print_report, progress};
 use crate::settings::{Case, Settings};
 use crate::workload::{Categories, payload};
@@ -168,6 +168,16 @@ impl Bench {
     fn store(&self, database: &str, connections: usize) -> Result<PgStore, BoxError> {
         Ok(PgStore::new(PgStoreConfig {
             max_connections: connections,
+            ..PgStoreConfig::new(self.cluster.config(database))
+        })?)
+    }
+
+    /// [`store`](Self::store) with unnamed statements, as behind a
+    /// transaction-pooling PgBouncer.
+    fn unnamed_store(&self, database: &str, connections: usize) -> Result<PgStore, BoxError> {
+        Ok(PgStore::new(PgStoreConfig {
+            max_connections: connections,
+            prepared_statements: false,
             ..PgStoreConfig::new(self.cluster.config(database))
         })?)
     }
@@ -327,6 +337,11 @@ fn run_each_case_apart(settings: &Settings) -> Result<(String, Vec<Row>), BoxErr
     Ok((pgbench, rows))
 }
 
+/// What unnamed statements (`prepared_statements` off, for a
+/// transaction-pooling PgBouncer) may cost at most: a fifth of the
+/// prepared statements' rate. Not free, so not the default.
+const UNNAMED_REQUIRED: f64 = 0.8;
+
 /// Runs the selected cases in this process, on one cluster; returns
 /// pgbench's version and the rows.
 fn run_cases(settings: &Settings) -> Result<(String, Vec<Row>), BoxError> {
@@ -421,17 +436,56 @@ fn run_cases(settings: &Settings) -> Result<(String, Vec<Row>), BoxError> {
         let slice = Duration::from_secs(settings.read_seconds);
         let mut pgbench = || sides.pgbench(settings.read_seconds);
         let mut ebb = || sides.ebb(slice);
+        let mut unnamed = || sides.ebb_unnamed(slice);
         let rates = interleaved(
             &case,
             settings.runs,
-            &mut [("pgbench", &mut pgbench), ("ebb", &mut ebb)],
+            &mut [
+                ("pgbench", &mut pgbench),
+                ("ebb", &mut ebb),
+                ("ebb unnamed", &mut unnamed),
+            ],
         )?;
         rows.push(Row {
-            case,
+            case: case.clone(),
             ebb: rates.of("ebb"),
             baseline: rates.of("pgbench"),
             baseline_name: "pgbench".into(),
             required: 0.8,
+            driver: None,
+        });
+        // What EBB_PREPARED_STATEMENTS=off costs a consumer's reads.
+        rows.push(Row {
+            case: format!("{case}, unnamed statements"),
+            ebb: rates.of("ebb unnamed"),
+            baseline: rates.of("ebb"),
+            baseline_name: "ebb prepared".into(),
+            required: UNNAMED_REQUIRED,
+            driver: None,
+        });
+    }
+
+    if selected(Case::Unnamed) {
+        let case = "single writes, 1 writer, unnamed statements".to_owned();
+        let sides = StatementsCase::prepare(&bench, &case)?;
+        let slice = Duration::from_secs(settings.seconds);
+        let mut prepared = || sides.prepared(slice);
+        let mut unnamed = || sides.unnamed(slice);
+        let rates = interleaved(
+            &case,
+            settings.runs,
+            &mut [
+                ("ebb prepared", &mut prepared),
+                ("ebb unnamed", &mut unnamed),
+            ],
+        )?;
+        sides.finish()?;
+        rows.push(Row {
+            case,
+            ebb: rates.of("ebb unnamed"),
+            baseline: rates.of("ebb prepared"),
+            baseline_name: "ebb prepared".into(),
+            required: UNNAMED_REQUIRED,
             driver: None,
         });
     }

@@ -41,7 +41,7 @@ pub(crate) struct Settings {
     /// call and per category read.
     pub(crate) batch_size: usize,
     /// `EBB_BENCH_CASES`, default all: a comma-separated subset of
-    /// `writes-1`, `writes-n`, `writes-n-each`, `batch` and `reads`, to run
+    /// `writes-1`, `writes-n`, `writes-n-each`, `batch`, `reads` and `unnamed`, to run
     /// some cases without waiting for the others.
     pub(crate) cases: Vec<Case>,
     /// `EBB_BENCH_ONE_WRITER_RUNTIME`, default `current-thread`, or
@@ -64,6 +64,8 @@ pub(crate) enum Case {
     Batch,
     /// Category reads.
     Reads,
+    /// Single writes with unnamed statements against prepared ones.
+    Unnamed,
 }
 
 impl Case {
@@ -75,12 +77,13 @@ impl Case {
             .map_or("", |(name, _)| *name)
     }
 
-    const ALL: [(&'static str, Case); 5] = [
+    const ALL: [(&'static str, Case); 6] = [
         ("writes-1", Case::WritesOne),
         ("writes-n", Case::WritesShared),
         ("writes-n-each", Case::WritesEach),
         ("batch", Case::Batch),
         ("reads", Case::Reads),
+        ("unnamed", Case::Unnamed),
     ];
 
     fn parse_list(list: &str) -> Result<Vec<Case>, BoxError> {
