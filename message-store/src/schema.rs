@@ -136,7 +136,7 @@ pub async fn install(client: &Client) -> Result<InstalledVersion, Error> {
 /// What is installed, or `None` when the database has no message store.
 pub async fn installed_version(client: &Client) -> Result<Option<InstalledVersion>, Error> {
     let row = client
-        .query_one(
+        .query_typed_one(
             "SELECT to_regproc('message_store.message_store_version') IS NOT NULL,
                     to_regclass('message_store.ebb_schema_versions') IS NOT NULL",
             &[],
@@ -148,13 +148,13 @@ pub async fn installed_version(client: &Client) -> Result<Option<InstalledVersio
         return Ok(None);
     }
     let message_db: String = client
-        .query_one("SELECT message_store.message_store_version()::text", &[])
+        .query_typed_one("SELECT message_store.message_store_version()::text", &[])
         .await
         .map_err(classify)?
         .get(0);
     let ebb = if has_record {
         client
-            .query_opt(
+            .query_typed_opt(
                 "SELECT version FROM message_store.ebb_schema_versions
                  ORDER BY installed_at DESC LIMIT 1",
                 &[],
@@ -170,7 +170,7 @@ pub async fn installed_version(client: &Client) -> Result<Option<InstalledVersio
 
 async fn check_compatible(client: &Client) -> Result<(), Error> {
     let columns = client
-        .query(
+        .query_typed(
             "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod)
              FROM pg_attribute a
              WHERE a.attrelid = to_regclass('message_store.messages')

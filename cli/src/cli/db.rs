@@ -38,7 +38,10 @@ pub async fn create_database(config: &Config, tls: &TlsSettings) -> Result<bool,
     maintenance.dbname("postgres");
     let client = connect(&maintenance, tls).await?;
     let exists = client
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .query_typed_opt(
+            "SELECT 1 FROM pg_database WHERE datname = $1",
+            &[(&name, tokio_postgres::types::Type::TEXT)],
+        )
         .await
         .map_err(|source| CliError::Database {
             action: format!("cannot look up database {name:?}"),

@@ -29,7 +29,8 @@
 //!
 //! | variable | meaning |
 //! |---|---|
-//! | `DATABASE_URL`, or `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY` | the message store (TLS as libpq: see `PgStoreConfig::from_env`) |
+//! | `DATABASE_URL`, or `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY`, `PGTARGETSESSIONATTRS` | the message store (host lists, TLS and `target_session_attrs` as libpq: see `PgStoreConfig::from_env`) |
+//! | `EBB_PREPARED_STATEMENTS`, `EBB_LISTEN_DATABASE_URL` | behind a transaction-pooling PgBouncer: `off`, and a direct connection for wake-ups (see the README's *Running in production*) |
 //! | `CONSUMER_IDENTIFIER` | the consumer's identifier: its position is kept in `account:command+position-IDENTIFIER` (without it, `account:command+position`) |
 //! | `ACCOUNT_COMPONENT_CONCURRENCY` | commands handled at once, across accounts (default 1) |
 //! | `ACCOUNT_COMPONENT_PARK_AFTER_FAILURES` | park a command that ended the process this many times (default: never); needs `CONSUMER_IDENTIFIER` |

@@ -61,7 +61,8 @@
 //!
 //! | variable | meaning |
 //! |---|---|
-//! | `DATABASE_URL`, or `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY` | the message store (TLS as libpq: see `PgStoreConfig::from_env`) |
+//! | `DATABASE_URL`, or `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY`, `PGTARGETSESSIONATTRS` | the message store (host lists, TLS and `target_session_attrs` as libpq: see `PgStoreConfig::from_env`) |
+//! | `EBB_PREPARED_STATEMENTS`, `EBB_LISTEN_DATABASE_URL` | behind a transaction-pooling PgBouncer: `off`, and a direct connection for wake-ups (see the README's *Running in production*) |
 //! | `EBB_SCHEDULER_ADDR` | where the API listens (default `127.0.0.1:8080`) |
 //! | `EBB_SCHEDULER_ALLOW_LOOPBACK=1` | jobs may call loopback addresses |
 //! | `EBB_SCHEDULER_ALLOW_PRIVATE=1` | jobs may call private addresses (never link-local or metadata) |
