@@ -60,7 +60,8 @@ pub(crate) fn has_server_binaries(dir: &Path) -> bool {
     is_executable(&dir.join("postgres")) && is_executable(&dir.join("initdb"))
 }
 
-fn is_executable(path: &Path) -> bool {
+/// Whether `path` is a regular file someone may execute.
+pub(crate) fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path)
         .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)

@@ -502,11 +502,29 @@ impl ClusterBuilder {
     }
 }
 
+/// The last lines (at most 4 KiB) of the log at `path`, for error
+/// messages; `(no log)` when there is none.
+pub(crate) fn log_tail(path: &Path) -> String {
+    const MAX: u64 = 4096;
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return "(no log)".to_owned();
+    };
+    let len = file.metadata().map_or(0, |m| m.len());
+    let _ = file.seek(SeekFrom::Start(len.saturating_sub(MAX)));
+    let mut bytes = Vec::new();
+    let _ = file.read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    // A cut first line is noise.
+    let skip = usize::from(len > MAX && lines.len() > 1);
+    lines[skip..].join("\n")
+}
+
 /// Where the cluster's directory goes. Unix socket paths are limited to
 /// about 107 bytes, so the directory must have a short path; an account we
 /// switch to must also be able to reach it, which `/tmp` guarantees and a
 /// root user's `$TMPDIR` may not.
-fn temp_base(switching_user: bool) -> PathBuf {
+pub(crate) fn temp_base(switching_user: bool) -> PathBuf {
     let env = std::env::temp_dir();
     if !switching_user && env.as_os_str().len() <= 60 {
         env
@@ -820,19 +838,14 @@ impl Cluster {
 
     /// The last lines of the server log, for error messages.
     fn log_tail(&self) -> String {
-        const MAX: u64 = 4096;
-        let Ok(mut file) = std::fs::File::open(self.log_path()) else {
-            return "(no log)".to_owned();
-        };
-        let len = file.metadata().map_or(0, |m| m.len());
-        let _ = file.seek(SeekFrom::Start(len.saturating_sub(MAX)));
-        let mut bytes = Vec::new();
-        let _ = file.read_to_end(&mut bytes);
-        let text = String::from_utf8_lossy(&bytes);
-        let lines: Vec<&str> = text.lines().collect();
-        // A cut first line is noise.
-        let skip = usize::from(len > MAX && lines.len() > 1);
-        lines[skip..].join("\n")
+        log_tail(&self.log_path())
+    }
+
+    /// The account the server runs as when we are root, `None` otherwise;
+    /// a [`PgBouncer`](crate::PgBouncer) in front of the cluster runs as
+    /// it too.
+    pub(crate) fn run_as(&self) -> Option<RunAs> {
+        self.run_as
     }
 
     /// Closes the watchdog's pipe and waits, bounded, until the server has

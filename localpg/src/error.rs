@@ -146,6 +146,65 @@ pub enum Error {
         waited: Duration,
     },
 
+    /// No `pgbouncer` program was found, or the one given to
+    /// [`PgBouncerBuilder::bin`](crate::PgBouncerBuilder::bin) is not an
+    /// executable file.
+    ///
+    /// Install it (Debian: `apt-get install pgbouncer`, which puts it in
+    /// `/usr/sbin`), or pass its path to `PgBouncerBuilder::bin`.
+    #[error(
+        "pgbouncer not found in {searched}; install Debian's `pgbouncer` package \
+         (apt-get install pgbouncer) or pass its path to PgBouncerBuilder::bin"
+    )]
+    PgBouncerNotFound {
+        /// Where we looked, for the message.
+        searched: String,
+    },
+
+    /// A setting given to
+    /// [`PgBouncerBuilder::setting`](crate::PgBouncerBuilder::setting) (or
+    /// the pool size) cannot be used: a malformed name or value, or one
+    /// the builder sets itself (where PgBouncer listens, how clients
+    /// authenticate, where it logs, the pool mode and size).
+    ///
+    /// The reason names the builder method to use instead, if any.
+    #[error("PgBouncer setting `{name}` refused: {reason}")]
+    InvalidPgBouncerSetting {
+        /// The setting's name as given.
+        name: String,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// PgBouncer exited before it relayed a query, or did not relay one in
+    /// time (see [`PgBouncerBuilder::start`](crate::PgBouncerBuilder::start)).
+    ///
+    /// The log tail in the message says why: a setting PgBouncer does not
+    /// know, a program the unprivileged user may not execute, the cluster
+    /// behind it being down, ...
+    #[error("PgBouncer failed to start ({reason}); the end of its log ({log_path}):\n{log_tail}")]
+    PgBouncerStartFailed {
+        /// What happened, e.g. "pgbouncer exited" or "no query relayed
+        /// within 30s; last attempt: ...".
+        reason: String,
+        /// Where the log was (the directory is removed afterwards).
+        log_path: PathBuf,
+        /// The last lines of the log.
+        log_tail: String,
+    },
+
+    /// PgBouncer or its directory was still there after stopping it.
+    ///
+    /// Nothing to do for tests; a leftover `ebb-pgb-*` directory under the
+    /// temporary directory may be removed by hand.
+    #[error("PgBouncer in {dir} did not stop and clean up within {waited:?}")]
+    PgBouncerStopTimeout {
+        /// PgBouncer's directory.
+        dir: PathBuf,
+        /// How long we waited.
+        waited: Duration,
+    },
+
     /// `DATABASE_URL` is set but is neither a `postgres://` URL nor a
     /// `key=value` connection string.
     ///
@@ -210,11 +269,13 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether the PostgreSQL server binaries are missing (possibly behind a
-    /// [`Error::Shared`]), e.g. to skip tests on a machine without them.
+    /// Whether a program a start needs is missing: the PostgreSQL server
+    /// binaries ([`Error::BinariesNotFound`], possibly behind an
+    /// [`Error::Shared`]) or `pgbouncer` ([`Error::PgBouncerNotFound`]),
+    /// e.g. to skip tests on a machine without them.
     pub fn is_binaries_not_found(&self) -> bool {
         match self {
-            Error::BinariesNotFound { .. } => true,
+            Error::BinariesNotFound { .. } | Error::PgBouncerNotFound { .. } => true,
             Error::Shared(inner) => inner.is_binaries_not_found(),
             _ => false,
         }

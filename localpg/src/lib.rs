@@ -61,6 +61,34 @@
 //! # }
 //! ```
 //!
+//! For tests of clients behind a connection pooler, a [`PgBouncer`] can
+//! run in front of a cluster (Debian's `pgbouncer` package; it listens on
+//! `127.0.0.1` on a free port and reaches the cluster over its Unix
+//! socket), in [`PoolMode::Transaction`] or [`PoolMode::Session`], and is
+//! stopped and removed on drop or when the process ends, like a cluster:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! use ebb_localpg::{Cluster, PgBouncer, PoolMode};
+//!
+//! let cluster = Cluster::start()?;
+//! let bouncer = PgBouncer::builder(&cluster)
+//!     .pool_mode(PoolMode::Transaction)
+//!     .pool_size(2)
+//!     .start()?;
+//! // host=127.0.0.1 port=... user=postgres dbname=postgres
+//! let url = bouncer.connection_string("postgres");
+//! # let _ = url;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! It is configured with `ignore_startup_parameters =
+//! extra_float_digits,options`, without which PgBouncer 1.18 refuses the
+//! `options` startup parameter ebb sends (`-c search_path=...`): a
+//! PgBouncer of one's own in front of ebb needs the same; see
+//! [`PgBouncer`].
+//!
 //! Modules:
 //! - `cluster`: [`Cluster`], [`ClusterBuilder`], [`ShutdownMode`] and the
 //!   watchdog.
@@ -69,6 +97,8 @@
 //! - `harness`: the per-test database harness: [`TestDatabases`] (one
 //!   per process with [`TestDatabases::shared`], templates,
 //!   `DATABASE_URL`) and [`TestDatabase`], one test's database.
+//! - `pgbouncer`: [`PgBouncer`], [`PgBouncerBuilder`], [`PoolMode`] and
+//!   PgBouncer's watchdog.
 //! - `bin_dir`: [`find_bin_dir`].
 //! - `user`: choosing the account the server runs as.
 //! - [`conninfo`]: a configuration as a libpq `key=value` connection
@@ -84,6 +114,7 @@ pub mod conninfo;
 mod error;
 mod harness;
 mod ident;
+mod pgbouncer;
 mod replication;
 mod user;
 
@@ -91,6 +122,7 @@ pub use bin_dir::find_bin_dir;
 pub use cluster::{Cluster, ClusterBuilder, ServerTls, ShutdownMode};
 pub use error::Error;
 pub use harness::{TestDatabase, TestDatabases};
+pub use pgbouncer::{PgBouncer, PgBouncerBuilder, PoolMode};
 
 pub use ident::quote_ident;
 /// The driver version this crate's API uses, to avoid version skew.

@@ -284,10 +284,12 @@ async fn wait_for_row(
 }
 
 /// Runs `future` on a runtime of its own, on a thread of its own, and
-/// blocks until it is done: the calls above are blocking like the rest of
-/// [`Cluster`], and must work inside a tokio runtime, where another
-/// runtime cannot be entered, as well as outside any.
-fn block_on<T, F>(future: F) -> Result<T, Error>
+/// blocks until it is done: the calls above (and
+/// [`PgBouncerBuilder::start`](crate::PgBouncerBuilder::start)) are
+/// blocking like the rest of [`Cluster`], and must work inside a tokio
+/// runtime, where another runtime cannot be entered, as well as outside
+/// any.
+pub(crate) fn block_on<T, F>(future: F) -> Result<T, Error>
 where
     F: Future<Output = Result<T, Error>> + Send,
     T: Send,
@@ -297,7 +299,7 @@ where
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(|e| Error::io("start a tokio runtime for replication statements", e))?;
+                .map_err(|e| Error::io("start a tokio runtime for statements to the server", e))?;
             runtime.block_on(future)
         });
         match worker.join() {
