@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use account_component::supervise::{Program, Supervisor};
 use account_component::verify::{self, Command, Verified};
 use account_component::workload::{self, Workload};
-use ebb_localpg::{Cluster, ShutdownMode};
+use ebb_localpg::{Cluster, PgBouncer, PoolMode, ShutdownMode};
 use ebb_message_store::{MessageStore as _, PgStore, PgStoreConfig, StreamQuery};
 use ebb_tests::private::{Listen, cluster_with_schema};
 
@@ -75,15 +75,17 @@ impl Random {
 /// `a` and `b`, handling `concurrency` commands at once each (across
 /// accounts; 1 is Eventide's one at a time). Not started yet.
 /// With `park_after_failures` (`""`: none), a command that ended the
-/// process that many times is parked.
+/// process that many times is parked. `env` adds to (or overrides) their
+/// environment.
 fn failover_pair(
     database_url: &str,
     name: &str,
     concurrency: [usize; 2],
     park_after_failures: &str,
+    env: &[(&str, &str)],
 ) -> Supervisor {
     let instance = |concurrency: usize| {
-        Program::new(env!("CARGO_BIN_EXE_account-component"))
+        let program = Program::new(env!("CARGO_BIN_EXE_account-component"))
             .env("DATABASE_URL", database_url)
             .env("CONSUMER_IDENTIFIER", IDENTIFIER)
             .env("ACCOUNT_COMPONENT_CONCURRENCY", concurrency.to_string())
@@ -91,7 +93,9 @@ fn failover_pair(
             // endpoint, the default log level.
             .env("ACCOUNT_COMPONENT_PARK_AFTER_FAILURES", park_after_failures)
             .env("ACCOUNT_COMPONENT_METRICS_ADDR", "")
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info");
+        env.iter()
+            .fold(program, |program, (name, value)| program.env(name, value))
     };
     let mut supervisor = Supervisor::new([
         ("a".to_owned(), instance(concurrency[0])),
@@ -144,34 +148,32 @@ async fn verify_exactly(store: &PgStore, valid: &[Command]) -> Verified {
     verified
 }
 
-/// 5,000 commands (re-sends included) over 200 accounts, sent while two
-/// hot-failover instances handle them, four at a time each (so that the
-/// run stays short on two cores; the one-at-a-time consumer is the other
-/// test's instance `a`); every 100–600 ms one of the two,
-/// chosen at random, is killed with SIGKILL and started again (after up to
-/// 100 ms), until every command is done, and at least ten kills must have
-/// come before that. Then both stop on SIGTERM with exit 0 and every
-/// account is exactly right.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failover_pair_killed_at_random_applies_every_command_exactly_once() {
-    const TIMEOUT: Duration = Duration::from_secs(240);
-    const MIN_KILLS: u32 = 10;
-    let started = Instant::now();
-    let db = ebb_tests::database().await;
-    let store = ebb_tests::store_for(&db, 4);
-    let client = ebb_tests::connect(&db).await;
-    let mut random = Random::seeded();
-    let workload = Workload {
-        commands: 5_000,
-        accounts: 200,
-        resend_one_in: 25,
-        prefix: "k".into(),
-        seed: random.next(),
-    };
-    let commands = workload.generate();
+/// What [`send_while_killing`] did.
+struct Killed {
+    /// Every valid command sent, as read back from the store.
+    valid: Vec<Command>,
+    /// Kills in all.
+    kills: u32,
+    /// Kills while commands were still being sent.
+    while_sending: u32,
+}
 
-    let mut supervisor = failover_pair(&db.connection_string(), "sigkill", [4, 4], "");
-    supervisor.start_all().expect("the instances start");
+/// Sends `workload`'s commands through `store` (four at a time) while the
+/// pair handles them, and every 100–600 ms kills one of the two, chosen
+/// at random, with SIGKILL and starts it again after up to 100 ms, until
+/// every command is done (counted on `client`); at least `min_kills` kills
+/// must come before that.
+async fn send_while_killing(
+    store: &PgStore,
+    client: &tokio_postgres::Client,
+    supervisor: &mut Supervisor,
+    workload: &Workload,
+    random: &mut Random,
+    min_kills: u32,
+) -> Killed {
+    const TIMEOUT: Duration = Duration::from_secs(240);
+    let started = Instant::now();
+    let commands = workload.generate();
     let sent = Arc::new(AtomicUsize::new(0));
     let mut sender = Some(tokio::spawn({
         let store = store.clone();
@@ -181,7 +183,7 @@ async fn a_failover_pair_killed_at_random_applies_every_command_exactly_once() {
 
     let mut valid: Option<Vec<Command>> = None;
     let mut kills = 0;
-    let mut kills_while_sending = 0;
+    let mut while_sending = 0;
     loop {
         tokio::time::sleep(random.millis(100, 600)).await;
         assert!(
@@ -189,7 +191,7 @@ async fn a_failover_pair_killed_at_random_applies_every_command_exactly_once() {
             "not done within {TIMEOUT:?}: {} of {} sent, {:?} events, {kills} kills; tally {:?}",
             sent.load(Ordering::Relaxed),
             workload.commands,
-            count_events(&client).await,
+            count_events(client).await,
             supervisor.tally()
         );
         let exited = supervisor.exited().await.expect("the instances' status");
@@ -208,14 +210,14 @@ async fn a_failover_pair_killed_at_random_applies_every_command_exactly_once() {
                 .await
                 .expect("the sender does not panic")
                 .expect("every command is sent");
-            let commands = verify::read_commands(&store).await.expect("the commands");
+            let commands = verify::read_commands(store).await.expect("the commands");
             assert!(commands.other.is_empty(), "{:?}", commands.other);
             assert_eq!(commands.valid.len(), workload.commands);
             valid = Some(commands.valid);
         }
         if let Some(valid) = &valid {
-            let events = count_events(&client).await.expect("the events counted");
-            let done = commands_done(events, &supervisor);
+            let events = count_events(client).await.expect("the events counted");
+            let done = commands_done(events, supervisor);
             assert!(
                 done <= valid.len(),
                 "{events} events and {} re-sends ignored are more than the {} commands",
@@ -233,30 +235,40 @@ async fn a_failover_pair_killed_at_random_applies_every_command_exactly_once() {
         );
         kills += 1;
         if sender.is_some() {
-            kills_while_sending += 1;
+            while_sending += 1;
         }
         tokio::time::sleep(random.millis(0, 100)).await;
         supervisor.start(victim).expect("the instance starts again");
     }
-    let took = started.elapsed();
+    assert!(
+        kills >= min_kills,
+        "the work was done after only {kills} kills (at least {min_kills} must come while commands remain)"
+    );
+    assert_eq!(supervisor.restarts(), kills);
+    Killed {
+        valid: valid.expect("the commands were read"),
+        kills,
+        while_sending,
+    }
+}
+
+/// After [`send_while_killing`]: both instances stop on SIGTERM with exit
+/// 0, every account is exactly right, every re-send ignored was logged,
+/// and no instance logged an error.
+async fn stop_and_verify(store: &PgStore, supervisor: &mut Supervisor, killed: &Killed) {
     let tally = supervisor.tally();
     println!(
-        "done in {took:?}: {kills} kills ({kills_while_sending} while sending), {} restarts; \
-         {} re-deliveries ignored, {} re-sends ignored, {} conflicts retried",
+        "{} kills ({} while sending), {} restarts; {} re-deliveries ignored, {} re-sends \
+         ignored, {} conflicts retried",
+        killed.kills,
+        killed.while_sending,
         supervisor.restarts(),
         tally.redeliveries_ignored.len(),
         tally.resends_ignored.len(),
         tally.conflicts_retried
     );
-    assert!(
-        kills >= MIN_KILLS,
-        "the work was done after only {kills} kills (at least {MIN_KILLS} must come while commands remain)"
-    );
-    assert_eq!(supervisor.restarts(), kills);
-
-    stop_all(&mut supervisor).await;
-    let valid = valid.expect("the commands were read");
-    let verified = verify_exactly(&store, &valid).await;
+    stop_all(supervisor).await;
+    let verified = verify_exactly(store, &killed.valid).await;
     assert_eq!(
         supervisor.tally().resends_ignored.len(),
         verified.resends,
@@ -267,7 +279,104 @@ async fn a_failover_pair_killed_at_random_applies_every_command_exactly_once() {
         "{:#?}",
         supervisor.tally().errors
     );
-    println!("{verified:?}; took {:?}", started.elapsed());
+    println!("{verified:?}");
+}
+
+/// 5,000 commands (re-sends included) over 200 accounts, sent while two
+/// hot-failover instances handle them, four at a time each (so that the
+/// run stays short on two cores; the one-at-a-time consumer is the other
+/// test's instance `a`); every 100–600 ms one of the two,
+/// chosen at random, is killed with SIGKILL and started again (after up to
+/// 100 ms), until every command is done, and at least ten kills must have
+/// come before that. Then both stop on SIGTERM with exit 0 and every
+/// account is exactly right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_pair_killed_at_random_applies_every_command_exactly_once() {
+    let started = Instant::now();
+    let db = ebb_tests::database().await;
+    let store = ebb_tests::store_for(&db, 4);
+    let client = ebb_tests::connect(&db).await;
+    let mut random = Random::seeded();
+    let workload = Workload {
+        commands: 5_000,
+        accounts: 200,
+        resend_one_in: 25,
+        prefix: "k".into(),
+        seed: random.next(),
+    };
+    let mut supervisor = failover_pair(&db.connection_string(), "sigkill", [4, 4], "", &[]);
+    supervisor.start_all().expect("the instances start");
+    let killed =
+        send_while_killing(&store, &client, &mut supervisor, &workload, &mut random, 10).await;
+    stop_and_verify(&store, &mut supervisor, &killed).await;
+    println!("took {:?}", started.elapsed());
+}
+
+/// The same behind PgBouncer, in `mode`: the pair and the sender (a
+/// writer of its own, as another component would be) connect through it;
+/// with transaction pooling, as a component there is configured, with
+/// prepared statements off and wake-ups listening on a direct connection.
+/// 1,500 commands over 100 accounts, at least five kills.
+async fn a_failover_pair_behind_pgbouncer(mode: PoolMode) {
+    let started = Instant::now();
+    let (cluster, direct) = cluster_with_schema(Listen::Socket).await;
+    let bouncer = {
+        // Session pooling holds a server connection per client connection:
+        // enough for both instances' pools, the listeners and the sender.
+        let size = if mode == PoolMode::Session { 48 } else { 8 };
+        let builder = PgBouncer::builder(&cluster).pool_mode(mode).pool_size(size);
+        tokio::task::spawn_blocking(move || builder.start())
+            .await
+            .expect("the bouncer starts")
+            .expect("a PgBouncer")
+    };
+    let through = bouncer.connection_string("postgres");
+    let direct_url = cluster.connection_string("postgres");
+    let transaction = mode == PoolMode::Transaction;
+    let env: Vec<(&str, &str)> = if transaction {
+        vec![
+            ("EBB_PREPARED_STATEMENTS", "off"),
+            ("EBB_LISTEN_DATABASE_URL", &direct_url),
+        ]
+    } else {
+        Vec::new()
+    };
+    let store = PgStore::new(PgStoreConfig {
+        max_connections: 4,
+        prepared_statements: !transaction,
+        ..PgStoreConfig::new(bouncer.config("postgres"))
+    })
+    .expect("a store through the bouncer");
+    let client = ebb_tests::connect_to(&direct)
+        .await
+        .expect("a direct connection");
+    let mut random = Random::seeded();
+    let workload = Workload {
+        commands: 1_500,
+        accounts: 100,
+        resend_one_in: 25,
+        prefix: format!("b{mode}"),
+        seed: random.next(),
+    };
+    let name = format!("pgbouncer-{mode}");
+    let mut supervisor = failover_pair(&through, &name, [1, 4], "", &env);
+    supervisor.start_all().expect("the instances start");
+    let killed =
+        send_while_killing(&store, &client, &mut supervisor, &workload, &mut random, 5).await;
+    stop_and_verify(&store, &mut supervisor, &killed).await;
+    println!("took {:?}", started.elapsed());
+    drop(bouncer);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_pair_behind_pgbouncer_in_session_pooling_applies_every_command_exactly_once() {
+    a_failover_pair_behind_pgbouncer(PoolMode::Session).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_pair_behind_pgbouncer_in_transaction_pooling_applies_every_command_exactly_once()
+ {
+    a_failover_pair_behind_pgbouncer(PoolMode::Transaction).await;
 }
 
 /// A supervisor's bookkeeping of the instances that exited by themselves.
@@ -352,7 +461,7 @@ async fn a_failover_pair_across_postgresql_restarts_applies_every_command_exactl
     // because the server went away must not count as poison (the consumer
     // records such failures as transient), or it would be parked at the
     // next start and never applied, which the verification would catch.
-    let mut supervisor = failover_pair(&database_url, "pg-restart", [1, 4], "1");
+    let mut supervisor = failover_pair(&database_url, "pg-restart", [1, 4], "1", &[]);
     supervisor.start_all().expect("the instances start");
     let mut restarts = Restarts::default();
     let mut cluster = Some(cluster);
@@ -491,7 +600,7 @@ async fn a_failover_pair_across_a_promotion_applies_every_command_exactly_once()
     assert_eq!(valid.len(), workload.commands);
     let fail_over_at = valid.len() / 3;
 
-    let mut supervisor = failover_pair(&database_url, "promotion", [1, 4], "1");
+    let mut supervisor = failover_pair(&database_url, "promotion", [1, 4], "1", &[]);
     supervisor.start_all().expect("the instances start");
     let mut restarts = Restarts::default();
     let mut failover = Some(failover);
