@@ -12,8 +12,10 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, ReadBuf};
 use tokio_postgres::config::Host;
 use tokio_postgres::tls::TlsConnect;
 use tokio_postgres::{CancelToken, Client, Config, NoTls};
@@ -99,18 +101,56 @@ pub(super) async fn cancel_confirmed(client: &Client, config: &Config, tls: &Tls
 
 /// Sends the request over `stream` (with TLS by `tls` if the token's
 /// connection used it) and reads until the server closes the connection.
-async fn send<S, T>(token: &CancelToken, mut stream: S, tls: T) -> io::Result<()>
+///
+/// Our end stays open for writing until then (the driver's shutdown after
+/// the request is made a no-op), as libpq's does: PgBouncer 1.18 takes a
+/// cancel connection whose client closes its end before the cancel is
+/// through for a broken client, and exits (`bad client state`).
+async fn send<S, T>(token: &CancelToken, stream: S, tls: T) -> io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
-    for<'a> T: TlsConnect<&'a mut S>,
+    for<'a> T: TlsConnect<&'a mut KeepOpen<S>>,
 {
+    let mut stream = KeepOpen(stream);
     token
         .cancel_query_raw(&mut stream, tls)
         .await
         .map_err(io::Error::other)?;
     let mut rest = Vec::new();
-    stream.read_to_end(&mut rest).await?;
+    stream.0.read_to_end(&mut rest).await?;
     Ok(())
+}
+
+/// A stream whose shutdown leaves it open (see [`send`]).
+struct KeepOpen<S>(S);
+
+impl<S: AsyncRead + Unpin> AsyncRead for KeepOpen<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for KeepOpen<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Flushed, not closed.
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
 }
 
 #[cfg(test)]
