@@ -283,7 +283,10 @@ async fn statements_cancelled_through_pgbouncer_leave_it_running() {
             store.write(&stream, &noted(n), ExpectedVersion::Any),
         )
         .await;
-        assert!(waiting.is_err(), "the write waited for the lock, at {n}: {waiting:?}");
+        assert!(
+            waiting.is_err(),
+            "the write waited for the lock, at {n}: {waiting:?}"
+        );
         locker.batch_execute("ROLLBACK").await.unwrap();
     }
     store

@@ -297,7 +297,7 @@ fn dedup_join(texts: &[String]) -> String {
 /// One host tried, and why it was not used.
 #[derive(Debug)]
 pub struct Attempt {
-    /// The host, as [`Target`]'s display names it (`db.example:5432`, a
+    /// The host, as an operator would look for it (`db.example:5432`, a
     /// socket file's path).
     pub host: String,
     /// Why it was not used.

@@ -71,7 +71,8 @@ use crate::{
 /// # Throughput
 ///
 /// Every `write` is one round trip with a statement each connection has
-/// prepared once. A single writer waits for each of those round trips, so
+/// prepared once (or an unnamed one, with
+/// [`prepared_statements`](PgStoreConfig::prepared_statements) off). A single writer waits for each of those round trips, so
 /// its speed is set by latency: a component that writes from one task (a
 /// consumer, say) may run on a current-thread runtime
 /// (`#[tokio::main(flavor = "current_thread")]`), where the task and its
@@ -81,8 +82,8 @@ use crate::{
 #[derive(Clone, Debug)]
 pub struct PgStore {
     /// Connections with the statements they have prepared: every store
-    /// function uses `prepare_cached`, so a pooled connection plans each
-    /// statement once.
+    /// function uses `prepare_cached` (unless prepared statements are
+    /// off), so a pooled connection plans each statement once.
     pool: Pool,
     /// The pooled connections calls share, if the configuration asks for
     /// any (see [`PgStoreConfig::pipeline_connections`]).
