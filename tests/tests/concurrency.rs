@@ -320,12 +320,20 @@ async fn an_unreachable_server_is_a_transient_error() {
     assert!(matches!(err, Error::Pool(_)), "{err:?}");
     assert!(err.is_transient(), "{err:?}");
     assert!(!err.is_wrong_expected_version());
-    // The socket file is missing: that is what the error says.
-    let kinds: Vec<_> = ebb_retry::Chain::new(&err)
-        .filter_map(|err| err.downcast_ref::<std::io::Error>())
-        .map(std::io::Error::kind)
-        .collect();
-    assert_eq!(kinds, [std::io::ErrorKind::NotFound], "{err:?}");
+    // The socket file is missing: that is what the error says, naming it.
+    let failed = err.connect_failed().expect("the hosts tried");
+    let [attempt] = failed.attempts() else {
+        panic!("one host tried: {failed}");
+    };
+    assert!(attempt.host.ends_with("/.s.PGSQL.5432"), "{}", attempt.host);
+    let cause = attempt
+        .refusal
+        .driver_error()
+        .and_then(|driver| ebb_retry::find_in_chain::<std::io::Error>(driver))
+        .map(std::io::Error::kind);
+    assert_eq!(cause, Some(std::io::ErrorKind::NotFound), "{err:?}");
+    let line = ebb_retry::Chain::new(&err).to_string();
+    assert!(line.contains("No such file or directory"), "{line}");
 }
 
 /// `MAX_STREAM_NAME_LEN` is where the store's unique index on stream names
