@@ -234,6 +234,35 @@ fn the_demo_runs_twice_on_a_database_of_ones_own() {
     }
 }
 
+/// Behind a transaction-pooling PgBouncer, as a component there is run:
+/// prepared statements off, wake-ups on a direct connection (the demo's
+/// instances inherit its environment).
+#[test]
+fn the_demo_runs_through_a_transaction_pooling_pgbouncer() {
+    let cluster = ebb_localpg::Cluster::start().expect("a private cluster");
+    let bouncer = ebb_localpg::PgBouncer::builder(&cluster)
+        .pool_mode(ebb_localpg::PoolMode::Transaction)
+        .pool_size(8)
+        .start()
+        .expect("a PgBouncer");
+    let out = Command::new(env!("CARGO_BIN_EXE_ebb"))
+        .args(["demo", "--commands", "400", "--accounts", "40"])
+        .env("DATABASE_URL", bouncer.connection_string("postgres"))
+        .env("EBB_PREPARED_STATEMENTS", "off")
+        .env(
+            "EBB_LISTEN_DATABASE_URL",
+            cluster.connection_string("postgres"),
+        )
+        .env_remove("EBB_LOG")
+        .output()
+        .expect("the ebb binary runs");
+    let stdout = assert_demo_passed(&out);
+    assert!(
+        stdout.contains("using the database in DATABASE_URL"),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn the_demo_refuses_a_size_of_zero() {
     let out = ebb(&["demo", "--accounts", "0"], "host=/nonexistent");
