@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::decide::Sequences;
 use crate::entity::Version;
 
 /// What is kept of an entity.
@@ -23,6 +24,8 @@ pub(crate) struct Entry<E> {
     /// The version of the last snapshot written or read, so that a
     /// snapshot is written only once the interval has passed since.
     pub(crate) snapshot: Version,
+    /// The commands the entity has applied.
+    pub(crate) sequences: Sequences,
 }
 
 /// Entities by id, in two generations.
@@ -112,6 +115,7 @@ mod tests {
             entity: version * 10,
             version: Version::At(version),
             snapshot: Version::NoStream,
+            sequences: Sequences::default(),
         }
     }
 

@@ -36,6 +36,14 @@ use crate::{BoxError, Error};
 ///     }
 /// }
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not handle `{T}` messages",
+    label = "not a handler of `{T}`",
+    note = "a handler of `{T}` is a closure `|message: Received<{T}>| async move {{ ..; Ok(()) }}` \
+            returning `Result<(), E>`, or a type with `impl Handler<{T}>`",
+    note = "a type that handles several message types: mark it `#[handles({T}, ..)]` and \
+            register it with `Dispatcher::handlers`"
+)]
 pub trait Handler<T: MessageType>: Send + Sync + 'static {
     /// What handling can fail with; the dispatcher returns it to its
     /// caller untouched (converted into the dispatcher's error type).
@@ -56,6 +64,21 @@ where
     fn handle(&self, message: Received<T>) -> impl Future<Output = Result<(), E>> + Send {
         self(message)
     }
+}
+
+/// A type that handles several message types, registered whole with
+/// [`Dispatcher::handlers`]. Implemented by `#[handles(A, B, ..)]` on the
+/// type, from its `Handler<A>`, `Handler<B>`, .. impls, which share one
+/// error type.
+pub trait Handlers: Send + Sync + 'static {
+    /// The error its handlers return.
+    type Error;
+
+    /// Adds a route for each of its message types to `dispatcher`, all to
+    /// this one value.
+    fn register<E>(self: Arc<Self>, dispatcher: Dispatcher<E>) -> Dispatcher<E>
+    where
+        E: From<Error> + From<Self::Error> + Send + 'static;
 }
 
 /// What [`Dispatcher::dispatch`] did with a message.
@@ -163,13 +186,60 @@ where
 {
     /// Adds `handler` for messages of type `T`. Several handlers may
     /// handle one type; they run in the order added.
-    pub fn on<T, H>(mut self, handler: H) -> Self
+    ///
+    /// A type that implements `Handler` for several message types is
+    /// registered whole with [`handlers`](Self::handlers) instead (here the
+    /// compiler could not tell which of its types is meant).
+    pub fn on<T, H>(self, handler: H) -> Self
     where
         T: MessageType,
         H: Handler<T>,
         E: From<H::Error>,
     {
-        let handler = Arc::new(handler);
+        self.on_shared::<T, H>(Arc::new(handler))
+    }
+
+    /// Adds every handler of `handlers`, a type marked
+    /// `#[handles(Deposit, Withdraw, ..)]` (which implements [`Handlers`]
+    /// from its `Handler` impls): one value handles each of its types.
+    ///
+    /// ```
+    /// use ebb_handler::{BoxError, Dispatcher, Handler, Received, handles, message};
+    ///
+    /// #[message] struct Deposit { amount: i64 }
+    /// #[message] struct Withdraw { amount: i64 }
+    ///
+    /// #[handles(Deposit, Withdraw)]
+    /// struct Accounts;
+    ///
+    /// impl Handler<Deposit> for Accounts {
+    ///     type Error = BoxError;
+    ///     async fn handle(&self, _: Received<Deposit>) -> Result<(), BoxError> { Ok(()) }
+    /// }
+    /// impl Handler<Withdraw> for Accounts {
+    ///     type Error = BoxError;
+    ///     async fn handle(&self, _: Received<Withdraw>) -> Result<(), BoxError> { Ok(()) }
+    /// }
+    ///
+    /// let dispatcher = Dispatcher::new().handlers(Accounts);
+    /// assert_eq!(dispatcher.type_names(), ["Deposit", "Withdraw"]);
+    /// ```
+    pub fn handlers<H>(self, handlers: H) -> Self
+    where
+        H: Handlers,
+        E: From<H::Error>,
+    {
+        Arc::new(handlers).register(self)
+    }
+
+    /// [`on`](Self::on) for a handler shared with other routes (or other
+    /// dispatchers): the same value handles every message given to it.
+    pub fn on_shared<T, H>(mut self, handler: Arc<H>) -> Self
+    where
+        T: MessageType,
+        H: Handler<T>,
+        E: From<H::Error>,
+    {
         let route: Route<E> = Arc::new(move |message: Arc<Message>| {
             let handler = Arc::clone(&handler);
             Box::pin(async move {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use ebb_message_store::{ExpectedVersion, Message};
+use ebb_message_store::{ExpectedVersion, Message, StreamName};
 
 use crate::Error;
 use crate::message::{MessageType, Received};
@@ -42,6 +42,25 @@ pub trait Entity: Default + Clone + Send + Sync + 'static {
     /// Events of other types in the stream are passed over. Called once
     /// per [`EntityStore`](crate::EntityStore).
     fn projection() -> Projection<Self>;
+
+    /// The stream of entity `id`: `CATEGORY-id` (`Account::stream_name("123")`).
+    fn stream_name(id: &str) -> Result<StreamName, Error> {
+        Ok(StreamName::new(Self::CATEGORY, id)?)
+    }
+
+    /// The stream of entity `id`'s snapshots: `CATEGORY:snapshot-id` (or
+    /// `CATEGORY+snapshot-id` when the category already has types).
+    fn snapshot_stream_name(id: &str) -> Result<StreamName, Error> {
+        let separator = if Self::CATEGORY.contains(':') {
+            '+'
+        } else {
+            ':'
+        };
+        Ok(StreamName::parse(format!(
+            "{}{separator}snapshot-{id}",
+            Self::CATEGORY
+        ))?)
+    }
 }
 
 /// The function that applies one event type. Boxed, because one projection

@@ -5,7 +5,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use chrono::Utc;
-use ebb_message_store::{JsonText, MessageData, MessageStore, StreamName, StreamQuery};
+use ebb_message_store::{
+    ExpectedVersion, JsonText, MessageData, MessageStore, StreamName, StreamQuery,
+};
+use ebb_retry::Retry;
 use futures_util::TryStreamExt as _;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -13,13 +16,36 @@ use serde_json::{Value, json};
 
 use crate::Error;
 use crate::cache::{Cache, Entry};
+use crate::decide::{Events, Handled, Sequences};
 use crate::entity::{Entity, Projection, Version};
+use crate::message::{MessageType, Received};
 
 /// The number of entities an entity store caches unless told otherwise.
 pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 
 /// The type of the messages snapshots are written as (Eventide's).
 pub const SNAPSHOT_TYPE: &str = "Recorded";
+
+/// The intervals, in milliseconds, after which
+/// [`EntityStore::handle`] tries again on an expected-version conflict:
+/// the ones Eventide's examples use.
+pub const DEFAULT_CONFLICT_RETRY_MS: [u64; 3] = [10, 100, 1_000];
+
+/// What [`EntityStore::handle`] logs (info) for a command the entity has
+/// applied already.
+pub const LOG_ALREADY_APPLIED: &str = "command applied already; re-delivery ignored";
+
+/// A retry of expected-version conflicts after `intervals`.
+fn conflict_retry(intervals: &[u64]) -> Retry {
+    let longest = u64::try_from(ebb_retry::MAX_WAIT.as_millis()).unwrap_or(u64::MAX);
+    let millis = intervals
+        .iter()
+        .map(|&ms| i64::try_from(ms.min(longest)).unwrap_or(i64::MAX));
+    Retry::intervals_ms(millis)
+        .rule(crate::retry::on_wrong_expected_version())
+        .build()
+        .expect("intervals within 0..=MAX_WAIT make a valid policy")
+}
 
 /// Fetches entities of type `E` from `S`.
 ///
@@ -71,6 +97,8 @@ pub struct EntityStore<E, S> {
     cache: Option<Arc<Cache<E>>>,
     /// `None` when snapshots are off.
     snapshots: Option<Snapshots<E>>,
+    /// How [`handle`](Self::handle) retries an expected-version conflict.
+    conflict_retry: Arc<Retry>,
 }
 
 /// When snapshots are written, and how an entity becomes one and back:
@@ -101,6 +129,7 @@ impl<E, S: Clone> Clone for EntityStore<E, S> {
             projection: Arc::clone(&self.projection),
             cache: self.cache.clone(),
             snapshots: self.snapshots.clone(),
+            conflict_retry: Arc::clone(&self.conflict_retry),
         }
     }
 }
@@ -128,7 +157,17 @@ impl<E: Entity, S: MessageStore> EntityStore<E, S> {
             projection: Arc::new(E::projection()),
             cache: Some(Arc::new(Cache::new(DEFAULT_CACHE_CAPACITY))),
             snapshots: None,
+            conflict_retry: Arc::new(conflict_retry(&DEFAULT_CONFLICT_RETRY_MS)),
         }
+    }
+
+    /// Retries [`handle`](Self::handle)'s expected-version conflicts after
+    /// these intervals, in milliseconds (default
+    /// [`DEFAULT_CONFLICT_RETRY_MS`]); none: a conflict is returned at once.
+    #[must_use]
+    pub fn with_conflict_retry_ms(mut self, intervals: &[u64]) -> Self {
+        self.conflict_retry = Arc::new(conflict_retry(intervals));
+        self
     }
 
     /// Caches up to `capacity` entities (0 turns the cache off).
@@ -145,25 +184,34 @@ impl<E: Entity, S: MessageStore> EntityStore<E, S> {
         self
     }
 
-    /// The stream of entity `id`: `CATEGORY-id`.
+    /// The stream of entity `id`: `CATEGORY-id` (also
+    /// [`Entity::stream_name`], which needs no store type).
     pub fn stream_name(id: &str) -> Result<StreamName, Error> {
-        Ok(StreamName::new(E::CATEGORY, id)?)
+        E::stream_name(id)
     }
 
-    /// The stream of entity `id`'s snapshots: `CATEGORY:snapshot-id` (or
-    /// `CATEGORY+snapshot-id` when the category already has types).
+    /// The stream of entity `id`'s snapshots (also
+    /// [`Entity::snapshot_stream_name`]).
     pub fn snapshot_stream_name(id: &str) -> Result<StreamName, Error> {
-        let separator = if E::CATEGORY.contains(':') { '+' } else { ':' };
-        Ok(StreamName::parse(format!(
-            "{}{separator}snapshot-{id}",
-            E::CATEGORY
-        ))?)
+        E::snapshot_stream_name(id)
     }
 
     /// Entity `id` and the version it is at: the position of the last
     /// message in its stream, or [`Version::NoStream`] (with a new
     /// entity) when there is none.
     pub async fn fetch(&self, id: &str) -> Result<(E, Version), Error> {
+        let entry = self.fetch_entry(id).await?;
+        Ok((entry.entity, entry.version))
+    }
+
+    /// Entity `id`, its version, and the commands it has applied (see
+    /// [`Sequences`]).
+    pub async fn fetch_with_sequences(&self, id: &str) -> Result<(E, Version, Sequences), Error> {
+        let entry = self.fetch_entry(id).await?;
+        Ok((entry.entity, entry.version, entry.sequences))
+    }
+
+    async fn fetch_entry(&self, id: &str) -> Result<Entry<E>, Error> {
         let stream = Self::stream_name(id)?;
         let start = match self.cache.as_ref().and_then(|cache| cache.get(id)) {
             Some(entry) => entry,
@@ -173,6 +221,7 @@ impl<E: Entity, S: MessageStore> EntityStore<E, S> {
             mut entity,
             mut version,
             mut snapshot,
+            mut sequences,
         } = start;
         let from = version;
         let mut events = self.store.read_stream(
@@ -181,25 +230,26 @@ impl<E: Entity, S: MessageStore> EntityStore<E, S> {
         );
         while let Some(event) = events.try_next().await? {
             version = Version::At(event.position);
+            sequences.record(&event);
             self.projection.apply_event(&mut entity, event)?;
         }
         drop(events);
         if let Some(snapshots) = &self.snapshots {
             let since = version.next_position() - snapshot.next_position();
             if since >= snapshots.interval {
-                self.write_snapshot(id, &entity, version, snapshots).await?;
+                self.write_snapshot(id, &entity, version, &sequences, snapshots)
+                    .await?;
                 snapshot = version;
             }
         }
+        let entry = Entry {
+            entity,
+            version,
+            snapshot,
+            sequences,
+        };
         if let Some(cache) = &self.cache {
-            cache.put(
-                id,
-                Entry {
-                    entity: entity.clone(),
-                    version,
-                    snapshot,
-                },
-            );
+            cache.put(id, entry.clone());
         }
         tracing::trace!(
             category = E::CATEGORY,
@@ -208,7 +258,117 @@ impl<E: Entity, S: MessageStore> EntityStore<E, S> {
             ?version,
             "fetched entity"
         );
-        Ok((entity, version))
+        Ok(entry)
+    }
+
+    /// Eventide's command handler in one call, for the command `command`
+    /// to entity `entity_id`:
+    ///
+    /// 1. the command must come from a stream whose id is `entity_id`
+    ///    (else [`Error::WrongStream`], nothing written): the guard below
+    ///    needs an entity's commands in one stream, in order;
+    /// 2. the entity is fetched with its version and the commands it has
+    ///    applied; one it has applied already (a re-delivery) is logged
+    ///    (`command applied already; re-delivery ignored`, info) and
+    ///    [`Handled::AlreadyApplied`] returned;
+    /// 3. `decide` makes the events of the entity as it is (return
+    ///    `Err(Error::rejected(..))` to refuse the command);
+    /// 4. they are written to the entity's stream, together, each
+    ///    following the command (causation metadata, which is what the
+    ///    next fetch learns the command was applied from), expecting the
+    ///    fetched version.
+    ///
+    /// On an expected-version conflict (another writer, such as the other
+    /// instance of a hot-failover pair, appended first) it all runs again
+    /// after [`DEFAULT_CONFLICT_RETRY_MS`] (see
+    /// [`with_conflict_retry_ms`](Self::with_conflict_retry_ms)): the
+    /// fresh fetch then finds the command applied, or decides anew.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), ebb_handler::Error> {
+    /// use ebb_handler::{Entity, EntityStore, Handled, Projection, Received, message, testing};
+    /// use ebb_message_store::MemoryStore;
+    ///
+    /// #[message] struct Deposit { account_id: String, amount: i64 }
+    /// #[message] struct Deposited { account_id: String, amount: i64 }
+    ///
+    /// #[derive(Debug, Clone, Default)]
+    /// struct Account { balance: i64 }
+    /// impl Entity for Account {
+    ///     const CATEGORY: &'static str = "account";
+    ///     fn projection() -> Projection<Self> {
+    ///         Projection::new().apply(|a: &mut Account, d: Received<Deposited>| a.balance += d.amount)
+    ///     }
+    /// }
+    ///
+    /// let store = MemoryStore::new();
+    /// let accounts = EntityStore::<Account, _>::new(store.clone());
+    /// let deposit: Received<Deposit> = testing::send(
+    ///     &store, "account:command-1", Deposit { account_id: "1".into(), amount: 5 },
+    /// ).await?;
+    /// let decide = |_: &Account| Ok(Deposited { account_id: deposit.account_id.clone(), amount: deposit.amount });
+    /// let handled = accounts.handle(&deposit, &deposit.account_id, decide).await?;
+    /// assert_eq!(handled, Handled::Written { position: 0 });
+    /// // Delivered again: applied already.
+    /// let again = accounts.handle(&deposit, &deposit.account_id, decide).await?;
+    /// assert!(matches!(again, Handled::AlreadyApplied { .. }));
+    /// assert_eq!(accounts.fetch("1").await?.0.balance, 5);
+    /// # Ok(()) }
+    /// ```
+    pub async fn handle<C, D, R>(
+        &self,
+        command: &Received<C>,
+        entity_id: &str,
+        decide: D,
+    ) -> Result<Handled, Error>
+    where
+        C: MessageType,
+        D: Fn(&E) -> Result<R, Error>,
+        R: Into<Events>,
+    {
+        let stream_name = command.stream_name();
+        if ebb_message_store::stream_name::id(stream_name) != Some(entity_id) {
+            return Err(Error::WrongStream {
+                type_name: C::TYPE_NAME.to_owned(),
+                stream_name: stream_name.to_owned(),
+                position: command.position(),
+                entity_id: entity_id.to_owned(),
+            });
+        }
+        let sequence = command.global_position();
+        let stream = Self::stream_name(entity_id)?;
+        let handled = self
+            .conflict_retry
+            .run(|_cycle| async {
+                let entry = self.fetch_entry(entity_id).await?;
+                if entry.sequences.has_applied(stream_name, sequence) {
+                    let category = ebb_message_store::stream_name::category(stream_name);
+                    let applied = entry.sequences.applied(category).unwrap_or(sequence);
+                    tracing::info!(sequence, applied, "{LOG_ALREADY_APPLIED}");
+                    return Ok(Handled::AlreadyApplied { sequence, applied });
+                }
+                let mut events = decide(&entry.entity)?.into().into_message_data()?;
+                if events.is_empty() {
+                    return Ok(Handled::Nothing);
+                }
+                for event in &mut events {
+                    if event.metadata.causation_message_global_position.is_none() {
+                        event.metadata.follow(command.as_ref());
+                    }
+                }
+                let expected = ExpectedVersion::from(entry.version);
+                let position = match events.as_slice() {
+                    [event] => self.store.write(&stream, event, expected).await?,
+                    _ => self
+                        .store
+                        .write_batch(&stream, &events, expected)
+                        .await?
+                        .unwrap_or_default(),
+                };
+                Ok::<_, Error>(Handled::Written { position })
+            })
+            .await?;
+        Ok(handled)
     }
 
     /// Where a fetch without a cached entity starts: the latest snapshot,
@@ -218,6 +378,7 @@ impl<E: Entity, S: MessageStore> EntityStore<E, S> {
             entity: E::default(),
             version: Version::NoStream,
             snapshot: Version::NoStream,
+            sequences: Sequences::default(),
         };
         let Some(snapshots) = &self.snapshots else {
             return Ok(new);
@@ -245,6 +406,7 @@ impl<E: Entity, S: MessageStore> EntityStore<E, S> {
             entity,
             version,
             snapshot: version,
+            sequences: Sequences::from_json(snapshot.ebb_sequences.as_ref()),
         })
     }
 
@@ -253,6 +415,7 @@ impl<E: Entity, S: MessageStore> EntityStore<E, S> {
         id: &str,
         entity: &E,
         version: Version,
+        sequences: &Sequences,
         snapshots: &Snapshots<E>,
     ) -> Result<(), Error> {
         let Some(position) = version.position() else {
@@ -268,6 +431,7 @@ impl<E: Entity, S: MessageStore> EntityStore<E, S> {
                 "entityData": entity_data,
                 "entityVersion": position,
                 "time": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "ebbSequences": sequences.to_json(),
             }),
         );
         let stream = Self::snapshot_stream_name(id)?;
@@ -308,4 +472,8 @@ where
 struct Snapshot {
     entity_data: JsonText,
     entity_version: i64,
+    /// ebb's addition to Eventide's snapshot: the commands applied (see
+    /// [`Sequences`]); absent from snapshots written by other tools.
+    #[serde(default)]
+    ebb_sequences: Option<Value>,
 }

@@ -58,6 +58,56 @@ pub enum Error {
         /// Its position in the store.
         global_position: i64,
     },
+
+    /// The handler refused the command: it is wrong, not the moment (an
+    /// amount below zero, a state the entity cannot go to). Like any
+    /// handler error it ends the process, with the consumer's failure
+    /// record; with parking on, the command is parked after K failures.
+    /// Make one with [`Error::rejected`].
+    #[error("command rejected: {reason}")]
+    Rejected {
+        /// Why, for the log and the failure record.
+        reason: String,
+    },
+
+    /// A command was found in a stream whose id is not the entity's it is
+    /// for. The sequence guard takes a command at or below the last one
+    /// applied for a re-delivery, which holds only when an entity's
+    /// commands come in one stream, in order: so this one is refused,
+    /// with nothing written. Send an entity's commands to
+    /// `CATEGORY-ENTITY_ID`.
+    #[error(
+        "{type_name} at position {position} of {stream_name} is for {entity_id}: \
+         an entity's commands must come in a stream of its own id"
+    )]
+    WrongStream {
+        /// The command's type.
+        type_name: String,
+        /// The stream it was found in.
+        stream_name: String,
+        /// Its position there.
+        position: i64,
+        /// The entity it names.
+        entity_id: String,
+    },
+}
+
+impl Error {
+    /// A command refused for `reason` ([`Error::Rejected`]).
+    pub fn rejected(reason: impl Into<String>) -> Self {
+        Self::Rejected {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The last attempt's error: a retry that gave up reports what went wrong
+/// the last time, so `?` works on [`Retry::run`](ebb_retry::Retry::run)'s
+/// result in a handler that returns this error.
+impl From<ebb_retry::RetryError<Error>> for Error {
+    fn from(err: ebb_retry::RetryError<Error>) -> Self {
+        err.into_last()
+    }
 }
 
 impl From<ebb_message_store::InvalidStreamName> for Error {

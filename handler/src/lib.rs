@@ -165,18 +165,21 @@
 
 pub mod attempts;
 mod cache;
+pub mod decide;
 pub mod dispatch;
 pub mod entity;
 pub mod entity_store;
 pub mod error;
 pub mod message;
 pub mod retry;
+pub mod testing;
 pub mod writer;
 
 pub use attempts::StoredAttempts;
-pub use dispatch::{Dispatched, Dispatcher, Handler, message_span};
+pub use decide::{Events, Handled, Sequences};
+pub use dispatch::{Dispatched, Dispatcher, Handler, Handlers, message_span};
 pub use entity::{Entity, Projection, Version};
-pub use entity_store::EntityStore;
+pub use entity_store::{DEFAULT_CONFLICT_RETRY_MS, EntityStore, LOG_ALREADY_APPLIED};
 pub use error::{BoxError, Error};
 pub use message::{IntoMessageData, MessageType, Outgoing, Received};
 pub use writer::{Reservation, Writer};
@@ -215,6 +218,14 @@ pub use writer::{Reservation, Writer};
 /// usual. It finds this crate as `ebb_handler` or through the `ebb`
 /// facade.
 pub use ebb_handler_macros::message;
+
+/// Implements [`Handlers`] for a type that implements [`Handler`] for each
+/// of the message types named, with one error type, so that
+/// [`Dispatcher::handlers`] registers one value for all of them: what
+/// Eventide's handler class with several `handle` blocks is. Generic types
+/// work (the impl carries their bounds). See [`Dispatcher::handlers`] for
+/// an example.
+pub use ebb_handler_macros::handles;
 
 #[doc(hidden)]
 pub mod __private {

@@ -111,6 +111,71 @@ fn path_string(path: &Path) -> String {
     quote!(#path).to_string().replace(' ', "")
 }
 
+/// Registers a type's handlers of several message types as one: on a
+/// struct or enum that implements `Handler<A>`, `Handler<B>`, .. (with one
+/// error type), `#[handles(A, B, ..)]` implements `Handlers`, so that
+/// `Dispatcher::handlers(value)` routes each type to the one value.
+///
+/// See `ebb_handler::handles` for the documentation and an example.
+#[proc_macro_attribute]
+pub fn handles(args: TokenStream, item: TokenStream) -> TokenStream {
+    match expand_handles(args.into(), &item.into()) {
+        Ok(tokens) => tokens.into(),
+        Err(err) => err.to_compile_error().into(),
+    }
+}
+
+fn expand_handles(args: TokenStream2, item: &TokenStream2) -> syn::Result<TokenStream2> {
+    let types =
+        syn::punctuated::Punctuated::<syn::Type, syn::Token![,]>::parse_terminated.parse2(args)?;
+    let input: DeriveInput = syn::parse2(item.clone())?;
+    let Some(first) = types.first() else {
+        return Err(syn::Error::new_spanned(
+            &input.ident,
+            "#[handles(..)] names the message types the type handles: #[handles(Deposit, Withdraw)]",
+        ));
+    };
+    let handler = handler_crate()?;
+    let ident = &input.ident;
+    let (impl_generics, type_generics, where_clause) = input.generics.split_for_impl();
+    let mut predicates: Vec<TokenStream2> = where_clause
+        .map(|clause| clause.predicates.iter().map(|p| quote!(#p)).collect())
+        .unwrap_or_default();
+    predicates.push(quote!(Self: #handler::Handler<#first>));
+    for message in types.iter().skip(1) {
+        predicates.push(quote!(
+            Self: #handler::Handler<#message, Error = <Self as #handler::Handler<#first>>::Error>
+        ));
+    }
+    let routes = types.iter().map(|message| {
+        quote!(let dispatcher = dispatcher.on_shared::<#message, Self>(::std::sync::Arc::clone(&self));)
+    });
+    Ok(quote! {
+        #item
+
+        impl #impl_generics #handler::Handlers for #ident #type_generics
+        where
+            #(#predicates,)*
+        {
+            type Error = <Self as #handler::Handler<#first>>::Error;
+
+            fn register<E>(
+                self: ::std::sync::Arc<Self>,
+                dispatcher: #handler::Dispatcher<E>,
+            ) -> #handler::Dispatcher<E>
+            where
+                E: ::core::convert::From<#handler::Error>
+                    + ::core::convert::From<Self::Error>
+                    + ::core::marker::Send
+                    + 'static,
+            {
+                #(#routes)*
+                dispatcher
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
