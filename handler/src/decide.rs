@@ -107,9 +107,7 @@ impl From<MessageData> for Events {
 
 impl From<Vec<MessageData>> for Events {
     fn from(events: Vec<MessageData>) -> Self {
-        events
-            .into_iter()
-            .fold(Self::none(), |all, event| all.and(event))
+        events.into_iter().fold(Self::none(), Events::and)
     }
 }
 
