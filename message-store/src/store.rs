@@ -176,7 +176,12 @@ pub type MessageStream<'a> = BoxStream<'a, Result<Message, Error>>;
 /// trait can be unit-tested without a database.
 ///
 /// The methods are `async` in effect; implementors write `async fn`.
-pub trait MessageStore: Send + Sync {
+///
+/// A store is a handle: cheap to clone (clones share one pool, or one
+/// in-memory log), and owned, so that handlers, consumers and tasks each
+/// keep a clone. That is why `Clone + 'static` are part of the trait, and
+/// `S: MessageStore` is all a component's code needs to say of its store.
+pub trait MessageStore: Clone + Send + Sync + 'static {
     /// Writes one message and returns its stream position.
     fn write(
         &self,

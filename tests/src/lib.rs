@@ -230,7 +230,7 @@ pub async fn run_until<S, E>(
     done: impl Fn() -> bool + Send + 'static,
 ) -> Result<(), ebb_consumer::Error>
 where
-    S: ebb_message_store::MessageStore + Clone,
+    S: ebb_message_store::MessageStore,
     E: Into<ebb_handler::BoxError> + From<ebb_handler::Error> + Send + 'static,
 {
     let control = ebb_consumer::Control::new();

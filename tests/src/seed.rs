@@ -79,7 +79,7 @@ pub struct Accounts<S> {
     pub retry: Retry,
 }
 
-impl<S: MessageStore + Clone + 'static> Accounts<S> {
+impl<S: MessageStore> Accounts<S> {
     /// The seed handler on `store`, and the count of the expected-version
     /// conflicts its retry caught.
     pub fn new(store: &S) -> (Self, Arc<AtomicUsize>) {
@@ -139,7 +139,7 @@ pub type Expected = std::collections::BTreeMap<String, (i64, std::collections::B
 /// Writes `commands` deposits spread over `accounts` accounts to their
 /// command streams, interleaved (one per account in turn), and returns
 /// what applying each exactly once gives.
-pub async fn write_commands<S: MessageStore + Clone>(
+pub async fn write_commands<S: MessageStore>(
     store: &S,
     commands: usize,
     accounts: usize,
@@ -183,7 +183,7 @@ pub async fn write_commands<S: MessageStore + Clone>(
 
 /// Asserts that every account holds each of its deposits exactly once and
 /// the balance they add up to.
-pub async fn assert_applied_exactly_once<S: MessageStore + Clone>(store: &S, expected: &Expected) {
+pub async fn assert_applied_exactly_once<S: MessageStore>(store: &S, expected: &Expected) {
     for (account_id, (balance, sequences)) in expected {
         let events = store
             .get_stream_messages(

@@ -4,25 +4,16 @@ use ebb_handler::{Entity, Projection, Received};
 
 use crate::messages::{Deposited, WithdrawalRejected, Withdrawn};
 
-/// An account as its events leave it.
+/// An account as its events leave it. The commands it has applied (the
+/// sequence guard) are the entity store's to know: see
+/// `EntityStore::handle`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Account {
     /// In cents; never below zero.
     pub balance: i64,
-    /// The sequence (command global position) of the last command
-    /// applied, accepted or rejected.
-    pub sequence: Option<i64>,
 }
 
 impl Account {
-    /// True when the command at global position `sequence` was applied
-    /// already: the sequence guard against re-delivery. Commands of one
-    /// account arrive in the order of its command stream, so anything at
-    /// or before the last one applied is a re-delivery.
-    pub fn processed(&self, sequence: i64) -> bool {
-        self.sequence.is_some_and(|applied| applied >= sequence)
-    }
-
     /// True when the balance covers `amount`.
     pub fn sufficient_funds(&self, amount: i64) -> bool {
         self.balance >= amount
@@ -36,16 +27,12 @@ impl Entity for Account {
         Projection::new()
             .apply(|account: &mut Account, deposited: Received<Deposited>| {
                 account.balance += deposited.amount;
-                account.sequence = Some(deposited.sequence);
             })
             .apply(|account: &mut Account, withdrawn: Received<Withdrawn>| {
                 account.balance -= withdrawn.amount;
-                account.sequence = Some(withdrawn.sequence);
             })
-            .apply(
-                |account: &mut Account, rejected: Received<WithdrawalRejected>| {
-                    account.sequence = Some(rejected.sequence);
-                },
-            )
+            // A rejection changes no balance; that it applied its command
+            // the entity store learns from its metadata.
+            .apply(|_: &mut Account, _: Received<WithdrawalRejected>| {})
     }
 }

@@ -16,29 +16,24 @@
 //!    sequence is a re-delivery (the process stopped after reserving, or
 //!    the other instance of a hot-failover pair reserved first) and goes
 //!    on.
-//! 3. **The sequence guard** (re-delivery), inside `Retry` on the
-//!    expected-version error: the account is fetched with its version; a
-//!    command at or before the account's last applied sequence is
-//!    ignored; otherwise the event is written expecting the fetched
-//!    version, so of two instances applying the same command one wins,
-//!    and the other retries, finds it applied, and ignores it.
+//! 3. **The sequence guard** (re-delivery): `EntityStore::handle` fetches
+//!    the account with its version and the commands it has applied, ignores
+//!    a command applied already, and writes the event expecting the fetched
+//!    version, retried on the expected-version error: so of two instances
+//!    applying the same command one wins, and the other retries, finds it
+//!    applied, and ignores it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ebb_handler::retry::on_wrong_expected_version;
 use ebb_handler::{
-    EntityStore, Handler, IntoMessageData as _, MessageType as _, Received, Reservation, Writer,
+    EntityStore, Events, Handled, Handler, MessageType as _, Received, Reservation, Writer, handles,
 };
 use ebb_message_store::{MessageStore, StreamName, StreamQuery};
-use ebb_retry::{Event, Retry, RetryError};
 
 use crate::account::Account;
 use crate::messages::{Deposit, Deposited, Reserved, Withdraw, WithdrawalRejected, Withdrawn};
-use crate::{
-    DEPOSIT_RESERVATION_CATEGORY, EVENT_CATEGORY, LOG_REDELIVERY, LOG_RESEND,
-    WITHDRAWAL_RESERVATION_CATEGORY,
-};
+use crate::{DEPOSIT_RESERVATION_CATEGORY, LOG_RESEND, WITHDRAWAL_RESERVATION_CATEGORY};
 
 /// Why a command could not be handled. Each one ends the process: the
 /// command is wrong, not the moment.
@@ -100,42 +95,27 @@ pub struct Counters {
     pub redeliveries_ignored: AtomicU64,
     /// Commands whose id another command had reserved (re-sends).
     pub resends_ignored: AtomicU64,
-    /// Expected-version conflicts retried.
-    pub conflicts_retried: AtomicU64,
 }
 
 /// The handlers of `Deposit` and `Withdraw`; see the module
 /// documentation.
 #[derive(Debug)]
+#[handles(Deposit, Withdraw)]
 pub struct Accounts<S> {
     accounts: EntityStore<Account, S>,
     writer: Writer<S>,
-    retry: Retry,
     counters: Arc<Counters>,
 }
 
-impl<S: MessageStore + Clone + 'static> Accounts<S> {
-    /// The handlers on `store`, with the entity store's cache and the
-    /// retry Eventide's examples use: intervals of 10, 100 and 1,000 ms on
-    /// the expected-version error.
+impl<S: MessageStore> Accounts<S> {
+    /// The handlers on `store`, with the entity store's cache, and its
+    /// retry of expected-version conflicts (10, 100 and 1,000 ms, as
+    /// Eventide's examples).
     pub fn new(store: &S) -> Self {
-        let counters = Arc::new(Counters::default());
-        let counted = Arc::clone(&counters);
-        let retry = Retry::intervals_ms([10, 100, 1_000])
-            .rule(on_wrong_expected_version())
-            .on_event(move |event| {
-                // ebb_retry logs each one (`LOG_CONFLICT`).
-                if let Event::Failed { .. } = event {
-                    counted.conflicts_retried.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-            .build()
-            .expect("fixed intervals make a valid policy");
         Self {
             accounts: EntityStore::new(store.clone()),
             writer: Writer::new(store.clone()),
-            retry,
-            counters,
+            counters: Arc::default(),
         }
     }
 
@@ -192,39 +172,24 @@ impl<S: MessageStore + Clone + 'static> Accounts<S> {
         }
     }
 
-    /// Fetches the account and, unless the command at `sequence` was
-    /// applied already, writes the event `decide` makes of it, expecting
-    /// the fetched version; retried on the expected-version error.
-    async fn apply<F>(
+    /// The sequence guard and the write, in one call of the entity store
+    /// (see the module documentation), counted.
+    async fn apply<F, R>(
         &self,
         command: &Received<impl ebb_handler::MessageType>,
         account_id: &str,
         decide: F,
     ) -> Result<(), Error>
     where
-        F: Fn(&Account) -> Result<ebb_message_store::MessageData, ebb_handler::Error>,
+        F: Fn(&Account) -> Result<R, ebb_handler::Error>,
+        R: Into<Events>,
     {
-        let sequence = command.global_position();
-        let stream =
-            StreamName::new(EVENT_CATEGORY, account_id).map_err(ebb_handler::Error::from)?;
-        self.retry
-            .run(|_cycle| async {
-                let (account, version) = self.accounts.fetch(account_id).await?;
-                if account.processed(sequence) {
-                    self.counters
-                        .redeliveries_ignored
-                        .fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(sequence, applied = account.sequence, "{LOG_REDELIVERY}");
-                    return Ok(());
-                }
-                self.writer
-                    .write(&stream, decide(&account)?, version)
-                    .await?;
-                self.counters.applied.fetch_add(1, Ordering::Relaxed);
-                Ok::<_, ebb_handler::Error>(())
-            })
-            .await
-            .map_err(RetryError::into_last)?;
+        let counter = match self.accounts.handle(command, account_id, decide).await? {
+            Handled::Written { .. } => &self.counters.applied,
+            Handled::AlreadyApplied { .. } => &self.counters.redeliveries_ignored,
+            Handled::Nothing => return Ok(()),
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -272,7 +237,7 @@ struct Guard<'a> {
     amount: i64,
 }
 
-impl<S: MessageStore + Clone + 'static> Accounts<S> {
+impl<S: MessageStore> Accounts<S> {
     /// The checks and the reservation of `command`'s id: true when the
     /// command goes on to be applied, false for a re-send.
     async fn guard(
@@ -297,7 +262,7 @@ impl<S: MessageStore + Clone + 'static> Accounts<S> {
     }
 }
 
-impl<S: MessageStore + Clone + 'static> Handler<Deposit> for Accounts<S> {
+impl<S: MessageStore> Handler<Deposit> for Accounts<S> {
     type Error = Error;
 
     async fn handle(&self, deposit: Received<Deposit>) -> Result<(), Error> {
@@ -313,20 +278,18 @@ impl<S: MessageStore + Clone + 'static> Handler<Deposit> for Accounts<S> {
         }
         let sequence = deposit.global_position();
         self.apply(&deposit, &deposit.account_id, |_account| {
-            Deposited {
+            Ok(Deposited {
                 deposit_id: deposit.deposit_id.clone(),
                 account_id: deposit.account_id.clone(),
                 amount: deposit.amount,
                 sequence,
-            }
-            .follow(&deposit)
-            .into_message_data()
+            })
         })
         .await
     }
 }
 
-impl<S: MessageStore + Clone + 'static> Handler<Withdraw> for Accounts<S> {
+impl<S: MessageStore> Handler<Withdraw> for Accounts<S> {
     type Error = Error;
 
     async fn handle(&self, withdraw: Received<Withdraw>) -> Result<(), Error> {
@@ -347,25 +310,21 @@ impl<S: MessageStore + Clone + 'static> Handler<Withdraw> for Accounts<S> {
                 withdraw.account_id.clone(),
                 withdraw.amount,
             );
-            if account.sufficient_funds(amount) {
-                Withdrawn {
+            Ok(if account.sufficient_funds(amount) {
+                Events::from(Withdrawn {
                     withdrawal_id,
                     account_id,
                     amount,
                     sequence,
-                }
-                .follow(&withdraw)
-                .into_message_data()
+                })
             } else {
-                WithdrawalRejected {
+                Events::from(WithdrawalRejected {
                     withdrawal_id,
                     account_id,
                     amount,
                     sequence,
-                }
-                .follow(&withdraw)
-                .into_message_data()
-            }
+                })
+            })
         })
         .await
     }

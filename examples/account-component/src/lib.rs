@@ -71,8 +71,9 @@ pub const DEPOSIT_RESERVATION_CATEGORY: &str = "accountDeposit";
 /// Reservations of withdrawal ids: `accountWithdrawal-WITHDRAWAL_ID`.
 pub const WITHDRAWAL_RESERVATION_CATEGORY: &str = "accountWithdrawal";
 
-/// Logged (info) for each command found applied already.
-pub const LOG_REDELIVERY: &str = "command applied already; re-delivery ignored";
+/// Logged (info, by the entity store) for each command found applied
+/// already.
+pub const LOG_REDELIVERY: &str = ebb_handler::LOG_ALREADY_APPLIED;
 /// Logged (info) for each command whose id another command reserved.
 pub const LOG_RESEND: &str = "id reserved by another command; re-sent command ignored";
 /// Logged (info, by `ebb_retry`) for each failed attempt about to be
@@ -151,19 +152,16 @@ impl Settings {
 /// The component's handlers on `store`: `Deposit` and `Withdraw`, one
 /// [`Accounts`] (one entity cache) behind both, and a skipped unknown
 /// type logged at info. With them, what the handlers count.
-pub fn handlers<S: MessageStore + Clone + 'static>(store: &S) -> (Dispatcher, Arc<Counters>) {
-    let accounts = Arc::new(Accounts::new(store));
+pub fn handlers<S: MessageStore>(store: &S) -> (Dispatcher, Arc<Counters>) {
+    let accounts = Accounts::new(store);
     let counters = accounts.counters();
-    let handlers = Dispatcher::new()
-        .on::<Deposit, _>(SharedAccounts(Arc::clone(&accounts)))
-        .on::<Withdraw, _>(SharedAccounts(accounts))
-        .log_skipped(true);
+    let handlers = Dispatcher::new().handlers(accounts).log_skipped(true);
     (handlers, counters)
 }
 
 /// The component's consumer of `account:command` on `store`, with its
 /// [`handlers()`]. Refuses an invalid identifier (one with `-`, `:` or `+`).
-pub fn consumer<S: MessageStore + Clone + 'static>(
+pub fn consumer<S: MessageStore>(
     store: S,
     settings: &Settings,
 ) -> Result<Consumer<S>, ebb_consumer::Error> {
@@ -178,26 +176,6 @@ pub fn consumer<S: MessageStore + Clone + 'static>(
         store,
     )?
     .handler(handlers))
-}
-
-/// One [`Accounts`] shared by the `Deposit` and the `Withdraw` route, so
-/// that both use one entity cache.
-struct SharedAccounts<S>(Arc<Accounts<S>>);
-
-impl<S, T> ebb_handler::Handler<T> for SharedAccounts<S>
-where
-    S: MessageStore + Clone + 'static,
-    T: ebb_handler::MessageType,
-    Accounts<S>: ebb_handler::Handler<T>,
-{
-    type Error = <Accounts<S> as ebb_handler::Handler<T>>::Error;
-
-    fn handle(
-        &self,
-        message: ebb_handler::Received<T>,
-    ) -> impl std::future::Future<Output = Result<(), Self::Error>> + Send {
-        self.0.handle(message)
-    }
 }
 
 /// The binary's whole run: logging, settings, the store, the host. The

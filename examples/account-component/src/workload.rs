@@ -100,7 +100,7 @@ impl Workload {
 /// Sends `commands` to their accounts' command streams with `writers`
 /// writers at once, each account's commands in order by one writer;
 /// `sent` counts them as they are written.
-pub async fn send<S: MessageStore + Clone + 'static>(
+pub async fn send<S: MessageStore>(
     store: &S,
     commands: &[Outgoing],
     writers: usize,
