@@ -32,7 +32,7 @@ use crate::spec::{self, Invalid, rfc3339};
 pub const MAX_PAGE: usize = 1_000;
 
 /// The API's routes on `scheduler`.
-pub fn router<S: MessageStore + Clone + 'static>(scheduler: Arc<Scheduler<S>>) -> Router {
+pub fn router<S: MessageStore>(scheduler: Arc<Scheduler<S>>) -> Router {
     Router::new()
         .route("/jobs", get(list::<S>).post(create::<S>))
         .route("/jobs/{id}", get(show::<S>).delete(cancel::<S>))
@@ -75,7 +75,7 @@ fn internal(err: &dyn std::error::Error) -> Response {
 
 /// `POST /jobs`: checks everything, then writes `Schedule` and handles
 /// it; `201 {"id"}`.
-async fn create<S: MessageStore + Clone + 'static>(
+async fn create<S: MessageStore>(
     Extract(scheduler): Extract<Arc<Scheduler<S>>>,
     body: Bytes,
 ) -> Response {
@@ -106,7 +106,7 @@ async fn create<S: MessageStore + Clone + 'static>(
 }
 
 /// Writes `command` to `httpJob:command-ID` and handles it here.
-async fn write_and_handle<S: MessageStore + Clone + 'static, M: ebb_handler::MessageType>(
+async fn write_and_handle<S: MessageStore, M: ebb_handler::MessageType>(
     scheduler: &Scheduler<S>,
     id: &str,
     command: M,
@@ -128,7 +128,7 @@ async fn write_and_handle<S: MessageStore + Clone + 'static, M: ebb_handler::Mes
 }
 
 /// `GET /jobs/ID`.
-async fn show<S: MessageStore + Clone + 'static>(
+async fn show<S: MessageStore>(
     Extract(scheduler): Extract<Arc<Scheduler<S>>>,
     Path(id): Path<String>,
 ) -> Response {
@@ -140,7 +140,7 @@ async fn show<S: MessageStore + Clone + 'static>(
 }
 
 /// The job, `None` when there is no such job (or the id cannot name one).
-async fn fetch<S: MessageStore + Clone + 'static>(
+async fn fetch<S: MessageStore>(
     scheduler: &Scheduler<S>,
     id: &str,
 ) -> Result<Option<Job>, Response> {
@@ -208,7 +208,7 @@ fn limit(query: &HashMap<String, String>, default: usize) -> Result<usize, Inval
 }
 
 /// `GET /jobs?state=&offset=&limit=`.
-async fn list<S: MessageStore + Clone + 'static>(
+async fn list<S: MessageStore>(
     Extract(scheduler): Extract<Arc<Scheduler<S>>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
@@ -250,7 +250,7 @@ async fn list<S: MessageStore + Clone + 'static>(
 
 /// `GET /jobs/ID/history?from=&limit=`: the retained runs from run
 /// `from` on.
-async fn history<S: MessageStore + Clone + 'static>(
+async fn history<S: MessageStore>(
     Extract(scheduler): Extract<Arc<Scheduler<S>>>,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
@@ -283,7 +283,7 @@ async fn history<S: MessageStore + Clone + 'static>(
 
 /// `DELETE /jobs/ID`: `200` with the job, cancelled (also when it was
 /// already); `404` for no such job, `409` for a job that has ended.
-async fn cancel<S: MessageStore + Clone + 'static>(
+async fn cancel<S: MessageStore>(
     Extract(scheduler): Extract<Arc<Scheduler<S>>>,
     Path(id): Path<String>,
 ) -> Response {

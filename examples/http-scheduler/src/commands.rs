@@ -29,7 +29,7 @@ pub struct Commands<S> {
     keep_for_ms: i64,
 }
 
-impl<S: MessageStore + Clone + 'static> Commands<S> {
+impl<S: MessageStore> Commands<S> {
     /// The handlers on `store`, sharing the entity store `jobs`.
     pub fn new(store: &S, jobs: EntityStore<Job, S>, settings: &Settings) -> Self {
         Self {
@@ -53,7 +53,7 @@ impl<S: MessageStore + Clone + 'static> Commands<S> {
     }
 }
 
-impl<S: MessageStore + Clone + 'static> Handler<Schedule> for Commands<S> {
+impl<S: MessageStore> Handler<Schedule> for Commands<S> {
     type Error = ebb_handler::Error;
 
     /// `Scheduled` as the first message of `httpJob-JOB_ID`: a job is
@@ -84,7 +84,7 @@ impl<S: MessageStore + Clone + 'static> Handler<Schedule> for Commands<S> {
     }
 }
 
-impl<S: MessageStore + Clone + 'static> Handler<Cancel> for Commands<S> {
+impl<S: MessageStore> Handler<Cancel> for Commands<S> {
     type Error = ebb_handler::Error;
 
     /// `Cancelled`, unless the job is unknown or has ended.
@@ -118,7 +118,7 @@ struct Shared<S>(Arc<Commands<S>>);
 
 impl<S, T> Handler<T> for Shared<S>
 where
-    S: MessageStore + Clone + 'static,
+    S: MessageStore,
     T: ebb_handler::MessageType,
     Commands<S>: Handler<T, Error = ebb_handler::Error>,
 {

@@ -156,7 +156,7 @@ impl std::error::Error for AttemptFailed {
     }
 }
 
-impl<S: MessageStore + Clone + 'static> Scheduler<S> {
+impl<S: MessageStore> Scheduler<S> {
     /// A scheduler on `store` with `settings`.
     pub fn new(store: S, settings: Settings) -> Result<Arc<Self>, Error> {
         let jobs =
