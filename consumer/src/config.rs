@@ -156,7 +156,7 @@ impl ConsumerConfig {
             ));
         }
         if let Some(identifier) = &self.identifier {
-            if identifier.is_empty() || identifier.contains(['-', ':', '+']) {
+            if !is_identifier(identifier) {
                 return invalid(format!(
                     "the identifier {identifier:?} must be non-empty and without '-', ':' or '+'"
                 ));
@@ -266,6 +266,13 @@ impl ConsumerConfig {
             condition: self.condition.clone(),
         }
     }
+}
+
+/// Whether `identifier` can name a consumer's streams: the id part of
+/// `CATEGORY:position-IDENTIFIER`, so non-empty and without the stream
+/// name's separators.
+pub(crate) fn is_identifier(identifier: &str) -> bool {
+    !identifier.is_empty() && !identifier.contains(['-', ':', '+'])
 }
 
 #[cfg(test)]

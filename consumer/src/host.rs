@@ -11,6 +11,12 @@
 //!   the same way, and `run` returns the error: the process exits
 //!   non-zero with it logged, and the supervisor (systemd
 //!   `Restart=on-failure`) starts it again.
+//! - A host that ends with an error always says so: as an `error` event
+//!   (`component stopped by an error`, the error's causes in the field
+//!   `error`), and, when no tracing subscriber takes that event (none is
+//!   installed, or its filter drops it), as one line on stderr,
+//!   `error: ` and the error's causes joined by `": "`. A component
+//!   without a log subscriber does not end in silence.
 //! - With `Host::metrics_endpoint` (feature `prometheus`), the consumers' metrics
 //!   (the [metrics](crate#metrics)) are served as Prometheus text while it runs.
 //! - Under systemd (`NOTIFY_SOCKET` set): `READY=1` once every consumer
@@ -34,6 +40,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::io::Write as _;
 use std::panic::AssertUnwindSafe;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -46,6 +53,7 @@ use futures_util::future::BoxFuture;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tracing::Level;
 
 use crate::{Consumer, Control, Error, Task};
 
@@ -144,7 +152,7 @@ impl Host {
             consumers: Vec::new(),
             tasks: Vec::new(),
             hooks: Vec::new(),
-            default_retry: Retry::new([]).expect("no intervals is a valid policy"),
+            default_retry: Retry::new_ms([]),
             stop_timeout: DEFAULT_STOP_TIMEOUT,
             control: Control::new(),
             #[cfg(feature = "prometheus")]
@@ -259,21 +267,35 @@ impl Host {
     }
 
     /// [`run`](Self::run), then the exit code a supervisor expects: 0 after
-    /// a stop by signal, 1 after an error, which is logged with its causes.
+    /// a stop by signal, 1 after an error, which `run` has reported with
+    /// its causes.
     pub async fn run_to_exit(self) -> ExitCode {
         match self.run().await {
             Ok(()) => ExitCode::SUCCESS,
-            Err(err) => {
-                tracing::error!(error = %Chain::new(&err), "component stopped by an error");
-                ExitCode::FAILURE
-            }
+            Err(_) => ExitCode::FAILURE,
         }
     }
 
     /// Runs every consumer and task until a signal stops the host or one
     /// of them fails; see the module documentation. Must run on a tokio
     /// runtime with the time and I/O drivers enabled.
+    ///
+    /// # Errors
+    /// The first error of a consumer or task (or its panic), or
+    /// [`Error::Metrics`] if the metrics endpoint could not start. Before
+    /// returning it, `run` reports it: an `error` event, and a line on
+    /// stderr when no subscriber takes that event (see the module
+    /// documentation), so the caller need not log it again.
     pub async fn run(self) -> Result<(), Error> {
+        let ended = self.run_until_stopped().await;
+        if let Err(err) = &ended {
+            report_end(err);
+        }
+        ended
+    }
+
+    /// [`run`](Self::run), but for reporting its error.
+    async fn run_until_stopped(self) -> Result<(), Error> {
         // Before the consumers start: they register their metrics with
         // the recorder installed when they first run.
         #[cfg(feature = "prometheus")]
@@ -305,6 +327,26 @@ impl Host {
             }
         }
     }
+}
+
+/// Says that the host ended with `err`, as `error` event and, when no
+/// subscriber takes that event, on stderr: a component must not end in
+/// silence because its `main` installed no subscriber.
+fn report_end(err: &Error) {
+    let logged = tracing::enabled!(Level::ERROR);
+    tracing::error!(error = %Chain::new(err), "component stopped by an error");
+    if let Some(line) = stderr_line(err, logged) {
+        // Not `eprintln!`, which panics when stderr is closed: the
+        // process is on its way out with an error already.
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    }
+}
+
+/// The line [`report_end`] writes to stderr for `err`, if any: none when
+/// a subscriber took the `error` event (`logged`), else `error: ` and the
+/// error's causes on one line.
+fn stderr_line(err: &Error, logged: bool) -> Option<String> {
+    (!logged).then(|| format!("error: {}", Chain::new(err)))
 }
 
 /// The consumers and tasks of a running host.
@@ -602,5 +644,23 @@ async fn handle_signals(control: Control) {
             _ = stop.recv() => { tracing::info!("SIGTSTP: pausing"); control.pause(); }
             _ = cont.recv() => { tracing::info!("SIGCONT: resuming"); control.resume(); }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stderr_line_is_the_chain_on_one_line_and_only_when_nothing_logged_it() {
+        let err = Error::Task {
+            name: "boom".into(),
+            error: "disk on fire".into(),
+        };
+        assert_eq!(
+            stderr_line(&err, false).as_deref(),
+            Some("error: task boom failed: disk on fire")
+        );
+        assert_eq!(stderr_line(&err, true), None);
     }
 }

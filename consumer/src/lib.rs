@@ -22,17 +22,18 @@
 //!         Ok(store) => store,
 //!         Err(err) => { eprintln!("{err}"); return ExitCode::FAILURE; }
 //!     };
-//!     let config = ConsumerConfig {
-//!         identifier: Some("worker1".into()),
+//!     // CONSUMER_IDENTIFIER, CONSUMER_CONCURRENCY, ...: see `from_env`.
+//!     let config = ConsumerConfig::from_env("account:command").map(|config| ConsumerConfig {
 //!         handler_retry_ms: vec![100, 1_000],
-//!         ..ConsumerConfig::new("account:command")
-//!     };
-//!     let consumer = match Consumer::new(config, store) {
+//!         ..config
+//!     });
+//!     let consumer = match config.and_then(|config| Consumer::new(config, store)) {
 //!         Ok(consumer) => consumer.handler(Dispatcher::new().on(deposit)),
 //!         Err(err) => { eprintln!("{err}"); return ExitCode::FAILURE; }
 //!     };
 //!     // SIGTERM: finish the message in hand, record the position, exit 0.
-//!     // An unexpected error: exit 1, for systemd to restart the process.
+//!     // An unexpected error: exit 1, for systemd to restart the process;
+//!     // the host says why, on stderr if nothing else logs it.
 //!     Host::new().consumer(consumer).run_to_exit().await
 //! }
 //! ```
@@ -40,7 +41,9 @@
 //! # What is here
 //!
 //! - [`ConsumerConfig`]: what a consumer reads and how, plain data with a
-//!   documented default on every field.
+//!   documented default on every field, or read from the environment
+//!   (`CONSUMER_IDENTIFIER` and the rest) by
+//!   [`ConsumerConfig::from_env`].
 //! - [`Consumer`]: reads one category from its recorded position and gives
 //!   every message to its handlers ([`ebb_handler::Dispatcher`]), in
 //!   order, or several streams' at once ([`concurrency`]); wakes on a
@@ -55,6 +58,8 @@
 //!   systemd's readiness protocol and a Prometheus endpoint; [`Control`]
 //!   is how it stops, pauses and resumes them.
 //! - [`Error`]: everything that stops a consumer or a host.
+//! - `logging` (feature `logging`): `logging::init()`, the usual log
+//!   subscriber in one call.
 //!
 //! # Poison messages
 //!
@@ -115,15 +120,19 @@
 //! |---|---|---|
 //! | `systemd` | off | the host speaks systemd's readiness protocol (`Type=notify`, watchdog), and `Notifier`, `watchdog_interval` and `run_watchdog` speak it for any process. Linux only; elsewhere it adds nothing |
 //! | `prometheus` | off | `Host::metrics_endpoint`, a Prometheus endpoint with `metrics-exporter-prometheus` |
+//! | `logging` | off | `logging::init()`, the usual log subscriber in one call: `RUST_LOG`, stderr, colour only on a terminal, JSON lines with `EBB_LOG_FORMAT=json`; with `tracing-subscriber` |
 //!
 //! [`concurrency`]: ConsumerConfig::concurrency
 
 mod config;
 mod consumer;
 mod control;
+mod env_config;
 mod error;
 mod feed;
 mod host;
+#[cfg(feature = "logging")]
+pub mod logging;
 mod metrics;
 mod poison;
 mod position;

@@ -40,7 +40,7 @@ type Work = Box<dyn FnMut() -> BoxFuture<'static, Result<(), BoxError>> + Send>;
 ///     tracing::info!("still here");
 ///     Ok(())
 /// })
-/// .retry(Retry::new([100, 1_000]).unwrap());
+/// .retry(Retry::new_ms([100, 1_000]));
 /// # let _ = report;
 /// ```
 pub struct Task {

@@ -120,7 +120,6 @@ impl<E: Into<Events>> From<Option<E>> for Events {
 /// What [`EntityStore::handle`](crate::EntityStore::handle) did with a
 /// command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[must_use = "a command may have been found applied already"]
 pub enum Handled {
     /// Its events were written; the last one is at `position` of the
     /// entity's stream.

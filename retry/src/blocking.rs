@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::attempts::{Boxed, Plain, View};
-use crate::error::RetryError;
+use crate::error::{OperationError, RetryError};
 use crate::policy::Retry;
 
 impl Retry {
@@ -43,7 +43,7 @@ impl Retry {
     pub fn run_blocking<T, E, F>(&self, operation: F) -> Result<T, RetryError<E>>
     where
         F: FnMut(u32) -> Result<T, E>,
-        E: StdError + 'static,
+        E: OperationError,
     {
         self.run_blocking_viewed(operation, Plain)
     }

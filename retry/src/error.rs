@@ -1,5 +1,6 @@
 //! The crate's two errors: [`ConfigError`] for a policy that cannot be
-//! built, and [`RetryError`] for a call that gave up.
+//! built, and [`RetryError`] for a call that gave up; and
+//! [`OperationError`], the errors a [`Retry`](crate::Retry) looks into.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -96,6 +97,49 @@ pub enum ConfigError {
     },
 }
 
+/// An error a [`Retry`](crate::Retry) can look into: any
+/// [`std::error::Error`] that is `'static`, so that rules can match it
+/// and its [`source`](StdError::source) chain by type.
+///
+/// Implemented for every such type; there is nothing to implement. It is
+/// the bound of [`Retry::run`](crate::Retry::run) and the other runners
+/// of plain errors, and of `RetryError<E>`'s own `std::error::Error`
+/// impl, so that the compiler's error for a type that is not one says
+/// what to do instead: a boxed error (`Box<dyn Error + Send + Sync>`,
+/// `anyhow::Error`) is not itself a `std::error::Error`; an operation
+/// that returns one runs with [`Retry::run_boxed`](crate::Retry::run_boxed)
+/// or [`Retry::run_blocking_boxed`](crate::Retry::run_blocking_boxed), and
+/// the error of such a run is returned with `?` after
+/// `.map_err(RetryError::into_last)`.
+///
+/// ```
+/// use ebb_retry::OperationError;
+///
+/// fn looks_into<E: OperationError>() {}
+/// looks_into::<std::io::Error>();
+/// looks_into::<std::fmt::Error>();
+/// ```
+///
+/// ```compile_fail,E0277
+/// // A boxed error is not a `std::error::Error`: `run_boxed` takes it.
+/// let retry = ebb_retry::Retry::new_ms([]);
+/// let _ = retry.run_blocking(|_| Err::<(), Box<dyn std::error::Error + Send + Sync>>("no".into()));
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a `std::error::Error`, so a `Retry` cannot look into it",
+    label = "not a `std::error::Error`: for a boxed error, retry with `run_boxed` and return its error with `.map_err(RetryError::into_last)?`",
+    note = "an operation whose error is boxed (`Box<dyn Error + Send + Sync>`, `anyhow::Error`) runs with `Retry::run_boxed` or `Retry::run_blocking_boxed`",
+    note = "the `RetryError` of such a run is not a `std::error::Error` either: take the last error out with `.map_err(RetryError::into_last)` before `?`"
+)]
+pub trait OperationError: StdError + 'static {}
+
+// Not recommended, so that the compiler reports the bound on
+// `OperationError` itself (with the message above) rather than the bound
+// this impl adds, which for `Box<dyn Error>` ends in an unhelpful
+// "`dyn Error` is not `Sized`".
+#[diagnostic::do_not_recommend]
+impl<E: StdError + 'static> OperationError for E {}
+
 /// Why a call stopped retrying and returned an error.
 ///
 /// ```
@@ -149,6 +193,51 @@ impl fmt::Display for StopReason {
 /// [`Display`](fmt::Display) says why retrying stopped; the last error is
 /// the [`source`](StdError::source), so it is printed once by whatever walks
 /// the chain.
+///
+/// # With `?`
+///
+/// When `E` is a [`std::error::Error`] (an [`OperationError`]) that is
+/// `Send + Sync`, so is `RetryError<E>`, and `?` converts it as any
+/// such error: into `Box<dyn Error + Send + Sync>`, `Box<dyn Error>` or
+/// `anyhow::Error`, keeping every attempt's error (the box holds the
+/// `RetryError`, whose source is the last error). Into the operation's
+/// own error type `E`, `?` needs `impl From<RetryError<E>> for E`, which
+/// only the crate that defines `E` can write (`ebb_handler` does for its
+/// `Error`); a one-line impl calling [`into_last`](Self::into_last) is
+/// Eventide's behaviour. Elsewhere, and for boxed errors (whose
+/// `RetryError` is no `std::error::Error`), write
+/// `.map_err(RetryError::into_last)?`.
+///
+/// ```
+/// use ebb_retry::{Retry, RetryError};
+/// use std::{fmt, io};
+///
+/// type BoxError = Box<dyn std::error::Error + Send + Sync>;
+///
+/// fn fetch(retry: &Retry) -> Result<u32, BoxError> {
+///     // `?` boxes the RetryError<io::Error>.
+///     Ok(retry.run_blocking(|_| Err::<u32, _>(io::Error::other("refused")))?)
+/// }
+/// let err = fetch(&Retry::new_ms([0])).unwrap_err();
+/// assert_eq!(err.to_string(), "gave up after 2 attempts: retry intervals depleted");
+/// assert!(err.downcast_ref::<RetryError<io::Error>>().is_some());
+///
+/// // A type of your own: one impl, and `?` gives back the last error.
+/// #[derive(Debug, PartialEq)]
+/// struct Refused;
+/// impl fmt::Display for Refused {
+///     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str("refused") }
+/// }
+/// impl std::error::Error for Refused {}
+/// impl From<RetryError<Refused>> for Refused {
+///     fn from(err: RetryError<Refused>) -> Self { err.into_last() }
+/// }
+/// fn send(retry: &Retry) -> Result<(), Refused> {
+///     retry.run_blocking(|_| Err(Refused))?;
+///     Ok(())
+/// }
+/// assert_eq!(send(&Retry::new_ms([0])), Err(Refused));
+/// ```
 ///
 /// ```
 /// use ebb_retry::{Retry, StopReason};
@@ -357,7 +446,7 @@ impl<E> fmt::Display for RetryError<E> {
     }
 }
 
-impl<E: StdError + 'static> StdError for RetryError<E> {
+impl<E: OperationError> StdError for RetryError<E> {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         Some(&self.last)
     }
@@ -455,7 +544,7 @@ impl<E> fmt::Display for KeyedRetryError<E> {
     }
 }
 
-impl<E: StdError + 'static> StdError for KeyedRetryError<E> {
+impl<E: OperationError> StdError for KeyedRetryError<E> {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
             // Display says what RetryError's says; its source is next.

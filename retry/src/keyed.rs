@@ -3,12 +3,11 @@
 //! [`attempt_store`](crate::attempt_store) for what each step records and
 //! why).
 
-use std::error::Error as StdError;
 use std::future::Future;
 
 use crate::attempt_store::BoxError;
 use crate::attempts::Plain;
-use crate::error::{KeyedRetryError, StopReason};
+use crate::error::{KeyedRetryError, OperationError, StopReason};
 use crate::policy::Retry;
 
 impl Retry {
@@ -58,7 +57,7 @@ impl Retry {
     where
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = Result<T, E>>,
-        E: StdError + 'static,
+        E: OperationError,
     {
         let Some(store) = self.attempt_store() else {
             return self.run(operation).await.map_err(KeyedRetryError::GaveUp);

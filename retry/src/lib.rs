@@ -36,6 +36,25 @@
 //! Async ([`Retry::run`], on tokio) and blocking ([`Retry::run_blocking`])
 //! forms share the same policy and the same decision code.
 //!
+//! Intervals written in the code make a policy that cannot fail:
+//! [`Retry::new_ms`] retries every error, [`Retry::with_rule_ms`] the
+//! errors one [`Rule`] matches. Intervals read from configuration go
+//! through [`Retry::new`] or the builder, which report a negative or
+//! overlong interval as a [`ConfigError`].
+//!
+//! ```
+//! use ebb_retry::{Retry, Rule};
+//!
+//! // Eventide: `Retry.(IOError, millisecond_intervals: [10, 100, 1000]) { ... }`
+//! let retry = Retry::with_rule_ms([10, 100, 1_000], Rule::on::<std::io::Error>());
+//! # let _ = retry;
+//! ```
+//!
+//! `?` boxes a [`RetryError`] of a `std::error::Error` as it boxes any
+//! error; into the operation's own error type it needs a `From` impl
+//! (see [`RetryError`]); else take Eventide's raised error out with
+//! [`RetryError::into_last`].
+//!
 //! An operation whose error is boxed, `Box<dyn Error + Send + Sync>` or
 //! `anyhow::Error` (neither is itself a [`std::error::Error`]), runs with
 //! [`Retry::run_boxed`] or [`Retry::run_blocking_boxed`]: the same in
@@ -167,7 +186,8 @@
 //!   [`MemoryAttemptStore`](attempt_store::MemoryAttemptStore).
 //! - [`event`]: telemetry — [`Event`] and the tracing fields.
 //! - [`error`]: [`ConfigError`], [`RetryError`], [`KeyedRetryError`],
-//!   [`StopReason`].
+//!   [`StopReason`], and [`OperationError`], the errors a policy looks
+//!   into.
 //! - `policy`: the [`Retry`] type and its builder, [`RetryBuilder`].
 //! - `attempts`: the per-call engine, the state of one call and the
 //!   decision after each failure, shared by every runner; it sees each
@@ -199,7 +219,7 @@ mod spawn;
 pub use budget::RetryBudget;
 pub use chain::Chain;
 pub use classify::{Decision, Rule, find_in_chain, is_transport};
-pub use error::{ConfigError, KeyedRetryError, RetryError, StopReason};
+pub use error::{ConfigError, KeyedRetryError, OperationError, RetryError, StopReason};
 pub use event::Event;
 pub use policy::{Retry, RetryBuilder};
 pub use schedule::{

@@ -14,7 +14,7 @@ use crate::budget::RetryBudget;
 use crate::classify::{Decision, Rule};
 use crate::error::ConfigError;
 use crate::event::Event;
-use crate::schedule::{Intervals, Schedule};
+use crate::schedule::{Intervals, MAX_WAIT, Schedule};
 
 /// The caller's telemetry hook. Boxed because each caller passes its own
 /// closure type and the policy is not generic over it.
@@ -61,8 +61,11 @@ impl fmt::Debug for Waits {
 /// A retry policy: which errors to retry, how long to wait between
 /// attempts, and what bounds the whole.
 ///
-/// Build one with [`Retry::new`] (Eventide's intervals, every error
-/// retried), [`Retry::intervals_ms`] or [`Retry::with_schedule`], then run
+/// Build one with [`Retry::new_ms`] or [`Retry::with_rule_ms`] (Eventide's
+/// intervals written in the code, every error or one kind retried; they
+/// cannot fail), [`Retry::new`] (intervals read from configuration,
+/// validated), [`Retry::intervals_ms`] or [`Retry::with_schedule`] (the
+/// builder, for every other option), then run
 /// operations with [`run`](Retry::run) (async) or
 /// [`run_blocking`](Retry::run_blocking). The same policy serves any number
 /// of calls, concurrently; cloning it is cheap.
@@ -148,6 +151,81 @@ impl Retry {
     /// ```
     pub fn new(millis: impl IntoIterator<Item = i64>) -> Result<Retry, ConfigError> {
         Retry::intervals_ms(millis).build()
+    }
+
+    /// Eventide's `Retry` for intervals written in the code: wait each of
+    /// `millis` (milliseconds) in turn between attempts, so at most
+    /// `1 + millis.len()` attempts, and retry every error.
+    ///
+    /// It cannot fail. Milliseconds here are unsigned, so none is
+    /// negative; a wait longer than [`MAX_WAIT`](crate::MAX_WAIT) (24
+    /// hours) waits `MAX_WAIT` rather than being refused, since a wait
+    /// that long written in the code is in plain sight. An empty list
+    /// makes one attempt and no retry. For intervals read from
+    /// configuration, where a negative or overlong value is a mistake to
+    /// report, use [`Retry::new`]; for more options,
+    /// [`Retry::intervals_ms`].
+    ///
+    /// ```
+    /// use ebb_retry::Retry;
+    ///
+    /// // Eventide: `Retry.(millisecond_intervals: [10, 100, 1000]) { ... }`
+    /// let retry = Retry::new_ms([10, 100, 1_000]); // at most 4 attempts
+    /// # let _ = retry;
+    ///
+    /// let fail = |_| Err::<(), _>(std::fmt::Error);
+    /// assert_eq!(Retry::new_ms([0, 0]).run_blocking(fail).unwrap_err().attempts(), 3);
+    /// assert_eq!(Retry::new_ms([]).run_blocking(fail).unwrap_err().attempts(), 1);
+    /// ```
+    pub fn new_ms(millis: impl IntoIterator<Item = u64>) -> Retry {
+        Retry::fixed(millis, Vec::new())
+    }
+
+    /// Eventide's `Retry` on one kind of error, for intervals written in
+    /// the code: errors `rule` matches are retried, waiting each of
+    /// `millis` (milliseconds) in turn (or by the rule's own
+    /// [`schedule`](Rule::schedule), if it has one); any other error is
+    /// returned at once. The same as
+    /// `Retry::intervals_ms(millis).rule(rule).build()`, and like
+    /// [`Retry::new_ms`] it cannot fail: a wait longer than
+    /// [`MAX_WAIT`](crate::MAX_WAIT) waits `MAX_WAIT`.
+    ///
+    /// ```
+    /// use ebb_retry::{Retry, Rule, StopReason};
+    /// use std::{fmt, io};
+    ///
+    /// // Eventide: `Retry.(IOError, millisecond_intervals: [10, 100, 1000]) { ... }`;
+    /// // in a handler: `Retry::with_rule_ms([10], on_wrong_expected_version())`.
+    /// let retry = Retry::with_rule_ms([0, 0], Rule::on::<io::Error>());
+    /// let err = retry.run_blocking(|_| Err::<(), _>(io::Error::other("reset"))).unwrap_err();
+    /// assert_eq!((err.attempts(), err.reason()), (3, StopReason::Depleted));
+    /// let err = retry.run_blocking(|_| Err::<(), _>(fmt::Error)).unwrap_err();
+    /// assert_eq!((err.attempts(), err.reason()), (1, StopReason::NotRetryable));
+    /// ```
+    pub fn with_rule_ms(millis: impl IntoIterator<Item = u64>, rule: Rule) -> Retry {
+        Retry::fixed(millis, vec![rule])
+    }
+
+    /// The policy of [`new_ms`](Retry::new_ms) and
+    /// [`with_rule_ms`](Retry::with_rule_ms): the listed waits, each at
+    /// most [`MAX_WAIT`](crate::MAX_WAIT), and `rules`, with no other
+    /// option, so that there is nothing to validate.
+    fn fixed(millis: impl IntoIterator<Item = u64>, rules: Vec<Rule>) -> Retry {
+        let waits = millis
+            .into_iter()
+            .map(|ms| Duration::from_millis(ms).min(MAX_WAIT))
+            .collect();
+        Retry {
+            inner: Arc::new(Policy {
+                waits: Waits::Listed(waits),
+                rules: rules.into(),
+                time_limit: None,
+                cancel: None,
+                budget: None,
+                hook: None,
+                attempt_store: None,
+            }),
+        }
     }
 
     /// Start a policy that waits each of `millis` (milliseconds) in turn:

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::attempts::{Boxed, Plain, View};
-use crate::error::RetryError;
+use crate::error::{OperationError, RetryError};
 use crate::policy::Retry;
 
 impl Retry {
@@ -41,7 +41,7 @@ impl Retry {
     where
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = Result<T, E>>,
-        E: StdError + 'static,
+        E: OperationError,
     {
         // The runner's future is returned as it is: awaiting it in an
         // `async fn` of our own would wrap it in a second state machine,

@@ -14,7 +14,7 @@ use std::thread;
 use tokio::task::{JoinError, JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-use crate::error::RetryError;
+use crate::error::{OperationError, RetryError};
 use crate::policy::Retry;
 
 /// The caller's callback for each failed attempt: its cycle and its error.
@@ -98,7 +98,7 @@ impl Retry {
         F: FnMut(u32) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
-        E: StdError + Send + 'static,
+        E: OperationError + Send,
     {
         self.background(operation).spawn()
     }
@@ -119,7 +119,7 @@ impl Retry {
     where
         F: FnMut(u32) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
-        E: StdError + Send + 'static,
+        E: OperationError + Send,
     {
         self.background(operation).spawn_blocking()
     }
@@ -177,7 +177,7 @@ impl<F> Background<F> {
         F: FnMut(u32) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
-        E: StdError + Send + 'static,
+        E: OperationError + Send,
     {
         let (retry, cancel) = self.retry.for_background();
         let Background {
@@ -211,7 +211,7 @@ impl<F> Background<F> {
     where
         F: FnMut(u32) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
-        E: StdError + Send + 'static,
+        E: OperationError + Send,
     {
         let (retry, cancel) = self.retry.for_background();
         let Background {

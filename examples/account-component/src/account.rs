@@ -1,6 +1,6 @@
 //! The account entity, projected from `account-ACCOUNT_ID`.
 
-use ebb_handler::{Entity, Projection, Received};
+use ebb::handler::{Entity, Projection, Received};
 
 use crate::messages::{Deposited, WithdrawalRejected, Withdrawn};
 

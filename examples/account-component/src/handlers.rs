@@ -26,10 +26,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ebb_handler::{
+use ebb::handler::{
     EntityStore, Events, Handled, Handler, MessageType as _, Received, Reservation, Writer, handles,
 };
-use ebb_message_store::{MessageStore, StreamName, StreamQuery};
+use ebb::message_store::{MessageStore, StreamName, StreamQuery};
 
 use crate::account::Account;
 use crate::messages::{Deposit, Deposited, Reserved, Withdraw, WithdrawalRejected, Withdrawn};
@@ -42,7 +42,7 @@ pub enum Error {
     /// The store failed, a stored message did not fit its type, or the
     /// expected-version conflict outlasted its retries.
     #[error(transparent)]
-    Handler(#[from] ebb_handler::Error),
+    Handler(#[from] ebb::handler::Error),
 
     /// A command's amount was zero or negative.
     #[error(
@@ -132,9 +132,9 @@ impl<S: MessageStore> Accounts<S> {
         category: &str,
         id: &str,
         reserved: Reserved,
-        command: &Received<impl ebb_handler::MessageType>,
+        command: &Received<impl ebb::handler::MessageType>,
     ) -> Result<bool, Error> {
-        let stream = StreamName::new(category, id).map_err(ebb_handler::Error::from)?;
+        let stream = StreamName::new(category, id).map_err(ebb::handler::Error::from)?;
         let sequence = reserved.sequence;
         match self
             .writer
@@ -148,7 +148,7 @@ impl<S: MessageStore> Accounts<S> {
                     .store()
                     .get_stream_messages(stream.as_str(), &StreamQuery::new().batch_size(1))
                     .await
-                    .map_err(ebb_handler::Error::from)?;
+                    .map_err(ebb::handler::Error::from)?;
                 let holder = match first.into_iter().next() {
                     Some(message) => Received::<Reserved>::decode(message)?.sequence,
                     // Reserved streams are never deleted; a store that
@@ -176,12 +176,12 @@ impl<S: MessageStore> Accounts<S> {
     /// (see the module documentation), counted.
     async fn apply<F, R>(
         &self,
-        command: &Received<impl ebb_handler::MessageType>,
+        command: &Received<impl ebb::handler::MessageType>,
         account_id: &str,
         decide: F,
     ) -> Result<(), Error>
     where
-        F: Fn(&Account) -> Result<R, ebb_handler::Error>,
+        F: Fn(&Account) -> Result<R, ebb::handler::Error>,
         R: Into<Events>,
     {
         let counter = match self.accounts.handle(command, account_id, decide).await? {
@@ -242,7 +242,7 @@ impl<S: MessageStore> Accounts<S> {
     /// command goes on to be applied, false for a re-send.
     async fn guard(
         &self,
-        command: &Received<impl ebb_handler::MessageType>,
+        command: &Received<impl ebb::handler::MessageType>,
         guard: Guard<'_>,
     ) -> Result<bool, Error> {
         check(

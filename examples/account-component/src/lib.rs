@@ -47,9 +47,9 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use ebb_consumer::{Consumer, ConsumerConfig, Host};
-use ebb_handler::Dispatcher;
-use ebb_message_store::{MessageStore, PgStore};
+use ebb::consumer::{Consumer, ConsumerConfig, Host};
+use ebb::handler::Dispatcher;
+use ebb::message_store::{MessageStore, PgStore};
 
 mod account;
 pub mod handlers;
@@ -73,7 +73,7 @@ pub const WITHDRAWAL_RESERVATION_CATEGORY: &str = "accountWithdrawal";
 
 /// Logged (info, by the entity store) for each command found applied
 /// already.
-pub const LOG_REDELIVERY: &str = ebb_handler::LOG_ALREADY_APPLIED;
+pub const LOG_REDELIVERY: &str = ebb::handler::LOG_ALREADY_APPLIED;
 /// Logged (info) for each command whose id another command reserved.
 pub const LOG_RESEND: &str = "id reserved by another command; re-sent command ignored";
 /// Logged (info, by `ebb_retry`) for each failed attempt about to be
@@ -164,7 +164,7 @@ pub fn handlers<S: MessageStore>(store: &S) -> (Dispatcher, Arc<Counters>) {
 pub fn consumer<S: MessageStore>(
     store: S,
     settings: &Settings,
-) -> Result<Consumer<S>, ebb_consumer::Error> {
+) -> Result<Consumer<S>, ebb::consumer::Error> {
     let (handlers, _) = handlers(&store);
     Ok(Consumer::new(
         ConsumerConfig {
@@ -182,15 +182,7 @@ pub fn consumer<S: MessageStore>(
 /// exit code is the host's (0 after SIGTERM, non-zero after an error),
 /// or 2 for bad settings.
 pub async fn run() -> ExitCode {
-    use std::io::IsTerminal as _;
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+    ebb::logging::init();
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(err) => {

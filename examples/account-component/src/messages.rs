@@ -4,7 +4,7 @@
 //! cents, as in Eventide's account component, so that a client in any
 //! language drives it by writing JSON to `account:command-ACCOUNT_ID`.
 
-use ebb_handler::message;
+use ebb::handler::message;
 
 /// Command: put `amount` cents into an account. `depositId` is the
 /// client's own id for the deposit: sending the same command again (a

@@ -360,7 +360,7 @@ mod tests {
             format!(
                 "2026-12-02T10:00:00Z  INFO ebb_retry: {LOG_CONFLICT} cycle=0 error=timed out wait_ms=10 kind=\"transient\""
             ),
-            "2026-12-02T10:00:00Z ERROR ebb_consumer::host: the consumer stopped".to_owned(),
+            "2026-12-02T10:00:00Z ERROR ebb::consumer::host: the consumer stopped".to_owned(),
             "2026-12-02T10:00:00Z  INFO ebb_consumer: caught up".to_owned(),
         ] {
             count(&tally, &line);

@@ -11,8 +11,8 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
-use ebb_handler::{MessageType, Received};
-use ebb_message_store::{CategoryQuery, Message, MessageStore};
+use ebb::handler::{MessageType, Received};
+use ebb::message_store::{CategoryQuery, Message, MessageStore};
 use futures_util::TryStreamExt as _;
 
 use crate::handlers::check;
@@ -63,7 +63,7 @@ pub struct Commands {
 /// Reads every message of `account:command`.
 pub async fn read_commands<S: MessageStore>(
     store: &S,
-) -> Result<Commands, ebb_message_store::Error> {
+) -> Result<Commands, ebb::message_store::Error> {
     let mut commands = Commands::default();
     let mut messages = store.read_category(COMMAND_CATEGORY, CategoryQuery::new());
     while let Some(message) = messages.try_next().await? {
@@ -216,7 +216,7 @@ pub struct Verified {
 pub enum VerifyError {
     /// Reading the store failed.
     #[error("cannot read the store to verify it")]
-    Store(#[from] ebb_message_store::Error),
+    Store(#[from] ebb::message_store::Error),
     /// An account's events differ from what its commands must produce.
     #[error("{}", describe(.0))]
     Mismatch(Vec<Mismatch>),
@@ -273,7 +273,7 @@ pub async fn verify<S: MessageStore>(
     let mut found: BTreeMap<String, Vec<AccountEvent>> = BTreeMap::new();
     let mut messages = store.read_category(EVENT_CATEGORY, CategoryQuery::new());
     while let Some(message) = messages.try_next().await? {
-        let account_id = ebb_message_store::stream_name::id(&message.stream_name)
+        let account_id = ebb::message_store::stream_name::id(&message.stream_name)
             .unwrap_or_default()
             .to_owned();
         found

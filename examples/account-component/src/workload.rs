@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ebb_handler::{IntoMessageData, Writer};
-use ebb_message_store::{ExpectedVersion, MessageData, MessageStore, StreamName};
+use ebb::handler::{IntoMessageData, Writer};
+use ebb::message_store::{ExpectedVersion, MessageData, MessageStore, StreamName};
 
 use crate::COMMAND_CATEGORY;
 use crate::messages::{Deposit, Withdraw};
@@ -30,7 +30,7 @@ impl Outgoing {
         }
     }
 
-    fn message_data(&self) -> Result<MessageData, ebb_handler::Error> {
+    fn message_data(&self) -> Result<MessageData, ebb::handler::Error> {
         match self {
             Self::Deposit(deposit) => deposit.clone().into_message_data(),
             Self::Withdraw(withdraw) => withdraw.clone().into_message_data(),
@@ -105,13 +105,13 @@ pub async fn send<S: MessageStore>(
     commands: &[Outgoing],
     writers: usize,
     sent: &Arc<AtomicUsize>,
-) -> Result<(), ebb_handler::Error> {
+) -> Result<(), ebb::handler::Error> {
     let writers = writers.max(1);
     let mut shares: Vec<Vec<(StreamName, MessageData)>> = vec![Vec::new(); writers];
     for command in commands {
         let stream = StreamName::new(COMMAND_CATEGORY, command.account_id())?;
         let share =
-            ebb_message_store::hash_64(command.account_id()).unsigned_abs() as usize % writers;
+            ebb::message_store::hash_64(command.account_id()).unsigned_abs() as usize % writers;
         shares[share].push((stream, command.message_data()?));
     }
     let mut tasks = tokio::task::JoinSet::new();
@@ -123,7 +123,7 @@ pub async fn send<S: MessageStore>(
                 writer.write(&stream, data, ExpectedVersion::Any).await?;
                 sent.fetch_add(1, Ordering::Relaxed);
             }
-            Ok::<_, ebb_handler::Error>(())
+            Ok::<_, ebb::handler::Error>(())
         });
     }
     while let Some(result) = tasks.join_next().await {

@@ -24,8 +24,8 @@ use account_component::COMMAND_CATEGORY;
 use account_component::supervise::{Program, Supervisor};
 use account_component::verify::{self, Command};
 use account_component::workload::{self, Outgoing, Workload};
-use ebb_consumer::{ConsumerConfig, Failed, Parked, PositionStore};
-use ebb_message_store::PgStore;
+use ebb::consumer::{ConsumerConfig, Failed, Parked, PositionStore};
+use ebb::message_store::PgStore;
 
 mod common;
 use common::{count_events, log_path, wait_until_sigterm_is_caught};
@@ -544,7 +544,7 @@ async fn is_parked_after_k_failures(case: &Case) {
         "account:command+parked-worker"
     );
     assert_eq!(
-        ebb_consumer::read_parked(&db.store, &config)
+        ebb::consumer::read_parked(&db.store, &config)
             .await
             .expect("the parked stream read"),
         parked,

@@ -25,8 +25,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use account_component::supervise::{Program, Supervisor};
 use account_component::verify::{self, Command, Verified};
 use account_component::workload::{self, Workload};
+use ebb::message_store::{MessageStore as _, PgStore, PgStoreConfig, StreamQuery};
 use ebb_localpg::{Cluster, PgBouncer, PoolMode, ShutdownMode};
-use ebb_message_store::{MessageStore as _, PgStore, PgStoreConfig, StreamQuery};
 use ebb_tests::private::{Listen, cluster_with_schema};
 
 mod common;
@@ -686,8 +686,8 @@ async fn a_failover_pair_across_a_promotion_applies_every_command_exactly_once()
 /// A client on whichever host of `config` will have it (through ebb's own
 /// connect, which tries each host), or `None` for now.
 async fn connect_any(config: &tokio_postgres::Config) -> Option<tokio_postgres::Client> {
-    let tls = ebb_message_store::pg::TlsSettings::default();
-    let (client, connection) = ebb_message_store::pg::connect(config, &tls).await.ok()?;
+    let tls = ebb::message_store::pg::TlsSettings::default();
+    let (client, connection) = ebb::message_store::pg::connect(config, &tls).await.ok()?;
     tokio::spawn(connection);
     Some(client)
 }

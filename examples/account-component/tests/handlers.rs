@@ -8,8 +8,8 @@ use account_component::verify::{self, Command};
 use account_component::{
     DEPOSIT_RESERVATION_CATEGORY, Deposit, Error, Reserved, Withdraw, handlers,
 };
-use ebb_handler::{BoxError, MessageType as _, Writer};
-use ebb_message_store::{ExpectedVersion, MemoryStore, Message, MessageStore, StreamName};
+use ebb::handler::{BoxError, MessageType as _, Writer};
+use ebb::message_store::{ExpectedVersion, MemoryStore, Message, MessageStore, StreamName};
 
 fn deposit(id: &str, account: &str, amount: i64) -> Deposit {
     Deposit {
@@ -30,7 +30,7 @@ fn withdraw(id: &str, account: &str, amount: i64) -> Withdraw {
 async fn send(
     store: &MemoryStore,
     account: &str,
-    command: impl ebb_handler::IntoMessageData,
+    command: impl ebb::handler::IntoMessageData,
 ) -> Message {
     let stream = StreamName::new("account:command", account).unwrap();
     let position = Writer::new(store.clone())
@@ -211,7 +211,7 @@ async fn an_unknown_type_is_skipped_and_data_that_does_not_fit_is_an_error() -> 
             false,
         ),
     ] {
-        let data = ebb_message_store::MessageData::new(type_name, data);
+        let data = ebb::message_store::MessageData::new(type_name, data);
         let position = store.write(&stream, &data, ExpectedVersion::Any).await?;
         let message = store.stream_messages(stream.as_str())[position as usize].clone();
         let result = handlers.dispatch(&message).await;
