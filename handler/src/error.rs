@@ -59,6 +59,21 @@ pub enum Error {
         global_position: i64,
     },
 
+    /// A message could not be made from the one it follows
+    /// ([`MessageType::following`](crate::MessageType::following)): a field
+    /// of the new type is missing from the previous message's data (and
+    /// has no default), or has another type there. Nothing was written.
+    #[error("could not make a {type_name} following a {from}")]
+    Copy {
+        /// The type being made.
+        type_name: &'static str,
+        /// The type of the message it follows.
+        from: String,
+        /// What serde said.
+        #[source]
+        source: serde_json::Error,
+    },
+
     /// The handler refused the command: it is wrong, not the moment (an
     /// amount below zero, a state the entity cannot go to). Like any
     /// handler error it ends the process, with the consumer's failure

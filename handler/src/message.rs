@@ -55,6 +55,61 @@ pub trait MessageType: Serialize + DeserializeOwned + Send + Sync + 'static {
         Outgoing::new(self).follow(previous)
     }
 
+    /// A message of this type following `previous`, as Eventide's
+    /// `follow` makes one: its causation metadata names `previous` (see
+    /// [`follow`](Self::follow)), and its fields are copied from the
+    /// same-named fields of `previous`'s data (by their names on the
+    /// wire). A field `previous` lacks must have a default
+    /// (`#[serde(default)]`), or it is [`Error::Copy`]; use
+    /// [`following_with`](Self::following_with) to set it. To copy
+    /// nothing, build the message and call [`follow`](Self::follow).
+    ///
+    /// ```
+    /// # use ebb_handler::{MessageType, Received, message, testing};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), ebb_handler::Error> {
+    /// #[message] struct PlaceOrder { order_id: String, amount: i64, note: String }
+    /// #[message] struct OrderPlaced { order_id: String, amount: i64 }
+    ///
+    /// # let store = ebb_message_store::MemoryStore::new();
+    /// let place: Received<PlaceOrder> = testing::send(&store, "order:command-1",
+    ///     PlaceOrder { order_id: "1".into(), amount: 5, note: "fragile".into() }).await?;
+    /// let placed = OrderPlaced::following(&place)?;
+    /// assert_eq!((placed.body.order_id.as_str(), placed.body.amount), ("1", 5));
+    /// assert_eq!(placed.metadata.causation_message_global_position, Some(place.global_position()));
+    /// # Ok(()) }
+    /// ```
+    fn following(previous: &impl AsRef<Message>) -> Result<Outgoing<Self>, Error>
+    where
+        Self: Sized,
+    {
+        Self::following_with(previous, serde_json::Map::new())
+    }
+
+    /// [`following`](Self::following), with `fields` (wire names, JSON
+    /// values) set over the copied ones: for fields `previous` lacks, or
+    /// that differ.
+    fn following_with(
+        previous: &impl AsRef<Message>,
+        fields: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Outgoing<Self>, Error>
+    where
+        Self: Sized,
+    {
+        let previous = previous.as_ref();
+        let copy_error = |source| Error::Copy {
+            type_name: Self::TYPE_NAME,
+            from: previous.type_name.clone(),
+            source,
+        };
+        let mut data: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(previous.data.as_str()).unwrap_or_default();
+        data.extend(fields);
+        let body = Self::deserialize(&serde_json::Value::Object(data)).map_err(copy_error)?;
+        let mut outgoing = Outgoing::new(body);
+        outgoing.metadata.follow(previous);
+        Ok(outgoing)
+    }
+
     /// The message in `data`, if it is of this type; for asserting what a
     /// handler wrote (see [`MemoryStore::writes`]).
     ///

@@ -70,12 +70,11 @@ impl<S: MessageStore> Handler<PlaceOrder> for Orders<S> {
         if place.amount <= 0 {
             return Err(HandlerError::rejected("an amount must be above zero"));
         }
+        // Eventide's follow: OrderPlaced's fields copied from the command's.
         let placed = |order: &Order| {
-            Ok((!order.placed).then(|| OrderPlaced {
-                order_id: place.order_id.clone(),
-                customer_id: place.customer_id.clone(),
-                amount: place.amount,
-            }))
+            (!order.placed)
+                .then(|| OrderPlaced::following(&place))
+                .transpose()
         };
         self.orders.handle(&place, &place.order_id, placed).await?;
         Ok(())
@@ -86,10 +85,9 @@ impl<S: MessageStore> Handler<CancelOrder> for Orders<S> {
     type Error = HandlerError;
 
     async fn handle(&self, cancel: Received<CancelOrder>) -> Result<(), HandlerError> {
-        let id = || cancel.order_id.clone();
         let cancelled = |order: &Order| match (order.placed, order.cancelled) {
-            (true, false) => Ok(Events::from(OrderCancelled { order_id: id() })),
-            (false, _) => Ok(Events::from(CancellationRejected { order_id: id() })),
+            (true, false) => Ok(Events::from(OrderCancelled::following(&cancel)?)),
+            (false, _) => Ok(Events::from(CancellationRejected::following(&cancel)?)),
             (true, true) => Ok(Events::none()),
         };
         self.orders
