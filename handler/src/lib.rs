@@ -4,92 +4,75 @@
 //!
 //! # The seed handler
 //!
-//! A `Deposit` command arrives. Inside a [`Retry`] on the expected-version
-//! conflict with one retry after 10 ms, the handler fetches the account
-//! and its version; a command whose sequence (its global position) the
-//! account has applied already is logged and ignored; otherwise
-//! `Deposited`, following the command and carrying the sequence, is
-//! written to `account-ID` expecting the fetched version. Any other error
-//! is returned as it is, for the process to end on.
+//! A `Deposit` command arrives in `account:command-ID`.
+//! [`EntityStore::handle`] fetches the account with its version and the
+//! commands it has applied; a command applied already (a re-delivery) is
+//! logged and ignored; otherwise `Deposited`, following the command (its
+//! fields copied from the command's, as Eventide's `follow` does), is
+//! written to `account-ID` expecting the fetched version, and the whole is
+//! retried on the expected-version conflict. Any other error is returned
+//! as it is, for the process to end on.
 //!
 //! ```
-//! use ebb_handler::retry::on_wrong_expected_version;
-//! use ebb_handler::{
-//!     Entity, EntityStore, Error, Handler, MessageType as _, Projection, Received, Writer, message,
-//! };
-//! use ebb_message_store::{MessageStore, StreamName};
-//! use ebb_retry::{Retry, RetryError};
+//! use ebb_handler::{Entity, EntityStore, Error, Handler, MessageType, Projection, Received, message};
+//! use ebb_message_store::MessageStore;
 //!
 //! #[message]
 //! pub struct Deposit { pub deposit_id: String, pub account_id: String, pub amount: i64 }
 //!
 //! #[message]
-//! pub struct Deposited { pub deposit_id: String, pub account_id: String, pub amount: i64, pub sequence: i64 }
+//! pub struct Deposited { pub deposit_id: String, pub account_id: String, pub amount: i64 }
 //!
 //! #[derive(Debug, Clone, Default)]
-//! pub struct Account { pub balance: i64, pub sequence: Option<i64> }
+//! pub struct Account { pub balance: i64 }
 //!
 //! impl Entity for Account {
 //!     const CATEGORY: &'static str = "account";
 //!     fn projection() -> Projection<Self> {
 //!         Projection::new().apply(|account: &mut Account, deposited: Received<Deposited>| {
 //!             account.balance += deposited.amount;
-//!             account.sequence = Some(deposited.sequence);
 //!         })
 //!     }
 //! }
 //!
 //! pub struct Accounts<S> {
 //!     pub accounts: EntityStore<Account, S>,
-//!     pub writer: Writer<S>,
-//!     pub retry: Retry,
 //! }
 //!
-//! impl<S: MessageStore + 'static> Handler<Deposit> for Accounts<S> {
+//! impl<S: MessageStore> Handler<Deposit> for Accounts<S> {
 //!     type Error = Error;
 //!
 //!     async fn handle(&self, deposit: Received<Deposit>) -> Result<(), Error> {
-//!         self.retry
-//!             .run(|_cycle| async {
-//!                 let (account, version) = self.accounts.fetch(&deposit.account_id).await?;
-//!                 let sequence = deposit.global_position();
-//!                 if account.sequence.is_some_and(|applied| applied >= sequence) {
-//!                     tracing::info!(sequence, "deposit already applied; ignored");
-//!                     return Ok(());
-//!                 }
-//!                 let deposited = Deposited {
-//!                     deposit_id: deposit.deposit_id.clone(),
-//!                     account_id: deposit.account_id.clone(),
-//!                     amount: deposit.amount,
-//!                     sequence,
-//!                 };
-//!                 let stream = StreamName::new("account", &deposit.account_id)?;
-//!                 self.writer.write(&stream, deposited.follow(&deposit), version).await?;
-//!                 Ok(())
-//!             })
-//!             .await
-//!             .map_err(RetryError::into_last)
+//!         let deposited = |_: &Account| Deposited::following(&deposit);
+//!         self.accounts.handle(&deposit, &deposit.account_id, deposited).await?;
+//!         Ok(())
 //!     }
 //! }
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), ebb_handler::BoxError> {
 //! // Wiring it up: one dispatcher, any store (here the in-memory one).
 //! let store = ebb_message_store::MemoryStore::new();
-//! let handler = Accounts {
-//!     accounts: EntityStore::new(store.clone()),
-//!     writer: Writer::new(store.clone()),
-//!     retry: Retry::intervals_ms([10]).rule(on_wrong_expected_version()).build()?,
-//! };
+//! let handler = Accounts { accounts: EntityStore::new(store.clone()) };
 //! let dispatcher = ebb_handler::Dispatcher::new().on(handler);
-//! # let command = StreamName::new("account:command", "1")?;
-//! # Writer::new(store.clone()).write_initial(&command, Deposit { deposit_id: "d".into(), account_id: "1".into(), amount: 5 }).await?;
+//! # let command = ebb_message_store::StreamName::new("account:command", "1")?;
+//! # ebb_handler::Writer::new(store.clone()).write_initial(&command, Deposit { deposit_id: "d".into(), account_id: "1".into(), amount: 5 }).await?;
+//! # for message in store.messages() { dispatcher.dispatch(&message).await?; }
 //! # for message in store.messages() { dispatcher.dispatch(&message).await?; }
 //! # assert_eq!(store.stream_messages("account-1").len(), 1);
 //! # Ok(()) }
 //! ```
 //!
-//! The same handler, two instances of it on 1,000 commands against
-//! PostgreSQL, is `tests/tests/seed_handler.rs` at the repository's root.
+//! By hand, `handle` is: inside a [`Retry`] on the expected-version
+//! conflict ([`retry::on_wrong_expected_version`]), fetch the entity with
+//! [`EntityStore::fetch_with_sequences`], return if
+//! [`Sequences::has_applied`] the command, else write the events with a
+//! [`Writer`] expecting the fetched version.
+//!
+//! The pattern written out by hand, two instances of it on 1,000 commands
+//! against PostgreSQL, is `tests/tests/seed_handler.rs` at the
+//! repository's root; `EntityStore::handle` against a real conflict is in
+//! `handler/tests/handle.rs`, and the account component's failure tests
+//! run it on PostgreSQL under SIGKILL and failover.
 //!
 //! # Unit-testing a handler without a database
 //!
