@@ -4,11 +4,17 @@
 //! ebb db install [--create]   install or upgrade the message store schema
 //! ebb db version              print the installed version
 //! ebb demo                    the account component under failure, on a private cluster
+//! ebb read NAME               print a stream's or a category's messages
+//! ebb tail CATEGORY           print a category's new messages until interrupted
+//! ebb write STREAM TYPE DATA  write one message
+//! ebb completions SHELL       print a completion script (bash, zsh, fish, ...)
 //! ```
 //!
 //! The database comes from `DATABASE_URL`, or else from the libpq
 //! variables (`PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`).
-//! Errors are one line on standard error and a non-zero exit status.
+//! Errors are one line on standard error and a non-zero exit status: 2 for
+//! a usage error (clap's, or a malformed name or JSON found before the
+//! database is touched), 1 for a failure.
 
 // A command-line tool talks to its user on stdout and stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -56,7 +62,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("ebb: {}", cli::one_line(&err));
-            ExitCode::FAILURE
+            ExitCode::from(err.exit_code())
         }
     }
 }

@@ -1,11 +1,17 @@
 //! Argument parsing, the commands, and how their errors read.
 
+mod completions;
 mod db;
 mod demo;
+mod output;
+mod read;
+mod tail;
+mod write;
 
 use std::error::Error as StdError;
 
 use clap::{Parser, Subcommand};
+use ebb_message_store::{PgStore, PgStoreConfig};
 
 /// ebb: event-sourced components on a Message DB-compatible PostgreSQL store.
 #[derive(Debug, Parser)]
@@ -26,6 +32,21 @@ enum Command {
     /// side, a few thousand commands, one instance killed and restarted,
     /// and the check that every balance is exact.
     Demo(demo::DemoArgs),
+    /// Print the messages of a stream, or of a category (a name without an
+    /// id), from the database named by DATABASE_URL (or the PG* variables).
+    Read(read::ReadArgs),
+    /// Print a category's messages as they are written, from now on, until
+    /// interrupted (Ctrl-C or SIGTERM, which exit with status 0).
+    Tail(tail::TailArgs),
+    /// Write one message to a stream and print the stream position it was
+    /// written at.
+    Write(write::WriteArgs),
+    /// Print a completion script for SHELL on stdout, e.g.
+    /// `ebb completions bash > ~/.local/share/bash-completion/completions/ebb`.
+    Completions {
+        /// The shell to complete in.
+        shell: clap_complete::Shell,
+    },
     /// Runs the account component (what the `account-component` binary
     /// runs), as `ebb demo` starts it.
     #[command(hide = true)]
@@ -87,9 +108,29 @@ pub enum CliError {
         #[source]
         source: ebb_localpg::Error,
     },
+    /// The command line asks for something that cannot be done, found
+    /// before the database is touched (a malformed stream name, JSON or
+    /// UUID). Exits with status 2, as clap's own usage errors do.
+    #[error("{0}")]
+    Usage(String),
     /// Something the command checks for itself.
     #[error("{0}")]
     Other(String),
+}
+
+impl CliError {
+    /// The exit status: 2 for a usage error, 1 for every failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// The store in the database the environment names.
+fn store() -> Result<PgStore, CliError> {
+    PgStore::new(PgStoreConfig::from_env().map_err(CliError::Config)?).map_err(CliError::Config)
 }
 
 pub async fn run(args: Args) -> Result<(), CliError> {
@@ -97,6 +138,13 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         Command::Db(DbCommand::Install { create }) => db::install(create).await,
         Command::Db(DbCommand::Version) => db::version().await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Read(args) => read::run(args).await,
+        Command::Tail(args) => tail::run(args).await,
+        Command::Write(args) => write::run(args).await,
+        Command::Completions { shell } => {
+            completions::print(shell);
+            Ok(())
+        }
         Command::AccountComponent => Err(CliError::Other(
             "account-component runs on its own runtime (see main)".into(),
         )),
