@@ -7,6 +7,11 @@
 //! ebb read NAME               print a stream's or a category's messages
 //! ebb tail CATEGORY           print a category's new messages until interrupted
 //! ebb write STREAM TYPE DATA  write one message
+//! ebb consumers [CATEGORY]    list consumers: position, head, lag, failures, parked
+//! ebb stats [--by KIND]       count messages by category, type or stream
+//! ebb failures CATEGORY       list the failures that stopped a category's consumers
+//! ebb parked list CATEGORY    list the messages a category's consumers parked
+//! ebb parked show CATEGORY N  print the parked message at global position N
 //! ebb completions SHELL       print a completion script (bash, zsh, fish, ...)
 //! ```
 //!

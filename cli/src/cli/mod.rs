@@ -1,10 +1,16 @@
 //! Argument parsing, the commands, and how their errors read.
 
 mod completions;
+mod consumer_streams;
+mod consumers;
 mod db;
 mod demo;
+mod failures;
+mod listing;
 mod output;
+mod parked;
 mod read;
+mod stats;
 mod tail;
 mod write;
 
@@ -41,6 +47,18 @@ enum Command {
     /// Write one message to a stream and print the stream position it was
     /// written at.
     Write(write::WriteArgs),
+    /// List every consumer that has recorded a position (or those of
+    /// CATEGORY): its position, its category's head, its lag, and how
+    /// many failures and parked messages it has recorded.
+    Consumers(consumers::ConsumersArgs),
+    /// Count the store's messages by category and type, by type, or by
+    /// stream, with each count's share of all messages.
+    Stats(stats::StatsArgs),
+    /// List the handler failures that stopped the consumers of CATEGORY.
+    Failures(failures::FailuresArgs),
+    /// List or show the messages the consumers of CATEGORY parked.
+    #[command(subcommand)]
+    Parked(parked::ParkedCommand),
     /// Print a completion script for SHELL on stdout, e.g.
     /// `ebb completions bash > ~/.local/share/bash-completion/completions/ebb`.
     Completions {
@@ -141,6 +159,10 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         Command::Read(args) => read::run(args).await,
         Command::Tail(args) => tail::run(args).await,
         Command::Write(args) => write::run(args).await,
+        Command::Consumers(args) => consumers::run(args).await,
+        Command::Stats(args) => stats::run(args).await,
+        Command::Failures(args) => failures::run(args).await,
+        Command::Parked(command) => parked::run(command).await,
         Command::Completions { shell } => {
             completions::print(shell);
             Ok(())

@@ -1,0 +1,476 @@
+//! `ebb consumers`, `ebb stats`, `ebb failures` and `ebb parked`, run as a
+//! user runs them, against a database of each test's own whose consumer
+//! streams were written by real consumers (`ebb_consumer::Consumer`).
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use ebb_consumer::{Consumer, ConsumerConfig, Control};
+use ebb_handler::{BoxError, Dispatcher, Received, Writer, message};
+use ebb_message_store::{ExpectedVersion, PgStore, PgStoreConfig, StreamName};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+/// The category the consumers read; it has a type, so their streams are
+/// named with `+` (`note:command+position-w1`).
+const CATEGORY: &str = "note:command";
+
+#[message]
+struct Noted {
+    n: i64,
+}
+
+fn ebb(args: &[&str], database_url: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ebb"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env_remove("EBB_LOG")
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("the ebb binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs `ebb args` and returns its stdout, failing the test unless it
+/// exits 0.
+fn ok(args: &[&str], database_url: &str) -> String {
+    let out = ebb(args, database_url);
+    assert!(
+        out.status.success(),
+        "ebb {args:?}: {:?}: {}",
+        out.status,
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// `ebb args --json`, each line parsed.
+fn json_lines(args: &[&str], database_url: &str) -> Vec<Value> {
+    let mut args = args.to_vec();
+    args.push("--json");
+    ok(&args, database_url)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{line}: {err}")))
+        .collect()
+}
+
+/// The stderr of a run that must exit with `code`, checked to be one line
+/// starting with `ebb: ` (clap's usage errors, which exit 2 too, are
+/// checked for the status only).
+fn fails(code: i32, args: &[&str], database_url: &str) -> String {
+    let out = ebb(args, database_url);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "ebb {args:?}: {}",
+        text(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    text(&out.stderr)
+}
+
+/// [`fails`] for an error of ebb's own: one line, `ebb: ...`.
+fn fails_in_one_line(code: i32, args: &[&str], database_url: &str) -> String {
+    let err = fails(code, args, database_url);
+    assert!(err.starts_with("ebb: "), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    err
+}
+
+fn server() -> &'static ebb_localpg::TestDatabases {
+    ebb_localpg::TestDatabases::shared().expect("a PostgreSQL server for the tests")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A new database with the message store installed; its connection string.
+fn store_database() -> String {
+    let name = format!("ebb_cli_ops_{}", uuid::Uuid::new_v4().simple());
+    let url = server().connection_string(&name);
+    ok(&["db", "install", "--create"], &url);
+    url
+}
+
+/// How a test consumer of [`CATEGORY`] runs.
+struct Run<'a> {
+    identifier: Option<&'a str>,
+    /// The note its handler fails on.
+    fail_on: Option<i64>,
+    /// Parks the note it fails on (after one retry) instead of stopping.
+    park: bool,
+}
+
+/// Runs a consumer as `run` says, until it has handled note `last` (it is
+/// then stopped) or it stops on its own with an error.
+async fn consume(store: &PgStore, run: &Run<'_>, last: i64) -> Result<(), ebb_consumer::Error> {
+    let config = ConsumerConfig {
+        identifier: run.identifier.map(str::to_owned),
+        position_update_interval: 1,
+        store_retry_ms: Vec::new(),
+        handler_retry_ms: if run.park { vec![1] } else { Vec::new() },
+        park_after_retries: run.park,
+        ..ConsumerConfig::new(CATEGORY)
+    };
+    let (handled, mut handled_rx) = mpsc::unbounded_channel();
+    let fail_on = run.fail_on;
+    let handlers = Dispatcher::new().on(move |noted: Received<Noted>| {
+        let handled = handled.clone();
+        async move {
+            if Some(noted.n) == fail_on {
+                return Err::<(), BoxError>(format!("cannot take {}", noted.n).into());
+            }
+            let _ = handled.send(noted.n);
+            Ok(())
+        }
+    });
+    let consumer = Consumer::new(config, store.clone())
+        .expect("a valid consumer")
+        .handler(handlers);
+    let control = Control::new();
+    let stopper = async {
+        while let Some(n) = handled_rx.recv().await {
+            if n == last {
+                control.stop();
+            }
+        }
+        std::future::pending::<()>().await;
+    };
+    let running = async {
+        tokio::select! {
+            result = consumer.run(&control) => result,
+            () = stopper => unreachable!("the stopper never ends"),
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("the consumer ends within 30 s")
+}
+
+async fn write_notes(store: &PgStore, notes: std::ops::RangeInclusive<i64>) {
+    for n in notes {
+        let stream = StreamName::parse(format!("{CATEGORY}-{}", n % 2)).unwrap();
+        Writer::new(store.clone())
+            .write(&stream, Noted { n }, ExpectedVersion::Any)
+            .await
+            .unwrap();
+    }
+}
+
+/// The global position of every note, by its `n`, as `ebb read` shows.
+fn global_positions(url: &str) -> Vec<(i64, i64)> {
+    json_lines(&["read", CATEGORY], url)
+        .iter()
+        .map(|message| {
+            (
+                message["data"]["n"].as_i64().unwrap(),
+                message["globalPosition"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Notes 1 to 5, read by three consumers: `w1` parks note 3, `w2` stops on
+/// it (a failure record), one without an identifier handles them all; then
+/// notes 6 and 7, which none has read.
+fn three_consumers(url: &str) {
+    let store = PgStore::new(PgStoreConfig::from_connection_string(url).unwrap()).unwrap();
+    runtime().block_on(async {
+        write_notes(&store, 1..=5).await;
+        let parking = Run {
+            identifier: Some("w1"),
+            fail_on: Some(3),
+            park: true,
+        };
+        consume(&store, &parking, 5).await.expect("w1 parks note 3");
+        let stopping = Run {
+            identifier: Some("w2"),
+            fail_on: Some(3),
+            park: false,
+        };
+        let err = consume(&store, &stopping, 5).await.unwrap_err();
+        assert!(err.is_handler_failure(), "{err:?}");
+        let anonymous = Run {
+            identifier: None,
+            fail_on: None,
+            park: false,
+        };
+        consume(&store, &anonymous, 5).await.expect("all handled");
+        write_notes(&store, 6..=7).await;
+    });
+}
+
+#[test]
+fn consumers_stats_failures_and_parked_messages_read_back() {
+    let url = store_database();
+    three_consumers(&url);
+    // A consumer of a category without a type, its position written by
+    // hand: `account:position-x`.
+    ok(
+        &[
+            "write",
+            "account:position-x",
+            "Recorded",
+            r#"{"position": 1}"#,
+        ],
+        &url,
+    );
+    let positions = global_positions(&url);
+    assert_eq!(positions.len(), 7, "{positions:?}");
+    let global = |n: i64| positions.iter().find(|(note, _)| *note == n).unwrap().1;
+    let head = global(7);
+
+    // consumers: all of them, by category then identifier.
+    let consumers = json_lines(&["consumers"], &url);
+    let found: Vec<(&str, Value)> = consumers
+        .iter()
+        .map(|c| (c["category"].as_str().unwrap(), c["identifier"].clone()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("account", json!("x")),
+            (CATEGORY, Value::Null),
+            (CATEGORY, json!("w1")),
+            (CATEGORY, json!("w2")),
+        ],
+        "{consumers:#?}"
+    );
+    let account = &consumers[0];
+    assert_eq!(account["positionStream"], json!("account:position-x"));
+    assert_eq!(account["position"], json!(1));
+    assert_eq!(account["head"], Value::Null, "no account messages");
+    assert_eq!(account["lag"], json!(0));
+
+    let anonymous = &consumers[1];
+    assert_eq!(anonymous["positionStream"], json!("note:command+position"));
+    assert_eq!(anonymous["position"], json!(global(5)));
+    assert_eq!(
+        (&anonymous["failures"], &anonymous["parked"]),
+        (&json!(0), &json!(0))
+    );
+
+    let w1 = &consumers[2];
+    assert_eq!(w1["positionStream"], json!("note:command+position-w1"));
+    assert_eq!(w1["position"], json!(global(5)));
+    assert_eq!(w1["head"], json!(head));
+    assert_eq!(w1["lag"], json!(2), "notes 6 and 7 left to handle");
+    assert_eq!((&w1["failures"], &w1["parked"]), (&json!(0), &json!(1)));
+    let recorded_at = w1["recordedAt"].as_str().expect("recordedAt");
+    let recorded_at = chrono::DateTime::parse_from_rfc3339(recorded_at).unwrap();
+    let age = chrono::Utc::now().signed_duration_since(recorded_at);
+    assert!(age.num_minutes().abs() < 10, "recorded {age} ago");
+
+    let w2 = &consumers[3];
+    assert_eq!(w2["position"], json!(global(2)), "stopped at note 3");
+    assert_eq!(w2["lag"], json!(5), "notes 3 to 7 left to handle");
+    assert_eq!((&w2["failures"], &w2["parked"]), (&json!(1), &json!(0)));
+
+    // One category's only.
+    assert_eq!(json_lines(&["consumers", CATEGORY], &url), consumers[1..]);
+    assert_eq!(json_lines(&["consumers", "account"], &url), consumers[..1]);
+    assert!(json_lines(&["consumers", "other"], &url).is_empty());
+
+    // The table: a header, one aligned row per consumer.
+    let table = ok(&["consumers", CATEGORY], &url);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 4, "{table}");
+    assert!(
+        lines[0].starts_with("CATEGORY      CONSUMER  POSITION"),
+        "{table}"
+    );
+    assert!(
+        lines[2].starts_with("note:command  w1") && lines[2].ends_with("position-w1"),
+        "{table}"
+    );
+
+    // stats: the counts written, by category and type, by type, by stream.
+    let by_category = json_lines(&["stats"], &url);
+    let count = |lines: &[Value], key: &str, value: &str, type_name: Option<&str>| {
+        lines
+            .iter()
+            .find(|line| {
+                line[key] == json!(value) && type_name.is_none_or(|t| line["type"] == json!(t))
+            })
+            .unwrap_or_else(|| panic!("{key} = {value}: {lines:#?}"))["messageCount"]
+            .clone()
+    };
+    assert_eq!(
+        count(&by_category, "category", CATEGORY, Some("Noted")),
+        json!(7)
+    );
+    assert_eq!(
+        count(
+            &by_category,
+            "category",
+            "note:command+parked",
+            Some("Parked")
+        ),
+        json!(1)
+    );
+    let total: f64 = by_category
+        .iter()
+        .map(|line| line["percent"].as_f64().unwrap())
+        .sum();
+    assert!((total - 100.0).abs() < 0.1, "{total}: {by_category:#?}");
+    assert_eq!(
+        json_lines(&["stats", "--by", "category"], &url),
+        by_category
+    );
+    let by_type = json_lines(&["stats", "--by", "type"], &url);
+    assert_eq!(count(&by_type, "type", "Failed", None), json!(1));
+    assert_eq!(count(&by_type, "type", "Noted", None), json!(7));
+    let by_stream = json_lines(&["stats", "--by", "stream"], &url);
+    assert_eq!(
+        count(&by_stream, "streamName", "note:command+failures-w2", None),
+        json!(1)
+    );
+    assert_eq!(by_stream[0].as_object().unwrap().len(), 3, "{by_stream:#?}");
+    let table = ok(&["stats"], &url);
+    assert!(table.starts_with("CATEGORY"), "{table}");
+    assert!(table.contains("MESSAGES  PERCENT"), "{table}");
+
+    // failures: w2's, none of w1's.
+    let failures = json_lines(&["failures", CATEGORY], &url);
+    assert_eq!(failures.len(), 1, "{failures:#?}");
+    let failure = &failures[0];
+    assert_eq!(failure["identifier"], json!("w2"));
+    assert_eq!(failure["globalPosition"], json!(global(3)));
+    assert_eq!(failure["streamName"], json!("note:command-1"));
+    assert_eq!(failure["type"], json!("Noted"));
+    assert_eq!(failure["error"], json!("cannot take 3"));
+    assert_eq!(failure["attempts"], json!(1));
+    assert_eq!(
+        json_lines(&["failures", CATEGORY, "--consumer", "w2"], &url),
+        failures
+    );
+    assert!(json_lines(&["failures", CATEGORY, "--consumer", "w1"], &url).is_empty());
+    let table = ok(&["failures", CATEGORY], &url);
+    assert!(
+        table
+            .lines()
+            .nth(1)
+            .is_some_and(|row| row.starts_with("w2") && row.ends_with("cannot take 3")),
+        "{table}"
+    );
+
+    // parked: w1's note 3.
+    let parked = json_lines(&["parked", "list", CATEGORY], &url);
+    assert_eq!(parked.len(), 1, "{parked:#?}");
+    let note = &parked[0];
+    assert_eq!(note["category"], json!(CATEGORY));
+    assert_eq!(note["identifier"], json!("w1"));
+    assert_eq!(note["globalPosition"], json!(global(3)));
+    assert_eq!(note["streamName"], json!("note:command-1"));
+    assert_eq!(note["position"], json!(1));
+    assert_eq!(note["type"], json!("Noted"));
+    assert_eq!(note["error"], json!("cannot take 3"));
+    assert_eq!(note["failures"], json!(0));
+    assert!(note["parkedAt"].is_string(), "{note}");
+    assert_eq!(
+        json_lines(&["parked", "list", CATEGORY, "--consumer", "w1"], &url),
+        parked
+    );
+    assert!(json_lines(&["parked", "list", CATEGORY, "--consumer", "w2"], &url).is_empty());
+
+    let shown = ok(&["parked", "show", CATEGORY, &global(3).to_string()], &url);
+    for expected in [
+        "consumer:        w1",
+        "stream:          note:command-1",
+        "error:           cannot take 3",
+        "attempts:        2",
+        "data:\n{\n  \"n\": 3\n}",
+        "metadata:\n{",
+    ] {
+        assert!(shown.contains(expected), "{expected:?} in:\n{shown}");
+    }
+    let err = fails_in_one_line(
+        1,
+        &["parked", "show", CATEGORY, &global(4).to_string()],
+        &url,
+    );
+    assert!(err.contains("no message at global position"), "{err}");
+    fails_in_one_line(
+        1,
+        &[
+            "parked",
+            "show",
+            CATEGORY,
+            &global(3).to_string(),
+            "--consumer",
+            "w2",
+        ],
+        &url,
+    );
+}
+
+#[test]
+fn bad_arguments_are_usage_errors() {
+    // Refused before the database is touched: no server is needed.
+    let nowhere = "host=/nonexistent port=5432 user=postgres dbname=x";
+    for args in [
+        &["consumers", "note-1"][..],
+        &["failures", "note-1"],
+        &["failures", CATEGORY, "--consumer", "a-b"],
+        &["parked", "list", CATEGORY, "--consumer", ""],
+        &["parked", "show", "note-1", "3"],
+    ] {
+        fails_in_one_line(2, args, nowhere);
+    }
+    // clap's own.
+    for args in [
+        &["stats", "--by", "colour"][..],
+        &["failures"],
+        &["parked", "show", CATEGORY, "three"],
+        &["parked", "show", CATEGORY, "0"],
+        &["parked"],
+    ] {
+        fails(2, args, nowhere);
+    }
+}
+
+#[test]
+fn without_a_store_the_commands_fail_in_one_line() {
+    // A database without the schema.
+    let name = format!("ebb_cli_ops_bare_{}", uuid::Uuid::new_v4().simple());
+    runtime().block_on(async {
+        let client = server().connect("postgres").await.unwrap();
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+    });
+    let url = server().connection_string(&name);
+    for args in [
+        &["consumers"][..],
+        &["consumers", CATEGORY],
+        &["stats"],
+        &["stats", "--by", "stream"],
+        &["failures", CATEGORY],
+        &["parked", "list", CATEGORY],
+    ] {
+        let err = fails_in_one_line(1, args, &url);
+        assert!(err.contains("does not exist"), "{args:?}: {err}");
+    }
+    // A server that is not there.
+    let dir = tempfile::tempdir().unwrap();
+    let nowhere = format!(
+        "host={} port=5432 user=postgres dbname=x",
+        dir.path().display()
+    );
+    for args in [
+        &["consumers"][..],
+        &["stats"],
+        &["parked", "list", CATEGORY],
+    ] {
+        fails_in_one_line(1, args, &nowhere);
+    }
+}
