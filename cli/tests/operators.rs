@@ -2,7 +2,6 @@
 //! user runs them, against a database of each test's own whose consumer
 //! streams were written by real consumers (`ebb_consumer::Consumer`).
 
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use ebb_consumer::{Consumer, ConsumerConfig, Control};
@@ -10,6 +9,9 @@ use ebb_handler::{BoxError, Dispatcher, Received, Writer, message};
 use ebb_message_store::{ExpectedVersion, PgStore, PgStoreConfig, StreamName};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+
+mod common;
+use common::{fails, fails_in_one_line, json_lines, ok, server, store_database};
 
 /// The category the consumers read; it has a type, so their streams are
 /// named with `+` (`note:command+position-w1`).
@@ -20,84 +22,12 @@ struct Noted {
     n: i64,
 }
 
-fn ebb(args: &[&str], database_url: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ebb"))
-        .args(args)
-        .env("DATABASE_URL", database_url)
-        .env_remove("EBB_LOG")
-        .env_remove("NO_COLOR")
-        .output()
-        .expect("the ebb binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Runs `ebb args` and returns its stdout, failing the test unless it
-/// exits 0.
-fn ok(args: &[&str], database_url: &str) -> String {
-    let out = ebb(args, database_url);
-    assert!(
-        out.status.success(),
-        "ebb {args:?}: {:?}: {}",
-        out.status,
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
-/// `ebb args --json`, each line parsed.
-fn json_lines(args: &[&str], database_url: &str) -> Vec<Value> {
-    let mut args = args.to_vec();
-    args.push("--json");
-    ok(&args, database_url)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{line}: {err}")))
-        .collect()
-}
-
-/// The stderr of a run that must exit with `code`, checked to be one line
-/// starting with `ebb: ` (clap's usage errors, which exit 2 too, are
-/// checked for the status only).
-fn fails(code: i32, args: &[&str], database_url: &str) -> String {
-    let out = ebb(args, database_url);
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "ebb {args:?}: {}",
-        text(&out.stderr)
-    );
-    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
-    text(&out.stderr)
-}
-
-/// [`fails`] for an error of ebb's own: one line, `ebb: ...`.
-fn fails_in_one_line(code: i32, args: &[&str], database_url: &str) -> String {
-    let err = fails(code, args, database_url);
-    assert!(err.starts_with("ebb: "), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    err
-}
-
-fn server() -> &'static ebb_localpg::TestDatabases {
-    ebb_localpg::TestDatabases::shared().expect("a PostgreSQL server for the tests")
-}
-
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap()
-}
-
-/// A new database with the message store installed; its connection string.
-fn store_database() -> String {
-    let name = format!("ebb_cli_ops_{}", uuid::Uuid::new_v4().simple());
-    let url = server().connection_string(&name);
-    ok(&["db", "install", "--create"], &url);
-    url
 }
 
 /// How a test consumer of [`CATEGORY`] runs.
@@ -210,7 +140,7 @@ fn three_consumers(url: &str) {
 
 #[test]
 fn consumers_stats_failures_and_parked_messages_read_back() {
-    let url = store_database();
+    let url = store_database("ebb_cli_ops");
     three_consumers(&url);
     // A consumer of a category without a type, its position written by
     // hand: `account:position-x`.

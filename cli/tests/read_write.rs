@@ -2,65 +2,14 @@
 //! runs them, against a database of each test's own.
 
 use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-fn ebb(args: &[&str], database_url: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ebb"))
-        .args(args)
-        .env("DATABASE_URL", database_url)
-        .env_remove("EBB_LOG")
-        .env_remove("NO_COLOR")
-        .output()
-        .expect("the ebb binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Runs `ebb args` and returns its stdout, failing the test unless it
-/// exits 0.
-fn ok(args: &[&str], database_url: &str) -> String {
-    let out = ebb(args, database_url);
-    assert!(
-        out.status.success(),
-        "ebb {args:?}: {:?}: {}",
-        out.status,
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
-/// The stderr of a run that must exit with `code`, checked to be one line
-/// starting with `ebb: `.
-fn fails(code: i32, args: &[&str], database_url: &str) -> String {
-    let out = ebb(args, database_url);
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "ebb {args:?}: {}",
-        text(&out.stderr)
-    );
-    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
-    let err = text(&out.stderr);
-    assert!(err.starts_with("ebb: "), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    err
-}
-
-/// `ebb read args --json`, each line parsed.
-fn read(args: &[&str], database_url: &str) -> Vec<Value> {
-    let mut args = args.to_vec();
-    args.push("--json");
-    ok(&args, database_url)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{line}: {err}")))
-        .collect()
-}
+mod common;
+use common::{ebb, fails_in_one_line, json_lines, ok, store_database, text};
 
 /// Writes through `ebb write` and returns the position it printed.
 fn write(stream: &str, type_name: &str, data: &str, database_url: &str) -> i64 {
@@ -69,18 +18,6 @@ fn write(stream: &str, type_name: &str, data: &str, database_url: &str) -> i64 {
         .trim_end()
         .parse()
         .unwrap_or_else(|err| panic!("{printed:?}: {err}"))
-}
-
-fn server() -> &'static ebb_localpg::TestDatabases {
-    ebb_localpg::TestDatabases::shared().expect("a PostgreSQL server for the tests")
-}
-
-/// A new database with the message store installed; its connection string.
-fn store_database() -> String {
-    let name = format!("ebb_cli_rw_{}", uuid::Uuid::new_v4().simple());
-    let url = server().connection_string(&name);
-    ok(&["db", "install", "--create"], &url);
-    url
 }
 
 /// An address nothing listens on.
@@ -93,7 +30,7 @@ fn unreachable_url(dir: &tempfile::TempDir) -> String {
 
 #[test]
 fn a_written_stream_reads_back_with_every_field() {
-    let url = store_database();
+    let url = store_database("ebb_cli_rw");
     let id = uuid::Uuid::new_v4().to_string();
     let printed = ok(
         &[
@@ -116,7 +53,7 @@ fn a_written_stream_reads_back_with_every_field() {
         1
     );
 
-    let messages = read(&["read", "account-1"], &url);
+    let messages = json_lines(&["read", "account-1"], &url);
     assert_eq!(messages.len(), 2, "{messages:#?}");
     let first = &messages[0];
     assert_eq!(first["id"], json!(id));
@@ -147,7 +84,7 @@ fn a_written_stream_reads_back_with_every_field() {
     );
 
     // --from is a stream position for a stream.
-    let from_one = read(&["read", "account-1", "--from", "1"], &url);
+    let from_one = json_lines(&["read", "account-1", "--from", "1"], &url);
     assert_eq!(from_one, messages[1..]);
 
     // The table: a header, one aligned row each, no colour on a pipe.
@@ -173,7 +110,7 @@ fn a_written_stream_reads_back_with_every_field() {
 
 #[test]
 fn a_category_reads_with_from_limit_type_correlation_and_group() {
-    let url = store_database();
+    let url = store_database("ebb_cli_rw");
     for n in 0..4 {
         write(
             &format!("account-{n}"),
@@ -201,7 +138,7 @@ fn a_category_reads_with_from_limit_type_correlation_and_group() {
         &url,
     );
 
-    let all = read(&["read", "account"], &url);
+    let all = json_lines(&["read", "account"], &url);
     assert_eq!(all.len(), 9, "{all:#?}");
     let positions: Vec<i64> = all
         .iter()
@@ -215,18 +152,18 @@ fn a_category_reads_with_from_limit_type_correlation_and_group() {
     );
 
     let third = positions[2].to_string();
-    let from = read(&["read", "account", "--from", &third], &url);
+    let from = json_lines(&["read", "account", "--from", &third], &url);
     assert_eq!(from, all[2..]);
 
-    let limited = read(&["read", "account", "--from", &third, "--limit", "3"], &url);
+    let limited = json_lines(&["read", "account", "--from", &third, "--limit", "3"], &url);
     assert_eq!(limited, all[2..5]);
 
-    let withdrawn = read(&["read", "account", "--type", "Withdrawn"], &url);
+    let withdrawn = json_lines(&["read", "account", "--type", "Withdrawn"], &url);
     assert_eq!(withdrawn.len(), 4, "{withdrawn:#?}");
     assert!(withdrawn.iter().all(|m| m["type"] == json!("Withdrawn")));
 
     // --limit counts the messages printed, not those read.
-    let two = read(
+    let two = json_lines(
         &[
             "read",
             "account",
@@ -241,12 +178,12 @@ fn a_category_reads_with_from_limit_type_correlation_and_group() {
     );
     assert_eq!(two, withdrawn[1..3]);
 
-    let correlated = read(&["read", "account", "--correlation", "transfer"], &url);
+    let correlated = json_lines(&["read", "account", "--correlation", "transfer"], &url);
     assert_eq!(correlated, all[8..]);
 
     // The two members of a group share the category between them.
-    let zero = read(&["read", "account", "--group", "0/2"], &url);
-    let one = read(&["read", "account", "--group", "1/2"], &url);
+    let zero = json_lines(&["read", "account", "--group", "0/2"], &url);
+    let one = json_lines(&["read", "account", "--group", "1/2"], &url);
     assert_eq!(zero.len() + one.len(), all.len());
     assert!(!zero.is_empty() && !one.is_empty(), "{zero:#?} {one:#?}");
     let mut both: Vec<Value> = zero.into_iter().chain(one).collect();
@@ -255,9 +192,9 @@ fn a_category_reads_with_from_limit_type_correlation_and_group() {
 
     // Filters of categories on a stream, and malformed filters, are
     // usage errors.
-    let err = fails(2, &["read", "account-1", "--group", "0/2"], &url);
+    let err = fails_in_one_line(2, &["read", "account-1", "--group", "0/2"], &url);
     assert!(err.contains("is a stream"), "{err}");
-    let err = fails(2, &["read", "account", "--correlation", "transfer-1"], &url);
+    let err = fails_in_one_line(2, &["read", "account", "--correlation", "transfer-1"], &url);
     assert!(err.contains("--correlation takes a category"), "{err}");
     let out = ebb(&["read", "account", "--group", "2/2"], &url);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
@@ -265,11 +202,11 @@ fn a_category_reads_with_from_limit_type_correlation_and_group() {
 
 #[test]
 fn a_wrong_expected_version_is_a_failure_and_writes_nothing() {
-    let url = store_database();
+    let url = store_database("ebb_cli_rw");
     write("account-1", "Opened", "{}", &url);
 
     for expected in ["5", "no-stream"] {
-        let err = fails(
+        let err = fails_in_one_line(
             1,
             &[
                 "write",
@@ -286,7 +223,7 @@ fn a_wrong_expected_version_is_a_failure_and_writes_nothing() {
             "{err}"
         );
     }
-    let messages = read(&["read", "account-1"], &url);
+    let messages = json_lines(&["read", "account-1"], &url);
     assert_eq!(messages.len(), 1, "{messages:#?}");
 
     let printed = ok(
@@ -304,14 +241,14 @@ fn a_wrong_expected_version_is_a_failure_and_writes_nothing() {
 
     // A second message with the same id is refused too.
     let id = messages[0]["id"].as_str().unwrap();
-    let err = fails(1, &["write", "account-1", "Opened", "{}", "--id", id], &url);
+    let err = fails_in_one_line(1, &["write", "account-1", "Opened", "{}", "--id", id], &url);
     assert!(err.starts_with("ebb: cannot write to account-1: "), "{err}");
-    assert_eq!(read(&["read", "account-1"], &url).len(), 2);
+    assert_eq!(json_lines(&["read", "account-1"], &url).len(), 2);
 }
 
 #[test]
 fn malformed_arguments_are_usage_errors_found_before_the_database() {
-    let url = store_database();
+    let url = store_database("ebb_cli_rw");
     let cases: [(&[&str], &str); 7] = [
         (
             &["write", "account-1", "Opened", "{"],
@@ -346,18 +283,21 @@ fn malformed_arguments_are_usage_errors_found_before_the_database() {
     let dir = tempfile::tempdir().unwrap();
     let nowhere = unreachable_url(&dir);
     for (args, says) in cases {
-        let err = fails(2, args, &url);
+        let err = fails_in_one_line(2, args, &url);
         assert!(err.contains(says), "{args:?}: {err}");
         // Found without a database: the same with none to reach.
-        assert_eq!(fails(2, args, &nowhere), err, "{args:?}");
+        assert_eq!(fails_in_one_line(2, args, &nowhere), err, "{args:?}");
     }
-    assert_eq!(read(&["read", "account"], &url), Vec::<Value>::new());
-    assert_eq!(read(&["read", "account-1"], &url), Vec::<Value>::new());
+    assert_eq!(json_lines(&["read", "account"], &url), Vec::<Value>::new());
+    assert_eq!(
+        json_lines(&["read", "account-1"], &url),
+        Vec::<Value>::new()
+    );
 
     // A well-formed write to a server that cannot be reached is a failure.
-    let err = fails(1, &["write", "account-1", "Opened", "{}"], &nowhere);
+    let err = fails_in_one_line(1, &["write", "account-1", "Opened", "{}"], &nowhere);
     assert!(err.starts_with("ebb: cannot write to account-1: "), "{err}");
-    let err = fails(1, &["read", "account-1"], &nowhere);
+    let err = fails_in_one_line(1, &["read", "account-1"], &nowhere);
     assert!(err.starts_with("ebb: cannot read account-1: "), "{err}");
 }
 
@@ -454,9 +394,9 @@ impl Drop for Tail {
 
 #[test]
 fn tail_prints_new_messages_until_interrupted() {
-    let url = store_database();
+    let url = store_database("ebb_cli_rw");
     write("account-0", "Before", "{}", &url);
-    let before = read(&["read", "account"], &url)[0]["globalPosition"]
+    let before = json_lines(&["read", "account"], &url)[0]["globalPosition"]
         .as_i64()
         .unwrap();
 
@@ -496,13 +436,13 @@ fn tail_prints_new_messages_until_interrupted() {
 
 #[test]
 fn tail_exits_0_on_sigterm_and_refuses_a_stream() {
-    let url = store_database();
+    let url = store_database("ebb_cli_rw");
     let tail = Tail::start("account:command", &url);
     tail.wait_until_following("account:command-1", &url);
     let (status, stderr) = tail.stop(libc::SIGTERM);
     assert_eq!(status.code(), Some(0), "{status:?}: {stderr}");
 
-    let err = fails(2, &["tail", "account-1"], &url);
+    let err = fails_in_one_line(2, &["tail", "account-1"], &url);
     assert!(err.contains("tail follows a category"), "{err}");
 }
 
