@@ -379,6 +379,37 @@ async fn a_failover_pair_behind_pgbouncer_in_transaction_pooling_applies_every_c
     a_failover_pair_behind_pgbouncer(PoolMode::Transaction).await;
 }
 
+/// Sends `workload`'s commands (four at a time) before any instance runs,
+/// and returns the valid ones, as read back.
+async fn send_first(store: &PgStore, workload: &Workload) -> Vec<Command> {
+    let commands = workload.generate();
+    workload::send(store, &commands, 4, &Arc::default())
+        .await
+        .expect("every command is sent");
+    let valid = verify::read_commands(store)
+        .await
+        .expect("the commands")
+        .valid;
+    assert_eq!(valid.len(), workload.commands);
+    valid
+}
+
+/// Checks that every exit an instance made by itself was an error
+/// (status 1), starts any instance still waiting to be started again, and
+/// stops both with SIGTERM (exit 0 each).
+async fn errors_then_sigterm(exits: &[(usize, ExitStatus)], supervisor: &mut Supervisor) {
+    for (index, status) in exits {
+        assert_eq!(
+            status.code(),
+            Some(1),
+            "instance {index} exits with an error, status 1; errors: {:#?}",
+            supervisor.tally().errors
+        );
+    }
+    supervisor.start_all().expect("the instances start");
+    stop_all(supervisor).await;
+}
+
 /// A supervisor's bookkeeping of the instances that exited by themselves.
 #[derive(Default)]
 struct Restarts {
@@ -445,15 +476,7 @@ async fn a_failover_pair_across_postgresql_restarts_applies_every_command_exactl
         prefix: "r".into(),
         seed: random.next(),
     };
-    let commands = workload.generate();
-    workload::send(&store, &commands, 4, &Arc::default())
-        .await
-        .expect("every command is sent");
-    let valid = verify::read_commands(&store)
-        .await
-        .expect("the commands")
-        .valid;
-    assert_eq!(valid.len(), workload.commands);
+    let valid = send_first(&store, &workload).await;
     // The server restarts once this many commands are done, each time.
     let restart_at = [valid.len() / 5, valid.len() * 3 / 5];
 
@@ -533,18 +556,7 @@ async fn a_failover_pair_across_postgresql_restarts_applies_every_command_exactl
         exits.len(),
         supervisor.restarts()
     );
-    for (index, status) in &exits {
-        assert_eq!(
-            status.code(),
-            Some(1),
-            "instance {index} exits with an error, status 1; errors: {:#?}",
-            supervisor.tally().errors
-        );
-    }
-    // Any instance still waiting to be started again is started, so that
-    // both stop on SIGTERM.
-    supervisor.start_all().expect("the instances start");
-    stop_all(&mut supervisor).await;
+    errors_then_sigterm(&exits, &mut supervisor).await;
     let verified = verify_exactly(&store, &valid).await;
     assert_eq!(supervisor.tally().resends_ignored.len(), verified.resends);
     let parked = store
@@ -589,15 +601,7 @@ async fn a_failover_pair_across_a_promotion_applies_every_command_exactly_once()
         prefix: "p".into(),
         seed: random.next(),
     };
-    let commands = workload.generate();
-    workload::send(&store, &commands, 4, &Arc::default())
-        .await
-        .expect("every command is sent");
-    let valid = verify::read_commands(&store)
-        .await
-        .expect("the commands")
-        .valid;
-    assert_eq!(valid.len(), workload.commands);
+    let valid = send_first(&store, &workload).await;
     let fail_over_at = valid.len() / 3;
 
     let mut supervisor = failover_pair(&database_url, "promotion", [1, 4], "1", &[]);
@@ -665,16 +669,7 @@ async fn a_failover_pair_across_a_promotion_applies_every_command_exactly_once()
         exits.len(),
         supervisor.restarts()
     );
-    for (index, status) in &exits {
-        assert_eq!(
-            status.code(),
-            Some(1),
-            "instance {index} exits with an error, status 1; errors: {:#?}",
-            supervisor.tally().errors
-        );
-    }
-    supervisor.start_all().expect("the instances start");
-    stop_all(&mut supervisor).await;
+    errors_then_sigterm(&exits, &mut supervisor).await;
     let failover = failover.expect("the clusters");
     assert!(!failover.has_primary(), "the failover happened");
     let on_new_primary = PgStore::new(PgStoreConfig::new(failover.config())).expect("a store");
