@@ -190,8 +190,8 @@ async fn a_writer_and_a_consumer_carry_on_across_a_promotion() {
         .collect();
     assert!(twice.is_empty(), "written more than once: {twice:?}");
     assert!(
-        applied_before < COMMANDS as usize,
-        "the failover came while commands remained"
+        applied_before > 0,
+        "the consumer was at work when the primary went (and 200 commands came after)"
     );
     // The new primary has every command once, and every event once.
     let fresh = store_on(&failover).await;
