@@ -21,6 +21,7 @@ use progress::{Progress, Recorder};
 
 mod concurrent;
 mod progress;
+mod replaying;
 
 pub use concurrent::WINDOW_PER_SLOT;
 
@@ -208,11 +209,27 @@ where
         );
         started();
         let mut recorder = Recorder::default();
-        let result = if self.config.concurrency > 1 {
-            self.consume_concurrently(control, &mut progress, &mut recorder)
-                .await
-        } else {
-            self.consume(control, &mut progress, &mut recorder).await
+        let result = {
+            let consuming = async {
+                if self.config.concurrency > 1 {
+                    self.consume_concurrently(control, &mut progress, &mut recorder)
+                        .await
+                } else {
+                    self.consume(control, &mut progress, &mut recorder).await
+                }
+            };
+            // Replays of parked messages are carried out beside
+            // (replaying.rs); an error there stops the consumer as one
+            // here does.
+            let replaying = self.replays(control);
+            tokio::pin!(consuming, replaying);
+            tokio::select! {
+                result = &mut consuming => result,
+                replayed = &mut replaying => match replayed {
+                    Ok(()) => consuming.await,
+                    Err(err) => Err(err),
+                },
+            }
         };
         self.stop(result, &mut progress, &mut recorder).await
     }

@@ -118,6 +118,36 @@ pub enum Error {
     /// systemd will time the start-up out.
     #[error("could not send a notification to the service manager")]
     Notify(#[source] io::Error),
+
+    /// A replay or a discard was asked for a message the consumer has not
+    /// parked (never, or it was replayed or discarded since). Nothing was
+    /// written.
+    #[error("no message at global position {global_position} is parked in {parked_stream}")]
+    NotParked {
+        /// The consumer's parked stream.
+        parked_stream: String,
+        /// The global position asked for.
+        global_position: i64,
+    },
+
+    /// A replay or a discard was asked for a parked message that has one
+    /// asked already, not yet carried out. Nothing was written: the
+    /// consumer carries out the first request while it runs, or at its
+    /// next start.
+    #[error(
+        "the message at global position {global_position} has a {request} request pending \
+         (position {position} of {parked_stream})"
+    )]
+    AlreadyRequested {
+        /// The consumer's parked stream.
+        parked_stream: String,
+        /// The global position asked for.
+        global_position: i64,
+        /// The request pending: `Replay` or `Discard`.
+        request: &'static str,
+        /// Its position in the parked stream.
+        position: i64,
+    },
 }
 
 impl Error {

@@ -229,7 +229,7 @@ async fn arm(arming: &mut Option<Arming<'_>>) -> Wakeup {
 
 /// Completes when `wakeup` does; pending without one (a
 /// [`Wakeup::never`] stays pending by itself).
-async fn wake(wakeup: &mut Option<Wakeup>) {
+pub(crate) async fn wake(wakeup: &mut Option<Wakeup>) {
     match wakeup {
         Some(wakeup) => wakeup.await,
         None => std::future::pending().await,

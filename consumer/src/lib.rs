@@ -53,7 +53,9 @@
 //! - [`PositionStore`]: Eventide's `Recorded {position}` messages in
 //!   `CATEGORY:position-IDENTIFIER`, which Ruby Eventide consumers read
 //!   too.
-//! - [Poison messages](#poison-messages): [`Failed`] and [`Parked`].
+//! - [Poison messages](#poison-messages): [`Failed`] and [`Parked`], and
+//!   parked messages [replayed or discarded](#replaying-and-discarding-parked-messages)
+//!   on request.
 //! - [`Host`]: runs consumers and [`Task`]s with signals, shutdown hooks,
 //!   systemd's readiness protocol and a Prometheus endpoint; [`Control`]
 //!   is how it stops, pauses and resumes them.
@@ -84,7 +86,54 @@
 //! ([`ConsumerConfig::parked_stream_name`],
 //! `CATEGORY:parked-IDENTIFIER`); the message then counts as handled and
 //! consumption goes on. A message read again after a restart is not
-//! parked twice. [`read_parked`] lists them.
+//! parked twice. [`read_parked`] lists every record ever written;
+//! [`read_parked_messages`] what is parked now.
+//!
+//! ## Replaying and discarding parked messages
+//!
+//! A parked message can be replayed to the consumer that parked it, or
+//! discarded, by a request written to that consumer's parked stream: with
+//! [`request_replay`] and [`request_discard`], with `ebb parked replay` and
+//! `ebb parked discard`, or by any Message DB client (`write_message`
+//! with the type and data below). A running consumer takes a request up
+//! within its poll interval, or at once when woken for its parked
+//! stream's category; a stopped one at its next start. Requests are
+//! carried out in the order written, beside the consumption (positions
+//! are not touched), and each outcome is written to the parked stream.
+//!
+//! - A **replay** delivers the message to the handlers as it was: read
+//!   again from its stream, with its id, stream, position, global
+//!   position, type, data, metadata and time. The handlers' idempotence
+//!   guards therefore see a re-delivery, never a new command; a sequence
+//!   guard ignores it if its entity has applied a later message of the
+//!   same category since. The handler retries and the error hook apply.
+//!   Handled, the outcome is `Replayed`; failed again, the message is
+//!   parked again by a new `Parked` record naming the request, its
+//!   failures counted anew (0), and can be asked for again. A failure that
+//!   says the store is out of reach stops the consumer without an
+//!   outcome: the request is carried out at the next start.
+//! - A **discard** writes `Discarded`; the message is not handled.
+//! - A request applies to the message as last parked before it, if
+//!   nothing was asked of that parking yet: a request written twice acts
+//!   once, and one for a message not parked is passed over.
+//! - Both consumers of a hot-failover pair carry a request out (their
+//!   handlers' idempotence makes its effect happen once); the outcome's id
+//!   is made from the request's, so the store takes one outcome.
+//!
+//! The records, camelCase JSON in the parked stream:
+//!
+//! | type | written by | data |
+//! |---|---|---|
+//! | [`Parked`] | the consumer | `id`, `streamName`, `position`, `globalPosition`, `type`, `data`, `metadata`, `error`, `attempts`, `failures`, and `replayPosition` when parked again by a replay |
+//! | [`Replay`] | anyone | `globalPosition` (the parked message's), optional `requestedBy` |
+//! | [`Discard`] | anyone | `globalPosition`, optional `requestedBy` |
+//! | [`Replayed`] | the consumer | `globalPosition`, `requestPosition` (the request's position in the parked stream) |
+//! | [`Discarded`] | the consumer | `globalPosition`, `requestPosition` |
+//!
+//! ```text
+//! SELECT write_message(gen_random_uuid()::varchar, 'account:command+parked-worker1',
+//!                      'Replay', '{"globalPosition": 1234}');
+//! ```
 //!
 //! # Metrics
 //!
@@ -136,6 +185,7 @@ pub mod logging;
 mod metrics;
 mod poison;
 mod position;
+mod replay;
 mod retries;
 #[cfg(all(feature = "systemd", target_os = "linux"))]
 mod systemd;
@@ -151,6 +201,10 @@ pub use host::{DEFAULT_HOOK_TIMEOUT, DEFAULT_STOP_TIMEOUT, Host};
 pub use metrics::{LAG_SAMPLE_INTERVAL, SECONDS_BUCKETS};
 pub use poison::{Failed, Parked, read_parked};
 pub use position::{POSITION_TYPE, PositionStore};
+pub use replay::{
+    Discard, Discarded, ParkedMessage, ParkedState, ParkedStream, Replay, Replayed, Requested,
+    read_parked_messages, request_discard, request_replay,
+};
 #[cfg(all(feature = "systemd", target_os = "linux"))]
 pub use systemd::{Notifier, run_watchdog, watchdog_interval};
 pub use task::{Schedule, Task};

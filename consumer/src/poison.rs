@@ -80,8 +80,14 @@ pub struct Parked {
     /// How many times it had ended the process, as counted when the
     /// consumer started (0 when
     /// [`park_after_failures`](ConsumerConfig::park_after_failures) is
-    /// off, as failures are then not counted).
+    /// off, as failures are then not counted; 0 when parked again by a
+    /// replay, whose failure does not end the process).
     pub failures: u32,
+    /// Parked again because a replay failed: the position of the
+    /// [`Replay`](crate::Replay) request in the parked stream. Absent
+    /// when parked by the consumer's own reading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_position: Option<i64>,
 }
 
 impl Parked {
@@ -95,8 +101,10 @@ impl Parked {
     }
 }
 
-/// Every message parked by the consumer that `config` describes, oldest
-/// first.
+/// Every message ever parked by the consumer that `config` describes,
+/// oldest first: each `Parked` record, including those replayed or
+/// discarded since ([`read_parked_messages`](crate::read_parked_messages)
+/// gives what is parked now).
 pub async fn read_parked<S: MessageStore>(
     store: &S,
     config: &ConsumerConfig,
@@ -367,6 +375,7 @@ impl<S: MessageStore> Ledger<S> {
             error,
             attempts,
             failures,
+            replay_position: None,
         };
         let record =
             MessageData::serialize(<Parked as ebb_handler::MessageType>::TYPE_NAME, &parked)?;
@@ -437,7 +446,7 @@ impl<S: MessageStore> Ledger<S> {
     }
 
     /// Whether this consumer parks messages at all.
-    fn parks(&self) -> bool {
+    pub(crate) fn parks(&self) -> bool {
         self.park_after_failures.is_some() || self.park_after_retries
     }
 
