@@ -9,6 +9,7 @@
 //! ebb write STREAM TYPE DATA  write one message
 //! ebb consumers [CATEGORY]    list consumers: position, head, lag, failures, parked
 //! ebb stats [--by KIND]       count messages by category, type or stream
+//! ebb trace ID                print what followed a message, or a correlation, as a tree
 //! ebb failures CATEGORY       list the failures that stopped a category's consumers
 //! ebb parked list CATEGORY    list the messages a category's consumers parked
 //! ebb parked show CATEGORY N  print the parked message at global position N

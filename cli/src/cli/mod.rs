@@ -12,6 +12,7 @@ mod parked;
 mod read;
 mod stats;
 mod tail;
+mod trace;
 mod write;
 
 use std::error::Error as StdError;
@@ -54,6 +55,10 @@ enum Command {
     /// Count the store's messages by category and type, by type, or by
     /// stream, with each count's share of all messages.
     Stats(stats::StatsArgs),
+    /// Print the causation tree of the messages that followed a message
+    /// (by its id), or of the messages correlated to a stream, read from
+    /// message_store.messages.
+    Trace(trace::TraceArgs),
     /// List the handler failures that stopped the consumers of CATEGORY.
     Failures(failures::FailuresArgs),
     /// List or show the messages the consumers of CATEGORY parked.
@@ -161,6 +166,7 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         Command::Write(args) => write::run(args).await,
         Command::Consumers(args) => consumers::run(args).await,
         Command::Stats(args) => stats::run(args).await,
+        Command::Trace(args) => trace::run(args).await,
         Command::Failures(args) => failures::run(args).await,
         Command::Parked(command) => parked::run(command).await,
         Command::Completions { shell } => {
