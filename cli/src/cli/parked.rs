@@ -1,13 +1,17 @@
-//! `ebb parked list` and `ebb parked show`: the messages a category's
-//! consumers parked, from their parked streams (`Parked` records, as
-//! [`ebb_consumer::read_parked`] reads them for one consumer).
+//! `ebb parked list`, `show`, `replay` and `discard`: the messages a
+//! category's consumers have parked now, from their parked streams folded
+//! as the consumer folds them ([`ebb_consumer::ParkedStream`]), and the
+//! requests that replay or discard them ([`ebb_consumer::request_replay`]).
 
-use ebb_consumer::Parked;
-use ebb_handler::MessageType as _;
-use ebb_message_store::{Message, PgStore};
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+
+use ebb_consumer::{ConsumerConfig, ParkedMessage, ParkedState, ParkedStream, Requested};
+use ebb_message_store::{CategoryQuery, Message, MessageStore as _, PgStore, StreamQuery};
+use futures_util::TryStreamExt as _;
 use serde::Serialize;
 
-use super::consumer_streams::{self, ConsumerName, PARKED};
+use super::consumer_streams::{ConsumerName, PARKED};
 use super::listing::{self, Column};
 use super::{CliError, store};
 
@@ -19,6 +23,11 @@ pub enum ParkedCommand {
     List(ListArgs),
     /// Print one parked message whole: its record, data and metadata.
     Show(ShowArgs),
+    /// Ask the consumers that parked the selected messages to deliver
+    /// them to their handlers again, as they were.
+    Replay(ActArgs),
+    /// Ask the consumers that parked the selected messages to drop them.
+    Discard(ActArgs),
 }
 
 /// Whose parked messages `ebb parked list` lists, and how.
@@ -26,8 +35,10 @@ pub enum ParkedCommand {
 #[command(after_help = "\
 A consumer parks a message (a `Parked` message in CATEGORY:parked-ID, or \
 CATEGORY+parked-ID when the category has a type) that its handlers failed \
-on too often, and goes on without it. GLOBAL is the parked message's own \
-global position, which `ebb parked show` takes.")]
+on too often, and goes on without it. Listed are the messages parked now: \
+not replayed or discarded since. GLOBAL is the parked message's own global \
+position, which `ebb parked show`, `replay` and `discard` take; REQUESTED \
+says a replay or discard is asked and not yet carried out.")]
 pub struct ListArgs {
     /// The category the consumers read (`account`, `account:command`).
     category: String,
@@ -36,8 +47,8 @@ pub struct ListArgs {
     #[arg(long, value_name = "ID")]
     consumer: Option<String>,
     /// One JSON object per line (category, identifier, globalPosition,
-    /// streamName, position, type, error, failures, parkedAt) instead of
-    /// a table.
+    /// streamName, position, type, error, failures, parkedAt, requested)
+    /// instead of a table.
     #[arg(long)]
     json: bool,
 }
@@ -71,12 +82,55 @@ struct ParkedLine {
     failures: u32,
     /// RFC 3339, UTC: when the message was parked.
     parked_at: String,
+    /// `"replay"` or `"discard"` while one is asked and not yet carried
+    /// out; null otherwise.
+    requested: Option<&'static str>,
+}
+
+/// Which parked messages `ebb parked replay` and `discard` act on.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "\
+The request is written to the parked stream of each consumer that parked \
+the message (a `Replay` or `Discard` message there); a running consumer \
+takes it up within its poll interval, or at once when woken, a stopped one \
+at its next start, and records the outcome there (`Replayed`, `Discarded`, \
+or the message parked again when its handlers fail again). A replay \
+delivers the message as it was: same id, stream, positions, data and \
+metadata, so the handlers' idempotence guards see a re-delivery. On a \
+terminal the command says what it will touch and asks first; elsewhere \
+it refuses unless -y is given.")]
+pub struct ActArgs {
+    /// The category the consumers read (`account`, `account:command`).
+    category: String,
+    /// The parked messages' global positions (GLOBAL in `ebb parked
+    /// list`).
+    #[arg(
+        value_parser = clap::value_parser!(i64).range(1..),
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    global_positions: Vec<i64>,
+    /// Every message parked now (with --consumer, that consumer's).
+    #[arg(long)]
+    all: bool,
+    /// Only the consumer with this identifier (default: every consumer of
+    /// the category that parked a selected message).
+    #[arg(long, value_name = "ID")]
+    consumer: Option<String>,
+    /// Act on at most N messages, the oldest parked first.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    limit: Option<u64>,
+    /// Do not ask for confirmation (needed when not on a terminal).
+    #[arg(short = 'y', long = "yes")]
+    yes: bool,
 }
 
 pub async fn run(command: ParkedCommand) -> Result<(), CliError> {
     match command {
         ParkedCommand::List(args) => list(args).await,
         ParkedCommand::Show(args) => show(args).await,
+        ParkedCommand::Replay(args) => act(Requested::Replay, args).await,
+        ParkedCommand::Discard(args) => act(Requested::Discard, args).await,
     }
 }
 
@@ -87,16 +141,17 @@ async fn list(args: ListArgs) -> Result<(), CliError> {
     if args.json {
         let lines: Vec<ParkedLine> = parked
             .into_iter()
-            .map(|(owner, record, parked)| ParkedLine {
+            .map(|(owner, message)| ParkedLine {
                 category: owner.category,
                 identifier: owner.identifier,
-                global_position: parked.global_position,
-                stream_name: parked.stream_name,
-                position: parked.position,
-                type_name: parked.type_name,
-                error: parked.error,
-                failures: parked.failures,
-                parked_at: listing::json_time(&record.time),
+                global_position: message.parked.global_position,
+                stream_name: message.parked.stream_name,
+                position: message.parked.position,
+                type_name: message.parked.type_name,
+                error: message.parked.error,
+                failures: message.parked.failures,
+                parked_at: listing::json_time(&message.parked_at),
+                requested: requested(message.state),
             })
             .collect();
         return listing::print_json_lines(&lines);
@@ -109,24 +164,41 @@ async fn list(args: ListArgs) -> Result<(), CliError> {
         Column::text("TYPE"),
         Column::number("FAILURES"),
         Column::text("PARKED"),
+        Column::text("REQUESTED"),
         Column::text("ERROR"),
     ];
     let rows: Vec<Vec<String>> = parked
         .into_iter()
-        .map(|(owner, record, parked)| {
+        .map(|(owner, message)| {
             vec![
                 owner.identifier.unwrap_or_else(|| "-".into()),
-                parked.global_position.to_string(),
-                parked.stream_name,
-                parked.position.to_string(),
-                parked.type_name,
-                parked.failures.to_string(),
-                listing::table_time(&record.time),
-                parked.error,
+                message.parked.global_position.to_string(),
+                message.parked.stream_name,
+                message.parked.position.to_string(),
+                message.parked.type_name,
+                message.parked.failures.to_string(),
+                listing::table_time(&message.parked_at),
+                listing::or_dash(requested(message.state)),
+                message.parked.error,
             ]
         })
         .collect();
     listing::print_table(&columns, &rows)
+}
+
+/// What is asked of a parked message, as `list` prints it.
+fn requested(state: ParkedState) -> Option<&'static str> {
+    match state {
+        ParkedState::Parked => None,
+        ParkedState::Requested {
+            request: Requested::Replay,
+            ..
+        } => Some("replay"),
+        ParkedState::Requested {
+            request: Requested::Discard,
+            ..
+        } => Some("discard"),
+    }
 }
 
 async fn show(args: ShowArgs) -> Result<(), CliError> {
@@ -135,48 +207,279 @@ async fn show(args: ShowArgs) -> Result<(), CliError> {
     let found: Vec<String> = parked(&store, &consumer)
         .await?
         .into_iter()
-        .filter(|(_, _, parked)| parked.global_position == args.global_position)
-        .map(|(owner, record, parked)| describe(&owner, &record, &parked))
+        .filter(|(_, message)| message.parked.global_position == args.global_position)
+        .map(|(owner, message)| describe(&owner, &message))
         .collect();
     if found.is_empty() {
-        let whose = match &consumer.identifier {
-            Some(identifier) => format!("consumer {identifier} of {}", consumer.category),
-            None => format!("any consumer of {}", consumer.category),
-        };
-        return Err(CliError::Other(format!(
-            "no message at global position {} is parked by {whose}",
-            args.global_position
-        )));
+        return Err(not_parked(&consumer, args.global_position));
     }
     listing::print_text(&found.join("\n"))
 }
 
-/// Every message parked by `consumer` (every consumer of its category
-/// without an identifier), oldest first: whose, the record, and what it
-/// holds.
+fn not_parked(consumer: &ConsumerName, global_position: i64) -> CliError {
+    let whose = match &consumer.identifier {
+        Some(identifier) => format!("consumer {identifier} of {}", consumer.category),
+        None => format!("any consumer of {}", consumer.category),
+    };
+    CliError::Other(format!(
+        "no message at global position {global_position} is parked by {whose}"
+    ))
+}
+
+/// `ebb parked replay` and `discard`: selects, confirms, and writes one
+/// request per message and consumer.
+async fn act(request: Requested, args: ActArgs) -> Result<(), CliError> {
+    let consumer = ConsumerName::new(&args.category, args.consumer.as_deref())?;
+    let verb = match request {
+        Requested::Replay => "replay",
+        Requested::Discard => "discard",
+    };
+    let store = store()?;
+    let parked = parked(&store, &consumer).await?;
+    let mut selected: Vec<(ConsumerName, ParkedMessage)> = Vec::new();
+    let mut pending = 0;
+    if args.all {
+        for (owner, message) in parked {
+            if message.state == ParkedState::Parked {
+                selected.push((owner, message));
+            } else {
+                pending += 1;
+            }
+        }
+    } else {
+        for &global_position in &args.global_positions {
+            let mut found = false;
+            for (owner, message) in &parked {
+                if message.parked.global_position != global_position {
+                    continue;
+                }
+                found = true;
+                if message.state == ParkedState::Parked {
+                    selected.push((owner.clone(), message.clone()));
+                } else {
+                    pending += 1;
+                }
+            }
+            if !found {
+                return Err(not_parked(&consumer, global_position));
+            }
+        }
+        selected.dedup_by(|(a, x), (b, y)| {
+            a == b && x.parked.global_position == y.parked.global_position
+        });
+    }
+    if pending > 0 {
+        eprintln!(
+            "{pending} of the selected messages have a replay or discard asked already; left as they are"
+        );
+    }
+    let total = selected.len();
+    if let Some(limit) = args.limit {
+        selected.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    }
+    if selected.is_empty() {
+        eprintln!("no parked message to {verb}");
+        return Ok(());
+    }
+    let count = count_of(selected.len());
+    let mut plan = format!(
+        "{verb} {count} parked by the consumers of {}",
+        consumer.category
+    );
+    if selected.len() < total {
+        plan.push_str(&format!(
+            " (the oldest {} of {total}: --limit)",
+            selected.len()
+        ));
+    }
+    if !args.yes {
+        confirm(&plan, &selected)?;
+    }
+    let requested_by = requested_by(verb);
+    let mut failed = 0;
+    for (owner, message) in &selected {
+        let config = ConsumerConfig {
+            identifier: owner.identifier.clone(),
+            ..ConsumerConfig::new(owner.category.clone())
+        };
+        let global_position = message.parked.global_position;
+        let written = match request {
+            Requested::Replay => {
+                ebb_consumer::request_replay(
+                    &store,
+                    &config,
+                    global_position,
+                    Some(requested_by.clone()),
+                )
+                .await
+            }
+            Requested::Discard => {
+                ebb_consumer::request_discard(
+                    &store,
+                    &config,
+                    global_position,
+                    Some(requested_by.clone()),
+                )
+                .await
+            }
+        };
+        let stream = config
+            .parked_stream_name()
+            .map(|name| name.to_string())
+            .unwrap_or_default();
+        match written {
+            Ok(position) => {
+                println!(
+                    "{verb} of {global_position} requested at position {position} of {stream}"
+                );
+            }
+            Err(err) => {
+                failed += 1;
+                eprintln!("ebb: {verb} of {global_position} not requested: {err}");
+            }
+        }
+    }
+    let written = selected.len() - failed;
+    eprintln!(
+        "{} written; a running consumer takes a request up within its poll interval, a stopped one at its next start (`ebb parked list` shows what is still parked)",
+        count_of(written).replace("message", "request")
+    );
+    if failed > 0 {
+        return Err(CliError::Other(format!(
+            "{} not requested",
+            count_of(failed)
+        )));
+    }
+    Ok(())
+}
+
+/// "1 message", "3 messages".
+fn count_of(count: usize) -> String {
+    if count == 1 {
+        "1 message".into()
+    } else {
+        format!("{count} messages")
+    }
+}
+
+/// Says what `plan` touches and asks on the terminal; refuses without one.
+fn confirm(plan: &str, selected: &[(ConsumerName, ParkedMessage)]) -> Result<(), CliError> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(CliError::Usage(format!(
+            "refusing to {plan} without confirmation: not on a terminal; pass -y to go ahead"
+        )));
+    }
+    let mut stderr = std::io::stderr().lock();
+    let shown = 10;
+    let lines = selected.iter().take(shown).map(|(owner, message)| {
+        format!(
+            "  {} {} {}/{} {}",
+            listing::or_dash(owner.identifier.as_deref()),
+            message.parked.global_position,
+            message.parked.stream_name,
+            message.parked.position,
+            message.parked.type_name
+        )
+    });
+    let mut text = format!("This will {plan}:\n");
+    for line in lines {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    if selected.len() > shown {
+        text.push_str(&format!("  ... and {} more\n", selected.len() - shown));
+    }
+    text.push_str("Go ahead? [y/N] ");
+    let asked = stderr
+        .write_all(text.as_bytes())
+        .and_then(|()| stderr.flush());
+    asked.map_err(|err| CliError::Other(format!("cannot ask for confirmation: {err}")))?;
+    let mut answer = String::new();
+    stdin
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|err| CliError::Other(format!("cannot read the answer: {err}")))?;
+    match answer.trim().to_ascii_lowercase().as_str() {
+        "y" | "yes" => Ok(()),
+        _ => Err(CliError::Other("not confirmed; nothing written".into())),
+    }
+}
+
+/// Who asks, for the request's record: the command, the user and the host.
+fn requested_by(verb: &str) -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map_or_else(|_| "unknown".into(), |host| host.trim().to_owned());
+    format!("ebb parked {verb} ({user}@{host})")
+}
+
+/// The messages parked now by `consumer` (every consumer of its category
+/// without an identifier), oldest parked first, each with its consumer.
 async fn parked(
     store: &PgStore,
     consumer: &ConsumerName,
-) -> Result<Vec<(ConsumerName, Message, Parked)>, CliError> {
-    let records = consumer_streams::own_records(store, consumer, PARKED, Parked::TYPE_NAME).await?;
-    records
-        .into_iter()
-        .map(|(owner, record)| {
-            let parked: Parked = record.data().map_err(|source| CliError::Store {
-                action: format!(
-                    "the parked record at {}/{} is not a Parked record",
-                    record.stream_name, record.position
-                ),
+) -> Result<Vec<(ConsumerName, ParkedMessage)>, CliError> {
+    let records: Vec<Message> = match &consumer.identifier {
+        Some(_) => {
+            let stream = consumer.stream(PARKED)?;
+            let read = store.read_stream(&stream, StreamQuery::new());
+            read.try_collect().await.map_err(|source| CliError::Store {
+                action: format!("cannot read {stream}"),
                 source,
-            })?;
-            Ok((owner, record, parked))
+            })?
+        }
+        None => {
+            let category = consumer.kind_category(PARKED)?;
+            let read = store.read_category(&category, CategoryQuery::new());
+            read.try_collect().await.map_err(|source| CliError::Store {
+                action: format!("cannot read {category}"),
+                source,
+            })?
+        }
+    };
+    // Per parked stream, in its order (a category read keeps each
+    // stream's order).
+    let mut streams: BTreeMap<String, (ConsumerName, ParkedStream)> = BTreeMap::new();
+    for record in &records {
+        let Some(owner) = ConsumerName::from_stream(&record.stream_name, PARKED) else {
+            continue;
+        };
+        let (_, folded) = streams
+            .entry(record.stream_name.clone())
+            .or_insert_with(|| (owner, ParkedStream::new()));
+        folded.apply(record).map_err(|err| {
+            CliError::Other(format!(
+                "the record at position {} of {} cannot be read: {}",
+                record.position,
+                record.stream_name,
+                ebb_retry::Chain::new(&err)
+            ))
+        })?;
+    }
+    let mut parked: Vec<(ConsumerName, ParkedMessage)> = streams
+        .into_values()
+        .flat_map(|(owner, folded)| {
+            let messages: Vec<ParkedMessage> = folded.messages().cloned().collect();
+            messages
+                .into_iter()
+                .map(move |message| (owner.clone(), message))
         })
-        .collect()
+        .collect();
+    parked.sort_by(|(a, x), (b, y)| {
+        (x.parked_at, x.parked.global_position, &a.identifier).cmp(&(
+            y.parked_at,
+            y.parked.global_position,
+            &b.identifier,
+        ))
+    });
+    Ok(parked)
 }
 
 /// A parked message whole, as `show` prints it: one `name: value` line
 /// per field, then the data and metadata pretty-printed.
-fn describe(owner: &ConsumerName, record: &Message, parked: &Parked) -> String {
+fn describe(owner: &ConsumerName, message: &ParkedMessage) -> String {
+    let parked = &message.parked;
     let data = parked
         .data
         .to_value()
@@ -185,17 +488,16 @@ fn describe(owner: &ConsumerName, record: &Message, parked: &Parked) -> String {
         |err| format!("(cannot print: {err})"),
         |value| pretty(&value),
     );
+    let parked_in = owner.stream(PARKED).unwrap_or_default();
     let fields = [
         ("category", owner.category.clone()),
         ("consumer", listing::or_dash(owner.identifier.as_deref())),
         (
             "parked in",
-            format!(
-                "{} at position {} (global position {})",
-                record.stream_name, record.position, record.global_position
-            ),
+            format!("{parked_in} at position {}", message.record_position),
         ),
-        ("parked at", listing::json_time(&record.time)),
+        ("parked at", listing::json_time(&message.parked_at)),
+        ("requested", listing::or_dash(requested(message.state))),
         ("id", parked.id.to_string()),
         ("stream", parked.stream_name.clone()),
         ("position", parked.position.to_string()),
