@@ -306,6 +306,22 @@ struct Tail {
     child: Child,
     /// Its stdout, line by line, read by a thread of its own.
     lines: Receiver<String>,
+    /// Its stderr, line by line, likewise.
+    errors: Receiver<String>,
+}
+
+/// Sends each line `pipe` gives to a channel, from a thread of its own.
+fn lines_of(pipe: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (sender, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
 }
 
 impl Tail {
@@ -319,17 +335,29 @@ impl Tail {
             .stderr(Stdio::piped())
             .spawn()
             .expect("the ebb binary runs");
-        let stdout = child.stdout.take().unwrap();
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if sender.send(line).is_err() {
-                    break;
-                }
+        let lines = lines_of(child.stdout.take().unwrap());
+        let errors = lines_of(child.stderr.take().unwrap());
+        Self {
+            child,
+            lines,
+            errors,
+        }
+    }
+
+    /// Waits at most `wait` for a line on stderr that contains `needle`;
+    /// the line.
+    fn said(&self, needle: &str, wait: Duration) -> String {
+        let deadline = Instant::now() + wait;
+        loop {
+            match self
+                .errors
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(err) => panic!("no {needle:?} on tail's stderr within {wait:?}: {err}"),
             }
-        });
-        Self { child, lines }
+        }
     }
 
     /// The next message printed, parsed, or `None` if none comes within
@@ -370,9 +398,11 @@ impl Tail {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                let mut stderr = String::new();
-                if let Some(mut pipe) = self.child.stderr.take() {
-                    std::io::Read::read_to_string(&mut pipe, &mut stderr).unwrap();
+                // The rest of stderr: its thread ends at the pipe's end.
+                let stderr: Vec<String> = self.errors.iter().collect();
+                let mut stderr = stderr.join("\n");
+                if !stderr.is_empty() {
+                    stderr.push('\n');
                 }
                 return (status, stderr);
             }
@@ -444,6 +474,35 @@ fn tail_exits_0_on_sigterm_and_refuses_a_stream() {
 
     let err = fails_in_one_line(2, &["tail", "account-1"], &url);
     assert!(err.contains("tail follows a category"), "{err}");
+}
+
+#[test]
+fn tail_rides_out_a_server_restart() {
+    let mut cluster = ebb_localpg::Cluster::start().expect("a private cluster");
+    let url = cluster.connection_string("ebb_cli_tail");
+    ok(&["db", "install", "--create"], &url);
+    let tail = Tail::start("account", &url);
+    tail.wait_until_following("account-1", &url);
+
+    cluster
+        .stop_server(ebb_localpg::ShutdownMode::Fast)
+        .expect("the server stops");
+    let lost = tail.said("lost the store", Duration::from_secs(20));
+    assert!(lost.starts_with("ebb: "), "{lost}");
+    cluster.start_server().expect("the server starts again");
+    write("account-2", "Deposited", r#"{"amount": 5}"#, &url);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let message = tail
+            .next(deadline.saturating_duration_since(Instant::now()))
+            .expect("the deposit within 30 s of the restart");
+        if message["type"] == json!("Deposited") {
+            break;
+        }
+    }
+    tail.said("answers again", Duration::from_secs(5));
+    let (status, stderr) = tail.stop(libc::SIGINT);
+    assert_eq!(status.code(), Some(0), "{status:?}: {stderr}");
 }
 
 #[test]

@@ -39,9 +39,15 @@ pub async fn run(args: TailArgs) -> Result<(), CliError> {
     }
 }
 
+/// How long `tail` waits before reading again after the store was out of
+/// reach: growing from the first to the last, then the last each time.
+const RECONNECT_MS: [u64; 5] = [100, 500, 1_000, 2_000, 5_000];
+
 /// Prints the messages written to `category` from its head on, waking at
 /// each write (or each [`POLL_INTERVAL`]); returns only on an error or
-/// when stdout's reader is gone.
+/// when stdout's reader is gone. A store out of reach (a lost connection,
+/// a server restarting) is said once on stderr and read again until it
+/// answers, as `tail -F` does; any other error ends the command.
 async fn follow(store: &PgStore, category: &str, printer: &mut Printer) -> Result<(), CliError> {
     let failed = |source| CliError::Store {
         action: format!("cannot read {category}"),
@@ -50,6 +56,8 @@ async fn follow(store: &PgStore, category: &str, printer: &mut Printer) -> Resul
     let head = store.category_head(category).await.map_err(failed)?;
     let mut query = CategoryQuery::new().position(head.map_or(1, |head| head + 1));
     let mut caught_up = false;
+    // The failed reads in a row while the store is out of reach.
+    let mut lost = 0;
     loop {
         // Armed before the read: a write committed between a read that
         // found nothing and the arming would otherwise wait for the poll.
@@ -58,10 +66,26 @@ async fn follow(store: &PgStore, category: &str, printer: &mut Printer) -> Resul
         } else {
             None
         };
-        let batch = store
-            .get_category_messages(category, &query)
-            .await
-            .map_err(failed)?;
+        let batch = match store.get_category_messages(category, &query).await {
+            Ok(batch) => batch,
+            Err(err) if err.is_transient() => {
+                if lost == 0 {
+                    eprintln!(
+                        "ebb: lost the store while following {category}: {}; reading again until it answers",
+                        ebb_retry::Chain::new(&err)
+                    );
+                }
+                let wait = RECONNECT_MS[lost.min(RECONNECT_MS.len() - 1)];
+                lost += 1;
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+                continue;
+            }
+            Err(err) => return Err(failed(err)),
+        };
+        if lost > 0 {
+            eprintln!("ebb: the store answers again; following {category}");
+            lost = 0;
+        }
         let Some(last) = batch.last() else {
             if let Some(wakeup) = wakeup {
                 // Timing out is the poll; either way, read again.
