@@ -13,6 +13,7 @@
 //! ebb failures CATEGORY       list the failures that stopped a category's consumers
 //! ebb parked list CATEGORY    list the messages a category's consumers parked
 //! ebb parked show CATEGORY N  print the parked message at global position N
+//! ebb parked replay CATEGORY N  ask its consumer to deliver it again (discard: drop it)
 //! ebb completions SHELL       print a completion script (bash, zsh, fish, ...)
 //! ```
 //!

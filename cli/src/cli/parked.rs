@@ -138,6 +138,10 @@ async fn list(args: ListArgs) -> Result<(), CliError> {
     let consumer = ConsumerName::new(&args.category, args.consumer.as_deref())?;
     let store = store()?;
     let parked = parked(&store, &consumer).await?;
+    if parked.is_empty() && !args.json {
+        eprintln!("{}", nothing_parked(&consumer));
+        return Ok(());
+    }
     if args.json {
         let lines: Vec<ParkedLine> = parked
             .into_iter()
@@ -217,13 +221,23 @@ async fn show(args: ShowArgs) -> Result<(), CliError> {
 }
 
 fn not_parked(consumer: &ConsumerName, global_position: i64) -> CliError {
-    let whose = match &consumer.identifier {
+    CliError::Other(format!(
+        "no message at global position {global_position} is parked by {}",
+        whose(consumer)
+    ))
+}
+
+/// What `list` says on stderr when there is nothing to list.
+fn nothing_parked(consumer: &ConsumerName) -> String {
+    format!("no message is parked by {}", whose(consumer))
+}
+
+/// "consumer w1 of account", "any consumer of account".
+fn whose(consumer: &ConsumerName) -> String {
+    match &consumer.identifier {
         Some(identifier) => format!("consumer {identifier} of {}", consumer.category),
         None => format!("any consumer of {}", consumer.category),
-    };
-    CliError::Other(format!(
-        "no message at global position {global_position} is parked by {whose}"
-    ))
+    }
 }
 
 /// `ebb parked replay` and `discard`: selects, confirms, and writes one
