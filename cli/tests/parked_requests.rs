@@ -86,6 +86,35 @@ async fn run_until(store: &PgStore, fixed: &Arc<AtomicBool>, type_name: &str, co
     run.unwrap();
 }
 
+/// `ebb args` on a pseudo-terminal (util-linux's `script` makes one),
+/// typing `answer`; its exit status and what the terminal showed.
+fn on_terminal(args: &[&str], database_url: &str, answer: &str) -> (Option<i32>, String) {
+    let command_line = std::iter::once(env!("CARGO_BIN_EXE_ebb"))
+        .chain(args.iter().copied())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = std::process::Command::new("script")
+        .args([
+            "--quiet",
+            "--return",
+            "--command",
+            &command_line,
+            "/dev/null",
+        ])
+        .env("DATABASE_URL", database_url)
+        .env_remove("EBB_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("util-linux's script runs");
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, answer.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    (out.status.code(), text(&out.stdout).replace("\r\n", "\n"))
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -141,13 +170,22 @@ fn replay_and_discard_ask_write_requests_and_a_consumer_carries_them_out() {
         assert!(records(&store, "Discard").await.is_empty());
     });
 
-    // With -y: one request, shown as asked by `parked list`.
-    let out = ok(&["parked", "replay", CATEGORY, &three, "-y"], &url);
+    // On a terminal it says what it will touch and asks: no is nothing
+    // written, yes is the request.
+    let (code, shown) = on_terminal(&["parked", "replay", CATEGORY, &three], &url, "n\n");
+    assert_eq!(code, Some(1), "{shown}");
+    assert!(shown.contains("This will replay 1 message"), "{shown}");
     assert!(
-        out.starts_with(&format!("replay of {three} requested at position")),
-        "{out}"
+        shown.contains(&format!("w1 {three} note-3/0 Noted")),
+        "{shown}"
     );
-    assert!(out.trim_end().ends_with(PARKED), "{out}");
+    assert!(shown.contains("Go ahead? [y/N]"), "{shown}");
+    assert!(shown.contains("not confirmed; nothing written"), "{shown}");
+    runtime.block_on(async { assert!(records(&store, "Replay").await.is_empty()) });
+    let (code, out) = on_terminal(&["parked", "replay", CATEGORY, &three], &url, "y\n");
+    assert_eq!(code, Some(0), "{out}");
+    let requested = format!("replay of {three} requested at position 2 of {PARKED}\n");
+    assert!(out.contains(&requested), "{out}");
     let listed = json_lines(&["parked", "list", CATEGORY], &url);
     let requested: Vec<(String, Value)> = listed
         .iter()
