@@ -199,6 +199,12 @@ fn consumers_stats_failures_and_parked_messages_read_back() {
     let age = chrono::Utc::now().signed_duration_since(recorded_at);
     assert!(age.num_minutes().abs() < 10, "recorded {age} ago");
 
+    assert!(
+        consumers.iter().all(|c| c["estimated"] == json!(false)),
+        "small lags are counted: {consumers:#?}"
+    );
+    assert_eq!(json_lines(&["consumers", "--exact"], &url), consumers);
+
     let w2 = &consumers[3];
     assert_eq!(w2["position"], json!(global(2)), "stopped at note 3");
     assert_eq!(w2["lag"], json!(5), "notes 3 to 7 left to handle");
@@ -263,10 +269,25 @@ fn consumers_stats_failures_and_parked_messages_read_back() {
         count(&by_stream, "streamName", "note:command+failures-w2", None),
         json!(1)
     );
-    assert_eq!(by_stream[0].as_object().unwrap().len(), 3, "{by_stream:#?}");
+    assert_eq!(by_stream[0].as_object().unwrap().len(), 4, "{by_stream:#?}");
+    // A small store is counted, by Message DB's views, as --exact counts.
+    for lines in [&by_category, &by_type, &by_stream] {
+        assert!(
+            lines.iter().all(|line| line["estimated"] == json!(false)),
+            "{lines:#?}"
+        );
+    }
+    for by in ["category", "type", "stream"] {
+        assert_eq!(
+            json_lines(&["stats", "--by", by, "--exact"], &url),
+            json_lines(&["stats", "--by", by], &url),
+            "{by}"
+        );
+    }
     let table = ok(&["stats"], &url);
     assert!(table.starts_with("CATEGORY"), "{table}");
     assert!(table.contains("MESSAGES  PERCENT"), "{table}");
+    assert!(!table.contains('~'), "nothing estimated: {table}");
 
     // failures: w2's, none of w1's.
     let failures = json_lines(&["failures", CATEGORY], &url);
@@ -340,6 +361,256 @@ fn consumers_stats_failures_and_parked_messages_read_back() {
         ],
         &url,
     );
+}
+
+/// A store larger than `ebb stats` counts (over 100,000 messages by the
+/// planner's estimate), written by SQL: 150,000 messages in 1,500 streams
+/// of `big` (types `Deposited` and `Withdrawn` in turn), 3 `Noted` in
+/// `tiny-1`, and two consumers of `big`: `slow` at global position 10,
+/// `fast` 5 messages behind the head. Analyzed, as autovacuum would.
+fn large_store(url: &str) {
+    let store = PgStore::new(PgStoreConfig::from_connection_string(url).unwrap()).unwrap();
+    runtime().block_on(async {
+        let client = store.client().await.unwrap();
+        client
+            .batch_execute(
+                "INSERT INTO message_store.messages (position, stream_name, type, data)
+                 SELECT n / 1500, 'big-' || n % 1500,
+                        CASE WHEN n % 2 = 0 THEN 'Deposited' ELSE 'Withdrawn' END,
+                        jsonb_build_object('n', n)
+                 FROM generate_series(0, 149999) AS n;
+                 INSERT INTO message_store.messages (position, stream_name, type, data)
+                 SELECT n, 'tiny-1', 'Noted', '{}' FROM generate_series(0, 2) AS n;
+                 INSERT INTO message_store.messages (position, stream_name, type, data)
+                 SELECT 0, 'big:position-' || name, 'Recorded', jsonb_build_object('position', at)
+                 FROM (VALUES ('slow', 10), ('fast', 149995)) AS consumer(name, at);",
+            )
+            .await
+            .unwrap();
+        client
+            .batch_execute("ANALYZE message_store.messages")
+            .await
+            .unwrap();
+    });
+}
+
+/// The lines of `lines` whose `key` is `value`.
+fn lines_of<'a>(lines: &'a [Value], key: &str, value: &str) -> Vec<&'a Value> {
+    lines
+        .iter()
+        .filter(|line| line[key] == json!(value))
+        .collect()
+}
+
+#[test]
+fn a_large_store_is_estimated_and_says_so() {
+    let url = store_database("ebb_cli_ops_large");
+    large_store(&url);
+
+    // stats: big's counts are estimated from a sample, the small
+    // categories counted.
+    let by_category = json_lines(&["stats"], &url);
+    let big = lines_of(&by_category, "category", "big");
+    assert_eq!(big.len(), 2, "{by_category:#?}");
+    for line in &big {
+        assert_eq!(line["estimated"], json!(true), "{line}");
+        let count = line["messageCount"].as_i64().unwrap();
+        assert!((60_000..=90_000).contains(&count), "75,000 or so: {line}");
+    }
+    let tiny = lines_of(&by_category, "category", "tiny");
+    assert_eq!(tiny.len(), 1, "{by_category:#?}");
+    assert_eq!(
+        (
+            &tiny[0]["type"],
+            &tiny[0]["messageCount"],
+            &tiny[0]["estimated"]
+        ),
+        (&json!("Noted"), &json!(3), &json!(false))
+    );
+    let positions = lines_of(&by_category, "category", "big:position");
+    assert_eq!(positions[0]["messageCount"], json!(2), "{positions:#?}");
+    assert_eq!(positions[0]["estimated"], json!(false), "{positions:#?}");
+    let total: f64 = by_category
+        .iter()
+        .map(|line| line["percent"].as_f64().unwrap())
+        .sum();
+    assert!((total - 100.0).abs() < 0.1, "{total}: {by_category:#?}");
+    let table = ok(&["stats"], &url);
+    let rows: Vec<&str> = table.lines().collect();
+    assert!(
+        rows.iter()
+            .any(|row| row.starts_with("big ") && row.contains(" ~")),
+        "{table}"
+    );
+    assert!(
+        rows.iter()
+            .any(|row| row.starts_with("tiny ") && !row.contains('~')),
+        "{table}"
+    );
+    let note = rows.last().unwrap();
+    assert!(
+        note.starts_with("~ estimated") && note.contains("--exact"),
+        "{table}"
+    );
+
+    // --exact: Message DB's views, every message counted.
+    let exact = json_lines(&["stats", "--exact"], &url);
+    let big = lines_of(&exact, "category", "big");
+    assert_eq!(big.len(), 2, "{exact:#?}");
+    for line in big {
+        assert_eq!(
+            (&line["messageCount"], &line["estimated"]),
+            (&json!(75_000), &json!(false)),
+            "{line}"
+        );
+    }
+    assert!(!ok(&["stats", "--exact"], &url).contains('~'));
+
+    let by_type = json_lines(&["stats", "--by", "type"], &url);
+    let deposited = lines_of(&by_type, "type", "Deposited");
+    assert_eq!(deposited[0]["estimated"], json!(true), "{by_type:#?}");
+    let noted = lines_of(&by_type, "type", "Noted");
+    assert_eq!(
+        (&noted[0]["messageCount"], &noted[0]["estimated"]),
+        (&json!(3), &json!(false)),
+        "{by_type:#?}"
+    );
+
+    // By stream: the largest streams the sample found, each counted.
+    let by_stream = json_lines(&["stats", "--by", "stream"], &url);
+    assert_eq!(by_stream.len(), 100, "{by_stream:#?}");
+    for line in &by_stream {
+        assert!(
+            line["streamName"].as_str().unwrap().starts_with("big-"),
+            "{line}"
+        );
+        assert_eq!(
+            (&line["messageCount"], &line["estimated"]),
+            (&json!(100), &json!(false)),
+            "{line}"
+        );
+    }
+    let table = ok(&["stats", "--by", "stream"], &url);
+    assert!(
+        table.lines().last().unwrap().contains("at most 100"),
+        "{table}"
+    );
+    assert_eq!(
+        json_lines(&["stats", "--by", "stream", "--exact"], &url).len(),
+        1_503
+    );
+
+    // consumers: fast's lag counted, slow's estimated (or counted with
+    // --exact).
+    let consumers = json_lines(&["consumers"], &url);
+    let [fast, slow] = &consumers[..] else {
+        panic!("{consumers:#?}")
+    };
+    assert_eq!(fast["identifier"], json!("fast"));
+    assert_eq!(
+        (&fast["lag"], &fast["estimated"]),
+        (&json!(5), &json!(false))
+    );
+    assert_eq!(slow["identifier"], json!("slow"));
+    assert_eq!(slow["estimated"], json!(true), "{slow}");
+    let lag = slow["lag"].as_i64().unwrap();
+    assert!((120_000..=180_000).contains(&lag), "149,990 or so: {slow}");
+    let table = ok(&["consumers"], &url);
+    assert!(
+        table
+            .lines()
+            .any(|row| row.starts_with("big ") && row.contains("slow") && row.contains(" ~")),
+        "{table}"
+    );
+    assert!(
+        table.lines().last().unwrap().starts_with("~ estimated"),
+        "{table}"
+    );
+    let exact = json_lines(&["consumers", "--exact"], &url);
+    assert_eq!(
+        (&exact[1]["lag"], &exact[1]["estimated"]),
+        (&json!(149_990), &json!(false))
+    );
+}
+
+/// `ebb consumers` finds position streams in the stream index where its
+/// collation orders a category's names into one range (`C`, ICU) and from
+/// the category's messages where not (ICU in LATIN1, where U+FFFF cannot
+/// be written): the same consumers whichever way.
+#[test]
+#[allow(clippy::print_stderr)] // a collation the server lacks, skipped
+fn position_streams_are_found_under_each_collation() {
+    let databases = [
+        ("c", "LOCALE 'C'"),
+        (
+            "icu",
+            "LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C' ENCODING 'UTF8'",
+        ),
+        (
+            "icu_latin1",
+            "LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C' ENCODING 'LATIN1'",
+        ),
+    ];
+    let mut found: Vec<(&str, Vec<Value>)> = Vec::new();
+    for (collation, options) in databases {
+        let name = format!("ebb_cli_ops_{collation}_{}", uuid::Uuid::new_v4().simple());
+        let created = runtime().block_on(async {
+            let client = server().connect("postgres").await.unwrap();
+            client
+                .batch_execute(&format!(
+                    "CREATE DATABASE {name} TEMPLATE template0 {options}"
+                ))
+                .await
+        });
+        if let Err(err) = created {
+            // A server before PostgreSQL 15, or without ICU.
+            eprintln!("skipped {collation}: {err:?}");
+            continue;
+        }
+        let url = server().connection_string(&name);
+        ok(&["db", "install"], &url);
+        for stream in [
+            "acc:position-w1",
+            "acc:position-w3",
+            "acc:position",
+            "ACC:position-w2",
+            "acc:positionx-1",
+            "acc:command+position-x",
+            "acc-1",
+        ] {
+            ok(&["write", stream, "Recorded", r#"{"position": 1}"#], &url);
+        }
+        found.push((collation, json_lines(&["consumers"], &url)));
+    }
+    let (_, c) = &found[0];
+    let consumers: Vec<(&str, &str)> = c
+        .iter()
+        .map(|line| {
+            (
+                line["category"].as_str().unwrap(),
+                line["positionStream"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        consumers,
+        [
+            ("ACC", "ACC:position-w2"),
+            ("acc", "acc:position"),
+            ("acc", "acc:position-w1"),
+            ("acc", "acc:position-w3"),
+            ("acc:command", "acc:command+position-x"),
+        ]
+    );
+    for (collation, consumers) in &found[1..] {
+        let streams = |lines: &[Value]| -> Vec<Value> {
+            lines
+                .iter()
+                .map(|line| line["positionStream"].clone())
+                .collect()
+        };
+        assert_eq!(streams(consumers), streams(c), "{collation}");
+    }
 }
 
 #[test]

@@ -224,6 +224,9 @@ fn replay_and_discard_ask_write_requests_and_a_consumer_carries_them_out() {
         assert_eq!(records(&store, "Replay").await.len(), 1);
         assert_eq!(records(&store, "Discard").await.len(), 1);
     });
+    // `ebb consumers` counts what is parked now, not the stream's records.
+    let parked_now = || json_lines(&["consumers", CATEGORY], &url)[0]["parked"].clone();
+    assert_eq!(parked_now(), Value::from(2));
 
     // The handler fixed, the consumer carries both out.
     fixed.store(true, Ordering::SeqCst);
@@ -243,6 +246,7 @@ fn replay_and_discard_ask_write_requests_and_a_consumer_carries_them_out() {
         assert_eq!((handled(3).await, handled(4).await), (1, 0));
     });
     assert!(json_lines(&["parked", "list", CATEGORY], &url).is_empty());
+    assert_eq!(parked_now(), Value::from(0));
     let out = ebb(&["parked", "replay", CATEGORY, "--all", "-y"], &url);
     assert!(out.status.success());
     assert!(text(&out.stderr).contains("no parked message to replay"));

@@ -9,6 +9,21 @@
 //! one without an identifier has no id (`account:position`). The streams
 //! of one kind for one consumed category thus make up one category
 //! (`account:position`), which the `messages_category` index reads.
+//!
+//! Finding a category's streams by reading its messages costs a row read
+//! per message, and position streams grow by a message every
+//! `position_update_interval` messages their consumer handles. So they
+//! are found in the `messages_stream` index instead, by a loose scan (one
+//! probe per stream) of a range that holds every name beginning
+//! `account:position-`, where the index's collation guarantees one: up to
+//! `account:position.` where names compare byte by byte (the `C`, `POSIX`
+//! and `C.UTF-8` collations, PostgreSQL's builtin provider), and up to
+//! `account:position-` followed by U+FFFF under ICU, whose root collation
+//! gives U+FFFF the highest primary weight for just such ranges (the
+//! range may then hold other names too, equal but for case or accents,
+//! which are left out). libc's other locales (`en_US.UTF-8`) guarantee no
+//! such bound, as they may ignore punctuation; there the streams are read
+//! from the category's messages.
 
 use ebb_consumer::ConsumerConfig;
 use ebb_message_store::deadpool_postgres;
@@ -41,12 +56,60 @@ const POSITION_CATEGORIES: &str = "\
     WHERE category LIKE '%:position' OR category LIKE '%+position' \
     ORDER BY category";
 
-/// The distinct stream names of the given categories (an index scan of
-/// `messages_category` over those categories' messages).
-const STREAMS_OF_CATEGORIES: &str = "\
+/// Every category of the store, in order: the loose index scan of
+/// [`POSITION_CATEGORIES`], unfiltered.
+const CATEGORIES: &str = "\
+    WITH RECURSIVE categories(category) AS ( \
+      (SELECT message_store.category(stream_name) FROM message_store.messages \
+        ORDER BY message_store.category(stream_name) LIMIT 1) \
+      UNION ALL \
+      SELECT (SELECT message_store.category(m.stream_name) FROM message_store.messages m \
+               WHERE message_store.category(m.stream_name) > c.category \
+               ORDER BY message_store.category(m.stream_name) LIMIT 1) \
+      FROM categories c WHERE c.category IS NOT NULL \
+    ) \
+    SELECT category::text FROM categories WHERE category IS NOT NULL";
+
+/// How the `messages_stream` index orders stream names: its collation's
+/// provider, locale and determinism, and the database's provider and
+/// locale (for the default collation). `datlocprovider` is read through
+/// JSON, as servers before PostgreSQL 15 have no such column (their
+/// collations are all libc's).
+const STREAM_INDEX_COLLATION: &str = "\
+    SELECT c.collprovider::text, c.collcollate::text, coalesce(c.collisdeterministic, true), \
+           d.datcollate::text, to_jsonb(d) ->> 'datlocprovider', \
+           pg_encoding_to_char(d.encoding) = 'UTF8' \
+    FROM pg_index i \
+    LEFT JOIN pg_collation c ON c.oid = i.indcollation[0] \
+    JOIN pg_database d ON d.datname = current_database() \
+    WHERE i.indexrelid = 'message_store.messages_stream'::regclass";
+
+/// The distinct stream names in a range of the `messages_stream` index,
+/// `$1` inclusive to `$2` exclusive: a loose index scan, one probe per
+/// stream (index-only where the table is all-visible).
+const STREAMS_IN_RANGE: &str = "\
+    WITH RECURSIVE streams(name) AS ( \
+      (SELECT stream_name FROM message_store.messages \
+        WHERE stream_name >= $1::text AND stream_name < $2::text \
+        ORDER BY stream_name LIMIT 1) \
+      UNION ALL \
+      SELECT (SELECT m.stream_name FROM message_store.messages m \
+               WHERE m.stream_name > s.name AND m.stream_name < $2::text \
+               ORDER BY m.stream_name LIMIT 1) \
+      FROM streams s WHERE s.name IS NOT NULL \
+    ) \
+    SELECT name FROM streams WHERE name IS NOT NULL";
+
+/// Whether the stream `$1` has a message (one probe of
+/// `messages_stream`).
+const STREAM_EXISTS: &str = "\
+    SELECT EXISTS (SELECT 1 FROM message_store.messages WHERE stream_name = $1::text)";
+
+/// The distinct stream names of one category, from its messages (an
+/// index scan of `messages_category`, a row read per message).
+const STREAMS_OF_CATEGORY: &str = "\
     SELECT DISTINCT stream_name::text FROM message_store.messages \
-    WHERE message_store.category(stream_name) = ANY($1::varchar[]) \
-    ORDER BY 1";
+    WHERE message_store.category(stream_name) = $1::varchar";
 
 /// One consumer, as its own streams name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,22 +214,159 @@ pub async fn position_streams(
     if categories.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = client
-        .query(STREAMS_OF_CATEGORIES, &[&categories])
-        .await
-        .map_err(|source| CliError::Database {
-            action: "cannot list the position streams".into(),
-            source,
-        })?;
-    let mut found: Vec<(ConsumerName, String)> = rows
-        .iter()
-        .map(|row| row.get::<_, String>(0))
+    let order = stream_index_order(&client).await?;
+    // Sent together, answered one after the other on one connection.
+    let listed = categories.iter().map(|category| {
+        let client = &client;
+        async move {
+            match order.range_of(category) {
+                Some((from, until)) => {
+                    streams_in_index_range(client, category, &from, &until).await
+                }
+                None => streams_from_messages(client, category).await,
+            }
+        }
+    });
+    let mut found: Vec<(ConsumerName, String)> = futures_util::future::try_join_all(listed)
+        .await?
+        .into_iter()
+        .flatten()
         .filter_map(|stream| {
             ConsumerName::from_stream(&stream, POSITION).map(|consumer| (consumer, stream))
         })
         .collect();
     found.sort_by(|(a, _), (b, _)| (&a.category, &a.identifier).cmp(&(&b.category, &b.identifier)));
     Ok(found)
+}
+
+/// Every category of the store, in order (a loose index scan of
+/// `messages_category`: one probe per category).
+pub async fn categories(client: &deadpool_postgres::Object) -> Result<Vec<String>, CliError> {
+    Ok(client
+        .query(CATEGORIES, &[])
+        .await
+        .map_err(|source| CliError::Database {
+            action: "cannot list the categories".into(),
+            source,
+        })?
+        .iter()
+        .map(|row| row.get(0))
+        .collect())
+}
+
+/// How the `messages_stream` index orders stream names, as far as the
+/// names beginning with a given text go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NameOrder {
+    /// Byte by byte.
+    Bytes,
+    /// ICU's, deterministic: U+FFFF after anything but itself.
+    Icu,
+    /// No range is known to hold them all.
+    Other,
+}
+
+impl NameOrder {
+    /// A range, from inclusive to until exclusive, holding every stream
+    /// name of `category` but `category` itself, if one is known.
+    fn range_of(self, category: &str) -> Option<(String, String)> {
+        match self {
+            Self::Bytes => Some((format!("{category}-"), format!("{category}."))),
+            Self::Icu => Some((format!("{category}-"), format!("{category}-\u{ffff}"))),
+            Self::Other => None,
+        }
+    }
+}
+
+async fn stream_index_order(client: &deadpool_postgres::Object) -> Result<NameOrder, CliError> {
+    let row = client
+        .query_one(STREAM_INDEX_COLLATION, &[])
+        .await
+        .map_err(|source| CliError::Database {
+            action: "cannot read the collation of the messages_stream index".into(),
+            source,
+        })?;
+    let provider: Option<String> = row.get(0);
+    let locale: Option<String> = row.get(1);
+    let deterministic: bool = row.get(2);
+    let (database_locale, database_provider): (String, Option<String>) = (row.get(3), row.get(4));
+    let utf8: bool = row.get(5);
+    let (provider, locale) = match provider.as_deref() {
+        // The database's default collation (libc's before PostgreSQL 15).
+        None | Some("d") => (
+            database_provider.unwrap_or_else(|| "c".into()),
+            Some(database_locale),
+        ),
+        Some(provider) => (provider.to_owned(), locale),
+    };
+    Ok(match provider.as_str() {
+        // A nondeterministic collation finds distinct names equal, which
+        // a loose scan would skip.
+        _ if !deterministic => NameOrder::Other,
+        "c" if locale.as_deref().is_some_and(is_bytewise_libc) => NameOrder::Bytes,
+        // PostgreSQL's builtin provider (17): code point order, which is
+        // byte order in UTF-8.
+        "b" => NameOrder::Bytes,
+        // U+FFFF is to be sent as a character of the database's.
+        "i" if utf8 => NameOrder::Icu,
+        _ => NameOrder::Other,
+    })
+}
+
+/// Whether libc's `locale` compares strings byte by byte (in UTF-8, code
+/// point order is byte order).
+fn is_bytewise_libc(locale: &str) -> bool {
+    let lower = locale.to_ascii_lowercase();
+    matches!(lower.as_str(), "c" | "posix" | "c.utf8" | "c.utf-8")
+}
+
+/// The streams of `category`: those a loose scan finds in the range of
+/// the `messages_stream` index from `from` until `until` that begin
+/// `category-`, and `category` itself if it has messages.
+async fn streams_in_index_range(
+    client: &deadpool_postgres::Object,
+    category: &str,
+    from: &str,
+    until: &str,
+) -> Result<Vec<String>, CliError> {
+    let failed = |source| CliError::Database {
+        action: format!("cannot list the streams of {category}"),
+        source,
+    };
+    let prefix = format!("{category}-");
+    let (in_range, bare) = futures_util::future::try_join(
+        client.query(STREAMS_IN_RANGE, &[&from, &until]),
+        client.query_one(STREAM_EXISTS, &[&category]),
+    )
+    .await
+    .map_err(failed)?;
+    let mut streams: Vec<String> = in_range
+        .iter()
+        .map(|row| row.get::<_, String>(0))
+        .filter(|name| name.starts_with(&prefix))
+        .collect();
+    let bare: bool = bare.get(0);
+    if bare {
+        streams.push(category.to_owned());
+    }
+    Ok(streams)
+}
+
+/// The streams of `category`, from its messages.
+async fn streams_from_messages(
+    client: &deadpool_postgres::Object,
+    category: &str,
+) -> Result<Vec<String>, CliError> {
+    Ok(client
+        .query(STREAMS_OF_CATEGORY, &[&category])
+        .await
+        .map_err(|source| CliError::Database {
+            action: format!("cannot list the streams of {category}"),
+            source,
+        })?
+        .iter()
+        .map(|row| row.get(0))
+        .collect())
 }
 
 /// The messages of type `type_name` in the own streams of `kind` of
@@ -260,6 +460,30 @@ mod tests {
             ConsumerName::from_stream("account:positional-1", POSITION),
             None
         );
+    }
+
+    #[test]
+    fn ranges_hold_the_names_of_a_category() {
+        let (from, until) = NameOrder::Bytes.range_of("a:position").unwrap();
+        for name in ["a:position-1", "a:position-", "a:position-\u{10ffff}"] {
+            assert!(from.as_str() <= name && name < until.as_str(), "{name}");
+        }
+        for name in ["a:position", "a:position.", "a:positionx-1", "a:position+"] {
+            assert!(!(from.as_str() <= name && name < until.as_str()), "{name}");
+        }
+        let (from, until) = NameOrder::Icu.range_of("a").unwrap();
+        assert_eq!((from.as_str(), until.as_str()), ("a-", "a-\u{ffff}"));
+        assert_eq!(NameOrder::Other.range_of("a"), None);
+    }
+
+    #[test]
+    fn only_byte_order_locales_are_taken_for_ranges() {
+        for locale in ["C", "POSIX", "C.UTF-8", "C.utf8"] {
+            assert!(is_bytewise_libc(locale), "{locale}");
+        }
+        for locale in ["en_US.UTF-8", "de_DE", "C.ISO-8859-1", ""] {
+            assert!(!is_bytewise_libc(locale), "{locale}");
+        }
     }
 
     #[test]

@@ -117,6 +117,15 @@ pub fn json_time(time: &DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+/// A count's cell: `~N` when it is an estimate.
+pub fn count_cell(count: i64, estimated: bool) -> String {
+    if estimated {
+        format!("~{count}")
+    } else {
+        count.to_string()
+    }
+}
+
 /// A cell for a value that may be missing: `-` when it is.
 pub fn or_dash<T: ToString>(value: Option<T>) -> String {
     value.map_or_else(|| "-".to_owned(), |value| value.to_string())

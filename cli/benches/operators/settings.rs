@@ -1,0 +1,97 @@
+//! The settings of a run: environment variables, all optional, each with
+//! its default.
+//!
+//! Numbers may be written with `_` between digits; an empty variable counts
+//! as unset.
+
+use std::str::FromStr;
+
+use crate::BoxError;
+
+/// The size of the store and how often each command runs.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// `EBB_BENCH_OPS_MESSAGES`, default 5,000,000: the messages of the
+    /// entity streams (the consumers' own streams come on top).
+    pub(crate) messages: u64,
+    /// `EBB_BENCH_OPS_CATEGORIES`, default 50: the entity categories
+    /// (`category1` ...), each read by two consumers.
+    pub(crate) categories: u64,
+    /// `EBB_BENCH_OPS_STREAM_MESSAGES`, default 10: the messages of each
+    /// entity stream, so `messages / stream_messages` streams.
+    pub(crate) stream_messages: u64,
+    /// `EBB_BENCH_OPS_RUNS`, default 11: the timed runs of each command,
+    /// after one untimed run that warms the server's caches.
+    pub(crate) runs: usize,
+    /// `EBB_BENCH_OPS_EXACT`, default 1: also time `ebb stats --exact`
+    /// (Message DB's views, which count every message), for reference,
+    /// three runs; 0 leaves it out.
+    pub(crate) exact: bool,
+    /// `EBB_BENCH_OPS_DATABASE`, default empty: options of the store's
+    /// `CREATE DATABASE`, to try another collation (`TEMPLATE template0
+    /// LOCALE_PROVIDER icu ICU_LOCALE 'en-US'`; the cluster's is `C`).
+    pub(crate) database_options: String,
+    /// `EBB_BENCH_OPS_EBB`, default the `ebb` this `cargo bench` built: the
+    /// executable timed (another build of it, to compare).
+    pub(crate) ebb: String,
+}
+
+impl Settings {
+    pub(crate) fn from_env() -> Result<Self, BoxError> {
+        let settings = Settings {
+            messages: env_or("EBB_BENCH_OPS_MESSAGES", 5_000_000)?,
+            categories: env_or("EBB_BENCH_OPS_CATEGORIES", 50)?,
+            stream_messages: env_or("EBB_BENCH_OPS_STREAM_MESSAGES", 10)?,
+            runs: env_or("EBB_BENCH_OPS_RUNS", 11)?,
+            exact: env_or::<u8>("EBB_BENCH_OPS_EXACT", 1)? != 0,
+            database_options: env_text("EBB_BENCH_OPS_DATABASE").unwrap_or_default(),
+            ebb: env_text("EBB_BENCH_OPS_EBB")
+                .unwrap_or_else(|| env!("CARGO_BIN_EXE_ebb").to_owned()),
+        };
+        if settings.categories == 0 || settings.stream_messages == 0 || settings.runs == 0 {
+            return Err("categories, stream messages and runs must be positive".into());
+        }
+        if settings.messages < settings.categories * settings.stream_messages * 10 {
+            return Err(format!(
+                "EBB_BENCH_OPS_MESSAGES must be at least {} (10 streams per category)",
+                settings.categories * settings.stream_messages * 10
+            )
+            .into());
+        }
+        Ok(settings)
+    }
+
+    /// The entity streams: `stream_messages` messages each.
+    pub(crate) fn streams(&self) -> u64 {
+        self.messages / self.stream_messages
+    }
+}
+
+fn env_or<T: FromStr>(name: &str, default: T) -> Result<T, BoxError>
+where
+    T::Err: std::fmt::Display,
+{
+    Ok(env_opt(name)?.unwrap_or(default))
+}
+
+fn env_opt<T: FromStr>(name: &str) -> Result<Option<T>, BoxError>
+where
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => value
+            .trim()
+            .replace('_', "")
+            .parse()
+            .map(Some)
+            .map_err(|err| format!("{name}={value:?}: {err}").into()),
+        _ => Ok(None),
+    }
+}
+
+/// A variable taken as it is (no `_` removed), if set and not empty.
+fn env_text(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+}
