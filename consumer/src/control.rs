@@ -75,7 +75,10 @@ impl Control {
         self.state() == State::Stopping
     }
 
-    /// Waits while paused; true when running, false when stopping.
+    /// Waits while paused; true when running, false when stopping. Says
+    /// (at info, in the caller's span) when it starts waiting, "consumer
+    /// paused": the message in hand is finished and no other starts; and
+    /// "consumer resumed" when it goes on.
     pub async fn proceed(&self) -> bool {
         // Asked before every message: answer the common case without a
         // receiver.
@@ -85,11 +88,16 @@ impl Control {
             State::Paused => {}
         }
         let mut receiver = self.state.subscribe();
+        tracing::info!("consumer paused");
         // The sender lives in `self`: it cannot be gone.
-        receiver
+        let running = receiver
             .wait_for(|state| *state != State::Paused)
             .await
-            .is_ok_and(|state| *state == State::Running)
+            .is_ok_and(|state| *state == State::Running);
+        if running {
+            tracing::info!("consumer resumed");
+        }
+        running
     }
 
     /// Completes once stopping.
@@ -105,7 +113,7 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn pausing_waits_until_resumed_and_stopping_is_final() {
         let control = Control::new();
         assert!(control.proceed().await);
@@ -114,7 +122,9 @@ mod tests {
             let control = control.clone();
             async move { control.proceed().await }
         });
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Paused time: the clock moves on only once every task waits, so
+        // this returns after the waiting task has run as far as it can.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
         assert!(!waiting.is_finished(), "paused");
         control.resume();
         assert!(waiting.await.unwrap(), "resumed: running");

@@ -142,6 +142,7 @@ mod tests {
         });
         let control = Control::new();
         let running = tokio::spawn(task.run(Retry::new([]).unwrap(), control.clone()));
+        // Paused time: 35 s of the 10 s period under test.
         tokio::time::sleep(Duration::from_secs(35)).await;
         assert_eq!(runs.load(Ordering::Relaxed), 4, "at 0, 10, 20 and 30 s");
         control.stop();

@@ -72,6 +72,7 @@ async fn consume_until(
         let (control, seen) = (control.clone(), Arc::clone(seen));
         tokio::spawn(async move {
             while seen.lock().unwrap().len() < count {
+                // Polls what was handled until there are `count`.
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             control.stop();
@@ -250,13 +251,16 @@ async fn a_caught_up_consumer_polls_at_its_interval() {
         .unwrap()
         .handler(recording(&seen, None)),
     );
+    // Paused time: returns once every task is idle, the consumer caught up.
     tokio::time::sleep(Duration::from_millis(10)).await;
     note(&store, "note-1", 1).await;
+    // Paused time: 4 s, short of the 5 s poll interval under test.
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(
         seen.lock().unwrap().is_empty(),
         "not before the poll interval"
     );
+    // Paused time: past the 5 s poll interval, the behaviour under test.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(*seen.lock().unwrap(), [1]);
     control.stop();
@@ -280,9 +284,11 @@ async fn a_caught_up_consumer_is_woken_by_a_write_before_its_poll() {
             .unwrap()
             .handler(recording(&seen, None)),
         );
+        // Paused time: returns once every task is idle, the consumer caught up and armed.
         tokio::time::sleep(Duration::from_millis(10)).await;
         for n in 1..=3 {
             note(&store, &format!("note-{n}"), n).await;
+            // Paused time: returns once every task is idle, the write's wake-up handled.
             tokio::time::sleep(Duration::from_millis(10)).await;
             assert_eq!(
                 seen.lock().unwrap().len(),

@@ -61,7 +61,9 @@ async fn the_default_retry_applies_to_tasks_that_set_none() {
     assert!(matches!(err, Error::Task { .. }), "no default: no retry");
 }
 
-#[tokio::test]
+// Paused time: the slow hook's hour and its 50 ms bound pass on the
+// runtime's clock, which moves on only while every task waits.
+#[tokio::test(start_paused = true)]
 async fn a_failing_consumer_stops_the_others_and_the_hooks_run_in_reverse() {
     let store = MemoryStore::new();
     Writer::new(store.clone())
@@ -96,6 +98,8 @@ async fn a_failing_consumer_stops_the_others_and_the_hooks_run_in_reverse() {
         .on_shutdown("first", hook("first"))
         .on_shutdown("second", hook("second"))
         .on_shutdown_within("slow", Duration::from_millis(50), || async {
+            // A hook that takes longer than its bound: the behaviour under
+            // test.
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Ok(())
         })
@@ -142,6 +146,7 @@ async fn stopping_through_the_control_records_positions_and_returns_ok() {
     let control = host.control();
     let running = tokio::spawn(host.run());
     while seen.load(Ordering::Relaxed) < 3 {
+        // Polls the count until the three are handled.
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     control.stop();

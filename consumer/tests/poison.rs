@@ -70,6 +70,7 @@ async fn run(
         let (control, seen) = (control.clone(), Arc::clone(seen));
         tokio::spawn(async move {
             while !seen.lock().unwrap().contains(&5) {
+                // Polls what was handled until note 5 is.
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             control.stop();

@@ -41,6 +41,20 @@ fn parent_of(pid: i32) -> i32 {
     after_name.split(' ').nth(1).unwrap().parse().unwrap()
 }
 
+/// The children of `pid` and their command names (`/proc`).
+fn children_of(pid: i32) -> Vec<(i32, String)> {
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    children
+        .split_whitespace()
+        .filter_map(|child| child.parse().ok())
+        .filter_map(|child: i32| {
+            let name = std::fs::read_to_string(format!("/proc/{child}/comm")).ok()?;
+            Some((child, name.trim().to_owned()))
+        })
+        .collect()
+}
+
 /// Waits until `cond` holds or `timeout` passes; returns whether it held.
 fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let started = Instant::now();
@@ -48,6 +62,7 @@ fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
         if cond() {
             return true;
         }
+        // A poll: `cond` is asked again until it holds.
         std::thread::sleep(Duration::from_millis(50));
     }
     cond()
@@ -252,6 +267,7 @@ fn a_stopped_server_refuses_connections_until_started_again() {
     let config = cluster.config("postgres");
     runtime.block_on(async { fill(&connect(&config).await).await });
     let pid = postmaster_pid(&cluster);
+    let shell = parent_of(pid);
     cluster
         .stop_server(ShutdownMode::Fast)
         .expect("stop server");
@@ -264,8 +280,28 @@ fn a_stopped_server_refuses_connections_until_started_again() {
         let refused = config.connect(NoTls).await;
         assert!(refused.is_err(), "no server, no connection");
     });
-    // Still down a while later: the watchdog does not start it by itself.
-    std::thread::sleep(Duration::from_millis(300));
+    // Still down after the watchdog's shell has looked again: held down,
+    // it looks for `held` before each `sleep` of its loop, so a third
+    // `sleep` child seen means it has looked twice more since the stop,
+    // and did not start the server by itself.
+    let mut sleeps = std::collections::HashSet::new();
+    let mut started_again = Vec::new();
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            for (child, name) in children_of(shell) {
+                match name.as_str() {
+                    "sleep" => {
+                        sleeps.insert(child);
+                    }
+                    "postgres" => started_again.push(child),
+                    _ => {}
+                }
+            }
+            sleeps.len() >= 3 || !started_again.is_empty()
+        }),
+        "the held-down shell {shell} never looked again"
+    );
+    assert!(started_again.is_empty(), "started again: {started_again:?}");
     assert!(!cluster.socket_dir().join("data/postmaster.pid").exists());
     cluster.start_server().expect("start server");
     cluster

@@ -63,6 +63,7 @@ async fn eventually<F: std::future::Future<Output = bool>>(
         if cond().await {
             return true;
         }
+        // A poll: `cond` is asked again until it holds.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     cond().await
@@ -464,6 +465,7 @@ fn a_killed_process_leaves_nothing_behind() {
     while (dir.exists() || alive(pid) || cluster.exists())
         && started.elapsed() < Duration::from_secs(20)
     {
+        // Polls until the child's cleanup is done.
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(

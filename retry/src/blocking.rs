@@ -169,13 +169,33 @@ fn pause_blocking(wait: Duration, cancel: Option<&CancellationToken>) -> bool {
 mod tests {
     use super::*;
 
+    /// The thread's state in `/proc/self/task/ID/stat`, `ID` as
+    /// `/proc/thread-self` names it.
+    fn thread_state(id: &str) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{id}/stat")).ok()?;
+        stat.rsplit(") ").next()?.chars().next()
+    }
+
+    /// The cancellation comes once the thread sleeps (`S`) in the wait, so
+    /// that it is the wait that ends, not a check before it.
     #[test]
     fn cancellation_wakes_a_sleeping_thread() {
         let token = CancellationToken::new();
         let canceller = token.clone();
         let started = Instant::now();
-        let handle = thread::spawn(move || pause_blocking(Duration::from_secs(60), Some(&token)));
-        thread::sleep(Duration::from_millis(20));
+        let (id, sleeper) = std::sync::mpsc::channel();
+        let handle = thread::spawn(move || {
+            let link = std::fs::read_link("/proc/thread-self").unwrap();
+            id.send(link.file_name().unwrap().to_string_lossy().into_owned())
+                .unwrap();
+            pause_blocking(Duration::from_secs(60), Some(&token))
+        });
+        let sleeper = sleeper.recv().unwrap();
+        while thread_state(&sleeper) != Some('S') {
+            assert!(started.elapsed() < Duration::from_secs(10), "never asleep");
+            // Polls /proc until the thread sleeps in its wait.
+            thread::sleep(Duration::from_millis(1));
+        }
         canceller.cancel();
         assert!(!handle.join().unwrap());
         assert!(started.elapsed() < Duration::from_secs(10));

@@ -269,6 +269,7 @@ async fn time_limit_counts_the_time_attempts_take() {
         .run(|cycle| {
             attempts.record(cycle);
             async {
+                // An attempt that takes time (paused time): what the limit counts.
                 tokio::time::sleep(ms(400)).await;
                 Err::<(), _>(network())
             }
@@ -289,6 +290,7 @@ async fn cancellation_ends_a_wait_at_once() {
         .build()
         .unwrap();
     let canceller = tokio::spawn(async move {
+        // Paused time: the cancel comes 50 ms into the first 10 s wait.
         tokio::time::sleep(ms(50)).await;
         token.cancel();
     });

@@ -73,6 +73,7 @@ fn a_blocking_run_on_its_thread_reports_failures_and_wakes_when_cancelled() {
             Instant::now() < deadline,
             "the first three attempts never failed"
         );
+        // Polls the failures until the third has come.
         std::thread::sleep(Duration::from_millis(5));
     }
     let asked = Instant::now();

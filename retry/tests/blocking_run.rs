@@ -9,9 +9,9 @@ use std::io;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{AppError, ms, network};
+use common::{AppError, ms, network, thread_id, until_asleep};
 use ebb_retry::{
-    CancellationToken, Constant, Decision, Intervals, Retry, RetryError, Rule, StopReason,
+    CancellationToken, Constant, Decision, Event, Intervals, Retry, RetryError, Rule, StopReason,
 };
 
 #[test]
@@ -56,15 +56,26 @@ fn an_error_not_listed_is_returned_at_once() {
     assert!(started.elapsed() < ms(500));
 }
 
+/// The cancellation comes once the attempt has failed (the hook's
+/// `Failed`) and the thread sleeps in the wait that follows: it is the
+/// wait that ends, not a check before it.
 #[test]
 fn cancellation_from_another_thread_ends_the_sleep() {
     let token = CancellationToken::new();
+    let (failed, waiting) = std::sync::mpsc::channel();
     let retry = Retry::intervals_ms([60_000])
         .cancel_on(token.clone())
+        .on_event(move |event| {
+            if let Event::Failed { .. } = event {
+                let _ = failed.send(());
+            }
+        })
         .build()
         .unwrap();
+    let sleeper = thread_id();
     let canceller = thread::spawn(move || {
-        thread::sleep(ms(20));
+        waiting.recv().unwrap();
+        until_asleep(&sleeper);
         token.cancel();
     });
     let started = Instant::now();

@@ -8,10 +8,13 @@
 //! [`tcp_test_databases`] is a second harness whose cluster also listens
 //! on a loopback TCP port, so that both of the store's ways to open a
 //! connection are tested. Tests that stop or freeze their server have one
-//! of their own ([`private`]).
+//! of their own ([`private`]). Tests that wait for what a store's user
+//! did (an arming, a wake-up, a read caught up) watch it through
+//! [`observed::Observed`].
 
 pub mod contract;
 pub mod message_db;
+pub mod observed;
 pub mod private;
 pub mod seed;
 
@@ -238,6 +241,7 @@ where
         let control = control.clone();
         async move {
             while !done() {
+                // Polls `done` until it holds.
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }
             control.stop();

@@ -222,6 +222,16 @@ impl Frozen {
             "the postmaster and its processes: {:?}",
             frozen.pids
         );
+        // A signal is taken when its process next runs: each is seen
+        // stopped (`T`), or gone (a backend that was exiting: `Z`, `X`),
+        // before the cluster counts as frozen.
+        for &pid in &frozen.pids {
+            assert!(
+                until_state(pid, |state| matches!(state, 'T' | 'Z' | 'X')),
+                "process {pid} not stopped after 10 s: {:?}",
+                state_of(pid)
+            );
+        }
         frozen
     }
 
@@ -242,9 +252,36 @@ impl Drop for Frozen {
             // SAFETY: kill has no memory-safety preconditions.
             unsafe { libc::kill(pid, libc::SIGCONT) };
         }
-        // The server takes a moment to be scheduled again.
-        std::thread::sleep(Duration::from_millis(50));
+        // Each is seen running again (no longer `T`) before this returns
+        // (no panic here: this may run while a test unwinds).
+        for &pid in &self.pids {
+            until_state(pid, |state| state != 'T');
+        }
     }
+}
+
+/// The state letter of process `pid` in `/proc/PID/stat`; `None` once it
+/// is gone.
+fn state_of(pid: libc::pid_t) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.chars().next()
+}
+
+/// Waits (up to 10 s) until process `pid` is gone or its state satisfies
+/// `wanted`; false if it did not within.
+fn until_state(pid: libc::pid_t, wanted: impl Fn(char) -> bool) -> bool {
+    let started = std::time::Instant::now();
+    while let Some(state) = state_of(pid) {
+        if wanted(state) {
+            return true;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            return false;
+        }
+        // Polls /proc until the process's state is the one wanted.
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    true
 }
 
 /// The processes whose parent is `parent`, from `/proc`.

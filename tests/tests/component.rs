@@ -2,9 +2,11 @@
 //! a child process (`src/bin/ebb-test-component.rs`): signals, exit codes,
 //! recorded positions, shutdown hooks and systemd's readiness protocol.
 
+use std::io::BufRead as _;
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use ebb_handler::{Writer, message};
@@ -20,6 +22,10 @@ struct Noted {
 /// A running component and what it works on.
 struct Component {
     child: Child,
+    /// Its stderr lines so far, read as they come by a thread of their
+    /// own (which ends when the child closes it).
+    stderr: Arc<(Mutex<Vec<String>>, Condvar)>,
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
     /// Where its shutdown hooks write their names.
     hook_log: PathBuf,
     /// systemd's end of `NOTIFY_SOCKET`.
@@ -48,12 +54,43 @@ impl Component {
         for (name, value) in env {
             command.env(name, value);
         }
+        let mut child = command.spawn().unwrap();
+        let stderr = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+        let stderr_reader = std::thread::spawn({
+            let pipe = std::io::BufReader::new(child.stderr.take().unwrap());
+            let stderr = Arc::clone(&stderr);
+            move || {
+                for line in pipe.lines().map_while(Result::ok) {
+                    let (lines, added) = &*stderr;
+                    lines.lock().unwrap().push(line);
+                    added.notify_all();
+                }
+            }
+        });
         Self {
-            child: command.spawn().unwrap(),
+            child,
+            stderr,
+            stderr_reader: Some(stderr_reader),
             hook_log,
             notify,
             _dir: dir,
         }
+    }
+
+    /// Its stderr lines so far, once one contains `wanted` (up to 20 s).
+    fn stderr_until(&self, wanted: &str) -> Vec<String> {
+        let (lines, added) = &*self.stderr;
+        let (lines, waited) = added
+            .wait_timeout_while(lines.lock().unwrap(), Duration::from_secs(20), |lines| {
+                !lines.iter().any(|line| line.contains(wanted))
+            })
+            .unwrap();
+        assert!(
+            !waited.timed_out(),
+            "no {wanted:?} on stderr within 20 s:\n{}",
+            lines.join("\n")
+        );
+        lines.clone()
     }
 
     /// The notifications received so far, after waiting for `wanted`
@@ -90,10 +127,15 @@ impl Component {
                 started.elapsed() < Duration::from_secs(30),
                 "the component did not exit"
             );
+            // Polls the child until it has exited.
             std::thread::sleep(Duration::from_millis(20));
         };
-        let mut stderr = String::new();
-        std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        // The child is gone, its end of the pipe with it: the reader sees
+        // the end and stops.
+        if let Some(reader) = self.stderr_reader.take() {
+            reader.join().unwrap();
+        }
+        let stderr = self.stderr.0.lock().unwrap().join("\n");
         let hooks = std::fs::read_to_string(&self.hook_log).unwrap_or_default();
         (status, stderr, hooks)
     }
@@ -145,6 +187,7 @@ async fn wait_for_handled(store: &PgStore, count: usize) -> Vec<i64> {
             started.elapsed() < Duration::from_secs(30),
             "handled {handled:?} of {count}"
         );
+        // Polls the handled stream until it holds `count` notes.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -247,12 +290,29 @@ async fn sigtstp_pauses_and_sigcont_resumes() {
     component.notifications_until("READY=1");
     wait_for_handled(&store, 1).await;
     component.signal(libc::SIGTSTP);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Taken: the host says so, then the consumer says it has paused (it
+    // waits, and starts nothing, until it says it has resumed).
+    component.stderr_until("SIGTSTP: pausing");
+    component.stderr_until("consumer paused");
     note(&store, 2).await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(handled(&store).await, [1], "paused");
     component.signal(libc::SIGCONT);
     assert_eq!(wait_for_handled(&store, 2).await, [1, 2]);
+    // It went on only once SIGCONT was taken: "resumed" is said after
+    // the host's "resuming" (said before it lets the consumer go), never
+    // before, as a pause that did not hold would have it.
+    let log = component.stderr_until("consumer resumed");
+    let at = |wanted: &str| {
+        log.iter()
+            .position(|line| line.contains(wanted))
+            .unwrap_or_else(|| panic!("no {wanted:?} in {log:#?}"))
+    };
+    assert!(
+        at("SIGTSTP: pausing") < at("consumer paused")
+            && at("consumer paused") < at("SIGCONT: resuming")
+            && at("SIGCONT: resuming") < at("consumer resumed"),
+        "{log:#?}"
+    );
     component.signal(libc::SIGTERM);
     let (status, stderr, _) = component.wait();
     assert_eq!(status.code(), Some(0), "{stderr}");
@@ -347,6 +407,7 @@ async fn the_metrics_endpoint_serves_what_the_consumer_measured() {
             started.elapsed() < Duration::from_secs(15),
             "no caught-up metrics within 15 s"
         );
+        // Polls the endpoint until the sampled lag is the caught-up one.
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(
@@ -394,6 +455,7 @@ async fn the_metrics_endpoint_serves_what_the_consumer_measured() {
             started.elapsed() < Duration::from_secs(15),
             "the newer note is not counted: {body}"
         );
+        // Polls the endpoint until it counts the newer note.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     component.signal(libc::SIGTERM);

@@ -15,9 +15,11 @@ use ebb_localpg::ShutdownMode;
 use ebb_message_store::{
     CategoryQuery, ExpectedVersion, MessageData, MessageStore, PgStore, PgStoreConfig, StreamName,
 };
+use ebb_tests::observed::{Event, Observed};
 use ebb_tests::private::{Listen, cluster_with_schema};
 use ebb_tests::{connect, database, store_for};
 use serde_json::json;
+use tokio::sync::watch;
 
 const CATEGORY: &str = "note";
 
@@ -42,6 +44,8 @@ async fn write_notes(store: &PgStore, from: i64, count: i64) {
         loop {
             match store.write(&stream, &message, ExpectedVersion::Any).await {
                 Ok(_) => break,
+                // A retry loop (not a wait for an event): tried again
+                // after 100 ms.
                 Err(err) if err.is_transient() && attempts < 20 => {
                     attempts += 1;
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -63,21 +67,38 @@ async fn all_notes(store: &PgStore) -> Vec<i64> {
         .collect()
 }
 
-/// A consumer of the notes whose handler takes `delay` per message and
-/// then notes its global position in `handled`.
-fn note_consumer(
-    store: &PgStore,
+/// Holds a consumer's handler before it handles its message number `at`
+/// (counting from 0) until `open` says so.
+#[derive(Clone)]
+struct Hold {
+    at: usize,
+    open: watch::Receiver<bool>,
+}
+
+/// A consumer of the notes whose handler takes `delay` per message (and
+/// waits at `hold`, if any) and then notes its global position in
+/// `handled`.
+fn note_consumer<S: MessageStore>(
+    store: &S,
     config: ConsumerConfig,
     delay: Duration,
     handled: &Handled,
-) -> Consumer<PgStore> {
+    hold: Option<Hold>,
+) -> Consumer<S> {
     let handled = Arc::clone(handled);
     Consumer::new(config, store.clone())
         .unwrap()
         .handler(Dispatcher::new().on(move |note: Received<Noted>| {
             let handled = Arc::clone(&handled);
+            let hold = hold.clone();
             let position = note.global_position();
             async move {
+                if let Some(mut hold) = hold {
+                    if handled.lock().unwrap().len() == hold.at {
+                        let _ = hold.open.wait_for(|open| *open).await;
+                    }
+                }
+                // A handler that takes time, when asked to.
                 tokio::time::sleep(delay).await;
                 handled.lock().unwrap().push(position);
                 Ok::<_, BoxError>(())
@@ -85,10 +106,33 @@ fn note_consumer(
         }))
 }
 
-/// Waits until `handled` holds `position`.
-async fn until_handled(handled: &Handled, position: i64) {
+/// A consumer's run, on a task of its own.
+type Run = tokio::task::JoinHandle<Result<(), ebb_consumer::Error>>;
+
+/// Waits until `handled` holds `position` (asked every 10 ms; the callers
+/// bound the wait); panics if `run` ends first.
+async fn until_handled(handled: &Handled, position: i64, run: &mut Run) {
     while !handled.lock().unwrap().contains(&position) {
+        ended(run).await;
+        // Polls `handled` until it holds the position.
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until `handled` holds `count` positions (asked every 5 ms; the
+/// callers bound the wait); panics if `run` ends first.
+async fn until_count(handled: &Handled, count: usize, run: &mut Run) {
+    while handled.lock().unwrap().len() < count {
+        ended(run).await;
+        // Polls `handled` until it holds `count`.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Panics, with how it ended, if the consumer's `run` has ended.
+async fn ended(run: &mut Run) {
+    if run.is_finished() {
+        panic!("the consumer's run ended: {:?}", run.await);
     }
 }
 
@@ -106,7 +150,11 @@ async fn recorded(store: &PgStore, config: &ConsumerConfig) -> Option<i64> {
 /// rides that out: every note, those written before and after the restart,
 /// is handled once and in order (one run never reads again what it
 /// handled; redeliveries would only follow a restart of the consumer), and
-/// the recorded position ends at the last.
+/// the recorded position ends at the last. The handler is held at the
+/// 31st note until the server is down, and the server is started again
+/// once a call of the consumer's has failed (its store is watched), so
+/// that the restart comes mid-backlog and is felt however fast or slow
+/// the machine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_rides_out_a_restart_of_its_database() {
     let started = Instant::now();
@@ -124,26 +172,46 @@ async fn a_consumer_rides_out_a_restart_of_its_database() {
         };
         assert_eq!(config.store_retry_ms, [100, 1_000, 5_000], "the default");
         let handled = Handled::default();
-        let consumer = note_consumer(&store, config.clone(), Duration::from_millis(3), &handled);
+        let (release, open) = watch::channel(false);
+        let hold = Hold { at: 30, open };
+        let observed = Observed::new(store.clone());
+        let consumer = note_consumer(
+            &observed,
+            config.clone(),
+            Duration::ZERO,
+            &handled,
+            Some(hold),
+        );
         let control = Control::new();
-        let run = tokio::spawn({
+        let mut run = tokio::spawn({
             let control = control.clone();
             async move { consumer.run(&control).await }
         });
 
-        // Mid-backlog: the batch in hand goes on being handled while the
-        // server is down, and its position records fail.
-        while handled.lock().unwrap().len() < 30 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        // Mid-backlog: the 31st note is in hand (held) when the server
+        // stops. Let go, the consumer goes on with the batch in hand while
+        // the server is down, and its next position record fails.
+        until_count(&handled, 30, &mut run).await;
         let restart = Instant::now();
-        tokio::task::block_in_place(|| cluster.restart()).expect("the cluster restarts");
+        tokio::task::block_in_place(|| cluster.stop_server(ShutdownMode::Fast))
+            .expect("the server stops");
+        assert_eq!(handled.lock().unwrap().len(), 30, "held at the 31st");
+        let mark = observed.mark();
+        release.send_replace(true);
+        observed
+            .wait_for(
+                "a call failing while the server is down",
+                mark,
+                Duration::from_secs(20),
+                |events| events.contains(&Event::Failed),
+            )
+            .await;
+        tokio::task::block_in_place(|| cluster.start_server()).expect("the server starts again");
         let during = handled.lock().unwrap().len();
         println!(
             "restart took {:?}; {during} of 200 handled by then",
             restart.elapsed()
         );
-        assert!(during < 200, "the restart came before the backlog was done");
         if run.is_finished() {
             panic!(
                 "the consumer stopped in the restart: {:?}",
@@ -155,7 +223,7 @@ async fn a_consumer_rides_out_a_restart_of_its_database() {
         let expected = all_notes(&store).await;
         assert_eq!(expected.len(), 250);
         let last = *expected.last().unwrap();
-        until_handled(&handled, last).await;
+        until_handled(&handled, last, &mut run).await;
         control.stop();
         run.await
             .unwrap()
@@ -196,25 +264,27 @@ async fn a_consumer_whose_database_stays_down_stops_with_the_store_error() {
         let config = ConsumerConfig {
             store_retry_ms: vec![50, 100],
             position_update_interval: 3,
-            // Its first failed read comes at its next poll, after the
-            // server is down. (Woken, it would read as soon as the
-            // shutdown drops its listening connection, before the stop
-            // returns, and the clock below would start late.)
+            // Its first failed read comes at a poll, once the stop has
+            // begun (woken, it would read as the shutdown drops its
+            // listening connection).
             wake_on_notify: false,
             ..ConsumerConfig::new(CATEGORY)
         };
         let handled = Handled::default();
-        let consumer = note_consumer(&store, config.clone(), Duration::ZERO, &handled);
+        let consumer = note_consumer(&store, config.clone(), Duration::ZERO, &handled, None);
         let control = Control::new();
-        let run = tokio::spawn({
+        let mut run = tokio::spawn({
             let control = control.clone();
             async move { consumer.run(&control).await }
         });
-        until_handled(&handled, expected[4]).await;
+        until_handled(&handled, expected[4], &mut run).await;
 
+        // The clock starts as the stop does: the consumer's reads may fail
+        // from the moment the server begins to shut down, before the stop
+        // returns.
+        let down = Instant::now();
         tokio::task::block_in_place(|| cluster.stop_server(ShutdownMode::Fast))
             .expect("the server stops");
-        let down = Instant::now();
         let result = tokio::time::timeout(Duration::from_secs(15), run)
             .await
             .expect("the consumer gives up within 15 s")
@@ -240,13 +310,13 @@ async fn a_consumer_whose_database_stays_down_stops_with_the_store_error() {
         write_notes(&store, 5, 1).await;
         let expected = all_notes(&store).await;
         let again = Handled::default();
-        let consumer = note_consumer(&store, config, Duration::ZERO, &again);
+        let consumer = note_consumer(&store, config, Duration::ZERO, &again, None);
         let control = Control::new();
-        let run = tokio::spawn({
+        let mut run = tokio::spawn({
             let control = control.clone();
             async move { consumer.run(&control).await }
         });
-        until_handled(&again, expected[5]).await;
+        until_handled(&again, expected[5], &mut run).await;
         control.stop();
         run.await.unwrap().expect("the restarted consumer runs");
         assert_eq!(*again.lock().unwrap(), expected[2..]);
@@ -271,15 +341,22 @@ async fn a_consumer_rides_out_its_connections_being_terminated() {
             ..ConsumerConfig::new(CATEGORY)
         };
         let handled = Handled::default();
-        let consumer = note_consumer(&store, config.clone(), Duration::from_millis(1), &handled);
+        let consumer = note_consumer(
+            &store,
+            config.clone(),
+            Duration::from_millis(1),
+            &handled,
+            None,
+        );
         let control = Control::new();
-        let run = tokio::spawn({
+        let mut run = tokio::spawn({
             let control = control.clone();
             async move { consumer.run(&control).await }
         });
         for round in 0..3 {
             write_notes(&store, round * 40, 40).await;
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            // At work on this round's notes when its connections go.
+            until_count(&handled, round as usize * 40 + 1, &mut run).await;
             let terminated: i64 = admin
                 .query_one(
                     // Materialized, so that no backend (ours least of
@@ -299,7 +376,7 @@ async fn a_consumer_rides_out_its_connections_being_terminated() {
         let expected = all_notes(&store).await;
         assert_eq!(expected.len(), 130);
         let last = *expected.last().unwrap();
-        until_handled(&handled, last).await;
+        until_handled(&handled, last, &mut run).await;
         control.stop();
         run.await
             .unwrap()

@@ -3,16 +3,21 @@
 //! any other client, one at a time and several in flight, after its
 //! listening connection was lost, and not at all with the setting off.
 //!
-//! Every consumer here polls every 30 s: a message handled within a
-//! second was handled because of the wake-up.
+//! Every consumer here polls every 30 s, and its store is watched
+//! ([`Observed`]): each write is made once the consumer has armed the
+//! database (outside the store's busy window, where it would poll every
+//! 2 ms instead) and read once more, and the wake-up that follows is seen
+//! to be the notification's, not a poll's.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use ebb_consumer::{Consumer, ConsumerConfig, Control};
 use ebb_handler::{BoxError, Dispatcher, Received, message};
 use ebb_message_store::{ExpectedVersion, MessageData, MessageStore, PgStore};
+use ebb_tests::observed::{Event, Observed};
 use ebb_tests::{connect, database, store_for, terminate_listeners};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 #[message]
@@ -24,21 +29,38 @@ const CATEGORY: &str = "note";
 const POLL: Duration = Duration::from_secs(30);
 /// Far below the poll: a wake-up, not a poll.
 const PROMPTLY: Duration = Duration::from_secs(2);
+/// Longer than the store's busy window (1 s) with room for a loaded
+/// machine: the consumer arms the database again within it.
+const REARMED: Duration = Duration::from_secs(10);
 
-/// A consumer running in the background, and the notes it handled.
+/// A consumer running in the background on an observed store, and the
+/// notes it handled.
 struct Running {
+    store: Observed<PgStore>,
     control: Control,
     run: JoinHandle<Result<(), ebb_consumer::Error>>,
-    handled: Arc<Mutex<Vec<i64>>>,
+    handled: Arc<watch::Sender<Vec<i64>>>,
 }
 
 impl Running {
+    /// Starts the consumer and waits until it has read all there is and,
+    /// with `wake_on_notify`, armed the database and read once more.
     async fn start(store: &PgStore, wake_on_notify: bool, concurrency: usize) -> Self {
-        let handled = Arc::new(Mutex::new(Vec::new()));
+        Self::start_with(store, wake_on_notify, concurrency, POLL).await
+    }
+
+    async fn start_with(
+        store: &PgStore,
+        wake_on_notify: bool,
+        concurrency: usize,
+        poll_interval: Duration,
+    ) -> Self {
+        let store = Observed::new(store.clone());
+        let handled = Arc::new(watch::Sender::new(Vec::new()));
         let seen = Arc::clone(&handled);
         let consumer = Consumer::new(
             ConsumerConfig {
-                poll_interval: POLL,
+                poll_interval,
                 wake_on_notify,
                 concurrency,
                 ..ConsumerConfig::new(CATEGORY)
@@ -47,48 +69,63 @@ impl Running {
         )
         .unwrap()
         .handler(Dispatcher::new().on(move |note: Received<Noted>| {
-            seen.lock().unwrap().push(note.n);
+            seen.send_modify(|seen| seen.push(note.n));
             async { Ok::<_, BoxError>(()) }
         }));
         let control = Control::new();
-        let (started, ready) = tokio::sync::oneshot::channel();
         let run = tokio::spawn({
             let control = control.clone();
-            async move {
-                consumer
-                    .run_with(&control, move || {
-                        let _ = started.send(());
-                    })
-                    .await
-            }
+            async move { consumer.run(&control).await }
         });
-        ready.await.unwrap();
-        // Its first read (of nothing) and its arming are done well within.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        if wake_on_notify {
+            store.waiting_for_notification(REARMED).await;
+        } else {
+            store
+                .wait_for("the first read", 0, REARMED, |events| {
+                    events.contains(&Event::CaughtUp)
+                })
+                .await;
+        }
         Self {
+            store,
             control,
             run,
             handled,
         }
     }
 
-    /// Waits until `n` is handled; how long it took, or `None` after
-    /// `within`.
-    async fn handles(&self, n: i64, within: Duration) -> Option<Duration> {
-        let started = Instant::now();
-        while started.elapsed() < within {
-            if self.handled.lock().unwrap().contains(&n) {
-                return Some(started.elapsed());
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        None
+    /// Waits until `n` is handled; false after `within`.
+    async fn handles(&self, n: i64, within: Duration) -> bool {
+        let mut handled = self.handled.subscribe();
+        tokio::time::timeout(within, handled.wait_for(|handled| handled.contains(&n)))
+            .await
+            .is_ok()
+    }
+
+    /// Writes note `n` once the consumer waits for its notification, and
+    /// checks that the notification woke it and that it handled the note
+    /// long before its poll; then waits until it has armed the database
+    /// again.
+    async fn woken_by(&self, n: i64, write: impl Future<Output = ()>) {
+        let mark = self.store.mark();
+        write.await;
+        assert!(
+            self.handles(n, PROMPTLY).await,
+            "note {n} not handled within {PROMPTLY:?}"
+        );
+        let since = self.store.since(mark);
+        assert!(
+            since.contains(&Event::Woken { poll: false }),
+            "note {n}: not woken by a notification: {since:?}"
+        );
+        // Caught up again, and past the busy window: armed for the next.
+        self.store.waiting_for_notification(REARMED).await;
     }
 
     async fn stop(self) -> Vec<i64> {
         self.control.stop();
         self.run.await.unwrap().unwrap();
-        std::mem::take(&mut *self.handled.lock().unwrap())
+        self.handled.borrow().clone()
     }
 }
 
@@ -103,16 +140,15 @@ async fn note(store: &PgStore, n: i64) {
         .unwrap();
 }
 
+/// Each of five notes is written while the consumer waits for its
+/// notification (armed again after the last one, once the busy window
+/// has passed), and the notification wakes it each time.
 async fn woken_by_each_write(concurrency: usize) {
     let db = database().await;
     let store = store_for(&db, 4);
     let consumer = Running::start(&store, true, concurrency).await;
     for n in 1..=5 {
-        note(&store, n).await;
-        let took = consumer.handles(n, PROMPTLY).await;
-        assert!(took.is_some(), "note {n} not handled within {PROMPTLY:?}");
-        // Caught up again and armed before the next.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        consumer.woken_by(n, note(&store, n)).await;
     }
     assert_eq!(consumer.stop().await, [1, 2, 3, 4, 5]);
 }
@@ -135,14 +171,17 @@ async fn a_write_by_another_client_wakes_it() {
     // As psql or Ruby Eventide write: write_message, on a connection of
     // their own.
     let client = connect(&db).await;
-    client
-        .batch_execute(
-            "SELECT message_store.write_message(gen_random_uuid()::varchar, 'note-9', \
-             'Noted', '{\"n\": 9}')",
-        )
-        .await
-        .unwrap();
-    assert!(consumer.handles(9, PROMPTLY).await.is_some());
+    consumer
+        .woken_by(9, async {
+            client
+                .batch_execute(
+                    "SELECT message_store.write_message(gen_random_uuid()::varchar, 'note-9', \
+                     'Noted', '{\"n\": 9}')",
+                )
+                .await
+                .unwrap();
+        })
+        .await;
     consumer.stop().await;
 }
 
@@ -151,9 +190,9 @@ async fn a_lost_listening_connection_loses_nothing_and_wakes_again() {
     let db = database().await;
     let store = store_for(&db, 4);
     let consumer = Running::start(&store, true, 1).await;
-    note(&store, 1).await;
-    assert!(consumer.handles(1, PROMPTLY).await.is_some());
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Armed in the database again afterwards: from here only a wake-up
+    // (not the busy poll) reads the category before the 30 s poll.
+    consumer.woken_by(1, note(&store, 1)).await;
     let client = connect(&db).await;
     let terminated = terminate_listeners(&client).await;
     assert_eq!(terminated, 1, "the store's one listening connection");
@@ -161,28 +200,35 @@ async fn a_lost_listening_connection_loses_nothing_and_wakes_again() {
     // the consumer, woken when the listener comes back, reads it anyway.
     note(&store, 2).await;
     assert!(
-        consumer.handles(2, Duration::from_secs(10)).await.is_some(),
+        consumer.handles(2, Duration::from_secs(10)).await,
         "a write while the listener was away is not slept through until the poll"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    note(&store, 3).await;
-    assert!(
-        consumer.handles(3, PROMPTLY).await.is_some(),
-        "woken again once listening again"
-    );
+    // Listening again (an arming waits for the listener), past the busy
+    // window, and armed: the next notification wakes it.
+    consumer.store.waiting_for_notification(REARMED).await;
+    consumer.woken_by(3, note(&store, 3)).await;
     assert_eq!(consumer.stop().await, [1, 2, 3]);
 }
 
+/// With the setting off, the consumer never arms: a note is read at its
+/// next poll.
 #[tokio::test]
 async fn with_wake_on_notify_off_the_consumer_only_polls() {
     let db = database().await;
     let store = store_for(&db, 4);
-    let consumer = Running::start(&store, false, 1).await;
+    let poll = Duration::from_millis(500);
+    let consumer = Running::start_with(&store, false, 1, poll).await;
     note(&store, 1).await;
-    assert_eq!(
-        consumer.handles(1, Duration::from_secs(1)).await,
-        None,
-        "handled before its poll with the setting off"
+    assert!(
+        consumer.handles(1, Duration::from_secs(10)).await,
+        "handled at a poll"
+    );
+    let events = consumer.store.events();
+    assert!(
+        !events
+            .iter()
+            .any(|event| matches!(event, Event::ArmCalled | Event::Armed { .. })),
+        "armed with the setting off: {events:?}"
     );
     consumer.stop().await;
 }

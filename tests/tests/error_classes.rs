@@ -44,6 +44,7 @@ async fn a_connection_lost_mid_call_is_transient() {
         if terminated > 0 || call.is_finished() {
             break terminated;
         }
+        // Polls pg_stat_activity until the read waits for the lock.
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(terminated, 1);

@@ -58,6 +58,7 @@ async fn write_until_committed(
                     "still failing after 30 s: {}",
                     ebb_retry::Chain::new(&err)
                 );
+                // A retry loop: the write is tried again until it commits.
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Err(err) => panic!("a write failed for good: {}", ebb_retry::Chain::new(&err)),
@@ -170,6 +171,7 @@ async fn a_writer_and_a_consumer_carry_on_across_a_promotion() {
             "{} of {COMMANDS} handled after 60 s",
             outcomes.lock().unwrap().handled.len()
         );
+        // Polls the outcomes until every command is handled.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     control.stop();
@@ -278,6 +280,7 @@ async fn the_wake_up_listener_follows_the_new_primary() {
                 if handled.lock().unwrap().contains(&n) {
                     return true;
                 }
+                // Polls what was handled until the note is, or PROMPTLY has passed.
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             false
@@ -329,6 +332,7 @@ async fn wait_for_listener(failover: &Failover) {
             started.elapsed() < Duration::from_secs(10),
             "no listener on the new primary within 10 s"
         );
+        // Polls pg_stat_activity until a listener is on the new primary.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -7,10 +7,17 @@
 //!
 //! "At once" is checked against [`PROMPT`], far below any poll interval and
 //! far above a notification's latency, so that a loaded machine does not
-//! fail the tests; "does not wake" waits [`QUIET`].
+//! fail the tests. "Does not wake" is checked once a write made after the
+//! one that must not wake has woken a waiter of its own ([`not_woken`]):
+//! the listener takes notifications in commit order. A wake-up armed
+//! again after a notification is awaited only once the store arms the
+//! database rather than poll the busy category
+//! ([`armed_outside_the_busy_window`]), so that only a notification can
+//! complete it.
 
 #![allow(clippy::print_stdout)]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,14 +29,11 @@ use ebb_message_store::{
 };
 use ebb_tests::private::{Listen, cluster_with_schema};
 use ebb_tests::{connect, pg_store, terminate_listeners};
-use futures_util::StreamExt as _;
+use futures_util::{FutureExt as _, StreamExt as _};
 use serde_json::json;
 
 /// The longest a wake-up may take after its write.
 const PROMPT: Duration = Duration::from_secs(1);
-
-/// How long a wake-up that should not come is waited for.
-const QUIET: Duration = Duration::from_millis(200);
 
 async fn write(store: &PgStore, stream: &str) -> i64 {
     let stream = StreamName::parse(stream).unwrap();
@@ -38,7 +42,8 @@ async fn write(store: &PgStore, stream: &str) -> i64 {
         let message = MessageData::new("Noted", json!({}));
         match store.write(&stream, &message, ExpectedVersion::Any).await {
             Ok(position) => return position,
-            // A pooled connection a restart or termination closed.
+            // A pooled connection a restart or termination closed: the
+            // write is tried again (a retry loop, not a wait for an event).
             Err(err) if err.is_transient() && attempts < 50 => {
                 attempts += 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -59,13 +64,44 @@ async fn woken(wakeup: Wakeup, what: &str) -> Duration {
     took
 }
 
-/// Asserts that `wakeup` does not come within `QUIET`, and gives it back.
-async fn not_woken(mut wakeup: Wakeup, what: &str) -> Wakeup {
-    assert!(
-        tokio::time::timeout(QUIET, &mut wakeup).await.is_err(),
-        "{what}: woken"
-    );
+/// Asserts that `wakeup` has not come, once a write made now to a marker
+/// category of its own has woken that category's waiter; gives it back.
+/// The store's one listening connection takes the notifications in the
+/// order their writes committed, and wakes a notification's waiters as it
+/// takes it: had anything written before the marker woken `wakeup`, it
+/// would have by then.
+async fn not_woken(store: &PgStore, mut wakeup: Wakeup, what: &str) -> Wakeup {
+    static MARKERS: AtomicUsize = AtomicUsize::new(0);
+    let marker = format!("marker{}", MARKERS.fetch_add(1, Ordering::Relaxed));
+    let marked = store.arm_wakeup(&marker).await;
+    assert!(marked.is_armed() && !marked.is_poll(), "{marked:?}");
+    write(store, &format!("{marker}-1")).await;
+    woken(marked, &format!("{what}: the marker written after")).await;
+    assert!((&mut wakeup).now_or_never().is_none(), "{what}: woken");
     wakeup
+}
+
+/// Arms `category` until the store arms the database: a category notified
+/// less than the store's busy window ago is polled instead, and each of
+/// those wake-ups (`is_poll`) is awaited, as the store times it, before
+/// arming again. The wake-up returned is one only a notification (or a
+/// lost listening connection) completes.
+async fn armed_outside_the_busy_window(store: &PgStore, category: &str) -> Wakeup {
+    let started = Instant::now();
+    loop {
+        let wakeup = store.arm_wakeup(category).await;
+        assert!(wakeup.is_armed(), "{wakeup:?}");
+        if !wakeup.is_poll() {
+            return wakeup;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{category}: polled instead of armed for 30 s"
+        );
+        tokio::time::timeout(Duration::from_secs(10), wakeup)
+            .await
+            .expect("the busy poll comes");
+    }
 }
 
 /// The backends listening on the store's channel in `client`'s database.
@@ -86,14 +122,13 @@ async fn a_write_wakes_an_armed_wakeup_at_once() {
     let (store, _db) = pg_store().await;
     let wakeup = store.arm_wakeup("note").await;
     assert!(wakeup.is_armed(), "{wakeup:?}");
-    let wakeup = not_woken(wakeup, "nothing written yet").await;
+    let wakeup = not_woken(&store, wakeup, "nothing written yet").await;
     write(&store, "note-1").await;
     woken(wakeup, "a write through PgStore").await;
 
-    // Good for one wake-up: arm again for the next (the category is busy
-    // now, so this one is the busy poll's or the write's, whichever
-    // comes first).
-    let wakeup = store.arm_wakeup("note").await;
+    // Good for one wake-up: armed again (once the busy window has passed),
+    // the next write's notification wakes it again.
+    let wakeup = armed_outside_the_busy_window(&store, "note").await;
     write(&store, "note-2").await;
     woken(wakeup, "the next write").await;
 }
@@ -122,7 +157,7 @@ async fn a_write_to_another_category_does_not_wake_it() {
     write(&store, "other-1").await;
     // A category with types is a category of its own.
     write(&store, "note:command-1").await;
-    let wakeup = not_woken(wakeup, "writes to other categories").await;
+    let wakeup = not_woken(&store, wakeup, "writes to other categories").await;
     write(&store, "note-1").await;
     woken(wakeup, "then a write to its own").await;
 }
@@ -147,7 +182,7 @@ async fn the_read_after_arming_sees_a_write_from_before_it() {
     let wakeup = store.arm_wakeup("note").await;
     let again = read(1).await;
     assert_eq!(again.len(), 1, "the read after arming sees it");
-    let wakeup = not_woken(wakeup, "a write from before the arming").await;
+    let wakeup = not_woken(&store, wakeup, "a write from before the arming").await;
     write(&store, "note-2").await;
     woken(wakeup, "a write after the arming").await;
 }
@@ -188,8 +223,9 @@ async fn only_the_first_write_after_an_arming_notifies() {
     }
     write(&store, "note-5").await; // woken, not armed again
     // A round trip on the listening connection: every notification sent
-    // before it has been received once it returns.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // before it (by a write that returned before it was sent) has been
+    // received once it returns, since the server sends a session its
+    // notifications before its answers.
     listener.batch_execute("SELECT 1").await.unwrap();
     assert_eq!(*received.lock().unwrap(), ["note"]);
     drop(listener);
@@ -199,7 +235,7 @@ async fn only_the_first_write_after_an_arming_notifies() {
 /// Whether `category` is armed in the database: a session holds its
 /// arming key shared (see `ebb_arm_category`). The key is released by the
 /// listener in the background after a notification, so the answer is
-/// awaited until it is `expected`, for up to 2 s.
+/// asked again (every 10 ms) until it is `expected`, for up to 2 s.
 async fn armed(client: &tokio_postgres::Client, category: &str, expected: bool) -> bool {
     let started = std::time::Instant::now();
     loop {
@@ -217,6 +253,7 @@ async fn armed(client: &tokio_postgres::Client, category: &str, expected: bool) 
         if (held > 0) == expected || started.elapsed() > Duration::from_secs(2) {
             return held > 0;
         }
+        // Polls pg_locks: asked again until it holds.
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -260,11 +297,11 @@ async fn a_busy_category_is_polled_instead_of_armed() {
     assert!(took < Duration::from_millis(300), "{took:?}");
     assert!(!armed(&admin, "note", false).await, "not armed");
 
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let quiet = store.arm_wakeup("note").await;
-    assert!(!quiet.is_poll());
+    // Polled until the window has passed, as the store measures it; then
+    // armed in the database again.
+    let quiet = armed_outside_the_busy_window(&store, "note").await;
     assert!(armed(&admin, "note", true).await, "armed again");
-    let quiet = not_woken(quiet, "quiet, armed").await;
+    let quiet = not_woken(&store, quiet, "quiet, armed").await;
     write(&store, "note-2").await;
     woken(quiet, "a write after the window").await;
 }
@@ -310,12 +347,12 @@ async fn busy_categories_share_the_stores_polling() {
         assert!(took >= 2 * poll, "{category}: polled after {took:?}");
     }
 
-    // A quiet category is still armed, and its write wakes it at once.
+    // A quiet category is still armed, and its write wakes it: not a
+    // poll, so only the write's notification can.
     let quiet = store.arm_wakeup("gamma").await;
     assert!(!quiet.is_poll());
     write(&store, "gamma-1").await;
-    let took = woken(quiet, "gamma's notification").await;
-    assert!(took < 2 * poll, "{took:?}");
+    woken(quiet, "gamma's notification").await;
 }
 
 /// With no busy window, every arming asks the database.
@@ -334,7 +371,7 @@ async fn without_a_busy_window_every_arming_arms() {
     woken(wakeup, "the first write").await;
     let wakeup = store.arm_wakeup("note").await;
     assert!(armed(&admin, "note", true).await, "armed again at once");
-    let wakeup = not_woken(wakeup, "nothing written").await;
+    let wakeup = not_woken(&store, wakeup, "nothing written").await;
     write(&store, "note-2").await;
     woken(wakeup, "the next write").await;
 }
@@ -429,6 +466,7 @@ async fn dropping_the_store_closes_the_listening_connection() {
             started.elapsed() < Duration::from_secs(5),
             "the listener outlived its store"
         );
+        // Polls pg_stat_activity until the backend has gone.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -472,6 +510,7 @@ fn a_store_outlives_the_runtime_its_listener_ran_on() {
                 started.elapsed() < Duration::from_secs(5),
                 "the first listener outlived its runtime"
             );
+            // Polls pg_stat_activity until the backend has gone.
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     });

@@ -194,6 +194,7 @@ async fn a_consumer_records_positions_failures_and_parks_through_transaction_poo
             handled.lock().unwrap()
         );
         assert!(!run.is_finished(), "the second run ended");
+        // Polls what was handled until the four notes are.
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     control.stop();
@@ -255,6 +256,7 @@ async fn without_a_direct_connection_wake_ups_are_off_and_consumers_poll() {
     let started = Instant::now();
     while handled.lock().unwrap().is_empty() {
         assert!(started.elapsed() < Duration::from_secs(10), "not handled");
+        // Polls what was handled until the note is.
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     control.stop();

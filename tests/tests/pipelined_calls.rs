@@ -68,6 +68,7 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
             started.elapsed() < Duration::from_secs(10),
             "after 10 s: {what}"
         );
+        // Polls `check` until it holds.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -180,6 +180,7 @@ async fn wait_for(store: &PgStore, type_name: &str, count: usize) -> Vec<Message
             "{count} {type_name} records within 10 s; found {}",
             found.len()
         );
+        // Polls the parked stream until it holds the records.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

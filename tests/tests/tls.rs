@@ -406,6 +406,7 @@ async fn a_timed_out_call_is_cancelled_over_tls() {
             started.elapsed() < std::time::Duration::from_secs(5),
             "the timed-out statement still waits for the lock"
         );
+        // Polls pg_stat_activity until the statement no longer waits.
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     lock.rollback().await.unwrap();

@@ -62,6 +62,7 @@ async fn wait_until_idle_and_back(store: &PgStore, observer: &tokio_postgres::Cl
             started.elapsed() < Duration::from_secs(10),
             "after 10 s: {running} reads still running, pool {status:?}"
         );
+        // Polls the server and the pool until both are idle.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -285,6 +286,7 @@ async fn a_frozen_server_is_a_transient_error_within_the_bounds(listen: Listen) 
     let outcome = loop {
         match store.write(&stream, &deposited, ExpectedVersion::Any).await {
             Err(err) if err.is_transient() && started.elapsed() < PROMPTLY => {
+                // A retry loop: the write is tried again while the server wakes up.
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             outcome => break outcome,

@@ -1,11 +1,8 @@
 //! `ebb failures`: the handler failures that stopped a category's
 //! consumers, from their failures streams (`Failed` records).
 
-use ebb_consumer::Failed;
-use ebb_handler::MessageType as _;
-use serde::Serialize;
+use ebb_admin::ConsumerName;
 
-use super::consumer_streams::{self, ConsumerName, FAILURES};
 use super::listing::{self, Column};
 use super::{CliError, store};
 
@@ -30,56 +27,11 @@ pub struct FailuresArgs {
     json: bool,
 }
 
-/// What `--json` prints for one failure.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct FailureLine {
-    category: String,
-    identifier: Option<String>,
-    global_position: i64,
-    stream_name: String,
-    position: i64,
-    #[serde(rename = "type")]
-    type_name: String,
-    error: String,
-    attempts: u32,
-    /// The store was out of reach: not the message's fault.
-    transient: bool,
-    /// RFC 3339, UTC: when the failure was recorded.
-    failed_at: String,
-    /// `failed_at` as the table shows it.
-    #[serde(skip)]
-    failed_cell: String,
-}
-
 pub async fn run(args: FailuresArgs) -> Result<(), CliError> {
-    let consumer = ConsumerName::new(&args.category, args.consumer.as_deref())?;
+    // A malformed name is a usage error before the settings are read.
+    ConsumerName::new(&args.category, args.consumer.as_deref())?;
     let store = store()?;
-    let records =
-        consumer_streams::own_records(&store, &consumer, FAILURES, Failed::TYPE_NAME).await?;
-    let mut lines = Vec::with_capacity(records.len());
-    for (owner, message) in records {
-        let failed: Failed = message.data().map_err(|source| CliError::Store {
-            action: format!(
-                "the failure record at {}/{} is not a Failed record",
-                message.stream_name, message.position
-            ),
-            source,
-        })?;
-        lines.push(FailureLine {
-            category: owner.category,
-            identifier: owner.identifier,
-            global_position: failed.global_position,
-            stream_name: failed.stream_name,
-            position: failed.position,
-            type_name: failed.type_name,
-            error: failed.error,
-            attempts: failed.attempts,
-            transient: failed.transient,
-            failed_at: listing::json_time(&message.time),
-            failed_cell: listing::table_time(&message.time),
-        });
-    }
+    let lines = ebb_admin::failures(&store, &args.category, args.consumer.as_deref()).await?;
     if args.json {
         return listing::print_json_lines(&lines);
     }
@@ -108,7 +60,7 @@ pub async fn run(args: FailuresArgs) -> Result<(), CliError> {
                 line.position.to_string(),
                 line.type_name,
                 line.attempts.to_string(),
-                line.failed_cell,
+                listing::table_time(&line.failed_at),
                 error,
             ]
         })

@@ -1,7 +1,6 @@
 //! Argument parsing, the commands, and how their errors read.
 
 mod completions;
-mod consumer_streams;
 mod consumers;
 mod db;
 mod demo;
@@ -151,6 +150,27 @@ impl CliError {
     }
 }
 
+/// The operators' queries' errors, as the commands say them: input that
+/// names nothing is a usage error; a record that does not read, or a
+/// consumer's failure, is one line with its causes.
+impl From<ebb_admin::Error> for CliError {
+    fn from(err: ebb_admin::Error) -> Self {
+        match err {
+            ebb_admin::Error::Statement { action, source } => Self::Database { action, source },
+            ebb_admin::Error::Store { action, source } => Self::Store { action, source },
+            ebb_admin::Error::Consumer { action, source } => {
+                Self::Other(format!("{action}: {}", ebb_retry::Chain::new(&source)))
+            }
+            ebb_admin::Error::Malformed { what, source } => {
+                Self::Other(format!("{what}: {source}"))
+            }
+            ebb_admin::Error::NotFound(message) => Self::Other(message),
+            err @ ebb_admin::Error::InvalidInput(_) => Self::Usage(one_line(&err)),
+            err => Self::Other(one_line(&err)),
+        }
+    }
+}
+
 /// The store in the database the environment names.
 fn store() -> Result<PgStore, CliError> {
     PgStore::new(PgStoreConfig::from_env().map_err(CliError::Config)?).map_err(CliError::Config)
@@ -273,6 +293,51 @@ mod tests {
             assert!(!message.contains(&source), "{err:?} shows {source:?}");
             assert_eq!(chain(&err).matches(&source).count(), 1, "{err:?}");
         }
+    }
+
+    /// The library's errors keep the messages and exit statuses the
+    /// commands had when the queries were theirs.
+    #[test]
+    fn the_operators_errors_read_as_before() {
+        let usage = CliError::from(ebb_admin::ConsumerName::new("account-1", None).unwrap_err());
+        assert_eq!(usage.exit_code(), 2, "{usage}");
+        assert_eq!(
+            one_line(&usage),
+            one_line(
+                &ebb_consumer::ConsumerConfig::new("account-1")
+                    .validate()
+                    .unwrap_err()
+            )
+        );
+        let origin = CliError::from(ebb_admin::Origin::parse("transfer-").unwrap_err());
+        assert_eq!(origin.exit_code(), 2);
+        assert!(
+            one_line(&origin).starts_with("\"transfer-\" is neither a message id"),
+            "{origin}"
+        );
+        let not_found =
+            CliError::from(ebb_admin::Error::NotFound("no message has the id x".into()));
+        assert_eq!(not_found.exit_code(), 1);
+        assert_eq!(one_line(&not_found), "no message has the id x");
+        let malformed = CliError::from(ebb_admin::Error::Malformed {
+            what: "the position record at a:position-w1/3 is not {\"position\": N}".into(),
+            source: serde_json::from_str::<serde_json::Value>("{").unwrap_err(),
+        });
+        assert_eq!(malformed.exit_code(), 1);
+        assert_eq!(
+            one_line(&malformed),
+            "the position record at a:position-w1/3 is not {\"position\": N}: \
+             EOF while parsing an object at line 1 column 1"
+        );
+        let store = CliError::from(ebb_admin::Error::Store {
+            action: "cannot read account:parked-w1".into(),
+            source: invalid_config(),
+        });
+        assert_eq!(store.exit_code(), 1);
+        assert_eq!(
+            one_line(&store),
+            "cannot read account:parked-w1: invalid connection settings: PGPORT is not a port number"
+        );
     }
 
     #[test]

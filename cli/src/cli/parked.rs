@@ -1,17 +1,13 @@
 //! `ebb parked list`, `show`, `replay` and `discard`: the messages a
 //! category's consumers have parked now, from their parked streams folded
-//! as the consumer folds them ([`ebb_consumer::ParkedStream`]), and the
-//! requests that replay or discard them ([`ebb_consumer::request_replay`]).
+//! as the consumer folds them ([`ebb_admin::parked`]), and the requests
+//! that replay or discard them ([`ebb_admin::request`]).
 
-use std::collections::BTreeMap;
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 
-use ebb_consumer::{ConsumerConfig, ParkedMessage, ParkedState, ParkedStream, Requested};
-use ebb_message_store::{CategoryQuery, Message, MessageStore as _, PgStore, StreamQuery};
-use futures_util::TryStreamExt as _;
-use serde::Serialize;
+use ebb_admin::{ConsumerName, PARKED, ParkedSummary, Select, Selection};
+use ebb_consumer::{ParkedMessage, Requested};
 
-use super::consumer_streams::{ConsumerName, PARKED};
 use super::listing::{self, Column};
 use super::{CliError, store};
 
@@ -67,26 +63,6 @@ pub struct ShowArgs {
     consumer: Option<String>,
 }
 
-/// What `list --json` prints for one parked message.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ParkedLine {
-    category: String,
-    identifier: Option<String>,
-    global_position: i64,
-    stream_name: String,
-    position: i64,
-    #[serde(rename = "type")]
-    type_name: String,
-    error: String,
-    failures: u32,
-    /// RFC 3339, UTC: when the message was parked.
-    parked_at: String,
-    /// `"replay"` or `"discard"` while one is asked and not yet carried
-    /// out; null otherwise.
-    requested: Option<&'static str>,
-}
-
 /// Which parked messages `ebb parked replay` and `discard` act on.
 #[derive(Debug, Clone, clap::Args)]
 #[command(after_help = "\
@@ -137,26 +113,15 @@ pub async fn run(command: ParkedCommand) -> Result<(), CliError> {
 async fn list(args: ListArgs) -> Result<(), CliError> {
     let consumer = ConsumerName::new(&args.category, args.consumer.as_deref())?;
     let store = store()?;
-    let parked = parked(&store, &consumer).await?;
+    let parked = ebb_admin::parked(&store, &args.category, args.consumer.as_deref()).await?;
     if parked.is_empty() && !args.json {
         eprintln!("{}", nothing_parked(&consumer));
         return Ok(());
     }
     if args.json {
-        let lines: Vec<ParkedLine> = parked
-            .into_iter()
-            .map(|(owner, message)| ParkedLine {
-                category: owner.category,
-                identifier: owner.identifier,
-                global_position: message.parked.global_position,
-                stream_name: message.parked.stream_name,
-                position: message.parked.position,
-                type_name: message.parked.type_name,
-                error: message.parked.error,
-                failures: message.parked.failures,
-                parked_at: listing::json_time(&message.parked_at),
-                requested: requested(message.state),
-            })
+        let lines: Vec<ParkedSummary> = parked
+            .iter()
+            .map(|(owner, message)| ParkedSummary::new(owner, message))
             .collect();
         return listing::print_json_lines(&lines);
     }
@@ -182,7 +147,7 @@ async fn list(args: ListArgs) -> Result<(), CliError> {
                 message.parked.type_name,
                 message.parked.failures.to_string(),
                 listing::table_time(&message.parked_at),
-                listing::or_dash(requested(message.state)),
+                listing::or_dash(ebb_admin::requested(message.state)),
                 message.parked.error,
             ]
         })
@@ -190,106 +155,53 @@ async fn list(args: ListArgs) -> Result<(), CliError> {
     listing::print_table(&columns, &rows)
 }
 
-/// What is asked of a parked message, as `list` prints it.
-fn requested(state: ParkedState) -> Option<&'static str> {
-    match state {
-        ParkedState::Parked => None,
-        ParkedState::Requested {
-            request: Requested::Replay,
-            ..
-        } => Some("replay"),
-        ParkedState::Requested {
-            request: Requested::Discard,
-            ..
-        } => Some("discard"),
-    }
-}
-
 async fn show(args: ShowArgs) -> Result<(), CliError> {
-    let consumer = ConsumerName::new(&args.category, args.consumer.as_deref())?;
+    // A malformed name is a usage error before the settings are read.
+    ConsumerName::new(&args.category, args.consumer.as_deref())?;
     let store = store()?;
-    let found: Vec<String> = parked(&store, &consumer)
-        .await?
-        .into_iter()
-        .filter(|(_, message)| message.parked.global_position == args.global_position)
-        .map(|(owner, message)| describe(&owner, &message))
-        .collect();
-    if found.is_empty() {
-        return Err(not_parked(&consumer, args.global_position));
-    }
+    let found: Vec<String> = ebb_admin::parked_at(
+        &store,
+        &args.category,
+        args.consumer.as_deref(),
+        args.global_position,
+    )
+    .await?
+    .iter()
+    .map(|(owner, message)| describe(owner, message))
+    .collect();
     listing::print_text(&found.join("\n"))
-}
-
-fn not_parked(consumer: &ConsumerName, global_position: i64) -> CliError {
-    CliError::Other(format!(
-        "no message at global position {global_position} is parked by {}",
-        whose(consumer)
-    ))
 }
 
 /// What `list` says on stderr when there is nothing to list.
 fn nothing_parked(consumer: &ConsumerName) -> String {
-    format!("no message is parked by {}", whose(consumer))
-}
-
-/// "consumer w1 of account", "any consumer of account".
-fn whose(consumer: &ConsumerName) -> String {
-    match &consumer.identifier {
-        Some(identifier) => format!("consumer {identifier} of {}", consumer.category),
-        None => format!("any consumer of {}", consumer.category),
-    }
+    format!("no message is parked by {}", consumer.whose())
 }
 
 /// `ebb parked replay` and `discard`: selects, confirms, and writes one
 /// request per message and consumer.
 async fn act(request: Requested, args: ActArgs) -> Result<(), CliError> {
     let consumer = ConsumerName::new(&args.category, args.consumer.as_deref())?;
-    let verb = match request {
-        Requested::Replay => "replay",
-        Requested::Discard => "discard",
-    };
+    let verb = ebb_admin::request_verb(request);
     let store = store()?;
-    let parked = parked(&store, &consumer).await?;
-    let mut selected: Vec<(ConsumerName, ParkedMessage)> = Vec::new();
-    let mut pending = 0;
-    if args.all {
-        for (owner, message) in parked {
-            if message.state == ParkedState::Parked {
-                selected.push((owner, message));
-            } else {
-                pending += 1;
-            }
-        }
+    let parked = ebb_admin::parked(&store, &args.category, args.consumer.as_deref()).await?;
+    let which = if args.all {
+        Select::All
     } else {
-        for &global_position in &args.global_positions {
-            let mut found = false;
-            for (owner, message) in &parked {
-                if message.parked.global_position != global_position {
-                    continue;
-                }
-                found = true;
-                if message.state == ParkedState::Parked {
-                    selected.push((owner.clone(), message.clone()));
-                } else {
-                    pending += 1;
-                }
-            }
-            if !found {
-                return Err(not_parked(&consumer, global_position));
-            }
-        }
-        selected.dedup_by(|(a, x), (b, y)| {
-            a == b && x.parked.global_position == y.parked.global_position
-        });
-    }
+        Select::At(args.global_positions.clone())
+    };
+    let limit = args
+        .limit
+        .map(|limit| usize::try_from(limit).unwrap_or(usize::MAX));
+    let Selection {
+        selected,
+        total,
+        pending,
+        ..
+    } = ebb_admin::select(&consumer, parked, &which, limit)?;
     if pending > 0 {
         eprintln!(
             "{pending} of the selected messages have a replay or discard asked already; left as they are"
         );
-    }
-    let total = selected.len();
-    if let Some(limit) = args.limit {
-        selected.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     }
     if selected.is_empty() {
         eprintln!("no parked message to {verb}");
@@ -312,39 +224,14 @@ async fn act(request: Requested, args: ActArgs) -> Result<(), CliError> {
     let requested_by = requested_by(verb);
     let mut failed = 0;
     for (owner, message) in &selected {
-        let config = ConsumerConfig {
-            identifier: owner.identifier.clone(),
-            ..ConsumerConfig::new(owner.category.clone())
-        };
         let global_position = message.parked.global_position;
-        let written = match request {
-            Requested::Replay => {
-                ebb_consumer::request_replay(
-                    &store,
-                    &config,
-                    global_position,
-                    Some(requested_by.clone()),
-                )
-                .await
-            }
-            Requested::Discard => {
-                ebb_consumer::request_discard(
-                    &store,
-                    &config,
-                    global_position,
-                    Some(requested_by.clone()),
-                )
-                .await
-            }
-        };
-        let stream = config
-            .parked_stream_name()
-            .map(|name| name.to_string())
-            .unwrap_or_default();
-        match written {
+        let outcome =
+            ebb_admin::request(&store, request, owner, global_position, Some(&requested_by)).await;
+        match outcome.result {
             Ok(position) => {
                 println!(
-                    "{verb} of {global_position} requested at position {position} of {stream}"
+                    "{verb} of {global_position} requested at position {position} of {}",
+                    outcome.parked_stream
                 );
             }
             Err(err) => {
@@ -428,68 +315,6 @@ fn requested_by(verb: &str) -> String {
     format!("ebb parked {verb} ({user}@{host})")
 }
 
-/// The messages parked now by `consumer` (every consumer of its category
-/// without an identifier), oldest parked first, each with its consumer.
-async fn parked(
-    store: &PgStore,
-    consumer: &ConsumerName,
-) -> Result<Vec<(ConsumerName, ParkedMessage)>, CliError> {
-    let records: Vec<Message> = match &consumer.identifier {
-        Some(_) => {
-            let stream = consumer.stream(PARKED)?;
-            let read = store.read_stream(&stream, StreamQuery::new());
-            read.try_collect().await.map_err(|source| CliError::Store {
-                action: format!("cannot read {stream}"),
-                source,
-            })?
-        }
-        None => {
-            let category = consumer.kind_category(PARKED)?;
-            let read = store.read_category(&category, CategoryQuery::new());
-            read.try_collect().await.map_err(|source| CliError::Store {
-                action: format!("cannot read {category}"),
-                source,
-            })?
-        }
-    };
-    // Per parked stream, in its order (a category read keeps each
-    // stream's order).
-    let mut streams: BTreeMap<String, (ConsumerName, ParkedStream)> = BTreeMap::new();
-    for record in &records {
-        let Some(owner) = ConsumerName::from_stream(&record.stream_name, PARKED) else {
-            continue;
-        };
-        let (_, folded) = streams
-            .entry(record.stream_name.clone())
-            .or_insert_with(|| (owner, ParkedStream::new()));
-        folded.apply(record).map_err(|err| {
-            CliError::Other(format!(
-                "the record at position {} of {} cannot be read: {}",
-                record.position,
-                record.stream_name,
-                ebb_retry::Chain::new(&err)
-            ))
-        })?;
-    }
-    let mut parked: Vec<(ConsumerName, ParkedMessage)> = streams
-        .into_values()
-        .flat_map(|(owner, folded)| {
-            let messages: Vec<ParkedMessage> = folded.messages().cloned().collect();
-            messages
-                .into_iter()
-                .map(move |message| (owner.clone(), message))
-        })
-        .collect();
-    parked.sort_by(|(a, x), (b, y)| {
-        (x.parked_at, x.parked.global_position, &a.identifier).cmp(&(
-            y.parked_at,
-            y.parked.global_position,
-            &b.identifier,
-        ))
-    });
-    Ok(parked)
-}
-
 /// A parked message whole, as `show` prints it: one `name: value` line
 /// per field, then the data and metadata pretty-printed.
 fn describe(owner: &ConsumerName, message: &ParkedMessage) -> String {
@@ -511,7 +336,10 @@ fn describe(owner: &ConsumerName, message: &ParkedMessage) -> String {
             format!("{parked_in} at position {}", message.record_position),
         ),
         ("parked at", listing::json_time(&message.parked_at)),
-        ("requested", listing::or_dash(requested(message.state))),
+        (
+            "requested",
+            listing::or_dash(ebb_admin::requested(message.state)),
+        ),
         ("id", parked.id.to_string()),
         ("stream", parked.stream_name.clone()),
         ("position", parked.position.to_string()),

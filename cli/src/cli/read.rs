@@ -1,10 +1,7 @@
 //! `ebb read`: the messages of a stream or a category, once.
 
-use ebb_message_store::stream_name::is_category;
-use ebb_message_store::{
-    CategoryQuery, ConsumerGroup, DEFAULT_BATCH_SIZE, Message, MessageStore as _, PgStore,
-    StreamName, StreamQuery,
-};
+use ebb_admin::Reader;
+use ebb_message_store::{ConsumerGroup, DEFAULT_BATCH_SIZE, Message, StreamName};
 
 use super::output::{Printed, Printer};
 use super::{CliError, store};
@@ -41,15 +38,8 @@ pub struct ReadArgs {
     json: bool,
 }
 
-/// What is read: one stream, or a category with its filters.
-#[derive(Debug)]
-enum Source {
-    Stream(StreamQuery),
-    Category(CategoryQuery),
-}
-
 pub async fn run(args: ReadArgs) -> Result<(), CliError> {
-    let (name, mut source) = source(&args)?;
+    let mut reader = reader(&args)?;
     let store = store()?;
     let mut printer = Printer::new(args.json);
     let mut remaining = (args.limit > 0).then_some(args.limit);
@@ -60,7 +50,7 @@ pub async fn run(args: ReadArgs) -> Result<(), CliError> {
             (Some(remaining), None) => remaining.min(DEFAULT_BATCH_SIZE as u64) as i64,
             _ => DEFAULT_BATCH_SIZE,
         };
-        let batch = source.next_batch(&store, &name, batch_size).await?;
+        let batch = reader.next_batch(&store, batch_size).await?;
         let full = batch.len() as i64 >= batch_size;
         let mut shown: Vec<Message> = batch
             .into_iter()
@@ -80,71 +70,30 @@ pub async fn run(args: ReadArgs) -> Result<(), CliError> {
     }
 }
 
-/// The name to read and how, or a usage error for a name or a filter
-/// that cannot be read.
-fn source(args: &ReadArgs) -> Result<(String, Source), CliError> {
-    let name = StreamName::parse(args.name.as_str())
-        .map_err(|err| CliError::Usage(err.to_string()))?
-        .into_string();
-    if !is_category(&name) {
+/// The reader of the name and filters `args` give, or a usage error for a
+/// name or a filter that cannot be read.
+fn reader(args: &ReadArgs) -> Result<Reader, CliError> {
+    let reader = Reader::new(&args.name, args.from)?;
+    if !reader.is_category() {
         if args.correlation.is_some() || args.group.is_some() {
             return Err(CliError::Usage(format!(
-                "--correlation and --group filter a category, and {name} is a stream \
-                 (a category's name has no id)"
+                "--correlation and --group filter a category, and {} is a stream \
+                 (a category's name has no id)",
+                reader.name()
             )));
         }
-        let query = StreamQuery::new().position(args.from.unwrap_or(0));
-        return Ok((name, Source::Stream(query)));
+        return Ok(reader);
     }
-    let mut query = CategoryQuery::new().position(args.from.unwrap_or(1).max(1));
+    let mut reader = reader;
     if let Some(correlation) = &args.correlation {
         StreamName::category_name(correlation)
             .map_err(|err| CliError::Usage(format!("--correlation takes a category: {err}")))?;
-        query = query.correlation(correlation.as_str());
+        reader = reader.correlation(correlation)?;
     }
     if let Some(group) = args.group {
-        query = query.consumer_group(group.member, group.size);
+        reader = reader.consumer_group(group)?;
     }
-    Ok((name, Source::Category(query)))
-}
-
-impl Source {
-    /// Reads the next `batch_size` messages and moves past them.
-    async fn next_batch(
-        &mut self,
-        store: &PgStore,
-        name: &str,
-        batch_size: i64,
-    ) -> Result<Vec<Message>, CliError> {
-        let failed = |source| CliError::Store {
-            action: format!("cannot read {name}"),
-            source,
-        };
-        match self {
-            Self::Stream(query) => {
-                query.batch_size = batch_size;
-                let batch = store
-                    .get_stream_messages(name, query)
-                    .await
-                    .map_err(failed)?;
-                if let Some(last) = batch.last() {
-                    query.position = last.position + 1;
-                }
-                Ok(batch)
-            }
-            Self::Category(query) => {
-                query.batch_size = batch_size;
-                let batch = store
-                    .get_category_messages(name, query)
-                    .await
-                    .map_err(failed)?;
-                if let Some(last) = batch.last() {
-                    query.position = last.global_position + 1;
-                }
-                Ok(batch)
-            }
-        }
-    }
+    Ok(reader)
 }
 
 /// `MEMBER/SIZE`, as `--group` takes it: a member in `0..SIZE`.

@@ -289,6 +289,7 @@ async fn exit_of(supervisor: &mut Supervisor) -> ExitStatus {
             "the component did not exit within {RUN_TIMEOUT:?}; errors: {:#?}",
             supervisor.tally().errors
         );
+        // Polls the supervisor until the instance has exited.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -325,6 +326,7 @@ async fn until_events(db: &Db, supervisor: &mut Supervisor, events: usize) {
             started.elapsed() < RUN_TIMEOUT,
             "{found} of {events} events within {RUN_TIMEOUT:?}"
         );
+        // Polls the store until the events are there.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -513,6 +515,7 @@ async fn is_parked_after_k_failures(case: &Case) {
                 "run {} neither exited nor applied every command within {RUN_TIMEOUT:?}",
                 supervisor.starts(0)
             );
+            // Polls the instance and the store until one of them says so.
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
         let Some(status) = exited else { break };

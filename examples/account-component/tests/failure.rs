@@ -129,10 +129,29 @@ async fn stop_all(supervisor: &mut Supervisor) {
     }
 }
 
+/// The commands as written. A read that fails with a transient error is
+/// read again (at most three tries, each said): through a transaction
+/// pooling bouncer, a pooled connection has been seen closed under it
+/// after the kills, which a caller retries as it retries any transient
+/// error.
+async fn read_commands(store: &PgStore) -> verify::Commands {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match verify::read_commands(store).await {
+            Ok(commands) => return commands,
+            Err(err) if err.is_transient() && tries < 3 => {
+                println!("reading the commands failed ({err}); reading them again");
+            }
+            Err(err) => panic!("the commands: {err:?}"),
+        }
+    }
+}
+
 /// The exactness check on every valid command, with the checks every
 /// run ends with.
 async fn verify_exactly(store: &PgStore, valid: &[Command]) -> Verified {
-    let commands = verify::read_commands(store).await.expect("the commands");
+    let commands = read_commands(store).await;
     assert_eq!(commands.valid, valid, "the commands did not change");
     assert!(commands.other.is_empty(), "{:?}", commands.other);
     let verified = verify::verify(store, valid)
@@ -185,6 +204,7 @@ async fn send_while_killing(
     let mut kills = 0;
     let mut while_sending = 0;
     loop {
+        // A random while between kills (the kills' timing is what is under test).
         tokio::time::sleep(random.millis(100, 600)).await;
         assert!(
             started.elapsed() < TIMEOUT,
@@ -237,6 +257,7 @@ async fn send_while_killing(
         if sender.is_some() {
             while_sending += 1;
         }
+        // The victim stays down a random while before its restart: the behaviour under test.
         tokio::time::sleep(random.millis(0, 100)).await;
         supervisor.start(victim).expect("the instance starts again");
     }
@@ -494,6 +515,7 @@ async fn a_failover_pair_across_postgresql_restarts_applies_every_command_exactl
     let mut client: Option<tokio_postgres::Client> = None;
     let mut done = 0;
     loop {
+        // The supervising loop's tick: it polls the instances and the store.
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(
             started.elapsed() < TIMEOUT,
@@ -612,6 +634,7 @@ async fn a_failover_pair_across_a_promotion_applies_every_command_exactly_once()
     let mut client: Option<tokio_postgres::Client> = None;
     let mut done = 0;
     loop {
+        // The supervising loop's tick: it polls the instances and the store.
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(
             started.elapsed() < TIMEOUT,

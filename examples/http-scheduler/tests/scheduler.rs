@@ -434,10 +434,21 @@ async fn a_cancelled_job_runs_no_more_and_listing_filters_and_pages() {
         (200, &json!("cancelled")),
         "{cancelled}"
     );
-    let calls = target.hits().len();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    let calls = hits_of(&target, &repeating);
+    // A one-off job due three of the cancelled job's periods from now: the
+    // timer starts runs in the order they fall due, so once it has run, a
+    // run of the cancelled job falling due before it (one a period, had
+    // the cancel not held) would have been made.
+    let marker_at = chrono::Utc::now() + chrono::Duration::milliseconds(450);
+    let marker = api
+        .create(
+            &json!({"request": {"method": "GET", "url": target.url("/ok")},
+            "schedule": {"startAt": marker_at.to_rfc3339()}}),
+        )
+        .await;
+    api.wait_for_state(&marker, &["succeeded"], MINUTE).await;
     assert!(
-        target.hits().len() <= calls + 1,
+        hits_of(&target, &repeating) <= calls + 1,
         "at most the run in flight finishes after a cancel"
     );
     assert_eq!(api.job(&repeating).await["nextRunAt"], Value::Null);
@@ -466,7 +477,18 @@ async fn a_cancelled_job_runs_no_more_and_listing_filters_and_pages() {
     let (_, cancelled) = api.get("/jobs?state=cancelled").await;
     assert_eq!(cancelled["jobs"][0]["id"], repeating);
     let (_, all) = api.get("/jobs").await;
-    assert_eq!(all["total"], 4);
+    assert_eq!(all["total"], 5, "the marker too");
+}
+
+/// The calls the target got for job `id`'s runs (their keys are
+/// `ID-RUN`).
+fn hits_of(target: &Target, id: &str) -> usize {
+    let prefix = format!("{id}-");
+    target
+        .hits()
+        .iter()
+        .filter(|hit| hit.key.starts_with(&prefix))
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -482,23 +504,29 @@ async fn a_restart_loses_nothing_and_an_interrupted_run_runs_again() {
             "schedule": {"everyMs": 300, "maxRuns": 6}}),
         )
         .await;
-    let start_at = chrono::Utc::now() + chrono::Duration::milliseconds(2_500);
+    // Due well after the kill below (which comes as soon as the held call
+    // is under way), and about when the interrupted run's lease runs out.
+    let start_at = chrono::Utc::now() + chrono::Duration::milliseconds(4_000);
     let later = api
         .create(
             &json!({"request": {"method": "GET", "url": target.url("/ok")},
             "schedule": {"startAt": start_at.to_rfc3339()}}),
         )
         .await;
+    // Its call is held by the target until the test lets it go, after the
+    // kill: the run is interrupted mid-call however slow the machine.
     let slow = api
-        .create(&json!({"request": {"method": "GET", "url": target.url("/slow?ms=1500")}}))
+        .create(&json!({"request": {"method": "GET", "url": target.url("/held")}}))
         .await;
-    wait_until("the slow call under way", MINUTE, || {
+    wait_until("the held call under way", MINUTE, || {
         let (target, slow) = (target.clone(), slow.clone());
-        async move { !target.hits_for("/slow", &format!("{slow}-1")).is_empty() }
+        async move { !target.hits_for("/held", &format!("{slow}-1")).is_empty() }
     })
     .await;
     first.kill().await;
     let killed_at = Instant::now();
+    // The next claimer's call answers at once.
+    target.release_held();
     assert!(
         stream(&db, &format!("httpJob-{slow}"))
             .await
@@ -510,7 +538,6 @@ async fn a_restart_loses_nothing_and_an_interrupted_run_runs_again() {
         target.hits_for("/ok", &format!("{later}-1")).is_empty(),
         "not due before the kill"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
 
     let second = Instance::start("second", &db, &settings).await;
     let api = second.api();
@@ -538,7 +565,7 @@ async fn a_restart_loses_nothing_and_an_interrupted_run_runs_again() {
         "claimed again once the lease ran out"
     );
     assert_eq!(
-        target.hits_for("/slow", &format!("{slow}-1")).len(),
+        target.hits_for("/held", &format!("{slow}-1")).len(),
         2,
         "the interrupted call was made again with the same key"
     );
@@ -592,9 +619,19 @@ async fn hot_failover_records_every_run_exactly_once_under_sigkill() {
         jobs.push((id, path.split('?').next().unwrap().to_owned()));
     }
     for kill in 0..KILLS {
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        // Each kill comes once the jobs have made a few more calls since
+        // the last: it falls among runs under way.
+        let before = target.hits().len();
+        wait_until("more calls before the next kill", MINUTE, || {
+            let target = target.clone();
+            async move { target.hits().len() >= before + 4 }
+        })
+        .await;
         let victim = kill % 2;
         instances[victim].take().unwrap().kill().await;
+        // The victim stays down a while before its restart (as under a
+        // supervisor's restart delay): the other instance carries on
+        // alone meanwhile.
         tokio::time::sleep(Duration::from_millis(300)).await;
         instances[victim] =
             Some(Instance::start(&format!("{}{kill}", ["a", "b"][victim]), &db, &settings).await);

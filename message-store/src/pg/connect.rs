@@ -397,8 +397,10 @@ mod tests {
     async fn reads_wait_for_data_and_see_the_end() {
         let (mut ours, mut theirs) = pair();
         let writer = tokio::spawn(async move {
+            // Data that arrives later: the behaviour under test.
             tokio::time::sleep(Duration::from_millis(20)).await;
             theirs.write_all(b"hello").await.unwrap();
+            // Data that arrives later: the behaviour under test.
             tokio::time::sleep(Duration::from_millis(20)).await;
             theirs.write_all(b", world").await.unwrap();
         });

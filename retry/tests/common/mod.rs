@@ -134,3 +134,36 @@ pub async fn run_script(
         })
         .await
 }
+
+/// The calling thread's id, as `/proc` names it (`/proc/self/task/ID`).
+pub fn thread_id() -> String {
+    let link = std::fs::read_link("/proc/thread-self").expect("/proc/thread-self");
+    link.file_name()
+        .expect("PID/task/TID")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Waits (up to 10 s) until thread `id` of this process sleeps in the
+/// kernel (`S` in `/proc/self/task/ID/stat`): for a thread that has just
+/// started a wait, that it is parked in it.
+pub fn until_asleep(id: &str) {
+    let started = std::time::Instant::now();
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{id}/stat"))
+            .expect("the thread's stat");
+        let state = stat
+            .rsplit(") ")
+            .next()
+            .and_then(|rest| rest.chars().next());
+        if state == Some('S') {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "thread {id} not asleep after 10 s: {stat}"
+        );
+        // Polls /proc until the thread sleeps.
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}

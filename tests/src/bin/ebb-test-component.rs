@@ -81,6 +81,8 @@ async fn main() -> ExitCode {
     let handlers = Dispatcher::new().on(move |noted: Received<Noted>| {
         let writer = writer.clone();
         async move {
+            // A handler that takes time (EBB_TEST_HANDLE_MS): the message in
+            // hand when a signal comes.
             tokio::time::sleep(Duration::from_millis(handle_ms)).await;
             if Some(noted.n) == fail_on {
                 return Err(BoxError::from(format!(
@@ -138,6 +140,8 @@ async fn main() -> ExitCode {
     }
     if var("EBB_TEST_PANIC_TASK").is_some() {
         host = host.task(Task::once("doomed", || async {
+            // A task that works a while before it fails: the host is up
+            // and consuming when it panics.
             tokio::time::sleep(Duration::from_millis(200)).await;
             panic!("the doomed task gives up");
         }));

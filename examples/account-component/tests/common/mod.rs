@@ -38,6 +38,7 @@ pub async fn wait_until_sigterm_is_caught() {
             waiting.elapsed() < Duration::from_secs(30),
             "instances {uncaught:?} do not catch SIGTERM after 30 s"
         );
+        // Polls /proc until every instance catches SIGTERM.
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

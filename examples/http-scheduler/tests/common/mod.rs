@@ -265,6 +265,7 @@ where
             return;
         }
         assert!(started.elapsed() < within, "waited {within:?} for {what}");
+        // A poll: `check` is asked again until it holds.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -295,6 +296,8 @@ pub struct Target {
     /// Where it listens.
     pub addr: SocketAddr,
     hits: Arc<Mutex<Vec<Hit>>>,
+    /// Lets the calls to `/held` answer, once true.
+    released: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Target {
@@ -303,6 +306,7 @@ impl Target {
     /// - `/ok`: 200, body `ok KEY`;
     /// - `/status/N`: status N;
     /// - `/slow?ms=D`: 200 after D ms;
+    /// - `/held`: 200 once the test lets it ([`Target::release_held`]);
     /// - `/flaky?fail=N&mode=503|reset&retryAfter=S`: the first N
     ///   requests with a key fail (503 with `Retry-After: S`, or a reset
     ///   connection), later ones get 200;
@@ -313,16 +317,28 @@ impl Target {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
         let hits = Arc::new(Mutex::new(Vec::new()));
+        let released = Arc::new(tokio::sync::watch::Sender::new(false));
         let recorded = Arc::clone(&hits);
+        let release = Arc::clone(&released);
         tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
                 let hits = Arc::clone(&recorded);
+                let released = release.subscribe();
                 tokio::spawn(async move {
-                    let _ = serve(socket, hits).await;
+                    let _ = serve(socket, hits, released).await;
                 });
             }
         });
-        Self { addr, hits }
+        Self {
+            addr,
+            hits,
+            released,
+        }
+    }
+
+    /// Lets every call to `/held`, under way or to come, answer.
+    pub fn release_held(&self) {
+        self.released.send_replace(true);
     }
 
     /// `http://127.0.0.1:PORT{path}`.
@@ -344,7 +360,11 @@ impl Target {
     }
 }
 
-async fn serve(mut socket: TcpStream, hits: Arc<Mutex<Vec<Hit>>>) -> std::io::Result<()> {
+async fn serve(
+    mut socket: TcpStream,
+    hits: Arc<Mutex<Vec<Hit>>>,
+    mut released: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
     let at = Instant::now();
     let mut reader = BufReader::new(&mut socket);
     let mut request_line = String::new();
@@ -393,8 +413,13 @@ async fn serve(mut socket: TcpStream, hits: Arc<Mutex<Vec<Hit>>>) -> std::io::Re
     };
     // (status, extra headers, body); status 0 resets the connection.
     let mut delay = Duration::ZERO;
+    let mut held = false;
     let (status, extra, reply): (u16, Vec<(String, String)>, String) = match path {
         "/ok" => (200, vec![], format!("ok {key}")),
+        "/held" => {
+            held = true;
+            (200, vec![], format!("held {key}"))
+        }
         "/slow" => {
             delay = Duration::from_millis(number("ms", 500));
             (200, vec![], format!("slow {key}"))
@@ -431,9 +456,12 @@ async fn serve(mut socket: TcpStream, hits: Arc<Mutex<Vec<Hit>>>) -> std::io::Re
         answered: status,
         at,
     });
-    // Recorded on arrival, answered after the delay: a test sees the call
-    // under way.
+    // Recorded on arrival, answered after the delay (a slow target is
+    // what `/slow` is) or once let go: a test sees the call under way.
     tokio::time::sleep(delay).await;
+    if held {
+        let _ = released.wait_for(|released| *released).await;
+    }
     if status == 0 {
         socket.set_zero_linger()?;
         drop(socket);

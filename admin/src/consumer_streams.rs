@@ -1,6 +1,6 @@
 //! A consumer's own streams (position, failures, parked), named as
-//! [`ebb_consumer::ConsumerConfig`] names them, and how the operator
-//! commands find them in the store.
+//! [`ebb_consumer::ConsumerConfig`] names them, and how the operators'
+//! queries find them in the store.
 //!
 //! A consumer of `account` with the identifier `w1` records its position
 //! in `account:position-w1`, its failures in `account:failures-w1` and
@@ -30,7 +30,7 @@ use ebb_message_store::deadpool_postgres;
 use ebb_message_store::{CategoryQuery, Message, MessageStore as _, PgStore, StreamQuery};
 use futures_util::TryStreamExt as _;
 
-use super::CliError;
+use crate::Error;
 
 /// The position streams' category kind.
 pub const POSITION: &str = "position";
@@ -112,7 +112,7 @@ const STREAMS_OF_CATEGORY: &str = "\
     WHERE message_store.category(stream_name) = $1::varchar";
 
 /// One consumer, as its own streams name it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ConsumerName {
     /// The category it consumes.
     pub category: String,
@@ -121,16 +121,19 @@ pub struct ConsumerName {
 }
 
 impl ConsumerName {
-    /// The consumer of `category` identified by `identifier`, or a usage
-    /// error for a category or an identifier that no consumer can have.
-    pub fn new(category: &str, identifier: Option<&str>) -> Result<Self, CliError> {
+    /// The consumer of `category` identified by `identifier` (without
+    /// one: the consumer without an identifier, or, where a query selects
+    /// by name, every consumer of `category`), or
+    /// [`Error::InvalidInput`] for a category or an identifier that no
+    /// consumer can have.
+    pub fn new(category: &str, identifier: Option<&str>) -> Result<Self, Error> {
         let name = Self {
             category: category.to_owned(),
             identifier: identifier.map(str::to_owned),
         };
         name.config()
             .validate()
-            .map_err(|err| CliError::Usage(super::one_line(&err)))?;
+            .map_err(|err| Error::InvalidInput(Box::new(err)))?;
         Ok(name)
     }
 
@@ -160,8 +163,9 @@ impl ConsumerName {
     }
 
     /// Its own stream of `kind` ([`POSITION`], [`FAILURES`] or
-    /// [`PARKED`]).
-    pub fn stream(&self, kind: &str) -> Result<String, CliError> {
+    /// [`PARKED`]), or [`Error::InvalidInput`] for a name no consumer can
+    /// have.
+    pub fn stream(&self, kind: &str) -> Result<String, Error> {
         let config = self.config();
         let name = match kind {
             POSITION => config.position_stream_name(),
@@ -169,23 +173,33 @@ impl ConsumerName {
             _ => config.parked_stream_name(),
         };
         name.map(ebb_message_store::StreamName::into_string)
-            .map_err(|err| CliError::Usage(super::one_line(&err)))
+            .map_err(|err| Error::InvalidInput(Box::new(err)))
     }
 
     /// The category every consumer of this one's category keeps its
     /// streams of `kind` in (`account:command+parked`).
-    pub fn kind_category(&self, kind: &str) -> Result<String, CliError> {
+    pub fn kind_category(&self, kind: &str) -> Result<String, Error> {
         Self {
             category: self.category.clone(),
             identifier: None,
         }
         .stream(kind)
     }
+
+    /// The consumers this name selects, as a message names them:
+    /// "consumer w1 of account", or, without an identifier, "any consumer
+    /// of account".
+    pub fn whose(&self) -> String {
+        match &self.identifier {
+            Some(identifier) => format!("consumer {identifier} of {}", self.category),
+            None => format!("any consumer of {}", self.category),
+        }
+    }
 }
 
 /// A pooled connection of `store`'s, for the commands' own statements.
-pub async fn client(store: &PgStore) -> Result<deadpool_postgres::Object, CliError> {
-    store.client().await.map_err(|source| CliError::Store {
+pub(crate) async fn client(store: &PgStore) -> Result<deadpool_postgres::Object, Error> {
+    store.client().await.map_err(|source| Error::Store {
         action: "cannot connect to the message store".into(),
         source,
     })
@@ -193,17 +207,17 @@ pub async fn client(store: &PgStore) -> Result<deadpool_postgres::Object, CliErr
 
 /// Every consumer with a position stream, of `category` only if given,
 /// ordered by category and identifier, with its position stream's name.
-pub async fn position_streams(
+pub(crate) async fn position_streams(
     store: &PgStore,
     category: Option<&ConsumerName>,
-) -> Result<Vec<(ConsumerName, String)>, CliError> {
+) -> Result<Vec<(ConsumerName, String)>, Error> {
     let client = client(store).await?;
     let categories: Vec<String> = match category {
         Some(name) => vec![name.kind_category(POSITION)?],
         None => client
             .query(POSITION_CATEGORIES, &[])
             .await
-            .map_err(|source| CliError::Database {
+            .map_err(|source| Error::Statement {
                 action: "cannot list the position streams' categories".into(),
                 source,
             })?
@@ -241,11 +255,11 @@ pub async fn position_streams(
 
 /// Every category of the store, in order (a loose index scan of
 /// `messages_category`: one probe per category).
-pub async fn categories(client: &deadpool_postgres::Object) -> Result<Vec<String>, CliError> {
+pub(crate) async fn categories(client: &deadpool_postgres::Object) -> Result<Vec<String>, Error> {
     Ok(client
         .query(CATEGORIES, &[])
         .await
-        .map_err(|source| CliError::Database {
+        .map_err(|source| Error::Statement {
             action: "cannot list the categories".into(),
             source,
         })?
@@ -278,11 +292,11 @@ impl NameOrder {
     }
 }
 
-async fn stream_index_order(client: &deadpool_postgres::Object) -> Result<NameOrder, CliError> {
+async fn stream_index_order(client: &deadpool_postgres::Object) -> Result<NameOrder, Error> {
     let row = client
         .query_one(STREAM_INDEX_COLLATION, &[])
         .await
-        .map_err(|source| CliError::Database {
+        .map_err(|source| Error::Statement {
             action: "cannot read the collation of the messages_stream index".into(),
             source,
         })?;
@@ -328,8 +342,8 @@ async fn streams_in_index_range(
     category: &str,
     from: &str,
     until: &str,
-) -> Result<Vec<String>, CliError> {
-    let failed = |source| CliError::Database {
+) -> Result<Vec<String>, Error> {
+    let failed = |source| Error::Statement {
         action: format!("cannot list the streams of {category}"),
         source,
     };
@@ -356,11 +370,11 @@ async fn streams_in_index_range(
 async fn streams_from_messages(
     client: &deadpool_postgres::Object,
     category: &str,
-) -> Result<Vec<String>, CliError> {
+) -> Result<Vec<String>, Error> {
     Ok(client
         .query(STREAMS_OF_CATEGORY, &[&category])
         .await
-        .map_err(|source| CliError::Database {
+        .map_err(|source| Error::Statement {
             action: format!("cannot list the streams of {category}"),
             source,
         })?
@@ -373,12 +387,12 @@ async fn streams_from_messages(
 /// `consumer` (its one stream with an identifier; without one, the
 /// streams of every consumer of its category, read as one category), in
 /// global position order, each with the consumer whose stream held it.
-pub async fn own_records(
+pub(crate) async fn own_records(
     store: &PgStore,
     consumer: &ConsumerName,
     kind: &str,
     type_name: &str,
-) -> Result<Vec<(ConsumerName, Message)>, CliError> {
+) -> Result<Vec<(ConsumerName, Message)>, Error> {
     let read = match &consumer.identifier {
         Some(_) => {
             let stream = consumer.stream(kind)?;
@@ -386,7 +400,7 @@ pub async fn own_records(
             messages
                 .try_collect::<Vec<_>>()
                 .await
-                .map_err(|source| CliError::Store {
+                .map_err(|source| Error::Store {
                     action: format!("cannot read {stream}"),
                     source,
                 })?
@@ -397,7 +411,7 @@ pub async fn own_records(
             messages
                 .try_collect::<Vec<_>>()
                 .await
-                .map_err(|source| CliError::Store {
+                .map_err(|source| Error::Store {
                     action: format!("cannot read {category}"),
                     source,
                 })?
@@ -494,7 +508,7 @@ mod tests {
             ("account", Some("")),
         ] {
             let err = ConsumerName::new(category, identifier).unwrap_err();
-            assert_eq!(err.exit_code(), 2, "{category} {identifier:?}: {err}");
+            assert!(err.is_invalid_input(), "{category} {identifier:?}: {err}");
         }
     }
 }
