@@ -222,10 +222,27 @@ async fn demo(config: PgStoreConfig, url: &str, args: &DemoArgs) -> Result<(), C
         describe_statuses(&statuses)
     );
 
-    let commands_read = verify::read_commands(&store)
-        .await
-        .map_err(store_err("cannot read the commands back"))?;
-    let verified = verify::verify(&store, &commands_read.valid).await;
+    // Read back, and read again (at most three tries, each said) when the
+    // store was out of reach: through a transaction-pooling bouncer, a
+    // pooled connection has been seen closed under the reader after the
+    // kills, which any caller retries as it retries a transient error.
+    let mut tries = 0;
+    let verified = loop {
+        tries += 1;
+        let commands_read = match verify::read_commands(&store).await {
+            Err(err) if err.is_transient() && tries < 3 => {
+                eprintln!("ebb: reading the commands back failed ({err}); reading again");
+                continue;
+            }
+            read => read.map_err(store_err("cannot read the commands back"))?,
+        };
+        match verify::verify(&store, &commands_read.valid).await {
+            Err(verify::VerifyError::Store(err)) if err.is_transient() && tries < 3 => {
+                eprintln!("ebb: reading the accounts back failed ({err}); reading again");
+            }
+            verified => break verified,
+        }
+    };
     let tally = supervisor.tally().after(commands_before);
     print_summary(
         sent.load(Ordering::Relaxed),
