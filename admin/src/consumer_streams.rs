@@ -39,36 +39,38 @@ pub const FAILURES: &str = "failures";
 /// The parked streams' category kind.
 pub const PARKED: &str = "parked";
 
-/// The distinct categories of the store whose name ends in `:position`
-/// or `+position`: a loose index scan of `messages_category`, one index
-/// probe per category of the store (not per message).
-const POSITION_CATEGORIES: &str = "\
-    WITH RECURSIVE categories(category) AS ( \
-      (SELECT message_store.category(stream_name) FROM message_store.messages \
-        ORDER BY message_store.category(stream_name) LIMIT 1) \
-      UNION ALL \
-      SELECT (SELECT message_store.category(m.stream_name) FROM message_store.messages m \
-               WHERE message_store.category(m.stream_name) > c.category \
-               ORDER BY message_store.category(m.stream_name) LIMIT 1) \
-      FROM categories c WHERE c.category IS NOT NULL \
-    ) \
-    SELECT category::text FROM categories \
-    WHERE category LIKE '%:position' OR category LIKE '%+position' \
-    ORDER BY category";
+/// A loose index scan of `messages_category`: every category of the
+/// store, in order, one index probe per category (not per message), with
+/// a NULL after the last.
+macro_rules! categories_scan {
+    () => {
+        "WITH RECURSIVE categories(category) AS ( \
+          (SELECT message_store.category(stream_name) FROM message_store.messages \
+            ORDER BY message_store.category(stream_name) LIMIT 1) \
+          UNION ALL \
+          SELECT (SELECT message_store.category(m.stream_name) FROM message_store.messages m \
+                   WHERE message_store.category(m.stream_name) > c.category \
+                   ORDER BY message_store.category(m.stream_name) LIMIT 1) \
+          FROM categories c WHERE c.category IS NOT NULL \
+        ) "
+    };
+}
 
-/// Every category of the store, in order: the loose index scan of
-/// [`POSITION_CATEGORIES`], unfiltered.
-const CATEGORIES: &str = "\
-    WITH RECURSIVE categories(category) AS ( \
-      (SELECT message_store.category(stream_name) FROM message_store.messages \
-        ORDER BY message_store.category(stream_name) LIMIT 1) \
-      UNION ALL \
-      SELECT (SELECT message_store.category(m.stream_name) FROM message_store.messages m \
-               WHERE message_store.category(m.stream_name) > c.category \
-               ORDER BY message_store.category(m.stream_name) LIMIT 1) \
-      FROM categories c WHERE c.category IS NOT NULL \
-    ) \
-    SELECT category::text FROM categories WHERE category IS NOT NULL";
+/// The distinct categories of the store whose name ends in `:position`
+/// or `+position` (`categories_scan`, filtered).
+const POSITION_CATEGORIES: &str = concat!(
+    categories_scan!(),
+    "SELECT category::text FROM categories \
+     WHERE category LIKE '%:position' OR category LIKE '%+position' \
+     ORDER BY category"
+);
+
+/// Every category of the store, in order (`categories_scan`,
+/// unfiltered).
+const CATEGORIES: &str = concat!(
+    categories_scan!(),
+    "SELECT category::text FROM categories WHERE category IS NOT NULL"
+);
 
 /// How the `messages_stream` index orders stream names: its collation's
 /// provider, locale and determinism, and the database's provider and
@@ -155,7 +157,7 @@ impl ConsumerName {
     }
 
     /// The consumer's settings, as far as its streams' names go.
-    fn config(&self) -> ConsumerConfig {
+    pub(crate) fn config(&self) -> ConsumerConfig {
         ConsumerConfig {
             identifier: self.identifier.clone(),
             ..ConsumerConfig::new(self.category.as_str())

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use ebb_consumer::{ConsumerConfig, ParkedMessage, ParkedState, ParkedStream, Requested};
+use ebb_consumer::{ParkedMessage, ParkedState, ParkedStream, Requested};
 use ebb_message_store::{CategoryQuery, Message, MessageStore as _, PgStore, StreamQuery};
 use futures_util::TryStreamExt as _;
 use serde::Serialize;
@@ -247,10 +247,7 @@ pub async fn request(
     global_position: i64,
     requested_by: Option<&str>,
 ) -> RequestOutcome {
-    let config = ConsumerConfig {
-        identifier: consumer.identifier.clone(),
-        ..ConsumerConfig::new(consumer.category.clone())
-    };
+    let config = consumer.config();
     let requested_by = requested_by.map(str::to_owned);
     let result = match request {
         Requested::Replay => {
