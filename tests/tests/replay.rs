@@ -185,6 +185,32 @@ async fn wait_for(store: &PgStore, type_name: &str, count: usize) -> Vec<Message
     }
 }
 
+/// A database with notes 1..=5, and a consumer running on it whose
+/// handler (not fixed yet) has parked notes 3 and 4.
+struct Parking {
+    db: ebb_localpg::TestDatabase,
+    store: PgStore,
+    notes: Vec<Message>,
+    handler: Handler,
+    running: Running,
+}
+
+async fn parked_by_one() -> Parking {
+    let db = database().await;
+    let store = store_for(&db, 2);
+    let notes = notes(&store).await;
+    let handler = Handler::default();
+    let running = Running::start(&db, &handler);
+    wait_for(&store, Parked::TYPE_NAME, 2).await;
+    Parking {
+        db,
+        store,
+        notes,
+        handler,
+        running,
+    }
+}
+
 /// Asserts that note 3 was handled exactly once, and given as it was.
 async fn handled_once_as_it_was(store: &PgStore, note: &Message) {
     let handled = stream(store, "handled-3").await;
@@ -252,12 +278,13 @@ async fn a_replay_across_a_hot_failover_pair_handles_the_message_once_as_it_was(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_requested_while_the_consumer_is_stopped_is_carried_out_at_its_start() {
-    let db = database().await;
-    let store = store_for(&db, 2);
-    let notes = notes(&store).await;
-    let handler = Handler::default();
-    let running = Running::start(&db, &handler);
-    wait_for(&store, Parked::TYPE_NAME, 2).await;
+    let Parking {
+        db,
+        store,
+        notes,
+        handler,
+        running,
+    } = parked_by_one().await;
     running.stop().await;
     handler.fixed.store(true, Ordering::SeqCst);
     let config = config();
@@ -283,12 +310,13 @@ async fn a_replay_requested_while_the_consumer_is_stopped_is_carried_out_at_its_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_that_fails_again_parks_the_message_again_for_a_later_request() {
-    let db = database().await;
-    let store = store_for(&db, 2);
-    let notes = notes(&store).await;
-    let handler = Handler::default();
-    let running = Running::start(&db, &handler);
-    wait_for(&store, Parked::TYPE_NAME, 2).await;
+    let Parking {
+        db: _db,
+        store,
+        notes,
+        handler,
+        running,
+    } = parked_by_one().await;
     let config = config();
     let global_position = notes[2].global_position;
     let request = request_replay(&store, &config, global_position, None)
@@ -332,12 +360,13 @@ async fn a_replay_that_fails_again_parks_the_message_again_for_a_later_request()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_discarded_message_is_never_handled_and_no_longer_parked() {
-    let db = database().await;
-    let store = store_for(&db, 2);
-    let notes = notes(&store).await;
-    let handler = Handler::default();
-    let running = Running::start(&db, &handler);
-    wait_for(&store, Parked::TYPE_NAME, 2).await;
+    let Parking {
+        db: _db,
+        store,
+        notes,
+        handler,
+        running,
+    } = parked_by_one().await;
     handler.fixed.store(true, Ordering::SeqCst);
     let config = config();
     let global_position = notes[2].global_position;
@@ -362,12 +391,13 @@ async fn a_discarded_message_is_never_handled_and_no_longer_parked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_written_twice_by_any_client_replays_once() {
-    let db = database().await;
-    let store = store_for(&db, 2);
-    let notes = notes(&store).await;
-    let handler = Handler::default();
-    let running = Running::start(&db, &handler);
-    wait_for(&store, Parked::TYPE_NAME, 2).await;
+    let Parking {
+        db,
+        store,
+        notes,
+        handler,
+        running,
+    } = parked_by_one().await;
     running.stop().await;
     handler.fixed.store(true, Ordering::SeqCst);
     // Written as any Message DB client would: type and JSON, no checks.
