@@ -78,6 +78,7 @@ async fn run_until(store: &PgStore, fixed: &Arc<AtomicBool>, type_name: &str, co
                 started.elapsed() < Duration::from_secs(20),
                 "{count} {type_name} records within 20 s"
             );
+            // A poll: the stream is read again until the records are there.
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         control.stop();

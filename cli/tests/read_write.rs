@@ -410,6 +410,7 @@ impl Tail {
                 Instant::now() < deadline,
                 "tail did not exit on signal {signal}"
             );
+            // A poll: the child's exit is checked again until it comes.
             std::thread::sleep(Duration::from_millis(20));
         }
     }
