@@ -273,7 +273,7 @@ pub(crate) async fn categories(client: &deadpool_postgres::Object) -> Result<Vec
 /// How the `messages_stream` index orders stream names, as far as the
 /// names beginning with a given text go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum NameOrder {
+pub(crate) enum NameOrder {
     /// Byte by byte.
     Bytes,
     /// ICU's, deterministic: U+FFFF after anything but itself.
@@ -294,7 +294,9 @@ impl NameOrder {
     }
 }
 
-async fn stream_index_order(client: &deadpool_postgres::Object) -> Result<NameOrder, Error> {
+pub(crate) async fn stream_index_order(
+    client: &deadpool_postgres::Object,
+) -> Result<NameOrder, Error> {
     let row = client
         .query_one(STREAM_INDEX_COLLATION, &[])
         .await

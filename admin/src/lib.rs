@@ -18,10 +18,20 @@
 //!   consumers ([`FailureRecord`]);
 //! - [`parked`] and [`parked_at`]: the messages they parked and that are
 //!   still parked, with [`select`], [`request`] and [`request_all`] to ask
-//!   for a replay or a discard of one of them or of a selection;
+//!   for a replay or a discard of one of them or of a selection, and
+//!   [`parked_categories`] for the categories whose consumers have
+//!   parked any;
 //! - [`trace`]: the causation tree of what followed a message, or of the
 //!   messages correlated to a stream ([`Trace`]);
 //! - [`Reader`]: a stream's or a category's messages, batch by batch;
+//! - [`newest`]: a stream's or a category's newest messages, newest
+//!   first, a page at a time;
+//! - [`search_streams`]: streams and categories found by name, with a
+//!   `*` wildcard (`account-*`), a page at a time ([`StreamSearch`]);
+//! - [`activity`]: the messages written in the last minutes, by category,
+//!   as write rates ([`Activity`]);
+//! - [`oldest_unhandled`]: how long each consumer has left its oldest
+//!   message waiting;
 //! - [`ConsumerName`]: a consumer as its own streams name it
 //!   (`account:position-w1`), both ways.
 //!
@@ -66,26 +76,36 @@
 //!
 //! [`PgStore`]: ebb_message_store::PgStore
 
+mod activity;
 mod consumer_streams;
 mod consumers;
 mod error;
 mod failures;
+mod newest;
 mod parked;
+mod parking;
 mod read;
+mod search;
 mod stats;
 mod time;
 mod trace;
+mod waiting;
 
+pub use activity::{ACTIVITY_ROWS, Activity, CategoryActivity, activity};
 pub use consumer_streams::{ConsumerName, FAILURES, PARKED, POSITION};
 pub use consumers::{ConsumerStatus, EXACT_LAG_UP_TO, consumers};
 pub use error::{BoxError, Error};
 pub use failures::{FailureRecord, failures};
+pub use newest::newest;
 pub use parked::{
     ParkedSummary, RequestOutcome, Select, Selection, parked, parked_at, request, request_all,
     request_verb, requested, select,
 };
+pub use parking::parked_categories;
 pub use read::Reader;
+pub use search::{FoundStream, SEARCH_PROBES, StreamSearch, search_streams};
 pub use stats::{
     By, EXACT_CATEGORY_UP_TO, SAMPLE_ROWS, STREAM_MIN_HITS, STREAMS_LISTED, Stats, StatsLine, stats,
 };
 pub use trace::{Origin, Trace, TraceLine, trace};
+pub use waiting::oldest_unhandled;

@@ -14,6 +14,7 @@
 //! ebb parked list CATEGORY    list the messages a category's consumers parked
 //! ebb parked show CATEGORY N  print the parked message at global position N
 //! ebb parked replay CATEGORY N  ask its consumer to deliver it again (discard: drop it)
+//! ebb dashboard [--listen ADDR] [--read-only]  serve the web dashboard (127.0.0.1:8460)
 //! ebb completions SHELL       print a completion script (bash, zsh, fish, ...)
 //! ```
 //!

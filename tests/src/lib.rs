@@ -10,8 +10,10 @@
 //! connection are tested. Tests that stop or freeze their server have one
 //! of their own ([`private`]). Tests that wait for what a store's user
 //! did (an arming, a wake-up, a read caught up) watch it through
-//! [`observed::Observed`].
+//! [`observed::Observed`]. Tests that look at a page as a person would
+//! drive headless Chromium through [`browser::Browser`].
 
+pub mod browser;
 pub mod contract;
 pub mod message_db;
 pub mod observed;

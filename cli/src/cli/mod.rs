@@ -2,6 +2,7 @@
 
 mod completions;
 mod consumers;
+mod dashboard;
 mod db;
 mod demo;
 mod failures;
@@ -63,6 +64,10 @@ enum Command {
     /// List or show the messages the consumers of CATEGORY parked.
     #[command(subcommand)]
     Parked(parked::ParkedCommand),
+    /// Serve the web dashboard: categories, streams and their messages,
+    /// consumers with their lag, parked messages to replay or discard,
+    /// causation traces; live. Until interrupted (Ctrl-C or SIGTERM).
+    Dashboard(dashboard::DashboardArgs),
     /// Print a completion script for SHELL on stdout, e.g.
     /// `ebb completions bash > ~/.local/share/bash-completion/completions/ebb`.
     Completions {
@@ -189,6 +194,7 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         Command::Trace(args) => trace::run(args).await,
         Command::Failures(args) => failures::run(args).await,
         Command::Parked(command) => parked::run(command).await,
+        Command::Dashboard(args) => dashboard::run(args).await,
         Command::Completions { shell } => {
             completions::print(shell);
             Ok(())

@@ -104,7 +104,7 @@ async fn follow(store: &PgStore, category: &str, printer: &mut Printer) -> Resul
 
 /// SIGINT (Ctrl-C) and SIGTERM, which end `tail` normally.
 #[derive(Debug)]
-struct Shutdown {
+pub(super) struct Shutdown {
     /// SIGINT: Ctrl-C at the terminal.
     interrupt: Signal,
     /// SIGTERM: how a supervisor or `kill` asks a process to stop.
@@ -114,7 +114,7 @@ struct Shutdown {
 impl Shutdown {
     /// Starts listening for both signals; from now on they no longer kill
     /// the process.
-    fn listen() -> Result<Self, CliError> {
+    pub(super) fn listen() -> Result<Self, CliError> {
         let listen = |kind| {
             signal(kind).map_err(|err| CliError::Other(format!("cannot listen for signals: {err}")))
         };
@@ -125,7 +125,7 @@ impl Shutdown {
     }
 
     /// Completes at the first of the two signals.
-    async fn requested(&mut self) {
+    pub(super) async fn requested(&mut self) {
         tokio::select! {
             _ = self.interrupt.recv() => {}
             _ = self.terminate.recv() => {}
