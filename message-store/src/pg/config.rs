@@ -56,37 +56,31 @@ pub struct PgStoreConfig {
     /// [`DEFAULT_MAX_CONNECTIONS`] (16).
     pub max_connections: usize,
     /// How many connections the store's own calls share, pipelined. With
-    /// 0 each call (a write, a read's batch) borrows a pooled connection
-    /// for itself. With N > 0 the calls take turns over N shared
-    /// connections (each borrowed from the pool while calls use it), and
-    /// calls made at the same time on one of them travel together: the
-    /// server runs them back to back without waiting for the client in
-    /// between, so it does not wake a backend for each call, which is
-    /// much of a short call's cost on a local server.
+    /// 0 each call (a write, a stream read's batch) borrows a pooled
+    /// connection for itself. With N > 0 each call takes the least busy
+    /// of N shared connections (each borrowed from the pool while calls
+    /// use it): one with no call in flight while there is one, so up to N
+    /// calls made at the same time run side by side as pooled calls
+    /// would; beyond N, calls queue on a shared connection and travel
+    /// together: the server runs them back to back without waiting for
+    /// the client in between, so it does not wake a backend for each call,
+    /// which is much of a short call's cost on a local server.
     ///
-    /// Why 2 is the default: handlers that run at once (a consumer's
+    /// Why 4 is the default: handlers that run at once (a consumer's
     /// `concurrency` above 1, several consumers on one store, a web
-    /// handler's requests) make short calls at the same time, and on
-    /// shared connections they cost the server a few busy backends instead
-    /// of one woken per call. `BENCHMARKS.md` (*Consumer features*)
-    /// measures a consumer at concurrency 8 against concurrency 1 on a
-    /// store at its defaults: with a pooled connection per call the
-    /// concurrent consumer gained about 1.2-1.8x on two cores, short of
-    /// the 2x asked of it; pipelined, it gains about 2x. The price is
-    /// parallelism on the server: one shared connection is one backend, so
-    /// 8 writers hammering categories of their own, which pgbench's 8
-    /// connections spread over the server's cores, reach 0.70x of pgbench
-    /// on one shared connection and 0.81x on two (*Message store*; 0.93x
-    /// with a pooled connection per call). Two is the default as the
-    /// better of the two measured; a store whose callers are many
-    /// independent writers sets 0 (or more). A lone caller loses nothing
-    /// measurable (its calls find a shared connection idle). One cost is
-    /// kept out: a category read
+    /// handler's requests) make more short calls at the same time than a
+    /// small server has cores, and pipelined they cost it a few busy
+    /// backends instead of one woken per call; with 4 shared connections
+    /// writers in categories of their own still spread over four
+    /// backends. `BENCHMARKS.md` measures both: a consumer at concurrency 8
+    /// against concurrency 1 (*Consumer features*), and 8 writers against
+    /// pgbench's 8 connections (*Message store*). A store whose callers
+    /// are many independent writers on a server with many cores may set
+    /// more, or 0. A category read
     /// ([`read_category`](crate::MessageStore::read_category), a
     /// consumer's batches of 1,000 rows) always runs on a pooled
     /// connection of its own, since a long batch would hold up the short
-    /// calls queued behind it and wait behind them (0.57x of the consumer's
-    /// rate when its reads were pipelined: *Consumer*).
+    /// calls queued behind it and wait behind them.
     ///
     /// A call that times out or fails with its connection takes that
     /// connection out of the turn (cancelling its statement), and the
@@ -95,7 +89,7 @@ pub struct PgStoreConfig {
     /// transactions, category reads and wake-ups always use connections of
     /// their own. At most `max_connections - 1` are shared, so that the
     /// pool keeps a connection for those: a pool of one connection
-    /// pipelines nothing. Default: 2.
+    /// pipelines nothing. Default: 4.
     pub pipeline_connections: usize,
     /// How long a call waits for a pooled connection when all of them are
     /// in use. Default: 30 s.
@@ -186,7 +180,7 @@ impl PgStoreConfig {
         };
         Self {
             max_connections: DEFAULT_MAX_CONNECTIONS,
-            pipeline_connections: 2,
+            pipeline_connections: 4,
             wait_timeout: Duration::from_secs(30),
             connect_timeout: connection
                 .get_connect_timeout()
@@ -632,8 +626,8 @@ mod tests {
     fn timeouts_default_to_the_connection_settings_then_to_ebb_s() {
         let config = PgStoreConfig::new(from(&[("DATABASE_URL", "postgres://a@h/d")]).unwrap());
         assert_eq!(config.max_connections, DEFAULT_MAX_CONNECTIONS);
-        assert_eq!(config.pipeline_connections, 2);
-        assert_eq!(config.effective_pipeline_connections(), 2);
+        assert_eq!(config.pipeline_connections, 4);
+        assert_eq!(config.effective_pipeline_connections(), 4);
         assert_eq!(config.wait_timeout, Duration::from_secs(30));
         assert_eq!(config.connect_timeout, Duration::from_secs(10));
         assert_eq!(config.recycle_timeout, Duration::from_secs(5));

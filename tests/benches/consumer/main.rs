@@ -9,7 +9,10 @@
 //!   (the store reads the table directly where Message DB's function
 //!   would answer with the same rows), one batch of 1,000 per
 //!   transaction, each starting after the last message of the one before,
-//!   until it has read every message ([`baseline`]); and, as a second
+//!   until it has read every message, and writes the position records the
+//!   consumer writes (one every 100 messages, each a `write_message` call
+//!   of its own: the consumer's work on the server is both) ([`baseline`]);
+//!   and, as a second
 //!   baseline, the same passes calling `get_category_messages`, as a user
 //!   of Message DB reads;
 //! - **ebb** runs `ebb_consumer::Consumer` at its default settings

@@ -84,6 +84,13 @@ impl Settings {
         if settings.position_update_interval == 0 {
             return Err("EBB_BENCH_CONSUMER_POSITION_INTERVAL must be at least 1".into());
         }
+        if crate::workload::BATCH_SIZE % settings.position_update_interval != 0 {
+            // pgbench writes the records the consumer writes for each
+            // batch, a whole number of them.
+            return Err(
+                "EBB_BENCH_CONSUMER_POSITION_INTERVAL must divide the batch size (1,000)".into(),
+            );
+        }
         if settings.runs == 0 {
             return Err("EBB_BENCH_CONSUMER_RUNS must be at least 1".into());
         }
