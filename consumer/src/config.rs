@@ -79,11 +79,10 @@ pub struct ConsumerConfig {
     /// unfinished one, so one slow stream holds up a bounded number of
     /// others. Default: 1, one message at a time in global order
     /// (Eventide's). Above 1, a [`PgStore`](ebb_message_store::PgStore)
-    /// whose
-    /// [`pipeline_connections`](ebb_message_store::PgStoreConfig::pipeline_connections)
-    /// is 1 or 2 lets the handlers' concurrent reads and writes share
-    /// connections, which costs the server much less than one connection
-    /// per call.
+    /// at its defaults (two of its connections shared by its calls, see
+    /// [`pipeline_connections`](ebb_message_store::PgStoreConfig::pipeline_connections))
+    /// lets the handlers' concurrent reads and writes share connections,
+    /// which costs the server much less than one connection per call.
     pub concurrency: usize,
     /// Whether a caught-up consumer is woken at once by a write to its
     /// category (LISTEN/NOTIFY, where the store supports it: see

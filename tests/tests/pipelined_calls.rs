@@ -2,7 +2,8 @@
 //! share the connection instead of each borrowing one, a call that times
 //! out takes its connection out of the turn and cancels its statement, a
 //! call dropped by its caller leaves the others alone, and a connection
-//! lost under the calls is replaced.
+//! lost under the calls is replaced, and a call takes a free shared
+//! connection before it queues behind a busy one.
 
 use std::time::{Duration, Instant};
 
@@ -106,6 +107,58 @@ async fn concurrent_calls_share_the_connection_instead_of_borrowing_one_each() {
             "pipeline_connections {pipeline_connections}: {opened} connections opened"
         );
     }
+}
+
+/// A call takes a shared connection with nothing in flight before it
+/// queues behind another call: a write held up on the server (its
+/// category's lock taken by another session) holds up no write made
+/// after it while another shared connection is free. Taking the shared
+/// connections in turn instead would put the third write behind the
+/// held one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_takes_an_idle_shared_connection_before_queueing_behind_a_busy_one() {
+    let db = database().await;
+    let store = store(&db, 2, Duration::from_secs(30));
+    let mut locker = connect(&db).await;
+    let lock = locker.transaction().await.unwrap();
+    lock.execute("SELECT message_store.acquire_lock('held-1')", &[])
+        .await
+        .unwrap();
+
+    let held = tokio::spawn({
+        let store = store.clone();
+        async move { write(&store, "held-1", 1).await }
+    });
+    let observer = connect(&db).await;
+    eventually("the held write waits for the category's lock", async || {
+        observer
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'
+                   AND query LIKE '%write_message%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+            == 1
+    })
+    .await;
+    // One after the other, each on a free shared connection, while the
+    // held write keeps its own busy.
+    for n in 0..4 {
+        timeout(
+            Duration::from_secs(10),
+            write(&store, &format!("free-{n}"), n),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("write {n} waited behind the held write"))
+        .unwrap();
+    }
+    assert!(!held.is_finished());
+
+    lock.rollback().await.unwrap();
+    assert_eq!(held.await.unwrap().unwrap(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,37 +26,27 @@
 //! quick run). Building the 5,000,000-message store takes about two
 //! minutes on two cores.
 //!
-//! It prints progress (stderr) and the figures (stdout), and exits
-//! non-zero when a required command misses 1 s.
-
-// A benchmark reports on the terminal; that is its whole output.
-#![allow(clippy::print_stdout, clippy::print_stderr)]
+//! It prints progress (stderr) and the report (stdout, through the shared
+//! harness, `ebb_bench`, which also writes it to `EBB_BENCH_JSON`), and
+//! exits non-zero when a required command misses 1 s.
 
 mod settings;
 mod store;
 
-use std::error::Error;
-use std::process::Command;
+use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
+use ebb_bench::{BoxError, Report, Row, progress};
 use ebb_localpg::Cluster;
 
 use crate::settings::Settings;
 use crate::store::Contents;
-
-/// Any error of a run: it ends the run and is printed.
-type BoxError = Box<dyn Error + Send + Sync>;
 
 /// The database the store is built in.
 const DATABASE: &str = "bench_operators";
 
 /// The longest a required command may take (its 95th percentile).
 const REQUIRED: Duration = Duration::from_secs(1);
-
-/// One line of progress on stderr.
-fn progress(what: impl std::fmt::Display) {
-    eprintln!("[bench] {what}");
-}
 
 /// A command timed: its arguments, and whether it must answer in under
 /// [`REQUIRED`].
@@ -137,7 +127,7 @@ fn seconds(duration: Duration) -> String {
     format!("{:.3}", duration.as_secs_f64())
 }
 
-fn run(settings: &Settings) -> Result<bool, BoxError> {
+fn run(settings: &Settings) -> Result<Report, BoxError> {
     let started = Instant::now();
     progress("starting a private PostgreSQL cluster");
     let cluster = Cluster::builder()
@@ -233,8 +223,13 @@ fn run(settings: &Settings) -> Result<bool, BoxError> {
         }
     }
     drop(cluster);
-    report(settings, &server, &contents, &timed, started.elapsed());
-    Ok(timed.iter().all(Timed::passed))
+    Ok(report(
+        settings,
+        &server,
+        &contents,
+        &timed,
+        started.elapsed(),
+    ))
 }
 
 /// A connection to `config`'s database, driven by a task on the calling
@@ -251,9 +246,9 @@ fn report(
     contents: &Contents,
     timed: &[Timed],
     elapsed: Duration,
-) {
-    println!("# ebb's operator commands on a large store");
-    println!(
+) -> Report {
+    let mut report = Report::new("operators", "ebb's operator commands on a large store");
+    report.line(format!(
         "PostgreSQL {server}; {} messages ({} in {} entity \
          categories of {}-message streams, {} position records of {} consumers, \
          failures and parked), {} streams; table {} MB, with indexes {} MB; \
@@ -269,31 +264,37 @@ fn report(
         contents.total_bytes >> 20,
         settings.runs,
         elapsed.as_secs_f64()
-    );
-    println!();
-    println!("| command | lines | first s | median s | p95 s | under 1 s |");
-    println!("|---|---:|---:|---:|---:|---|");
+    ));
+    for command in timed {
+        let case = format!("`ebb {}`, p95", command.args.join(" "));
+        let row = Row::time(case, "s", command.p95().as_secs_f64()).durable(false);
+        report.row(if command.required {
+            row.limit(REQUIRED.as_secs_f64())
+        } else {
+            row
+        });
+    }
+    report.note("Every command (seconds; the first, untimed run, and the median and p95 of the timed ones):");
+    report.note("| command | lines | first s | median s | p95 s | under 1 s |");
+    report.note("|---|---:|---:|---:|---:|---|");
     for command in timed {
         let verdict = match (command.required, command.passed()) {
             (false, _) => "(reference)",
             (true, true) => "PASS",
             (true, false) => "FAIL",
         };
-        println!(
+        report.note(format!(
             "| `ebb {}` | {} | {} | {} | {} | {verdict} |",
             command.args.join(" "),
             command.lines,
             seconds(command.first),
             seconds(command.median()),
             seconds(command.p95()),
-        );
+        ));
     }
+    report
 }
 
-fn main() -> Result<(), BoxError> {
-    let settings = Settings::from_env()?;
-    if !run(&settings)? {
-        std::process::exit(1);
-    }
-    Ok(())
+fn main() -> ExitCode {
+    ebb_bench::report::main(|| run(&Settings::from_env()?))
 }

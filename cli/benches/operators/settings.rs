@@ -4,9 +4,7 @@
 //! Numbers may be written with `_` between digits; an empty variable counts
 //! as unset.
 
-use std::str::FromStr;
-
-use crate::BoxError;
+use ebb_bench::{BoxError, env};
 
 /// The size of the store and how often each command runs.
 #[derive(Debug, Clone)]
@@ -39,13 +37,13 @@ pub(crate) struct Settings {
 impl Settings {
     pub(crate) fn from_env() -> Result<Self, BoxError> {
         let settings = Settings {
-            messages: env_or("EBB_BENCH_OPS_MESSAGES", 5_000_000)?,
-            categories: env_or("EBB_BENCH_OPS_CATEGORIES", 50)?,
-            stream_messages: env_or("EBB_BENCH_OPS_STREAM_MESSAGES", 10)?,
-            runs: env_or("EBB_BENCH_OPS_RUNS", 11)?,
-            exact: env_or::<u8>("EBB_BENCH_OPS_EXACT", 1)? != 0,
-            database_options: env_text("EBB_BENCH_OPS_DATABASE").unwrap_or_default(),
-            ebb: env_text("EBB_BENCH_OPS_EBB")
+            messages: env::or("EBB_BENCH_OPS_MESSAGES", 5_000_000)?,
+            categories: env::or("EBB_BENCH_OPS_CATEGORIES", 50)?,
+            stream_messages: env::or("EBB_BENCH_OPS_STREAM_MESSAGES", 10)?,
+            runs: env::or("EBB_BENCH_OPS_RUNS", 11)?,
+            exact: env::flag("EBB_BENCH_OPS_EXACT", true)?,
+            database_options: env::text("EBB_BENCH_OPS_DATABASE").unwrap_or_default(),
+            ebb: env::text("EBB_BENCH_OPS_EBB")
                 .unwrap_or_else(|| env!("CARGO_BIN_EXE_ebb").to_owned()),
         };
         if settings.categories == 0 || settings.stream_messages == 0 || settings.runs == 0 {
@@ -65,33 +63,4 @@ impl Settings {
     pub(crate) fn streams(&self) -> u64 {
         self.messages / self.stream_messages
     }
-}
-
-fn env_or<T: FromStr>(name: &str, default: T) -> Result<T, BoxError>
-where
-    T::Err: std::fmt::Display,
-{
-    Ok(env_opt(name)?.unwrap_or(default))
-}
-
-fn env_opt<T: FromStr>(name: &str) -> Result<Option<T>, BoxError>
-where
-    T::Err: std::fmt::Display,
-{
-    match std::env::var(name) {
-        Ok(value) if !value.trim().is_empty() => value
-            .trim()
-            .replace('_', "")
-            .parse()
-            .map(Some)
-            .map_err(|err| format!("{name}={value:?}: {err}").into()),
-        _ => Ok(None),
-    }
-}
-
-/// A variable taken as it is (no `_` removed), if set and not empty.
-fn env_text(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .filter(|value| !value.trim().is_empty())
 }

@@ -1,24 +1,28 @@
-//! The sides ebb is compared with: pgbench calling Message DB's functions, and bare tokio-postgres doing ebb's single writes.
+//! The sides ebb is compared with: pgbench running the statements ebb sends (and Message DB's function), and bare tokio-postgres doing ebb's single writes.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ebb_bench::BoxError;
+use ebb_bench::pgbench::{self, CategoryRead};
 use ebb_localpg::Cluster;
 use ebb_message_store::MessageData;
 use uuid::Uuid;
 
 use crate::workload::{Categories, Entities, READ_CATEGORY, TYPE_NAME, json_text};
-use crate::{Bench, BoxError, Rate, connect, run_writers};
+use crate::{Bench, Rate, connect, run_writers};
 
 /// A pgbench script and the variables it runs with.
 #[derive(Debug)]
 pub(crate) struct Script {
-    /// The script file, in the cluster's own directory: the account
-    /// pgbench runs as can read it, and it is removed with the cluster.
+    /// The script file, in the cluster's own directory.
     path: PathBuf,
     /// Passed as `-D name=value`, which `-M prepared` sends as parameters.
     defines: Vec<(&'static str, String)>,
+    /// The protocol: `prepared` for statements with parameters, `simple`
+    /// for the direct read's `EXECUTE` (see [`CategoryRead`]).
+    protocol: &'static str,
 }
 
 impl Script {
@@ -28,8 +32,8 @@ impl Script {
     /// parses the JSON of every message, as it does for ebb's.
     pub(crate) fn writes(bench: &Bench, categories: Categories) -> Result<Self, BoxError> {
         let (data, metadata) = json_text(&bench.payload)?;
-        Self::create(
-            bench,
+        let path = pgbench::script(
+            bench.cluster.socket_dir(),
             "write.sql",
             &format!(
                 "\\set entity random(1, {entities})\n\
@@ -38,38 +42,40 @@ impl Script {
                 entities = bench.settings.entities,
                 stream = categories.sql_stream_name(),
             ),
-            vec![("data", data), ("metadata", metadata)],
-        )
+        )?;
+        Ok(Self {
+            path,
+            defines: vec![("data", data), ("metadata", metadata)],
+            protocol: "prepared",
+        })
     }
 
-    /// The script of the read case: a batch from a random position.
-    pub(crate) fn reads(bench: &Bench) -> Result<Self, BoxError> {
-        let batch = bench.settings.batch_size;
-        let last_start = bench.settings.read_messages - batch as u64 + 1;
-        Self::create(
-            bench,
-            "read.sql",
-            &format!(
-                "\\set pos random(1, {last_start})\n\
-                 SELECT * FROM message_store.get_category_messages('{READ_CATEGORY}', :pos, {batch});\n"
+    /// The script of the read case: one batch per transaction, read in
+    /// order from position 1 as ebb reads it, each batch starting after
+    /// the last message of the one before (`\aset` keeps the last row's
+    /// `global_position`), and from position 1 again after the last
+    /// message of the category. Every slice is a new pgbench process that
+    /// starts at position 1, as ebb's slices do.
+    pub(crate) fn reads(bench: &Bench, read: CategoryRead<'_>) -> Result<Self, BoxError> {
+        let name = match read {
+            CategoryRead::Direct(_) => "read_direct.sql",
+            CategoryRead::Function => "read_function.sql",
+        };
+        let path = pgbench::script(
+            bench.cluster.socket_dir(),
+            name,
+            &pgbench::category_read_script(
+                read,
+                READ_CATEGORY,
+                bench.settings.batch_size as u64,
+                Some(bench.settings.read_messages),
             ),
-            Vec::new(),
-        )
-    }
-
-    fn create(
-        bench: &Bench,
-        name: &str,
-        text: &str,
-        defines: Vec<(&'static str, String)>,
-    ) -> Result<Self, BoxError> {
-        use std::os::unix::fs::PermissionsExt as _;
-
-        let path = bench.cluster.socket_dir().join(name);
-        std::fs::write(&path, text)?;
-        // pgbench may run as another account (when we are root).
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))?;
-        Ok(Self { path, defines })
+        )?;
+        Ok(Self {
+            path,
+            defines: vec![("global_position", "0".into()), ("ready", "0".into())],
+            protocol: read.protocol(),
+        })
     }
 
     /// Runs pgbench with `clients` clients on as many threads for
@@ -85,7 +91,7 @@ impl Script {
         let clients = clients.to_string();
         let mut command = cluster.command("pgbench");
         command
-            .args(["-n", "-M", "prepared", "-c", &clients, "-j", &clients])
+            .args(["-n", "-M", self.protocol, "-c", &clients, "-j", &clients])
             .args(["-T", &seconds.to_string()])
             .arg("-f")
             .arg(&self.path);
@@ -93,40 +99,8 @@ impl Script {
             command.arg("-D").arg(format!("{name}={value}"));
         }
         command.arg(database);
-        let output = command.output()?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        if !output.status.success() {
-            return Err(format!("pgbench failed ({}):\n{stdout}\n{stderr}", output.status).into());
-        }
-        let failed = stdout
-            .lines()
-            .find_map(|line| line.strip_prefix("number of failed transactions: "))
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or("0");
-        if failed != "0" {
-            return Err(format!("pgbench had failed transactions:\n{stdout}\n{stderr}").into());
-        }
-        stdout
-            .lines()
-            .filter(|line| line.contains("without initial connection time"))
-            .find_map(|line| line.strip_prefix("tps = "))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|tps| tps.parse().ok())
-            .ok_or_else(|| format!("no tps line in pgbench's output:\n{stdout}").into())
+        Ok(pgbench::run(command, None)?.tps)
     }
-}
-
-/// `pgbench --version`'s version number, for the report.
-pub(crate) fn pgbench_version(cluster: &Cluster) -> String {
-    cluster
-        .command("pgbench")
-        .arg("--version")
-        .output()
-        .ok()
-        .and_then(|out| String::from_utf8(out.stdout).ok())
-        .and_then(|text| text.split_whitespace().nth(2).map(str::to_owned))
-        .unwrap_or_default()
 }
 
 /// The statement ebb's `write` sends, prepared once per connection.

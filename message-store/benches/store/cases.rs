@@ -11,11 +11,15 @@ use futures_util::TryStreamExt as _;
 use tokio::runtime::Runtime;
 use uuid::Uuid;
 
+use ebb_bench::{BoxError, progress};
+
+use ebb_bench::pgbench::CategoryRead;
+use ebb_message_store::pg::operations::category_read_statement;
+
 use crate::baselines::{DriverClients, Script, driver_clients, driver_single_writes};
-use crate::report::progress;
 use crate::settings::Settings;
 use crate::workload::{Categories, Entities, READ_CATEGORY, READ_STREAMS, TYPE_NAME, json_text};
-use crate::{Bench, BoxError, Rate, connect, run_writers};
+use crate::{Bench, Rate, connect, run_writers};
 
 /// The runtime the writers of a case run on: one thread for one writer,
 /// as pgbench runs one client on one thread (`-j 1`), and tokio's
@@ -287,13 +291,15 @@ impl<'b> StatementsCase<'b> {
     }
 }
 
-/// ebb's category reads against pgbench's, both on one database loaded
-/// once, warmed up once.
+/// ebb's category reads against pgbench's, all on one database loaded
+/// once, each side warmed up once.
 pub(crate) struct ReadCase<'b> {
     /// The cluster, the settings and the runtime ebb reads on.
     bench: &'b Bench,
-    /// pgbench's side.
-    script: Script,
+    /// pgbench running the statement ebb sends.
+    direct: Script,
+    /// pgbench calling `get_category_messages`, as a user of Message DB.
+    function: Script,
     /// ebb's side: one connection, as a single consumer has.
     store: PgStore,
     /// ebb with unnamed statements (`prepared_statements` off), measured
@@ -313,12 +319,14 @@ impl<'b> ReadCase<'b> {
         progress(format!("{case}: warming up"));
         let case = Self {
             bench,
-            script: Script::reads(bench)?,
+            direct: Script::reads(bench, CategoryRead::Direct(category_read_statement()))?,
+            function: Script::reads(bench, CategoryRead::Function)?,
             store: bench.store(Self::DATABASE, 1)?,
             unnamed: bench.unnamed_store(Self::DATABASE, 1)?,
         };
         let warmup = bench.settings.warmup_seconds;
         case.pgbench(warmup)?;
+        case.pgbench_function(warmup)?;
         case.ebb(Duration::from_secs(warmup))?;
         case.ebb_unnamed(Duration::from_secs(warmup))?;
         Ok(case)
@@ -367,10 +375,19 @@ impl<'b> ReadCase<'b> {
         bench.checkpoint()
     }
 
-    /// pgbench's messages per second: one client, a batch per transaction.
+    /// pgbench's messages per second running the statement ebb sends:
+    /// one client, a batch per transaction.
     pub(crate) fn pgbench(&self, seconds: u64) -> Result<f64, BoxError> {
         let tps = self
-            .script
+            .direct
+            .run(&self.bench.cluster, Self::DATABASE, 1, seconds)?;
+        Ok(tps * self.bench.settings.batch_size as f64)
+    }
+
+    /// pgbench's messages per second calling `get_category_messages`.
+    pub(crate) fn pgbench_function(&self, seconds: u64) -> Result<f64, BoxError> {
+        let tps = self
+            .function
             .run(&self.bench.cluster, Self::DATABASE, 1, seconds)?;
         Ok(tps * self.bench.settings.batch_size as f64)
     }
@@ -455,8 +472,9 @@ async fn batch_writes(
 /// Reads the category from the start with `read_category`, as a consumer
 /// does (batch after batch; the store reads one batch ahead), starting over
 /// at the end, until `duration` is up. The deadline is checked between
-/// batches, so every batch fetched is counted. Every message is fully
-/// decoded by the store (JSON parsed) before it is counted.
+/// batches, so every batch fetched is counted. Every row is decoded into
+/// a `Message` (its metadata parsed, its data kept as JSON text for
+/// whoever knows its type) before it is counted.
 async fn category_reads(store: &PgStore, batch: i64, duration: Duration) -> Result<Rate, BoxError> {
     let started = Instant::now();
     let deadline = started + duration;

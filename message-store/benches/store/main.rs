@@ -1,82 +1,84 @@
 //! Run with: `cargo bench -p ebb-message-store --bench store`
 //!
-//! ebb-message-store against PostgreSQL's own `pgbench` calling the same
-//! Message DB functions with the same payload, on private clusters started
-//! by ebb-localpg, in one run:
+//! ebb-message-store against PostgreSQL's own `pgbench` doing the same
+//! work, on private clusters started by ebb-localpg, in one run:
 //!
 //! 1. single-message writes (`write_message`, expected version any): 1
 //!    writer / 1 category, N writers / 1 category, N writers / one category
-//!    each; ebb must reach 0.9x pgbench;
+//!    each; both sides call `write_message` with the same arguments; ebb
+//!    must reach 0.9x pgbench;
 //! 2. ebb batch writes (`write_batch` of 1,000 messages): 3x ebb's own
 //!    single writes with 1 writer;
-//! 3. category reads in batches of 1,000 over 1,000,000 messages (ebb
-//!    decodes every row into a `Message` with parsed JSON; pgbench only
-//!    receives the text): ebb must reach 0.8x pgbench.
+//! 3. category reads in batches of 1,000 over 1,000,000 messages, read in
+//!    order from position 1 on both sides: pgbench runs the very statement
+//!    ebb sends (ebb reads the table directly where Message DB's function
+//!    would answer with the same rows; `pg::operations`), and ebb must
+//!    reach 0.8x of it; a second row sets ebb against pgbench calling
+//!    `get_category_messages`, as a user of Message DB reads (reported).
 //!
 //! Fairness. Each case runs in a process of its own, on a cluster of its
 //! own, so that none measures what an earlier case left in the server or
-//! the client. The machines this runs on may be shared, and their speed can
-//! swing within seconds, so each case is measured in many short slices
-//! (`EBB_BENCH_SECONDS` each, `EBB_BENCH_RUNS` per side), interleaved
-//! A B C C B A ... (pgbench first in the 1st and 3rd case, ebb first in
-//! the 2nd), and each side's figure is the median of its slices: a swing
-//! falls on all sides alike, and no single slice decides. Every side of a
-//! case writes into its own database, cloned from an installed, empty
-//! template when the case starts; the sides' tables grow at the same pace.
-//! Each side warms up once (this fills ebb's pool and prepares the
-//! statements), then a checkpoint precedes the slices. Each pgbench slice
-//! is a new pgbench process with a new connection; pgbench's figure
-//! excludes the connection time. One writer runs on a current-thread
-//! runtime, as pgbench runs one client on one thread (`-j 1`); several run
-//! on tokio's multi-thread runtime. The single-write cases also measure
-//! bare tokio-postgres (the driver ebb uses) doing the same writes on the
-//! same runtime, as a reference for ebb's own cost. All sides write the
-//! same stream names (a random id of `EBB_BENCH_ENTITIES` in the case's
+//! the client. The machines this runs on may be shared, and their speed
+//! can swing within seconds, so each case is measured in many short
+//! slices (`EBB_BENCH_SECONDS` each, `EBB_BENCH_RUNS` per side), in rounds
+//! whose order turns by one each round (the shared harness, `ebb_bench`);
+//! each side's figure is the median of its slices, and each ratio the
+//! median of the per-round ratios. Every side of a write case writes into
+//! its own database, cloned from an installed, empty template when the
+//! case starts; the sides' tables grow at the same pace. Each side warms
+//! up once (this fills ebb's pool and prepares the statements), then a
+//! checkpoint precedes the slices. Each pgbench slice is a new pgbench
+//! process with a new connection; pgbench's figure excludes the
+//! connection time. One writer runs on a current-thread runtime, as
+//! pgbench runs one client on one thread (`-j 1`); several run on tokio's
+//! multi-thread runtime. The single-write cases also measure bare
+//! tokio-postgres (the driver ebb uses) doing the same writes on the same
+//! runtime, as a reference for ebb's own cost. All sides write the same
+//! stream names (a random id of `EBB_BENCH_ENTITIES` in the case's
 //! category), the same type, data and metadata: pgbench passes the JSON as
 //! `-D` variables, which `-M prepared` sends as parameters, so the server
-//! parses the JSON of every message on both sides. The read case reads the
-//! same database on both sides; pgbench starts at random positions, ebb
-//! reads the category from the start, as a consumer does, with
-//! `read_category` (which reads one batch ahead), starting over at the end.
+//! parses the JSON of every message on both sides. The read case reads one
+//! database on every side, each slice from position 1 in batches, each
+//! batch from the position after the last message of the one before, and
+//! from position 1 again after the category's last message.
 //!
 //! Sizes come from the environment, all optional; [`settings`] lists the
 //! variables and their defaults.
 //!
-//! Not a timed test: it prints a table (stdout) and progress (stderr) and
-//! exits 0 even when a requirement is missed.
+//! Not a timed test: it prints a table (stdout) and progress (stderr), and
+//! exits non-zero when a requirement is missed.
 //!
 //! The modules:
 //!
 //! - [`settings`]: the environment variables and their defaults;
 //! - [`workload`]: the message, stream names and read category all sides share;
 //! - [`baselines`]: pgbench and bare tokio-postgres;
-//! - [`cases`]: ebb's write, batch and read cases, with their sides;
-//! - [`report`]: progress and the result table.
+//! - [`cases`]: ebb's write, batch and read cases, with their sides.
 //!
-//! This file holds the run: the cluster, the interleaving and `main`.
+//! This file holds the run: the cluster, the cases and `main`.
 
 mod baselines;
 mod cases;
-mod report;
 mod settings;
 mod workload;
 
-use std::error::Error;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use ebb_bench::report::{parse_rows, print_rows};
+use ebb_bench::{BoxError, Report, Row, interleaved, pgbench, progress};
 use ebb_localpg::Cluster;
 use ebb_message_store::{MessageData, PgStore, PgStoreConfig};
 use tokio::runtime::Runtime;
 use tokio::task::JoinSet;
 
-use crate::baselines::pgbench_version;
 use crate::cases::{BatchCase, ReadCase, StatementsCase, WriteCase};
-use crate::report::{Row, print_report, progress};
 use crate::settings::{Case, Settings};
 use crate::workload::{Categories, payload};
 
-/// Any error of a run: it ends the run and is printed.
-type BoxError = Box<dyn Error + Send + Sync>;
+/// Set in the environment of a process that runs one case for a parent
+/// run: it prints its rows as JSON instead of the report.
+const ROWS_ONLY: &str = "EBB_BENCH_ROWS_ONLY";
 
 /// The installed, empty database every measurement's database is cloned
 /// from.
@@ -239,76 +241,44 @@ where
     Ok(Rate::since(started, messages))
 }
 
-/// A side of a comparison: its name and one measured run.
-type Side<'a> = (&'static str, &'a mut dyn FnMut() -> Result<f64, BoxError>);
-
-/// Each side's median rate, by the side's name.
-#[derive(Debug)]
-struct Medians(Vec<(&'static str, f64)>);
-
-impl Medians {
-    fn of(&self, side: &str) -> f64 {
-        self.0
-            .iter()
-            .find(|(name, _)| *name == side)
-            .map(|(_, rate)| *rate)
-            .expect("a side of this name in the case")
-    }
-}
-
-/// Measures every side of a case `runs` times, interleaved in the order
-/// A B C, C B A, A B C ..., so that a drift in the machine's load (another
-/// process on a shared machine, say) falls on all sides alike; each side's
-/// figure is the median of its runs, so one disturbed run does not decide
-/// the case.
-fn interleaved(case: &str, runs: usize, sides: &mut [Side<'_>]) -> Result<Medians, BoxError> {
-    let mut results = vec![Vec::new(); sides.len()];
-    for round in 0..runs {
-        let order: Vec<usize> = if round % 2 == 0 {
-            (0..sides.len()).collect()
-        } else {
-            (0..sides.len()).rev().collect()
-        };
-        for side in order {
-            let (name, measure) = &mut sides[side];
-            let rate = measure()?;
-            progress(format!("  {case}: {name} {rate:.0} msg/s"));
-            results[side].push(rate);
+fn main() -> ExitCode {
+    ebb_bench::report::main(|| {
+        let settings = Settings::from_env()?;
+        let started = Instant::now();
+        if std::env::var_os(ROWS_ONLY).is_some() {
+            let (_, rows) = run_cases(&settings)?;
+            print_rows(&rows)?;
+            std::process::exit(0);
         }
-    }
-    Ok(Medians(
-        sides
-            .iter()
-            .zip(&mut results)
-            .map(|((name, _), runs)| (*name, median(runs)))
-            .collect(),
-    ))
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 0 {
-        (values[mid - 1] + values[mid]) / 2.0
-    } else {
-        values[mid]
-    }
-}
-
-fn main() -> Result<(), BoxError> {
-    let settings = Settings::from_env()?;
-    let run_started = Instant::now();
-    if std::env::var_os(report::ROWS_ONLY).is_some() {
-        let (pgbench, rows) = run_cases(&settings)?;
-        report::print_rows(&pgbench, &rows);
-    } else if settings.cases.len() > 1 {
-        let (pgbench, rows) = run_each_case_apart(&settings)?;
-        print_report(&settings, &pgbench, &rows, run_started.elapsed());
-    } else {
-        let (pgbench, rows) = run_cases(&settings)?;
-        print_report(&settings, &pgbench, &rows, run_started.elapsed());
-    }
-    Ok(())
+        let (pgbench, rows) = if settings.cases.len() > 1 {
+            run_each_case_apart(&settings)?
+        } else {
+            run_cases(&settings)?
+        };
+        let mut report = Report::new(
+            "store",
+            format!("ebb-message-store against pgbench {pgbench} (-M prepared)"),
+        );
+        report.line(format!(
+            "each case in a process and private cluster of its own (fsync, synchronous_commit and \
+             full_page_writes off), {} CPUs; {} slices per side, {} s each ({} s for reads) after {} s \
+             of warm-up per side, in rounds whose order turns by one; medians, and medians of the \
+             per-round ratios; one writer on a {} runtime; run took {:.0} s",
+            std::thread::available_parallelism().map_or(0, usize::from),
+            settings.runs,
+            settings.seconds,
+            settings.read_seconds,
+            settings.warmup_seconds,
+            settings.one_writer_runtime(),
+            started.elapsed().as_secs_f64(),
+        ));
+        report.extend(rows);
+        report.note(
+            "tokio-postgres: the bare driver ebb uses, one connection and one prepared statement \
+             per writer, the same writes; for reference, not a requirement",
+        );
+        Ok(report)
+    })
 }
 
 /// Runs every case in a process of its own, with a cluster of its own, so
@@ -318,29 +288,49 @@ fn main() -> Result<(), BoxError> {
 /// and the client's side (buffers, memory) alike.
 fn run_each_case_apart(settings: &Settings) -> Result<(String, Vec<Row>), BoxError> {
     let program = std::env::current_exe()?;
-    let mut pgbench = String::new();
     let mut rows = Vec::new();
     for case in &settings.cases {
         let output = std::process::Command::new(&program)
             .args(std::env::args_os().skip(1))
             .env("EBB_BENCH_CASES", case.name())
-            .env(report::ROWS_ONLY, "1")
+            .env(ROWS_ONLY, "1")
             .stderr(std::process::Stdio::inherit())
             .output()?;
         if !output.status.success() {
             return Err(format!("the {} case failed: {}", case.name(), output.status).into());
         }
-        let (version, case_rows) = report::parse_rows(&String::from_utf8(output.stdout)?)?;
-        pgbench = version;
-        rows.extend(case_rows);
+        rows.extend(parse_rows(&String::from_utf8(output.stdout)?)?);
     }
-    Ok((pgbench, rows))
+    Ok((pgbench_version()?, rows))
+}
+
+/// pgbench's version, from a cluster-less look at the binaries.
+fn pgbench_version() -> Result<String, BoxError> {
+    let bin = ebb_localpg::find_bin_dir()?;
+    Ok(pgbench::version(std::process::Command::new(
+        bin.join("pgbench"),
+    )))
 }
 
 /// What unnamed statements (`prepared_statements` off, for a
 /// transaction-pooling PgBouncer) may cost at most: a fifth of the
 /// prepared statements' rate. Not free, so not the default.
 const UNNAMED_REQUIRED: f64 = 0.8;
+
+/// A row of a rate case: the medians of `ebb` and `baseline`, and the
+/// median of their per-round ratios.
+fn rate_row(
+    case: &str,
+    rounds: &ebb_bench::Rounds,
+    ebb: &str,
+    baseline: &str,
+    baseline_name: &str,
+) -> Row {
+    Row::rate(case, "msg/s", rounds.median(ebb))
+        .against(baseline_name, rounds.median(baseline))
+        .paired(rounds.paired_ratio(ebb, baseline))
+        .durable(false)
+}
 
 /// Runs the selected cases in this process, on one cluster; returns
 /// pgbench's version and the rows.
@@ -371,36 +361,34 @@ fn run_cases(settings: &Settings) -> Result<(String, Vec<Row>), BoxError> {
         ),
     ];
     let selected = |case: Case| settings.cases.contains(&case);
-    for (index, (_, writers, categories, case)) in cases
-        .iter()
-        .enumerate()
-        .filter(|(_, (case, ..))| selected(*case))
-    {
+    for (_, writers, categories, case) in cases.iter().filter(|(case, ..)| selected(*case)) {
         let case = format!("single writes, {case}");
         let sides = WriteCase::prepare(&bench, &case, *writers, *categories)?;
         let slice = Duration::from_secs(settings.seconds);
         let mut pgbench = || sides.pgbench(settings.seconds);
         let mut ebb = || sides.ebb(slice);
         let mut driver = || sides.driver(slice);
-        let mut sides_of_case: [Side<'_>; 3] = [
-            ("pgbench", &mut pgbench),
-            ("ebb", &mut ebb),
-            ("tokio-postgres", &mut driver),
-        ];
-        // Who goes first alternates between cases.
-        if index % 2 == 1 {
-            sides_of_case.swap(0, 1);
-        }
-        let rates = interleaved(&case, settings.runs, &mut sides_of_case)?;
+        let rounds = interleaved(
+            &case,
+            settings.runs,
+            "msg/s",
+            &mut [
+                ("pgbench", &mut pgbench as &mut dyn FnMut() -> _),
+                ("ebb", &mut ebb),
+                ("tokio-postgres", &mut driver),
+            ],
+        )?;
         sides.finish()?;
-        rows.push(Row {
-            case,
-            ebb: rates.of("ebb"),
-            baseline: rates.of("pgbench"),
-            baseline_name: "pgbench".into(),
-            required: 0.9,
-            driver: Some(rates.of("tokio-postgres")),
-        });
+        rows.push(
+            rate_row(&case, &rounds, "ebb", "pgbench", "pgbench, write_message").required(0.9),
+        );
+        rows.push(rate_row(
+            &format!("{case}: ebb against bare tokio-postgres"),
+            &rounds,
+            "ebb",
+            "tokio-postgres",
+            "tokio-postgres, the same writes",
+        ));
     }
 
     if selected(Case::Batch) {
@@ -411,20 +399,26 @@ fn run_cases(settings: &Settings) -> Result<(String, Vec<Row>), BoxError> {
         let slice = Duration::from_secs(settings.seconds);
         let mut single = || sides.single(slice);
         let mut batch = || sides.batch(slice);
-        let rates = interleaved(
+        let rounds = interleaved(
             &case,
             settings.runs,
-            &mut [("ebb single", &mut single), ("ebb batch", &mut batch)],
+            "msg/s",
+            &mut [
+                ("ebb single", &mut single as &mut dyn FnMut() -> _),
+                ("ebb batch", &mut batch),
+            ],
         )?;
         sides.finish()?;
-        rows.push(Row {
-            case,
-            ebb: rates.of("ebb batch"),
-            baseline: rates.of("ebb single"),
-            baseline_name: "ebb single".into(),
-            required: 3.0,
-            driver: None,
-        });
+        rows.push(
+            rate_row(
+                &case,
+                &rounds,
+                "ebb batch",
+                "ebb single",
+                "ebb single writes, 1 writer",
+            )
+            .required(3.0),
+        );
     }
 
     if selected(Case::Reads) {
@@ -434,35 +428,49 @@ fn run_cases(settings: &Settings) -> Result<(String, Vec<Row>), BoxError> {
         );
         let sides = ReadCase::prepare(&bench, &case)?;
         let slice = Duration::from_secs(settings.read_seconds);
-        let mut pgbench = || sides.pgbench(settings.read_seconds);
+        let mut direct = || sides.pgbench(settings.read_seconds);
+        let mut function = || sides.pgbench_function(settings.read_seconds);
         let mut ebb = || sides.ebb(slice);
         let mut unnamed = || sides.ebb_unnamed(slice);
-        let rates = interleaved(
+        let rounds = interleaved(
             &case,
             settings.runs,
+            "msg/s",
             &mut [
-                ("pgbench", &mut pgbench),
+                ("pgbench", &mut direct as &mut dyn FnMut() -> _),
                 ("ebb", &mut ebb),
+                ("pgbench function", &mut function),
                 ("ebb unnamed", &mut unnamed),
             ],
         )?;
-        rows.push(Row {
-            case: case.clone(),
-            ebb: rates.of("ebb"),
-            baseline: rates.of("pgbench"),
-            baseline_name: "pgbench".into(),
-            required: 0.8,
-            driver: None,
-        });
+        rows.push(
+            rate_row(
+                &case,
+                &rounds,
+                "ebb",
+                "pgbench",
+                "pgbench, the statement ebb sends",
+            )
+            .required(0.8),
+        );
+        rows.push(rate_row(
+            &format!("{case}, as a Message DB user reads"),
+            &rounds,
+            "ebb",
+            "pgbench function",
+            "pgbench, get_category_messages",
+        ));
         // What EBB_PREPARED_STATEMENTS=off costs a consumer's reads.
-        rows.push(Row {
-            case: format!("{case}, unnamed statements"),
-            ebb: rates.of("ebb unnamed"),
-            baseline: rates.of("ebb"),
-            baseline_name: "ebb prepared".into(),
-            required: UNNAMED_REQUIRED,
-            driver: None,
-        });
+        rows.push(
+            rate_row(
+                &format!("{case}, unnamed statements"),
+                &rounds,
+                "ebb unnamed",
+                "ebb",
+                "ebb, prepared statements",
+            )
+            .required(UNNAMED_REQUIRED),
+        );
     }
 
     if selected(Case::Unnamed) {
@@ -471,24 +479,28 @@ fn run_cases(settings: &Settings) -> Result<(String, Vec<Row>), BoxError> {
         let slice = Duration::from_secs(settings.seconds);
         let mut prepared = || sides.prepared(slice);
         let mut unnamed = || sides.unnamed(slice);
-        let rates = interleaved(
+        let rounds = interleaved(
             &case,
             settings.runs,
+            "msg/s",
             &mut [
-                ("ebb prepared", &mut prepared),
+                ("ebb prepared", &mut prepared as &mut dyn FnMut() -> _),
                 ("ebb unnamed", &mut unnamed),
             ],
         )?;
         sides.finish()?;
-        rows.push(Row {
-            case,
-            ebb: rates.of("ebb unnamed"),
-            baseline: rates.of("ebb prepared"),
-            baseline_name: "ebb prepared".into(),
-            required: UNNAMED_REQUIRED,
-            driver: None,
-        });
+        rows.push(
+            rate_row(
+                &case,
+                &rounds,
+                "ebb unnamed",
+                "ebb prepared",
+                "ebb, prepared statements",
+            )
+            .required(UNNAMED_REQUIRED),
+        );
     }
 
-    Ok((pgbench_version(&bench.cluster), rows))
+    let version = pgbench::version(bench.cluster.command("pgbench"));
+    Ok((version, rows))
 }

@@ -1,11 +1,10 @@
 //! The settings of a run: environment variables, all optional, each with its default.
 //!
-//! Numbers may be written with `_` between digits
-//! (`EBB_BENCH_READ_MESSAGES=1_000_000`); an empty variable counts as unset.
+//! Read by the shared harness (`ebb_bench::env`): numbers may be written
+//! with `_` between digits (`EBB_BENCH_READ_MESSAGES=1_000_000`); an empty
+//! variable counts as unset.
 
-use std::str::FromStr;
-
-use crate::BoxError;
+use ebb_bench::{BoxError, env};
 
 /// `EBB_BENCH_ONE_WRITER_RUNTIME`'s values, also the report's names.
 const CURRENT_THREAD: &str = "current-thread";
@@ -28,7 +27,7 @@ pub(crate) struct Settings {
     /// figure is the median, so one disturbed slice does not decide.
     pub(crate) runs: usize,
     /// `EBB_BENCH_READ_MESSAGES`, default 1,000,000: messages loaded into
-    /// the read category; at least one batch.
+    /// the read category; a whole number of batches.
     pub(crate) read_messages: u64,
     /// `EBB_BENCH_WRITERS`, default 8: writers in the multi-writer cases
     /// (pgbench `-c`/`-j`, ebb tasks and pool size, bare tokio-postgres
@@ -77,7 +76,7 @@ impl Case {
             .map_or("", |(name, _)| *name)
     }
 
-    const ALL: [(&'static str, Case); 6] = [
+    pub(crate) const ALL: [(&'static str, Case); 6] = [
         ("writes-1", Case::WritesOne),
         ("writes-n", Case::WritesShared),
         ("writes-n-each", Case::WritesEach),
@@ -85,66 +84,25 @@ impl Case {
         ("reads", Case::Reads),
         ("unnamed", Case::Unnamed),
     ];
-
-    fn parse_list(list: &str) -> Result<Vec<Case>, BoxError> {
-        let mut cases = Vec::new();
-        for name in list
-            .split(',')
-            .map(str::trim)
-            .filter(|name| !name.is_empty())
-        {
-            let case = Case::ALL
-                .iter()
-                .find(|(known, _)| *known == name)
-                .map(|(_, case)| *case)
-                .ok_or_else(|| {
-                    let known: Vec<_> = Case::ALL.iter().map(|(known, _)| *known).collect();
-                    format!(
-                        "EBB_BENCH_CASES: unknown case {name:?}; the cases are {}",
-                        known.join(", ")
-                    )
-                })?;
-            if !cases.contains(&case) {
-                cases.push(case);
-            }
-        }
-        if cases.is_empty() {
-            return Err("EBB_BENCH_CASES names no case".into());
-        }
-        Ok(cases)
-    }
 }
 
 impl Settings {
     pub(crate) fn from_env() -> Result<Self, BoxError> {
-        let seconds = env_or("EBB_BENCH_SECONDS", 2)?;
+        let seconds = env::or("EBB_BENCH_SECONDS", 2)?;
         let settings = Settings {
             seconds,
-            warmup_seconds: env_or("EBB_BENCH_WARMUP_SECONDS", 2)?,
-            read_seconds: env_or("EBB_BENCH_READ_SECONDS", seconds)?,
-            runs: env_or("EBB_BENCH_RUNS", 11)?,
-            read_messages: env_or("EBB_BENCH_READ_MESSAGES", 1_000_000)?,
-            writers: env_or("EBB_BENCH_WRITERS", 8)?,
-            entities: env_or("EBB_BENCH_ENTITIES", 100_000)?,
-            batch_size: env_or("EBB_BENCH_BATCH_SIZE", 1000)?,
-            cases: match std::env::var("EBB_BENCH_CASES") {
-                Ok(list) => Case::parse_list(&list)?,
-                Err(_) => Case::ALL.iter().map(|(_, case)| *case).collect(),
-            },
-            one_writer_multi_thread: match std::env::var("EBB_BENCH_ONE_WRITER_RUNTIME") {
-                Err(_) => false,
-                Ok(flavor) => match flavor.trim() {
-                    "" | CURRENT_THREAD => false,
-                    MULTI_THREAD => true,
-                    other => {
-                        return Err(format!(
-                            "EBB_BENCH_ONE_WRITER_RUNTIME={other:?}: \
-                             expected {CURRENT_THREAD} or {MULTI_THREAD}"
-                        )
-                        .into());
-                    }
-                },
-            },
+            warmup_seconds: env::or("EBB_BENCH_WARMUP_SECONDS", 2)?,
+            read_seconds: env::or("EBB_BENCH_READ_SECONDS", seconds)?,
+            runs: env::or("EBB_BENCH_RUNS", 11)?,
+            read_messages: env::or("EBB_BENCH_READ_MESSAGES", 1_000_000)?,
+            writers: env::or("EBB_BENCH_WRITERS", 8)?,
+            entities: env::or("EBB_BENCH_ENTITIES", 100_000)?,
+            batch_size: env::or("EBB_BENCH_BATCH_SIZE", 1000)?,
+            cases: env::list("EBB_BENCH_CASES", &Case::ALL)?,
+            one_writer_multi_thread: env::choice(
+                "EBB_BENCH_ONE_WRITER_RUNTIME",
+                &[(CURRENT_THREAD, false), (MULTI_THREAD, true)],
+            )?,
         };
         if settings.runs == 0 {
             return Err("EBB_BENCH_RUNS must be at least 1".into());
@@ -155,8 +113,13 @@ impl Settings {
         if settings.writers == 0 || settings.entities == 0 || settings.batch_size == 0 {
             return Err("writers, entities and batch size must be at least 1".into());
         }
-        if settings.read_messages < settings.batch_size as u64 {
-            return Err("EBB_BENCH_READ_MESSAGES must be at least one batch".into());
+        if settings.read_messages < settings.batch_size as u64
+            || settings.read_messages % settings.batch_size as u64 != 0
+        {
+            return Err(
+                "EBB_BENCH_READ_MESSAGES must be a whole number of batches (EBB_BENCH_BATCH_SIZE)"
+                    .into(),
+            );
         }
         Ok(settings)
     }
@@ -169,21 +132,5 @@ impl Settings {
         } else {
             CURRENT_THREAD
         }
-    }
-}
-
-/// The variable `name` parsed, or `default` when it is unset or empty.
-fn env_or<T: FromStr>(name: &str, default: T) -> Result<T, BoxError>
-where
-    T::Err: std::fmt::Display,
-{
-    match std::env::var(name) {
-        Ok(value) if !value.trim().is_empty() => {
-            let value = value.trim().replace('_', "");
-            value
-                .parse()
-                .map_err(|err| format!("{name}={value:?}: {err}").into())
-        }
-        _ => Ok(default),
     }
 }

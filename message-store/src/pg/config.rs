@@ -56,24 +56,40 @@ pub struct PgStoreConfig {
     /// [`DEFAULT_MAX_CONNECTIONS`] (16).
     pub max_connections: usize,
     /// How many connections the store's own calls share, pipelined. With
-    /// 0 each call (a write, a read's batch) borrows a pooled connection
-    /// for itself. With N > 0 the calls take turns over N shared
-    /// connections (each borrowed from the pool while calls use it), and
-    /// calls made at the same time on one of them travel together: the
-    /// server runs them back to back without waiting for the client in
-    /// between, so it does not wake a backend for each call, which is
-    /// much of a short call's cost on a local server. Worth it for
-    /// handlers that run concurrently (a consumer's `concurrency` above
-    /// 1). Not for a consumer that mostly reads: a long call (a large
-    /// batch) holds up those queued behind it on its connection, and the
-    /// next batch's read waits for the current one's. `BENCHMARKS.md`
-    /// measures both (its *Consumer features* and *Consumer* sections).
+    /// 0 each call (a write, a stream read's batch) borrows a pooled
+    /// connection for itself. With N > 0 each call takes the least busy
+    /// of N shared connections (each borrowed from the pool while calls
+    /// use it): one with no call in flight while there is one, so up to N
+    /// calls made at the same time run side by side as pooled calls
+    /// would; beyond N, calls queue on a shared connection and travel
+    /// together: the server runs them back to back without waiting for
+    /// the client in between, so it does not wake a backend for each call,
+    /// which is much of a short call's cost on a local server.
+    ///
+    /// Why 4 is the default: handlers that run at once (a consumer's
+    /// `concurrency` above 1, several consumers on one store, a web
+    /// handler's requests) make more short calls at the same time than a
+    /// small server has cores, and pipelined they cost it a few busy
+    /// backends instead of one woken per call; with 4 shared connections
+    /// writers in categories of their own still spread over four
+    /// backends. `BENCHMARKS.md` measures both: a consumer at concurrency 8
+    /// against concurrency 1 (*Consumer features*), and 8 writers against
+    /// pgbench's 8 connections (*Message store*). A store whose callers
+    /// are many independent writers on a server with many cores may set
+    /// more, or 0. A category read
+    /// ([`read_category`](crate::MessageStore::read_category), a
+    /// consumer's batches of 1,000 rows) always runs on a pooled
+    /// connection of its own, since a long batch would hold up the short
+    /// calls queued behind it and wait behind them.
+    ///
     /// A call that times out or fails with its connection takes that
     /// connection out of the turn (cancelling its statement), and the
-    /// calls queued behind it fail with it.
-    /// [`PgStore::client`](super::PgStore::client), transactions and
-    /// wake-ups always use connections of their own. Below
-    /// `max_connections`. Default: 0.
+    /// calls queued behind it fail with it (transient errors, retried
+    /// where the caller retries). [`PgStore::client`](super::PgStore::client),
+    /// transactions, category reads and wake-ups always use connections of
+    /// their own. At most `max_connections - 1` are shared, so that the
+    /// pool keeps a connection for those: a pool of one connection
+    /// pipelines nothing. Default: 4.
     pub pipeline_connections: usize,
     /// How long a call waits for a pooled connection when all of them are
     /// in use. Default: 30 s.
@@ -164,7 +180,7 @@ impl PgStoreConfig {
         };
         Self {
             max_connections: DEFAULT_MAX_CONNECTIONS,
-            pipeline_connections: 0,
+            pipeline_connections: 4,
             wait_timeout: Duration::from_secs(30),
             connect_timeout: connection
                 .get_connect_timeout()
@@ -286,13 +302,6 @@ impl PgStoreConfig {
                 "max_connections must be at least 1".into(),
             ));
         }
-        if self.pipeline_connections >= self.max_connections {
-            return Err(Error::InvalidConfig(format!(
-                "pipeline_connections ({}) must be below max_connections ({}): the pool keeps \
-                 connections for transactions",
-                self.pipeline_connections, self.max_connections
-            )));
-        }
         let timeouts = [
             ("wait_timeout", self.wait_timeout),
             ("connect_timeout", self.connect_timeout),
@@ -315,6 +324,15 @@ impl PgStoreConfig {
             super::hosts::targets(&self.connection).map_err(Error::InvalidConfig)?;
         }
         Ok(())
+    }
+
+    /// The connections the store's calls share, pipelined:
+    /// [`pipeline_connections`](Self::pipeline_connections), but at most
+    /// `max_connections - 1`, so that the pool keeps one for transactions,
+    /// category reads and [`PgStore::client`](super::PgStore::client).
+    pub fn effective_pipeline_connections(&self) -> usize {
+        self.pipeline_connections
+            .min(self.max_connections.saturating_sub(1))
     }
 
     /// The connection settings every connection of the store is opened
@@ -608,7 +626,8 @@ mod tests {
     fn timeouts_default_to_the_connection_settings_then_to_ebb_s() {
         let config = PgStoreConfig::new(from(&[("DATABASE_URL", "postgres://a@h/d")]).unwrap());
         assert_eq!(config.max_connections, DEFAULT_MAX_CONNECTIONS);
-        assert_eq!(config.pipeline_connections, 0);
+        assert_eq!(config.pipeline_connections, 4);
+        assert_eq!(config.effective_pipeline_connections(), 4);
         assert_eq!(config.wait_timeout, Duration::from_secs(30));
         assert_eq!(config.connect_timeout, Duration::from_secs(10));
         assert_eq!(config.recycle_timeout, Duration::from_secs(5));
@@ -659,13 +678,21 @@ mod tests {
         };
         let err = none.validate().unwrap_err();
         assert!(err.to_string().contains("max_connections"), "{err}");
+        // Sharing every connection would leave none for transactions: the
+        // pool keeps one back, and a pool of one pipelines nothing.
         let all_shared = PgStoreConfig {
             max_connections: 4,
             pipeline_connections: 4,
             ..base.clone()
         };
-        let err = all_shared.validate().unwrap_err();
-        assert!(err.to_string().contains("pipeline_connections"), "{err}");
+        all_shared.validate().unwrap();
+        assert_eq!(all_shared.effective_pipeline_connections(), 3);
+        let one = PgStoreConfig {
+            max_connections: 1,
+            ..base.clone()
+        };
+        one.validate().unwrap();
+        assert_eq!(one.effective_pipeline_connections(), 0);
         let zero = PgStoreConfig {
             call_timeout: Duration::ZERO,
             ..base

@@ -129,8 +129,8 @@ impl PgStore {
             .recycle_timeout(Some(config.recycle_timeout))
             .build()
             .map_err(Error::PoolBuild)?;
-        let shared = (config.pipeline_connections > 0)
-            .then(|| Arc::new(Shared::new(config.pipeline_connections)));
+        let pipelined = config.effective_pipeline_connections();
+        let shared = (pipelined > 0).then(|| Arc::new(Shared::new(pipelined)));
         let config = Arc::new(config);
         Ok(Self {
             pool,
@@ -196,6 +196,13 @@ impl PgStore {
             Some(shared) => Call::shared(shared.lend(&self.pool).await?, config),
             None => Call::new(self.client().await?, config),
         })
+    }
+
+    /// A pooled connection of its own for one call, pipelining or not: a
+    /// category read's batches (a consumer's 1,000 rows) neither wait
+    /// behind other calls on a shared connection nor hold them up.
+    async fn own_call(&self) -> Result<Call, Error> {
+        Ok(Call::new(self.client().await?, Arc::clone(&self.config)))
     }
 }
 
@@ -380,7 +387,9 @@ impl MessageStore for PgStore {
     }
 
     /// Reads one batch ahead: the next batch's query runs on the server
-    /// while this one is decoded and handled (see `read_ahead`).
+    /// while this one is decoded and handled (see `read_ahead`). Each
+    /// batch's query runs on a pooled connection of its own, whatever
+    /// [`PgStoreConfig::pipeline_connections`] says.
     fn read_category<'a>(&'a self, category: &'a str, query: CategoryQuery) -> MessageStream<'a> {
         let store = self.clone();
         let category = category.to_owned();
@@ -394,7 +403,9 @@ impl MessageStore for PgStore {
                 let read_seconds = read_seconds.clone();
                 async move {
                     let started = std::time::Instant::now();
-                    let call = store.call().await?;
+                    // On a connection of its own even when the store
+                    // pipelines: see `PgStoreConfig::pipeline_connections`.
+                    let call = store.own_call().await?;
                     let rows = call
                         .run(
                             "get_category_messages",

@@ -154,6 +154,17 @@ fn category_rows_sql() -> &'static str {
     })
 }
 
+/// The statement a category read sends when `get_category_messages`
+/// would answer it with rows: its six parameters are the category, the
+/// position, the batch size, the correlation category, the consumer
+/// group member and size (`varchar, bigint, bigint, varchar, bigint,
+/// bigint`). For the store's benchmark, whose pgbench baseline runs this
+/// very statement; not part of the API.
+#[doc(hidden)]
+pub fn category_read_statement() -> &'static str {
+    category_rows_sql()
+}
+
 /// Whether `get_stream_messages` would answer this read with rows.
 fn stream_read_is_plain(stream_name: &str, query: &StreamQuery) -> bool {
     query.condition.is_none() && !crate::stream_name::is_category(stream_name)

@@ -30,7 +30,8 @@ use crate::Error;
 /// The shared connections of one store (and its clones).
 pub(super) struct Shared {
     slots: Vec<Slot>,
-    /// The slot the next call takes.
+    /// Where the next call's search for the least busy slot starts,
+    /// turned by each call so that ties are spread over the slots.
     next: AtomicUsize,
 }
 
@@ -60,10 +61,22 @@ impl Shared {
         }
     }
 
-    /// The connection of the next slot in turn, taken from `pool` if the
+    /// The connection of the least busy slot, taken from `pool` if the
     /// slot has none that works.
+    ///
+    /// A call queues behind another on a shared connection only when
+    /// every slot has calls in flight: a slot without one (no connection
+    /// lent) is taken first, so that calls made at the same time, up to
+    /// the number of slots, run on as many backends, as pooled calls
+    /// would. Ties go to the slots in turn, starting after the last
+    /// slot taken.
     pub(super) async fn lend(&self, pool: &Pool) -> Result<Arc<Lent>, Error> {
-        let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let count = self.slots.len();
+        let slot = (0..count)
+            .map(|offset| &self.slots[(start + offset) % count])
+            .min_by_key(|slot| slot.in_flight())
+            .expect("a store pipelines over at least one connection");
         if let Some(lent) = slot.usable() {
             return Ok(lent);
         }
@@ -94,6 +107,16 @@ impl Slot {
         self.current
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The calls holding the slot's connection now (0 when it has none
+    /// lent, or one that is retired).
+    fn in_flight(&self) -> usize {
+        match self.lock().upgrade() {
+            // Less the one just made here.
+            Some(lent) if lent.usable() => Arc::strong_count(&lent) - 1,
+            _ => 0,
+        }
     }
 
     fn usable(&self) -> Option<Arc<Lent>> {

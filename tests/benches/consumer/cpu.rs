@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use crate::BoxError;
+use ebb_bench::BoxError;
 
 /// Clock ticks per second of `/proc`'s times.
 fn ticks_per_second() -> f64 {

@@ -16,9 +16,11 @@ use ebb_handler::{BoxError as HandlerError, Dispatcher, Received};
 use ebb_message_store::{PgStore, PgStoreConfig};
 use ebb_tests::seed::Deposited;
 
+use ebb_bench::BoxError;
+
 use crate::settings::{Flavor, Settings};
 use crate::workload::CATEGORY;
-use crate::{Bench, BoxError, DATABASE, Rate};
+use crate::{Bench, DATABASE, Rate};
 
 /// Set in the consumer's process: the connection string of the database
 /// to consume.
@@ -31,7 +33,8 @@ const IDENTIFIER: &str = "EBB_BENCH_CONSUMER_IDENTIFIER";
 /// [`Flavor::name`].
 const RUNTIME: &str = "EBB_BENCH_CONSUMER_CHILD_RUNTIME";
 /// The consumer's line on stdout: messages handled, nanoseconds from the
-/// first read to the last message handled, peak RSS in KiB.
+/// first read to the consumer's return (its last position record written),
+/// peak RSS in KiB.
 const RESULT: &str = "consumed";
 
 /// One pass of ebb's consumer.
@@ -79,12 +82,11 @@ pub(crate) fn pass(bench: &Bench, index: usize, flavor: Flavor) -> Result<Pass, 
 }
 
 /// What the handler shares with the process: how many it handled, and
-/// when the last one was.
+/// the control that stops the consumer after the last one.
 #[derive(Debug)]
 struct Count {
     handled: AtomicU64,
     target: u64,
-    done: OnceLock<Instant>,
     control: Control,
 }
 
@@ -104,56 +106,75 @@ pub(crate) fn child_main(conninfo: &str, settings: &Settings) -> Result<(), BoxE
     let count = Arc::new(Count {
         handled: AtomicU64::new(0),
         target: settings.messages,
-        done: OnceLock::new(),
         control: Control::new(),
     });
     let started = OnceLock::new();
-    runtime.block_on(async {
-        // The store and the consumer at their defaults; the identifier
-        // only names the position stream.
-        let store = PgStore::new(PgStoreConfig::new(conninfo.parse()?))?;
-        let handlers = Dispatcher::new().on({
-            let count = Arc::clone(&count);
-            move |deposited: Received<Deposited>| {
+    let elapsed = runtime
+        .block_on(async {
+            // The store and the consumer at their defaults; the identifier
+            // only names the position stream. `EBB_BENCH_CONSUMER_PIPELINE`
+            // sets the store's `pipeline_connections`, to compare (the
+            // requirement is then not checked).
+            let defaults = PgStoreConfig::new(conninfo.parse()?);
+            let store = PgStore::new(PgStoreConfig {
+                pipeline_connections: settings
+                    .pipeline_connections
+                    .unwrap_or(defaults.pipeline_connections),
+                ..defaults
+            })?;
+            let handlers = Dispatcher::new().on({
                 let count = Arc::clone(&count);
-                async move {
-                    // Decoded into `Deposited` by the dispatcher; nothing
-                    // else is done with it.
-                    std::hint::black_box(deposited.data());
-                    let handled = count.handled.fetch_add(1, Ordering::Relaxed) + 1;
-                    if handled == count.target {
-                        let _ = count.done.set(Instant::now());
-                        count.control.stop();
+                move |deposited: Received<Deposited>| {
+                    let count = Arc::clone(&count);
+                    async move {
+                        // Decoded into `Deposited` by the dispatcher; nothing
+                        // else is done with it.
+                        std::hint::black_box(deposited.data());
+                        let handled = count.handled.fetch_add(1, Ordering::Relaxed) + 1;
+                        if handled == count.target {
+                            count.control.stop();
+                        }
+                        Ok::<_, HandlerError>(())
                     }
-                    Ok::<_, HandlerError>(())
                 }
+            });
+            let consumer = Consumer::new(
+                ConsumerConfig {
+                    identifier: Some(identifier),
+                    position_update_interval: settings.position_update_interval,
+                    ..ConsumerConfig::new(CATEGORY)
+                },
+                store,
+            )?
+            .handler(handlers);
+            // The clock starts once the consumer has its connection and its
+            // position, as pgbench's figure leaves out its connection time, and
+            // stops when the consumer returns: after the last message, stopped,
+            // it has written its last position record, which is part of the
+            // work of consuming the category.
+            consumer
+                .run_with(&count.control, || {
+                    let _ = started.set(Instant::now());
+                })
+                .await?;
+            Ok::<_, BoxError>(Instant::now())
+        })
+        .map(|done| (started.get().copied(), done))
+        .and_then(|(started, done)| {
+            let handled = count.handled.load(Ordering::Relaxed);
+            match started {
+                Some(started) if handled == count.target => Ok(done.duration_since(started)),
+                _ => Err(format!("the consumer stopped after {handled} messages").into()),
             }
-        });
-        let consumer = Consumer::new(
-            ConsumerConfig {
-                identifier: Some(identifier),
-                position_update_interval: settings.position_update_interval,
-                ..ConsumerConfig::new(CATEGORY)
-            },
-            store,
-        )?
-        .handler(handlers);
-        // The clock starts once the consumer has its connection and its
-        // position, as pgbench's figure leaves out its connection time.
-        consumer
-            .run_with(&count.control, || {
-                let _ = started.set(Instant::now());
-            })
-            .await?;
-        Ok::<_, BoxError>(())
-    })?;
+        })?;
     let handled = count.handled.load(Ordering::Relaxed);
-    let (Some(started), Some(done)) = (started.get(), count.done.get()) else {
-        return Err(format!("the consumer stopped after {handled} messages").into());
-    };
-    let nanos = done.duration_since(*started).as_nanos();
+    let nanos = elapsed.as_nanos();
     let peak = peak_rss_kib()?;
-    crate::report::result_line(&format!("{RESULT} {handled} {nanos} {peak}"));
+    // The parent reads this line.
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{RESULT} {handled} {nanos} {peak}");
+    }
     Ok(())
 }
 

@@ -1,44 +1,52 @@
 //! Run with: `cargo bench -p ebb-tests --bench consumer`
 //!
 //! ebb's consumer against PostgreSQL's own `pgbench`, both reading the
-//! same category end to end, on a private cluster started by ebb-localpg
-//! (fsync off: a throwaway cluster; the figures are CPU and round trips,
-//! not the disk):
+//! same category end to end, in the same order, on a private cluster
+//! started by ebb-localpg (fsync off: a throwaway cluster; the figures are
+//! CPU and round trips, not the disk):
 //!
-//! - **pgbench** calls `get_category_messages(category, position, 1000)`
-//!   one batch per transaction, each batch starting after the last message
-//!   of the one before, until it has read every message ([`baseline`]);
+//! - **pgbench** runs the statement ebb's consumer sends for each batch
+//!   (the store reads the table directly where Message DB's function
+//!   would answer with the same rows), one batch of 1,000 per
+//!   transaction, each starting after the last message of the one before,
+//!   until it has read every message, and writes the position records the
+//!   consumer writes (one every 100 messages, each a `write_message` call
+//!   of its own: the consumer's work on the server is both) ([`baseline`]);
+//!   and, as a second
+//!   baseline, the same passes calling `get_category_messages`, as a user
+//!   of Message DB reads;
 //! - **ebb** runs `ebb_consumer::Consumer` at its default settings
 //!   (batches of 1,000, the position recorded every 100 messages, a
 //!   `PgStore` at its defaults) with a `Dispatcher` whose only handler
 //!   decodes each message into its typed struct (`Received<Deposited>`)
-//!   and does nothing else, until it has handled every message ([`ebb`]),
-//!   on tokio's current-thread runtime (what ebb recommends for a
-//!   component) and on the multi-thread one.
+//!   and does nothing else, until it has handled every message and
+//!   recorded its position ([`ebb`]), on tokio's current-thread runtime
+//!   (what ebb recommends for a component) and on the multi-thread one.
 //!
-//! ebb on the current-thread runtime must reach 0.9x pgbench's messages
-//! per second (the multi-thread figure is shown beside it), and the
+//! ebb on the current-thread runtime must reach 0.9x of pgbench running
+//! the same statement (the median of the per-round ratios), and the
 //! consumer's process must peak under 64 MiB resident.
 //!
 //! Method. The category, `EBB_BENCH_CONSUMER_MESSAGES` (1,000,000)
 //! `Deposited` events over 1,000 streams, is loaded directly with SQL, not
 //! measured ([`workload`]), then vacuumed and checkpointed, and one
 //! unmeasured pgbench pass brings it into the server's buffers. Then
-//! `EBB_BENCH_CONSUMER_RUNS` (5) rounds: in each, a full pass of pgbench
-//! and one of ebb on each runtime, each round starting one side later
-//! than the one before; each side's figure is its median pass, so a swing
-//! in the speed of the (shared) machine falls on every side alike. Each
-//! ebb pass is a new process (this program, started again), with a new
-//! consumer identifier, so it starts at the beginning of the category and
-//! its peak RSS is its own; its clock starts once the consumer has read
-//! its position (so its connection is open) and stops at the last message
-//! handled. pgbench's figure is its own time "without initial connection
-//! time".
+//! `EBB_BENCH_CONSUMER_RUNS` (5) rounds, each a full pass of every side,
+//! in an order that turns by one each round (the shared harness,
+//! `ebb_bench`); each side's figure is its median pass, and each ratio the
+//! median of the per-round ratios, so a swing in the speed of the
+//! (shared) machine falls on every side alike. Each ebb pass is a new
+//! process (this program, started again), with a new consumer
+//! identifier, so it starts at the beginning of the category and its
+//! peak RSS is its own; its clock starts once the consumer has read its
+//! position (so its connection is open) and stops when the consumer
+//! returns, its last position record written. pgbench's figure is its
+//! own time "without initial connection time".
 //!
 //! Sizes come from the environment, all optional; [`settings`] lists the
 //! variables and their defaults.
 //!
-//! It prints progress (stderr) and the figures (stdout), and exits
+//! It prints progress (stderr) and the report (stdout), and exits
 //! non-zero when a requirement is missed.
 //!
 //! The modules:
@@ -50,7 +58,7 @@
 //! - [`cpu`]: the CPU time of the client and of the server around each
 //!   pass, which tells where the time goes on a machine whose wall time
 //!   swings;
-//! - [`report`]: progress and the figures.
+//! - [`report`]: the rows of the report.
 //!
 //! This file holds the run: the cluster, the interleaving and `main`.
 
@@ -61,19 +69,19 @@ mod report;
 mod settings;
 mod workload;
 
-use std::error::Error;
+use std::process::ExitCode;
 use std::time::Instant;
 
+use ebb_bench::pgbench::{self, CategoryRead};
+use ebb_bench::{BoxError, Rounds, measure, progress};
 use ebb_localpg::Cluster;
+use ebb_message_store::pg::operations::category_read_statement;
 use ebb_tests::connect_to;
 use tokio::runtime::Runtime;
 
-use crate::baseline::{Pgbench, pgbench_version};
-use crate::report::{Report, Side, progress};
-use crate::settings::Settings;
-
-/// Any error of a run: it ends the run and is printed.
-type BoxError = Box<dyn Error + Send + Sync>;
+use crate::baseline::Pgbench;
+use crate::report::{Figures, PGBENCH, PGBENCH_FUNCTION, ebb_side};
+use crate::settings::{Flavor, Settings};
 
 /// The database both sides read.
 const DATABASE: &str = "bench_consumer";
@@ -172,129 +180,105 @@ fn measured(
     })
 }
 
-/// The median of `values`.
-fn median_of(values: impl IntoIterator<Item = f64>) -> f64 {
-    let mut values: Vec<f64> = values.into_iter().collect();
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 0 {
-        f64::midpoint(values[mid - 1], values[mid])
-    } else {
-        values[mid]
-    }
-}
-
-/// The median pass by rate.
-fn median(rates: &[Rate]) -> Rate {
-    let mut sorted = rates.to_vec();
-    sorted.sort_by(|a, b| a.per_second().total_cmp(&b.per_second()));
-    let mid = sorted.len() / 2;
-    if sorted.len() % 2 == 0 {
-        // The mean time of the middle two, over the same messages.
-        Rate {
-            messages: sorted[mid].messages,
-            seconds: f64::midpoint(sorted[mid - 1].seconds, sorted[mid].seconds),
+fn main() -> ExitCode {
+    ebb_bench::report::main(|| {
+        let settings = Settings::from_env()?;
+        if let Ok(conninfo) = std::env::var(ebb::CHILD) {
+            ebb::child_main(&conninfo, &settings)?;
+            std::process::exit(0);
         }
-    } else {
-        sorted[mid]
-    }
+        run(settings)
+    })
 }
 
-fn main() -> Result<(), BoxError> {
-    let settings = Settings::from_env()?;
-    if let Ok(conninfo) = std::env::var(ebb::CHILD) {
-        return ebb::child_main(&conninfo, &settings);
-    }
+/// One side of a round: pgbench with the direct statement, pgbench with
+/// the function, or ebb on a runtime.
+#[derive(Debug, Clone, Copy)]
+enum Turn {
+    Pgbench,
+    PgbenchFunction,
+    Ebb(Flavor),
+}
+
+fn run(settings: Settings) -> Result<ebb_bench::Report, BoxError> {
     let run_started = Instant::now();
     let bench = Bench::start(settings)?;
     workload::load(&bench)?;
-    let pgbench = Pgbench::new(&bench)?;
-    progress("warming up: one pgbench pass (not measured)");
-    let warmup = pgbench.pass(&bench)?;
-    progress(format!("  pgbench {:.0} msg/s", warmup.per_second()));
+    let direct = Pgbench::new(&bench, CategoryRead::Direct(category_read_statement()))?;
+    let function = Pgbench::new(&bench, CategoryRead::Function)?;
+    progress("warming up: one pgbench pass of each kind (not measured)");
+    for script in [&direct, &function] {
+        let warmup = script.pass(&bench)?;
+        progress(format!("  pgbench {:.0} msg/s", warmup.per_second()));
+    }
 
     let runs = bench.settings.runs;
-    let flavors = bench.settings.runtimes.clone();
-    // The sides of a round: pgbench, then ebb on each runtime; each round
-    // starts one side later than the one before.
-    // `Some(i)` is ebb on `flavors[i]`.
-    let sides: Vec<Option<usize>> = std::iter::once(None)
-        .chain((0..flavors.len()).map(Some))
-        .collect();
-    let mut pgbench_passes: Vec<Measured> = Vec::new();
-    let mut ebb_passes: Vec<Vec<Measured>> = vec![Vec::new(); flavors.len()];
+    let mut turns = vec![Turn::Pgbench, Turn::PgbenchFunction];
+    turns.extend(
+        bench
+            .settings
+            .runtimes
+            .iter()
+            .map(|&flavor| Turn::Ebb(flavor)),
+    );
+    let name = |turn: Turn| match turn {
+        Turn::Pgbench => PGBENCH,
+        Turn::PgbenchFunction => PGBENCH_FUNCTION,
+        Turn::Ebb(flavor) => ebb_side(flavor),
+    };
+    let names: Vec<&'static str> = turns.iter().map(|&turn| name(turn)).collect();
+    let (mut rates, mut client_cpu, mut server_cpu) = (
+        Rounds::new(&names),
+        Rounds::new(&names),
+        Rounds::new(&names),
+    );
     let mut peak_rss_kib = 0;
     for round in 0..runs {
-        for turn in 0..sides.len() {
-            match sides[(round + turn) % sides.len()] {
-                None => {
-                    let pass = measured(&bench, || pgbench.pass(&bench))?;
-                    progress(format!(
-                        "pass {}/{runs}: pgbench {:.0} msg/s ({:.2} s; CPU: pgbench {:.2} s, server {:.2} s)",
-                        round + 1,
-                        pass.rate.per_second(),
-                        pass.rate.seconds,
-                        pass.client_cpu,
-                        pass.server_cpu
-                    ));
-                    pgbench_passes.push(pass);
+        for turn in measure::order(round, turns.len()).map(|index| turns[index]) {
+            let mut rss = 0;
+            let pass = measured(&bench, || match turn {
+                Turn::Pgbench => direct.pass(&bench),
+                Turn::PgbenchFunction => function.pass(&bench),
+                Turn::Ebb(flavor) => {
+                    let pass = ebb::pass(&bench, round, flavor)?;
+                    rss = pass.peak_rss_kib;
+                    Ok(pass.rate)
                 }
-                Some(index) => {
-                    let flavor = flavors[index];
-                    let mut rss = 0;
-                    let pass = measured(&bench, || {
-                        let pass = ebb::pass(&bench, round, flavor)?;
-                        rss = pass.peak_rss_kib;
-                        Ok(pass.rate)
-                    })?;
-                    progress(format!(
-                        "pass {}/{runs}: ebb, {} {:.0} msg/s ({:.2} s; CPU: consumer {:.2} s, \
-                         server {:.2} s), peak RSS {:.1} MiB",
-                        round + 1,
-                        flavor.name(),
-                        pass.rate.per_second(),
-                        pass.rate.seconds,
-                        pass.client_cpu,
-                        pass.server_cpu,
-                        rss as f64 / 1024.0
-                    ));
-                    peak_rss_kib = peak_rss_kib.max(rss);
-                    ebb_passes[index].push(pass);
+            })?;
+            progress(format!(
+                "round {}/{runs}: {} {:.0} msg/s ({:.2} s; CPU: client {:.2} s, server {:.2} s){}",
+                round + 1,
+                name(turn),
+                pass.rate.per_second(),
+                pass.rate.seconds,
+                pass.client_cpu,
+                pass.server_cpu,
+                if rss > 0 {
+                    format!(", peak RSS {:.1} MiB", rss as f64 / 1024.0)
+                } else {
+                    String::new()
                 }
-            }
+            ));
+            peak_rss_kib = peak_rss_kib.max(rss);
+            rates.push(name(turn), pass.rate.per_second());
+            client_cpu.push(name(turn), pass.client_cpu);
+            server_cpu.push(name(turn), pass.server_cpu);
         }
     }
-    let side = |passes: &[Measured]| {
-        let rates: Vec<Rate> = passes.iter().map(|pass| pass.rate).collect();
-        Side {
-            median: median(&rates),
-            cpu: (
-                median_of(passes.iter().map(|pass| pass.client_cpu)),
-                median_of(passes.iter().map(|pass| pass.server_cpu)),
-            ),
-            rates,
-        }
-    };
 
     let server = bench.server_version()?;
-    let version = pgbench_version(&bench);
-    let report = Report {
+    let version = pgbench::version(bench.cluster.command("pgbench"));
+    let report = Figures {
         settings: &bench.settings,
         server: &server,
         pgbench_version: &version,
-        pgbench: side(&pgbench_passes),
-        ebb: flavors
-            .iter()
-            .zip(&ebb_passes)
-            .map(|(flavor, passes)| (*flavor, side(passes)))
-            .collect(),
+        rates,
+        client_cpu,
+        server_cpu,
         peak_rss_kib,
         elapsed: run_started.elapsed(),
-    };
-    let passed = report.print();
-    drop(bench);
-    if !passed {
-        std::process::exit(1);
     }
-    Ok(())
+    .report();
+    drop(bench);
+    Ok(report)
 }

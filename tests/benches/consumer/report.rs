@@ -1,11 +1,10 @@
-//! What a run prints: progress on stderr while it runs, the figures on stdout at the end.
-
-// A benchmark reports on the terminal; that is its whole output.
-#![allow(clippy::print_stdout, clippy::print_stderr)]
+//! The report: the rows for the shared harness to print, and the CPU each side spent.
 
 use std::time::Duration;
 
-use crate::Rate;
+use ebb_bench::measure::figure_text;
+use ebb_bench::{Report, Rounds, Row};
+
 use crate::settings::{Flavor, Settings};
 
 /// The lowest ratio of ebb's rate to pgbench's that passes: the consumer
@@ -15,147 +14,142 @@ pub(crate) const RATIO_REQUIRED: f64 = 0.9;
 /// The consumer's peak RSS must stay under this many MiB.
 pub(crate) const PEAK_RSS_LIMIT_MIB: f64 = 64.0;
 
-/// One line of progress on stderr.
-pub(crate) fn progress(what: impl std::fmt::Display) {
-    eprintln!("[bench] {what}");
-}
+/// pgbench running the statement the consumer sends.
+pub(crate) const PGBENCH: &str = "pgbench";
+/// pgbench calling `get_category_messages`.
+pub(crate) const PGBENCH_FUNCTION: &str = "pgbench, function";
 
-/// The consumer process's result line, on its stdout, for the run to read.
-pub(crate) fn result_line(line: &str) {
-    println!("{line}");
-}
-
-/// One side's passes: every rate in the order run, the median, and the
-/// median CPU seconds per pass (client, server).
-#[derive(Debug)]
-pub(crate) struct Side {
-    pub(crate) rates: Vec<Rate>,
-    pub(crate) median: Rate,
-    pub(crate) cpu: (f64, f64),
+/// The side name of ebb on `flavor`.
+pub(crate) fn ebb_side(flavor: Flavor) -> &'static str {
+    match flavor {
+        Flavor::CurrentThread => "ebb, current-thread",
+        Flavor::MultiThread => "ebb, multi-thread",
+    }
 }
 
 /// Everything the report shows.
 #[derive(Debug)]
-pub(crate) struct Report<'a> {
+pub(crate) struct Figures<'a> {
     pub(crate) settings: &'a Settings,
     /// PostgreSQL's version and pgbench's.
     pub(crate) server: &'a str,
     pub(crate) pgbench_version: &'a str,
-    pub(crate) pgbench: Side,
-    /// ebb on each runtime measured; the requirement applies to the first.
-    pub(crate) ebb: Vec<(Flavor, Side)>,
+    /// Messages per second of every side's passes.
+    pub(crate) rates: Rounds,
+    /// CPU seconds per pass: the client's process and the whole server.
+    pub(crate) client_cpu: Rounds,
+    pub(crate) server_cpu: Rounds,
     /// The highest peak RSS of the consumer's processes, in KiB.
     pub(crate) peak_rss_kib: u64,
     /// The whole run, cluster start and loading included.
     pub(crate) elapsed: Duration,
 }
 
-impl Report<'_> {
-    fn ratio(&self, side: &Side) -> f64 {
-        side.median.per_second() / self.pgbench.median.per_second()
-    }
-
+impl Figures<'_> {
     /// True when the consumer runs at its default settings, where the
     /// requirement applies.
     fn at_defaults(&self) -> bool {
         self.settings.position_update_interval
             == ebb_consumer::ConsumerConfig::new("any").position_update_interval
+            && self.settings.pipeline_connections.is_none()
     }
 
-    fn peak_rss_mib(&self) -> f64 {
-        self.peak_rss_kib as f64 / 1024.0
+    fn row(&self, case: String, side: &str, base: &str, name: &str) -> Row {
+        Row::rate(case, "msg/s", self.rates.median(side))
+            .against(name, self.rates.median(base))
+            .paired(self.rates.paired_ratio(side, base))
+            .durable(false)
     }
 
-    /// Prints the report; true when both requirements pass.
-    pub(crate) fn print(&self) -> bool {
-        let verdict = |pass: bool| if pass { "PASS" } else { "FAIL" };
-        println!();
-        println!(
-            "ebb consumer against pgbench: {} messages in one category, read in batches of {}",
-            group(self.settings.messages as f64),
-            crate::workload::BATCH_SIZE
+    pub(crate) fn report(&self) -> Report {
+        let settings = self.settings;
+        let mut report = Report::new(
+            "consumer",
+            format!(
+                "ebb consumer against pgbench {}: {} messages in one category, read in batches of {}",
+                self.pgbench_version,
+                figure_text(settings.messages as f64),
+                crate::workload::BATCH_SIZE
+            ),
         );
-        println!(
-            "PostgreSQL {} (fsync off), pgbench {}; consumer at {}; \
-             {} interleaved passes per side, medians; run took {:.0} s",
+        report.line(format!(
+            "PostgreSQL {} (fsync, synchronous_commit and full_page_writes off); consumer at {}; \
+             {} rounds of a full pass per side, in an order that turns by one each round; medians, \
+             and medians of the per-round ratios; run took {:.0} s",
             self.server,
-            self.pgbench_version,
             if self.at_defaults() {
-                "default settings".to_owned()
+                "its default settings".to_owned()
             } else {
                 format!(
-                    "default settings but the position recorded every {} messages \
-                     (the requirement is not checked)",
-                    self.settings.position_update_interval
+                    "its default settings but the position recorded every {} messages and \
+                     pipeline_connections {:?} (the requirement is not checked)",
+                    settings.position_update_interval, settings.pipeline_connections
                 )
             },
-            self.settings.runs,
+            settings.runs,
             self.elapsed.as_secs_f64()
-        );
-        let row = |name: &str, side: &Side| {
-            let passes = side
-                .rates
-                .iter()
-                .map(|rate| group(rate.per_second()))
-                .collect::<Vec<_>>()
-                .join(", ");
-            println!(
-                "| {name} | {} | {:.2} | {:.2} | {:.2} | {passes} |",
-                group(side.median.per_second()),
-                side.median.seconds,
-                side.cpu.0,
-                side.cpu.1,
+        ));
+        for (index, &flavor) in settings.runtimes.iter().enumerate() {
+            let side = ebb_side(flavor);
+            let case = format!(
+                "consumer, typed handler, {} runtime, against the same reads",
+                flavor.name()
             );
-        };
-        println!();
-        println!("| | msg/s | s per pass | client CPU s | server CPU s | passes, msg/s |");
-        println!("|---|---:|---:|---:|---:|---|");
-        row("pgbench, get_category_messages", &self.pgbench);
-        for (flavor, side) in &self.ebb {
-            row(
-                &format!("ebb consumer, typed handler, {} runtime", flavor.name()),
-                side,
-            );
-        }
-        println!();
-        println!("| requirement | measured | required | result |");
-        println!("|---|---:|---:|---|");
-        let mut passed = true;
-        for (index, (flavor, side)) in self.ebb.iter().enumerate() {
-            let ratio = self.ratio(side);
-            if index == 0 && self.at_defaults() {
-                passed &= ratio >= RATIO_REQUIRED;
-                println!(
-                    "| ebb ({}) / pgbench | {ratio:.2}× | ≥ {RATIO_REQUIRED}× | {} |",
-                    flavor.name(),
-                    verdict(ratio >= RATIO_REQUIRED)
-                );
+            let row = self.row(case, side, PGBENCH, "pgbench, the statement ebb sends");
+            report.row(if index == 0 && self.at_defaults() {
+                row.required(RATIO_REQUIRED)
             } else {
-                println!(
-                    "| ebb ({}) / pgbench | {ratio:.2}× | (not checked) | |",
+                row
+            });
+            report.row(self.row(
+                format!(
+                    "consumer, typed handler, {} runtime, as a Message DB user reads",
                     flavor.name()
-                );
-            }
+                ),
+                side,
+                PGBENCH_FUNCTION,
+                "pgbench, get_category_messages",
+            ));
         }
-        let rss_passes = self.peak_rss_mib() < PEAK_RSS_LIMIT_MIB;
-        println!(
-            "| consumer's peak RSS, any runtime | {:.1} MiB | < {PEAK_RSS_LIMIT_MIB} MiB | {} |",
-            self.peak_rss_mib(),
-            verdict(rss_passes)
+        report.row(
+            Row::time(
+                "consumer's peak RSS, any runtime",
+                "MiB",
+                self.peak_rss_kib as f64 / 1024.0,
+            )
+            .limit(PEAK_RSS_LIMIT_MIB)
+            .durable(false),
         );
-        passed && rss_passes
-    }
-}
-
-/// `1234567.8` as `1,234,568`.
-fn group(value: f64) -> String {
-    let digits = format!("{:.0}", value.max(0.0));
-    let mut out = String::new();
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
+        report.note("CPU seconds per pass (medians; the client's process, the whole server) and every pass:");
+        let mut sides = vec![PGBENCH, PGBENCH_FUNCTION];
+        sides.extend(settings.runtimes.iter().map(|&flavor| ebb_side(flavor)));
+        for side in sides {
+            let passes: Vec<String> = self
+                .rates
+                .figures(side)
+                .iter()
+                .map(|rate| figure_text(*rate))
+                .collect();
+            report.note(format!(
+                "- {side}: client {:.2} s, server {:.2} s; passes {} msg/s",
+                self.client_cpu.median(side),
+                self.server_cpu.median(side),
+                passes.join(", ")
+            ));
         }
-        out.push(digit);
+        for &flavor in &settings.runtimes {
+            let ratios: Vec<String> = self
+                .rates
+                .ratios(ebb_side(flavor), PGBENCH)
+                .iter()
+                .map(|ratio| format!("{ratio:.2}"))
+                .collect();
+            report.note(format!(
+                "{} / pgbench round by round: {}",
+                ebb_side(flavor),
+                ratios.join(", ")
+            ));
+        }
+        report
     }
-    out
 }

@@ -4,9 +4,7 @@
 //! (`EBB_BENCH_CONSUMER_MESSAGES=1_000_000`); an empty variable counts as
 //! unset.
 
-use std::str::FromStr;
-
-use crate::BoxError;
+use ebb_bench::{BoxError, env};
 
 /// The runtime a consumer process runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,9 +39,10 @@ pub(crate) struct Settings {
     /// into the category, and consumed end to end by each run of each
     /// side; at least one batch of 1,000.
     pub(crate) messages: u64,
-    /// `EBB_BENCH_CONSUMER_RUNS`, default 5: full passes per side,
-    /// interleaved (pgbench first, then ebb first, ...); each side's
-    /// figure is the median pass.
+    /// `EBB_BENCH_CONSUMER_RUNS`, default 5: rounds, each a full pass of
+    /// every side, in an order that turns by one each round; each side's
+    /// figure is its median pass, each ratio the median of the per-round
+    /// ratios.
     pub(crate) runs: usize,
     /// `EBB_BENCH_CONSUMER_POSITION_INTERVAL`, default 100 (the
     /// consumer's default): messages between position records. Another
@@ -52,39 +51,45 @@ pub(crate) struct Settings {
     pub(crate) position_update_interval: u64,
     /// `EBB_BENCH_CONSUMER_RUNTIME`, default `both`: the runtimes the
     /// consumer is measured on, `current-thread`, `multi-thread` or
-    /// `both` (each pass of pgbench is then followed by one of each).
+    /// `both`.
     /// The first one measured is the one the requirement applies to.
     pub(crate) runtimes: Vec<Flavor>,
+    /// `EBB_BENCH_CONSUMER_PIPELINE`, default unset (the store's default):
+    /// the consumer's store's `pipeline_connections`; set, the requirement
+    /// is not checked.
+    pub(crate) pipeline_connections: Option<usize>,
 }
 
 impl Settings {
     pub(crate) fn from_env() -> Result<Self, BoxError> {
+        const BOTH: &[Flavor] = &[Flavor::CurrentThread, Flavor::MultiThread];
         let settings = Settings {
-            messages: env_or("EBB_BENCH_CONSUMER_MESSAGES", 1_000_000)?,
-            runs: env_or("EBB_BENCH_CONSUMER_RUNS", 5)?,
-            position_update_interval: env_or(
+            messages: env::or("EBB_BENCH_CONSUMER_MESSAGES", 1_000_000)?,
+            runs: env::or("EBB_BENCH_CONSUMER_RUNS", 5)?,
+            position_update_interval: env::or(
                 "EBB_BENCH_CONSUMER_POSITION_INTERVAL",
                 ebb_consumer::ConsumerConfig::new("any").position_update_interval,
             )?,
-            runtimes: match std::env::var("EBB_BENCH_CONSUMER_RUNTIME") {
-                Err(_) => vec![Flavor::CurrentThread, Flavor::MultiThread],
-                Ok(name) => match name.trim() {
-                    "" | "both" => vec![Flavor::CurrentThread, Flavor::MultiThread],
-                    other => match Flavor::from_name(other) {
-                        Some(flavor) => vec![flavor],
-                        None => {
-                            return Err(format!(
-                                "EBB_BENCH_CONSUMER_RUNTIME={other:?}: \
-                                 expected current-thread, multi-thread or both"
-                            )
-                            .into());
-                        }
-                    },
-                },
-            },
+            runtimes: env::choice(
+                "EBB_BENCH_CONSUMER_RUNTIME",
+                &[
+                    ("both", BOTH),
+                    ("current-thread", &BOTH[..1]),
+                    ("multi-thread", &BOTH[1..]),
+                ],
+            )?
+            .to_vec(),
+            pipeline_connections: env::opt("EBB_BENCH_CONSUMER_PIPELINE")?,
         };
         if settings.position_update_interval == 0 {
             return Err("EBB_BENCH_CONSUMER_POSITION_INTERVAL must be at least 1".into());
+        }
+        if crate::workload::BATCH_SIZE % settings.position_update_interval != 0 {
+            // pgbench writes the records the consumer writes for each
+            // batch, a whole number of them.
+            return Err(
+                "EBB_BENCH_CONSUMER_POSITION_INTERVAL must divide the batch size (1,000)".into(),
+            );
         }
         if settings.runs == 0 {
             return Err("EBB_BENCH_CONSUMER_RUNS must be at least 1".into());
@@ -93,21 +98,5 @@ impl Settings {
             return Err("EBB_BENCH_CONSUMER_MESSAGES must be at least one batch (1,000)".into());
         }
         Ok(settings)
-    }
-}
-
-/// The variable `name` parsed, or `default` when it is unset or empty.
-fn env_or<T: FromStr>(name: &str, default: T) -> Result<T, BoxError>
-where
-    T::Err: std::fmt::Display,
-{
-    match std::env::var(name) {
-        Ok(value) if !value.trim().is_empty() => {
-            let value = value.trim().replace('_', "");
-            value
-                .parse()
-                .map_err(|err| format!("{name}={value:?}: {err}").into())
-        }
-        _ => Ok(default),
     }
 }

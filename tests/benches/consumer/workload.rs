@@ -5,8 +5,9 @@ use std::time::Instant;
 use ebb_handler::MessageType as _;
 use ebb_tests::seed::Deposited;
 
-use crate::report::progress;
-use crate::{Bench, BoxError, DATABASE};
+use ebb_bench::{BoxError, progress};
+
+use crate::{Bench, DATABASE};
 
 /// The category both sides read end to end.
 pub(crate) const CATEGORY: &str = "benchAccount";

@@ -1,4 +1,4 @@
-//! The seed `Deposit` handler at concurrency 1 and at N.
+//! The seed `Deposit` handler at concurrency 1 and at N, on a store at its defaults.
 //!
 //! The commands are written once, to a template database; each pass runs
 //! on a fresh copy of it (`CREATE DATABASE … TEMPLATE`), so every pass
@@ -8,172 +8,161 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use ebb_bench::{BoxError, Report, Rounds, Row, measure, progress};
 use ebb_consumer::{Consumer, ConsumerConfig, Control};
-use ebb_handler::{BoxError, Dispatcher, Received};
+use ebb_handler::{Dispatcher, Received};
 use ebb_localpg::Cluster;
 use ebb_message_store::{PgStore, PgStoreConfig};
 use ebb_tests::seed::{self, Accounts, COMMAND_CATEGORY, Deposit};
 
-use crate::{Settings, create_database, median, progress};
+use crate::{Settings, create_database};
 
 const TEMPLATE: &str = "deposits_template";
 
-/// The figures of every side.
-#[derive(Debug)]
-pub(crate) struct Figures {
-    /// Commands per second of each pass, serial, each call on a pooled
-    /// connection of its own (the store's default).
-    serial: Vec<f64>,
-    /// The same, serial, with the calls sharing one pipelined connection
-    /// (`PgStoreConfig::pipeline_connections` = 1).
-    serial_pipelined: Vec<f64>,
-    /// The same at the setting's concurrency, pooled.
-    concurrent_pooled: Vec<f64>,
-    /// The same at the setting's concurrency, pipelined.
-    concurrent: Vec<f64>,
-    /// Expected-version retries seen in every pass (none expected: each
-    /// account's commands are one stream, never handled twice at once).
-    retries: usize,
-}
-
 /// The lowest ratio of concurrent to serial commands per second that
-/// passes.
+/// passes, both on a store at its defaults.
 const RATIO_REQUIRED: f64 = 2.0;
 
 /// One side of a round: the consumer's concurrency and the store's
 /// pipelined connections.
 #[derive(Clone, Copy)]
 struct Side {
+    name: &'static str,
     concurrency: usize,
     pipeline_connections: usize,
 }
 
-impl Figures {
-    /// Prints the figures; true when the requirement is met. The serial
-    /// figure the ratio is taken against is the better of the two serial
-    /// ones, so pipelining cannot win by slowing the serial side.
-    pub(crate) fn print(&self, settings: &Settings) -> bool {
-        let serial = median(self.serial.clone());
-        let serial_pipelined = median(self.serial_pipelined.clone());
-        let concurrent_pooled = median(self.concurrent_pooled.clone());
-        let concurrent = median(self.concurrent.clone());
-        let baseline = serial.max(serial_pipelined);
-        let ratio = concurrent / baseline;
-        let pass = ratio >= RATIO_REQUIRED;
-        println!(
-            "deposits: {} commands to {} accounts, {} rounds; balances exact after every pass",
-            settings.commands, settings.accounts, settings.rounds
-        );
-        println!(
-            "  concurrency 1, pooled:      {serial:>9.0} commands/s (passes: {})",
-            list(&self.serial)
-        );
-        println!(
-            "  concurrency 1, pipelined:   {serial_pipelined:>9.0} commands/s (passes: {})",
-            list(&self.serial_pipelined)
-        );
-        println!(
-            "  {:<27} {concurrent_pooled:>9.0} commands/s (passes: {})",
-            format!("concurrency {}, pooled:", settings.concurrency),
-            list(&self.concurrent_pooled)
-        );
-        println!(
-            "  {:<27} {concurrent:>9.0} commands/s (passes: {})",
-            format!("concurrency {}, pipelined:", settings.concurrency),
-            list(&self.concurrent)
-        );
-        println!(
-            "  ratio {ratio:.2}x against the faster serial side (required >= {RATIO_REQUIRED:.1}x): {}; \
-             expected-version retries: {}",
-            if pass { "PASS" } else { "FAIL" },
-            self.retries
-        );
-        pass
-    }
-}
+const SERIAL: &str = "serial, defaults";
+const CONCURRENT: &str = "concurrent, defaults";
+const SERIAL_OTHER: &str = "serial, pipelining switched";
+const CONCURRENT_OTHER: &str = "concurrent, pipelining switched";
 
-fn list(values: &[f64]) -> String {
-    values
-        .iter()
-        .map(|v| format!("{v:.0}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-pub(crate) async fn run(cluster: &Cluster, settings: &Settings) -> Result<Figures, BoxError> {
+/// Runs the deposits part and adds its rows to `report`.
+pub(crate) async fn run(
+    cluster: &Cluster,
+    settings: &Settings,
+    report: &mut Report,
+) -> Result<(), BoxError> {
     progress(format!(
         "deposits: writing {} commands to {} accounts",
         settings.commands, settings.accounts
     ));
     create_database(cluster, TEMPLATE, None).await?;
     let expected = {
-        let store = store(cluster, TEMPLATE, 0)?;
+        let store = store(cluster, TEMPLATE, None)?;
         seed::write_commands(&store, settings.commands, settings.accounts).await
     };
-    let mut figures = Figures {
-        serial: Vec::new(),
-        serial_pipelined: Vec::new(),
-        concurrent_pooled: Vec::new(),
-        concurrent: Vec::new(),
-        retries: 0,
-    };
-    let mut sides = [
+    let default = PgStoreConfig::new(cluster.config(TEMPLATE)).pipeline_connections;
+    let other = usize::from(default == 0);
+    let sides = [
         Side {
+            name: SERIAL,
             concurrency: 1,
-            pipeline_connections: 0,
+            pipeline_connections: default,
         },
         Side {
+            name: CONCURRENT,
+            concurrency: settings.concurrency,
+            pipeline_connections: default,
+        },
+        Side {
+            name: SERIAL_OTHER,
             concurrency: 1,
-            pipeline_connections: 1,
+            pipeline_connections: other,
         },
         Side {
+            name: CONCURRENT_OTHER,
             concurrency: settings.concurrency,
-            pipeline_connections: 0,
-        },
-        Side {
-            concurrency: settings.concurrency,
-            pipeline_connections: 1,
+            pipeline_connections: other,
         },
     ];
+    let names: Vec<&'static str> = sides.iter().map(|side| side.name).collect();
+    let mut rounds = Rounds::new(&names);
+    let mut retries = 0;
     let mut pass = 0;
     for round in 0..settings.rounds {
-        // Each round starts with a different side, so that no side always
-        // runs first (or last) on a machine whose load drifts.
-        sides.rotate_left(usize::from(round > 0));
-        for side in sides {
+        for side in measure::order(round, sides.len()).map(|index| sides[index]) {
             pass += 1;
             let database = format!("deposits_{pass}");
             create_database(cluster, &database, Some(TEMPLATE)).await?;
-            let store = store(cluster, &database, side.pipeline_connections)?;
-            let (rate, retries) = one_pass(&store, settings, side.concurrency).await?;
+            // The defaults, but for the switched sides' pipelining.
+            let pipelining =
+                (side.pipeline_connections != default).then_some(side.pipeline_connections);
+            let store = store(cluster, &database, pipelining)?;
+            let (rate, pass_retries) = one_pass(&store, settings, side.concurrency).await?;
             seed::assert_applied_exactly_once(&store, &expected).await;
             progress(format!(
-                "deposits: round {}, concurrency {}, pipelined connections {}: {rate:.0} commands/s, \
+                "deposits: round {}, concurrency {}, pipeline_connections {}: {rate:.0} commands/s, \
                  balances exact",
                 round + 1,
                 side.concurrency,
                 side.pipeline_connections
             ));
-            figures.retries += retries;
-            match (side.concurrency, side.pipeline_connections) {
-                (1, 0) => figures.serial.push(rate),
-                (1, _) => figures.serial_pipelined.push(rate),
-                (_, 0) => figures.concurrent_pooled.push(rate),
-                _ => figures.concurrent.push(rate),
-            }
+            retries += pass_retries;
+            rounds.push(side.name, rate);
         }
     }
-    Ok(figures)
+    let row = |case: String, side: &str, base: &str, name: String| {
+        Row::rate(case, "commands/s", rounds.median(side))
+            .against(name, rounds.median(base))
+            .paired(rounds.paired_ratio(side, base))
+            .durable(false)
+    };
+    let concurrency = settings.concurrency;
+    let commands = format!(
+        "{} commands to {} accounts",
+        settings.commands, settings.accounts
+    );
+    report.row(
+        row(
+            format!("deposits, concurrency {concurrency}, store defaults ({commands})"),
+            CONCURRENT,
+            SERIAL,
+            format!("concurrency 1, store defaults (pipeline_connections {default})"),
+        )
+        .required(RATIO_REQUIRED),
+    );
+    report.row(row(
+        format!("deposits, concurrency {concurrency}, pipeline_connections {other}"),
+        CONCURRENT_OTHER,
+        SERIAL,
+        format!("concurrency 1, store defaults (pipeline_connections {default})"),
+    ));
+    report.row(row(
+        format!("deposits, concurrency 1, pipeline_connections {other}"),
+        SERIAL_OTHER,
+        SERIAL,
+        format!("concurrency 1, store defaults (pipeline_connections {default})"),
+    ));
+    let list = |side: &str| {
+        rounds
+            .figures(side)
+            .iter()
+            .map(|rate| format!("{rate:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    report.note(format!(
+        "deposits: balances exact after every pass; expected-version retries: {retries}; passes \
+         (commands/s): {SERIAL}: {}; {CONCURRENT}: {}; {SERIAL_OTHER}: {}; {CONCURRENT_OTHER}: {}",
+        list(SERIAL),
+        list(CONCURRENT),
+        list(SERIAL_OTHER),
+        list(CONCURRENT_OTHER)
+    ));
+    Ok(())
 }
 
+/// A store at its defaults, with `pipeline_connections` set when given.
 fn store(
     cluster: &Cluster,
     database: &str,
-    pipeline_connections: usize,
+    pipeline_connections: Option<usize>,
 ) -> Result<PgStore, BoxError> {
+    let defaults = PgStoreConfig::new(cluster.config(database));
     Ok(PgStore::new(PgStoreConfig {
-        pipeline_connections,
-        ..PgStoreConfig::new(cluster.config(database))
+        pipeline_connections: pipeline_connections.unwrap_or(defaults.pipeline_connections),
+        ..defaults
     })?)
 }
 
@@ -200,7 +189,7 @@ async fn one_pass(
             .on(accounts)
             .on(move |_: Received<Deposit>| {
                 counted.fetch_add(1, Ordering::Relaxed);
-                async { Ok::<_, BoxError>(()) }
+                async { Ok::<_, ebb_handler::BoxError>(()) }
             }),
     );
     let control = Control::new();

@@ -9,84 +9,101 @@
 //!   over `EBB_BENCH_FEATURES_COMMANDS` (10,000) commands to
 //!   `EBB_BENCH_FEATURES_ACCOUNTS` (1,000) accounts, by a consumer at
 //!   concurrency 1 (Eventide's) and at `EBB_BENCH_FEATURES_CONCURRENCY`
-//!   (8); commands per second from the first message to the last, and
-//!   every balance checked exact after each pass. Each side runs with
-//!   the store's default pooled connections and with one pipelined
-//!   connection (`PgStoreConfig::pipeline_connections`); concurrency
-//!   with the pipelined connection must be at least 2x faster than the
-//!   faster of the two serial sides.
-//! - **latency** ([`latency`]): single messages written at a steady
-//!   `EBB_BENCH_FEATURES_RATE` (200) per second, `EBB_BENCH_FEATURES_MESSAGES`
-//!   (1,000) per pass, to a consumer that is caught up: the time from
-//!   just before each write to its handler, p50 and p99, with the
-//!   consumer woken by NOTIFY (the default) and with 100 ms polling only.
-//!   NOTIFY's p50 must be at most 5 ms and a tenth of polling's or less.
+//!   (8), on a `PgStore` at its defaults; commands per second from the
+//!   consumer's start to the last command handled, and every balance
+//!   checked exact after each pass. Concurrency must be at least 2x
+//!   serial. The same two sides with `pipeline_connections` set the other
+//!   way from its default are shown beside them, for reference.
+//! - **latency** ([`latency`]): single messages written to a consumer
+//!   that is caught up, from the write's acknowledgement to the handler's
+//!   start, p50 and p99, with the consumer woken by NOTIFY (the default)
+//!   and with 100 ms polling only, in two modes: **idle**, the writes
+//!   spaced beyond the store's busy window, so that a notification carries
+//!   each one, and **busy**, writes at a steady `EBB_BENCH_FEATURES_RATE`
+//!   (200) per second, inside the busy window, where the store polls the
+//!   category instead of arming it. Beside each, the category reads per
+//!   second the consumer costs the server (`pg_stat_statements`). Idle
+//!   NOTIFY's p50 must be at most 5 ms, and a tenth of idle polling's or
+//!   less.
 //!
-//! Each part runs `EBB_BENCH_FEATURES_ROUNDS` (5) rounds, alternating its
-//! sides and starting each round with another, and reports each
-//! side's median pass (latency: the percentiles of all its samples). The
-//! consumers run on tokio's current-thread runtime, as ebb recommends.
-//! Progress goes to stderr, the figures to stdout; the exit is non-zero
-//! when a requirement is missed.
-
-// A benchmark reports on the terminal; that is its whole output.
-#![allow(clippy::print_stdout, clippy::print_stderr)]
+//! Each part runs `EBB_BENCH_FEATURES_ROUNDS` (5) rounds, its sides in an
+//! order that turns by one each round, and reports each side's median
+//! pass (deposits; the ratio is the median of the per-round ratios) or
+//! the percentiles of all its samples (latency). The consumers run on
+//! tokio's current-thread runtime, as ebb recommends. Progress goes to
+//! stderr, the report to stdout; the exit is non-zero when a requirement
+//! is missed.
 
 mod deposits;
 mod latency;
 
 use std::process::ExitCode;
+use std::time::Instant;
 
-use ebb_handler::BoxError;
+use ebb_bench::{BoxError, Report, env, progress};
 use ebb_localpg::Cluster;
 use ebb_tests::connect_to;
 
 /// The settings, from the environment.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
+    /// `EBB_BENCH_FEATURES_COMMANDS`, default 10,000: deposit commands per pass.
     pub(crate) commands: usize,
+    /// `EBB_BENCH_FEATURES_ACCOUNTS`, default 1,000: the accounts they go to.
     pub(crate) accounts: usize,
+    /// `EBB_BENCH_FEATURES_CONCURRENCY`, default 8: the concurrent side's
+    /// `ConsumerConfig::concurrency`.
     pub(crate) concurrency: usize,
+    /// `EBB_BENCH_FEATURES_RATE`, default 200: writes per second in the
+    /// busy latency mode.
     pub(crate) rate: u64,
+    /// `EBB_BENCH_FEATURES_MESSAGES`, default 1,000: messages per busy
+    /// latency pass.
     pub(crate) messages: usize,
+    /// `EBB_BENCH_FEATURES_IDLE_MESSAGES`, default 20: messages per idle
+    /// latency pass, each written `busy_category_window` + 250 ms after the
+    /// one before.
+    pub(crate) idle_messages: usize,
+    /// `EBB_BENCH_FEATURES_ROUNDS`, default 5: rounds of each part.
     pub(crate) rounds: usize,
+    /// `EBB_BENCH_FEATURES_PARTS`, default both: `deposits`, `latency`.
+    pub(crate) parts: Vec<Part>,
 }
 
-fn setting<T: std::str::FromStr>(name: &str, default: T) -> Result<T, BoxError> {
-    match std::env::var(name) {
-        Ok(value) if !value.is_empty() => value
-            .parse()
-            .map_err(|_| format!("{name}={value:?} is not a valid number").into()),
-        _ => Ok(default),
-    }
+/// The parts of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    Deposits,
+    Latency,
 }
 
 impl Settings {
     fn from_env() -> Result<Self, BoxError> {
         let settings = Self {
-            commands: setting("EBB_BENCH_FEATURES_COMMANDS", 10_000)?,
-            accounts: setting("EBB_BENCH_FEATURES_ACCOUNTS", 1_000)?,
-            concurrency: setting("EBB_BENCH_FEATURES_CONCURRENCY", 8)?,
-            rate: setting("EBB_BENCH_FEATURES_RATE", 200)?,
-            messages: setting("EBB_BENCH_FEATURES_MESSAGES", 1_000)?,
-            rounds: setting("EBB_BENCH_FEATURES_ROUNDS", 5)?,
+            commands: env::or("EBB_BENCH_FEATURES_COMMANDS", 10_000)?,
+            accounts: env::or("EBB_BENCH_FEATURES_ACCOUNTS", 1_000)?,
+            concurrency: env::or("EBB_BENCH_FEATURES_CONCURRENCY", 8)?,
+            rate: env::or("EBB_BENCH_FEATURES_RATE", 200)?,
+            messages: env::or("EBB_BENCH_FEATURES_MESSAGES", 1_000)?,
+            idle_messages: env::or("EBB_BENCH_FEATURES_IDLE_MESSAGES", 20)?,
+            rounds: env::or("EBB_BENCH_FEATURES_ROUNDS", 5)?,
+            parts: env::list(
+                "EBB_BENCH_FEATURES_PARTS",
+                &[("deposits", Part::Deposits), ("latency", Part::Latency)],
+            )?,
         };
         if settings.commands == 0
             || settings.accounts == 0
             || settings.concurrency == 0
             || settings.rate == 0
             || settings.messages == 0
+            || settings.idle_messages == 0
             || settings.rounds == 0
         {
-            return Err("every EBB_BENCH_FEATURES_* setting must be at least 1".into());
+            return Err("every EBB_BENCH_FEATURES_* number must be at least 1".into());
         }
         Ok(settings)
     }
-}
-
-/// One line of progress on stderr.
-pub(crate) fn progress(what: impl std::fmt::Display) {
-    eprintln!("[bench] {what}");
 }
 
 /// Creates `name` with ebb's schema installed (or as a copy of
@@ -114,25 +131,13 @@ pub(crate) async fn create_database(
     Ok(())
 }
 
-/// The median of `values` (the lower of the two middle ones).
-pub(crate) fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[(values.len() - 1) / 2]
-}
-
 fn main() -> ExitCode {
-    match run() {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(err) => {
-            eprintln!("[bench] failed: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    ebb_bench::report::main(run)
 }
 
-fn run() -> Result<bool, BoxError> {
+fn run() -> Result<Report, BoxError> {
     let settings = Settings::from_env()?;
+    let started = Instant::now();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -141,12 +146,26 @@ fn run() -> Result<bool, BoxError> {
         .fsync(false)
         .setting("shared_buffers", "512MB")
         .setting("max_connections", "100")
+        // The latency part counts the consumer's reads.
+        .setting("shared_preload_libraries", "pg_stat_statements")
         .start()?;
-    let deposits = runtime.block_on(deposits::run(&cluster, &settings))?;
-    let latency = runtime.block_on(latency::run(&cluster, &settings))?;
-    println!();
-    println!("consumer features (ebb-localpg cluster, fsync off; current-thread runtime)");
-    let deposits_pass = deposits.print(&settings);
-    let latency_pass = latency.print(&settings);
-    Ok(deposits_pass && latency_pass)
+    let mut report = Report::new(
+        "consumer_features",
+        "consumer features: concurrency and wake-up latency",
+    );
+    if settings.parts.contains(&Part::Deposits) {
+        runtime.block_on(deposits::run(&cluster, &settings, &mut report))?;
+    }
+    if settings.parts.contains(&Part::Latency) {
+        runtime.block_on(latency::run(&cluster, &settings, &mut report))?;
+    }
+    report.line(format!(
+        "private PostgreSQL cluster (fsync, synchronous_commit and full_page_writes off), {} CPUs; \
+         consumers on a current-thread runtime; {} rounds per part, sides in an order that turns \
+         by one each round; run took {:.0} s",
+        std::thread::available_parallelism().map_or(0, usize::from),
+        settings.rounds,
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(report)
 }

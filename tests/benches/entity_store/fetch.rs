@@ -10,9 +10,10 @@ use ebb_handler::{EntityStore, Version, Writer};
 use ebb_message_store::{ExpectedVersion, Message, MessageStore, PgStore, StreamQuery};
 use futures_util::TryStreamExt as _;
 
-use crate::report::progress;
+use ebb_bench::{BoxError, Rounds, interleaved, progress};
+
+use crate::Bench;
 use crate::workload::{Account, amount, deposited};
-use crate::{Bench, BoxError, interleaved};
 
 /// The account every side fetches.
 const ACCOUNT: &str = "fetched";
@@ -20,23 +21,18 @@ const ACCOUNT: &str = "fetched";
 /// Events per `write_batch` call while loading (not measured).
 const LOAD_BATCH: u64 = 1000;
 
-/// Each side's median fetches per second.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct FetchFigures {
-    /// Cache off, no snapshots: every event read and applied.
-    pub(crate) cold: f64,
-    /// The entity cached at its last version: one read finding nothing.
-    pub(crate) cached: f64,
-    /// Cache off, a snapshot at the last version: the snapshot read, then
-    /// one read finding nothing.
-    pub(crate) snapshot: f64,
-    /// The cold fetch's read alone: `read_stream` of every event, each
-    /// decoded into a `Message` and nothing more.
-    pub(crate) read_all: f64,
-    /// The cached fetch's read alone: `read_stream` from the position
-    /// after the last event, finding nothing.
-    pub(crate) read_none: f64,
-}
+/// The sides of the fetch case, by the names their rounds carry:
+/// cache off, no snapshots (every event read and applied); the entity
+/// cached at its last version (one read finding nothing); cache off, a
+/// snapshot at the last version (the snapshot read, then one read finding
+/// nothing); and the store's own reads the cold and the cached fetch come
+/// down to (`read_stream` of every event, each decoded into a `Message`
+/// and nothing more; and from the position after the last event).
+pub(crate) const COLD: &str = "cold";
+pub(crate) const CACHED: &str = "cached";
+pub(crate) const SNAPSHOT: &str = "snapshot";
+pub(crate) const READ_ALL: &str = "store read, all";
+pub(crate) const READ_NONE: &str = "store read, none";
 
 /// The three entity stores, and the store under them, over one database
 /// holding the account.
@@ -182,7 +178,8 @@ impl<'b> FetchCase<'b> {
         })
     }
 
-    pub(crate) fn measure(&self) -> Result<FetchFigures, BoxError> {
+    /// Every side's fetches (or reads) per second, round by round.
+    pub(crate) fn measure(&self) -> Result<Rounds, BoxError> {
         let slice = Duration::from_secs(self.bench.settings.seconds);
         let case = format!("fetch of {} events", self.bench.settings.events);
         let mut cold = || self.fetches(&self.cold, slice);
@@ -191,15 +188,16 @@ impl<'b> FetchCase<'b> {
         let mut read_all = || self.reads(0, slice);
         let after_last = self.expected.1.next_position();
         let mut read_none = || self.reads(after_last, slice);
-        let rates = interleaved(
+        let rounds = interleaved(
             &case,
             self.bench.settings.runs,
+            "fetches/s",
             &mut [
-                ("cold", &mut cold),
-                ("cached", &mut cached),
-                ("snapshot", &mut snapshot),
-                ("store read, all", &mut read_all),
-                ("store read, none", &mut read_none),
+                (COLD, &mut cold as &mut dyn FnMut() -> _),
+                (CACHED, &mut cached),
+                (SNAPSHOT, &mut snapshot),
+                (READ_ALL, &mut read_all),
+                (READ_NONE, &mut read_none),
             ],
         )?;
         // Each side ends as it started: the entity is whole, and the
@@ -210,13 +208,7 @@ impl<'b> FetchCase<'b> {
             }
             self.check_one_snapshot().await
         })?;
-        Ok(FetchFigures {
-            cold: rates.of("cold"),
-            cached: rates.of("cached"),
-            snapshot: rates.of("snapshot"),
-            read_all: rates.of("store read, all"),
-            read_none: rates.of("store read, none"),
-        })
+        Ok(rounds)
     }
 }
 

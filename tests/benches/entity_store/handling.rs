@@ -13,17 +13,20 @@ use ebb_message_store::{
 use futures_util::TryStreamExt as _;
 use serde_json::json;
 
-use crate::report::progress;
-use crate::workload::{Accounts, COMMAND_CATEGORY, Deposit, Deposited, amount};
-use crate::{Bench, BoxError, interleaved};
+use ebb_bench::{BoxError, Rounds, interleaved, progress};
 
-/// Each side's median commands per second.
-#[derive(Debug, Clone, Copy)]
+use crate::Bench;
+use crate::workload::{Accounts, COMMAND_CATEGORY, Deposit, Deposited, amount};
+
+/// The sides of the handler case: the seed handler through a
+/// `Dispatcher`, and the same reads and writes as bare store calls.
+pub(crate) const HANDLER: &str = "handler";
+pub(crate) const STORE_CALLS: &str = "store calls";
+
+/// Each side's commands per second, round by round.
+#[derive(Debug)]
 pub(crate) struct HandlingFigures {
-    /// The seed handler through a `Dispatcher`.
-    pub(crate) handler: f64,
-    /// The same reads and writes as bare store calls.
-    pub(crate) store_calls: f64,
+    pub(crate) rounds: Rounds,
     /// Expected-version conflicts the handler's retry caught, over the
     /// whole run: none, with one instance.
     pub(crate) retries: usize,
@@ -158,19 +161,19 @@ impl<'b> HandlingCase<'b> {
         let (handler, bare) = (&mut self.handler, &mut self.store_calls);
         let mut handler_slice = || handle(bench, handler, &dispatcher);
         let mut store_calls_slice = || store_calls(bench, bare, &mut known);
-        let rates = interleaved(
+        let rounds = interleaved(
             &case,
             settings.runs,
+            "commands/s",
             &mut [
-                ("handler", &mut handler_slice),
-                ("store calls", &mut store_calls_slice),
+                (HANDLER, &mut handler_slice as &mut dyn FnMut() -> _),
+                (STORE_CALLS, &mut store_calls_slice),
             ],
         )?;
         self.handler.check_all_applied()?;
         self.store_calls.check_all_applied()?;
         Ok(HandlingFigures {
-            handler: rates.of("handler"),
-            store_calls: rates.of("store calls"),
+            rounds,
             retries: retries.load(Ordering::Relaxed),
         })
     }

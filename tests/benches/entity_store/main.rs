@@ -25,10 +25,11 @@
 //!    `write`), a reference for the handler layer's own cost, not a
 //!    requirement.
 //!
-//! Method, as in the store benchmark: the machine's speed can swing
-//! within seconds, so every side is measured in `EBB_BENCH_RUNS` short
-//! slices, interleaved A B C, C B A, ..., and its figure is the median
-//! slice. Everything runs on one current-thread runtime: one fetching task,
+//! Method, as in the store benchmark (the shared harness, `ebb_bench`):
+//! the machine's speed can swing within seconds, so every side is
+//! measured in `EBB_BENCH_RUNS` short slices, in rounds whose order turns
+//! by one each round; its figure is the median slice, and a ratio is the
+//! median of the per-round ratios. Everything runs on one current-thread runtime: one fetching task,
 //! one handling instance, each store with a pool of one connection. Each
 //! handler side has a database of its own, cloned from an installed, empty
 //! template, so both sides' tables grow at the same pace.
@@ -36,8 +37,8 @@
 //! Sizes come from the environment, all optional; [`settings`] lists the
 //! variables and their defaults.
 //!
-//! Not a timed test: it prints a table (stdout) and progress (stderr) and
-//! exits 0 even when the requirement is missed.
+//! Not a timed test: it prints a table (stdout) and progress (stderr), and
+//! exits non-zero when the requirement is missed.
 //!
 //! The modules:
 //!
@@ -46,9 +47,9 @@
 //! - [`fetch`]: the fetch case, its three entity stores and the
 //!   store-only reads;
 //! - [`handling`]: the handler case and its bare-store reference;
-//! - [`report`]: progress and the result table.
+//! - [`report`]: the rows of the report.
 //!
-//! This file holds the run: the cluster, the interleaving and `main`.
+//! This file holds the run: the cluster and `main`.
 
 mod fetch;
 mod handling;
@@ -56,9 +57,10 @@ mod report;
 mod settings;
 mod workload;
 
-use std::error::Error;
+use std::process::ExitCode;
 use std::time::Instant;
 
+use ebb_bench::{BoxError, progress};
 use ebb_localpg::Cluster;
 use ebb_message_store::{PgStore, PgStoreConfig};
 use ebb_tests::connect_to;
@@ -66,11 +68,7 @@ use tokio::runtime::Runtime;
 
 use crate::fetch::FetchCase;
 use crate::handling::HandlingCase;
-use crate::report::{Report, progress};
 use crate::settings::Settings;
-
-/// Any error of a run: it ends the run and is printed.
-type BoxError = Box<dyn Error + Send + Sync>;
 
 /// The installed, empty database every measured database is cloned from.
 const TEMPLATE: &str = "bench_template";
@@ -164,81 +162,25 @@ impl Bench {
     }
 }
 
-/// A side of a case: its name and one measured slice, which returns the
-/// side's operations per second.
-type Side<'a> = (&'static str, &'a mut dyn FnMut() -> Result<f64, BoxError>);
+fn main() -> ExitCode {
+    ebb_bench::report::main(|| {
+        let settings = Settings::from_env()?;
+        let started = Instant::now();
+        let bench = Bench::start(settings.clone())?;
+        let server = bench.server_version()?;
 
-/// Each side's median rate, by the side's name.
-#[derive(Debug)]
-struct Medians(Vec<(&'static str, f64)>);
+        let case = FetchCase::prepare(&bench)?;
+        let fetches = case.measure()?;
 
-impl Medians {
-    fn of(&self, side: &str) -> f64 {
-        self.0
-            .iter()
-            .find(|(name, _)| *name == side)
-            .map(|(_, rate)| *rate)
-            .expect("a side of this name in the case")
-    }
-}
+        let case = HandlingCase::prepare(&bench)?;
+        let handling = case.measure()?;
 
-/// Measures every side of a case `runs` times, interleaved in the order
-/// A B C, C B A, A B C ..., so that a drift in the machine's load falls on
-/// all sides alike; each side's figure is the median of its slices, so one
-/// disturbed slice does not decide.
-fn interleaved(case: &str, runs: usize, sides: &mut [Side<'_>]) -> Result<Medians, BoxError> {
-    let mut results = vec![Vec::new(); sides.len()];
-    for round in 0..runs {
-        let order: Vec<usize> = if round % 2 == 0 {
-            (0..sides.len()).collect()
-        } else {
-            (0..sides.len()).rev().collect()
-        };
-        for side in order {
-            let (name, measure) = &mut sides[side];
-            let rate = measure()?;
-            progress(format!("  {case}, slice {}: {name} {rate:.0}/s", round + 1));
-            results[side].push(rate);
-        }
-    }
-    Ok(Medians(
-        sides
-            .iter()
-            .zip(&mut results)
-            .map(|((name, _), runs)| (*name, median(runs)))
-            .collect(),
-    ))
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 0 {
-        (values[mid - 1] + values[mid]) / 2.0
-    } else {
-        values[mid]
-    }
-}
-
-fn main() -> Result<(), BoxError> {
-    let settings = Settings::from_env()?;
-    let started = Instant::now();
-    let bench = Bench::start(settings.clone())?;
-    let server = bench.server_version()?;
-
-    let case = FetchCase::prepare(&bench)?;
-    let fetches = case.measure()?;
-
-    let case = HandlingCase::prepare(&bench)?;
-    let handling = case.measure()?;
-
-    Report {
-        settings: &settings,
-        server: &server,
-        fetches,
-        handling,
-        elapsed: started.elapsed(),
-    }
-    .print();
-    Ok(())
+        Ok(report::report(
+            &settings,
+            &server,
+            &fetches,
+            &handling,
+            started.elapsed(),
+        ))
+    })
 }

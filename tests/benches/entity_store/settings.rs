@@ -3,9 +3,7 @@
 //! Numbers may be written with `_` between digits (`EBB_BENCH_COMMANDS=2_000`);
 //! an empty variable counts as unset.
 
-use std::str::FromStr;
-
-use crate::BoxError;
+use ebb_bench::{BoxError, env};
 
 /// The sizes of a run.
 #[derive(Debug, Clone)]
@@ -34,12 +32,12 @@ pub(crate) struct Settings {
 impl Settings {
     pub(crate) fn from_env() -> Result<Self, BoxError> {
         let settings = Settings {
-            seconds: env_or("EBB_BENCH_SECONDS", 2)?,
-            warmup_seconds: env_or("EBB_BENCH_WARMUP_SECONDS", 2)?,
-            runs: env_or("EBB_BENCH_RUNS", 11)?,
-            events: env_or("EBB_BENCH_EVENTS", 1000)?,
-            commands: env_or("EBB_BENCH_COMMANDS", 2000)?,
-            accounts: env_or("EBB_BENCH_ACCOUNTS", 100)?,
+            seconds: env::or("EBB_BENCH_SECONDS", 2)?,
+            warmup_seconds: env::or("EBB_BENCH_WARMUP_SECONDS", 2)?,
+            runs: env::or("EBB_BENCH_RUNS", 11)?,
+            events: env::or("EBB_BENCH_EVENTS", 1000)?,
+            commands: env::or("EBB_BENCH_COMMANDS", 2000)?,
+            accounts: env::or("EBB_BENCH_ACCOUNTS", 100)?,
         };
         if settings.runs == 0 {
             return Err("EBB_BENCH_RUNS must be at least 1".into());
@@ -51,21 +49,5 @@ impl Settings {
             return Err("events, commands and accounts must be at least 1".into());
         }
         Ok(settings)
-    }
-}
-
-/// The variable `name` parsed, or `default` when it is unset or empty.
-fn env_or<T: FromStr>(name: &str, default: T) -> Result<T, BoxError>
-where
-    T::Err: std::fmt::Display,
-{
-    match std::env::var(name) {
-        Ok(value) if !value.trim().is_empty() => {
-            let value = value.trim().replace('_', "");
-            value
-                .parse()
-                .map_err(|err| format!("{name}={value:?}: {err}").into())
-        }
-        _ => Ok(default),
     }
 }

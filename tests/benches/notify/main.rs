@@ -45,10 +45,11 @@
 //! `EBB_BENCH_NOTIFY_SECONDS` (3). `EBB_BENCH_NOTIFY_ROUNDS` (5) rounds,
 //! each running every mode of every case once, the order of the modes
 //! turning by one each round, so that a swing in the speed of the (shared)
-//! machine falls on every mode alike; each figure is the median pass. The
-//! requirement: with notifications ("on"), each case keeps at least 0.9x
-//! of the rate without ("off"); the ratio to "off, fast poll" is printed
-//! beside it.
+//! machine falls on every mode alike; each figure is the median pass, each
+//! ratio the median of the per-round ratios (the shared harness,
+//! `ebb_bench`). The requirement: with notifications ("on"), each case
+//! keeps at least 0.9x of the rate without ("off"); the other modes'
+//! ratios are reported beside it.
 //!
 //! It prints progress (stderr) and the figures (stdout), and exits
 //! non-zero when the requirement is missed.
@@ -57,44 +58,28 @@
 //!
 //! - [`settings`]: the environment variables and their defaults;
 //! - [`workload`]: the writers and consumers of one pass;
-//! - [`report`]: progress and the figures.
+//! - [`report`]: the rows of the report.
 
 mod report;
 mod settings;
 mod workload;
 
-use std::error::Error;
+use std::process::ExitCode;
 use std::time::Instant;
 
+use ebb_bench::{BoxError, progress};
 use ebb_localpg::Cluster;
 use ebb_message_store::{PgStore, PgStoreConfig};
 use ebb_tests::connect_to;
 
-use crate::report::{Figures, Report, progress};
+use crate::report::{Figures, Run};
 use crate::settings::Settings;
 use crate::workload::{Case, Mode};
-
-/// Any error of a run: it ends the run and is printed.
-type BoxError = Box<dyn Error + Send + Sync>;
 
 /// The database the passes write to.
 const DATABASE: &str = "bench_notify";
 
-/// The median of `values`.
-fn median(values: impl IntoIterator<Item = f64>) -> f64 {
-    let mut values: Vec<f64> = values.into_iter().collect();
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.is_empty() {
-        f64::NAN
-    } else if values.len() % 2 == 0 {
-        f64::midpoint(values[mid - 1], values[mid])
-    } else {
-        values[mid]
-    }
-}
-
-fn run(settings: &Settings) -> Result<Report<'_>, BoxError> {
+fn run(settings: &Settings) -> Result<Run<'_>, BoxError> {
     let started = Instant::now();
     progress("starting a durable private PostgreSQL cluster");
     let cluster = Cluster::builder().fsync(true).start()?;
@@ -145,8 +130,8 @@ fn run(settings: &Settings) -> Result<Report<'_>, BoxError> {
                 .collect();
             for round in 0..settings.rounds {
                 for case in Case::ALL {
-                    for i in 0..modes.len() {
-                        let mode = modes[(i + round) % modes.len()];
+                    for i in ebb_bench::measure::order(round, modes.len()) {
+                        let mode = modes[i];
                         let store = match mode {
                             Mode::OnEveryArming => &every_arming,
                             Mode::Off | Mode::TriggerOnly | Mode::OffFastPoll | Mode::On => {
@@ -176,7 +161,7 @@ fn run(settings: &Settings) -> Result<Report<'_>, BoxError> {
             }
             Ok::<_, BoxError>((server, figures))
         })
-        .map(|(server, figures)| Report {
+        .map(|(server, figures)| Run {
             settings,
             server,
             figures,
@@ -184,12 +169,9 @@ fn run(settings: &Settings) -> Result<Report<'_>, BoxError> {
         })
 }
 
-fn main() -> Result<(), BoxError> {
-    let settings = Settings::from_env()?;
-    let report = run(&settings)?;
-    report.print();
-    if !report.passed() {
-        std::process::exit(1);
-    }
-    Ok(())
+fn main() -> ExitCode {
+    ebb_bench::report::main(|| {
+        let settings = Settings::from_env()?;
+        Ok(run(&settings)?.report())
+    })
 }

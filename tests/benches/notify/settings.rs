@@ -4,10 +4,9 @@
 //! Numbers may be written with `_` between digits; an empty variable counts
 //! as unset.
 
-use std::str::FromStr;
 use std::time::Duration;
 
-use crate::BoxError;
+use ebb_bench::{BoxError, env};
 
 /// The sizes of a run.
 #[derive(Debug, Clone)]
@@ -19,8 +18,8 @@ pub(crate) struct Settings {
     /// writes, after a warm-up of half a second.
     pub(crate) seconds: f64,
     /// `EBB_BENCH_NOTIFY_ROUNDS`, default 5: passes of each mode per case,
-    /// interleaved (off first, then on first, ...); each figure is the
-    /// median pass.
+    /// the order of the modes turning by one each round; each figure is
+    /// the median pass, each ratio the median of the per-round ratios.
     pub(crate) rounds: usize,
     /// `EBB_BENCH_NOTIFY_EVERY_ARMING`, default 1: also measure the mode
     /// without a busy window (`on, no busy window`); 0 leaves it out.
@@ -38,39 +37,17 @@ pub(crate) struct Settings {
 impl Settings {
     pub(crate) fn from_env() -> Result<Self, BoxError> {
         let settings = Settings {
-            writers: env_or("EBB_BENCH_NOTIFY_WRITERS", 8)?,
-            seconds: env_or("EBB_BENCH_NOTIFY_SECONDS", 3.0)?,
-            rounds: env_or("EBB_BENCH_NOTIFY_ROUNDS", 5)?,
-            every_arming: env_or::<u8>("EBB_BENCH_NOTIFY_EVERY_ARMING", 1)? != 0,
-            poll: Duration::from_millis(env_or("EBB_BENCH_NOTIFY_POLL_MS", 100)?),
-            busy_window: env_opt("EBB_BENCH_NOTIFY_BUSY_WINDOW_MS")?.map(Duration::from_millis),
-            busy_poll: env_opt("EBB_BENCH_NOTIFY_BUSY_POLL_MS")?.map(Duration::from_millis),
+            writers: env::or("EBB_BENCH_NOTIFY_WRITERS", 8)?,
+            seconds: env::or("EBB_BENCH_NOTIFY_SECONDS", 3.0)?,
+            rounds: env::or("EBB_BENCH_NOTIFY_ROUNDS", 5)?,
+            every_arming: env::flag("EBB_BENCH_NOTIFY_EVERY_ARMING", true)?,
+            poll: Duration::from_millis(env::or("EBB_BENCH_NOTIFY_POLL_MS", 100)?),
+            busy_window: env::opt("EBB_BENCH_NOTIFY_BUSY_WINDOW_MS")?.map(Duration::from_millis),
+            busy_poll: env::opt("EBB_BENCH_NOTIFY_BUSY_POLL_MS")?.map(Duration::from_millis),
         };
         if settings.writers == 0 || settings.rounds == 0 || settings.seconds <= 0.0 {
             return Err("writers, rounds and seconds must be positive".into());
         }
         Ok(settings)
-    }
-}
-
-fn env_or<T: FromStr>(name: &str, default: T) -> Result<T, BoxError>
-where
-    T::Err: std::fmt::Display,
-{
-    Ok(env_opt(name)?.unwrap_or(default))
-}
-
-fn env_opt<T: FromStr>(name: &str) -> Result<Option<T>, BoxError>
-where
-    T::Err: std::fmt::Display,
-{
-    match std::env::var(name) {
-        Ok(value) if !value.trim().is_empty() => value
-            .trim()
-            .replace('_', "")
-            .parse()
-            .map(Some)
-            .map_err(|err| format!("{name}={value:?}: {err}").into()),
-        _ => Ok(None),
     }
 }

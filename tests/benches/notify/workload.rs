@@ -10,8 +10,8 @@ use ebb_message_store::{
 };
 use serde_json::json;
 
-use crate::BoxError;
 use crate::settings::Settings;
+use ebb_bench::BoxError;
 
 /// The trigger the "off" passes disable.
 pub(crate) const TRIGGER: &str = "messages_wake_category_waiters";
