@@ -164,7 +164,11 @@ fn fragment(
                                 tbody {
                                     @for (category, line) in &lines {
                                         tr {
-                                            td.mono { a href=(base.stream(category)) { (category) } }
+                                            @if let Some(kind) = bookkeeping(category) {
+                                                td.mono.bookkeeping title=(format!("consumers' {kind} streams")) { a href=(base.stream(category)) { (category) } }
+                                            } @else {
+                                                td.mono { a href=(base.stream(category)) { (category) } }
+                                            }
                                             td.num { (view::count(line.messages, line.estimated)) }
                                             td.num { @if line.recent > 0 { (format!("{:.1}", line.per_minute)) } @else { span.muted { "0" } } }
                                             td.num { (view::number(line.recent)) }
@@ -222,5 +226,33 @@ fn fragment(
                 }
             }
         }
+    }
+}
+
+/// The kind of a consumers' own category (`account:position`,
+/// `account:command+parked`), shown quieter than the categories a
+/// component writes, as what it records is the consumers' bookkeeping.
+fn bookkeeping(category: &str) -> Option<&'static str> {
+    [ebb_admin::POSITION, ebb_admin::FAILURES, ebb_admin::PARKED]
+        .into_iter()
+        .find(|kind| {
+            category
+                .strip_suffix(kind)
+                .is_some_and(|rest| rest.ends_with(':') || rest.ends_with('+'))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bookkeeping;
+
+    #[test]
+    fn consumers_own_categories_are_told_apart() {
+        assert_eq!(bookkeeping("account:position"), Some("position"));
+        assert_eq!(bookkeeping("account:command+parked"), Some("parked"));
+        assert_eq!(bookkeeping("account:failures"), Some("failures"));
+        assert_eq!(bookkeeping("account"), None);
+        assert_eq!(bookkeeping("account:command"), None);
+        assert_eq!(bookkeeping("deposition"), None);
     }
 }

@@ -170,8 +170,12 @@ pub(crate) async fn page(
         p.note {
             (total) " parked message" @if total == 1 { " matches" } @else { "s match" }
             @if !filter.is_empty() { " the filter" } "."
-            " A replay delivers a message to its consumer's handlers again, as it was; a discard drops it."
-            " A running consumer takes a request up within its poll interval, a stopped one at its next start."
+            @if actions {
+                " A replay delivers a message to its consumer's handlers again, as it was; a discard drops it."
+                " A running consumer takes a request up within its poll interval, a stopped one at its next start."
+            } @else {
+                " This dashboard is read-only: it offers no replay or discard (" code { "ebb parked replay" } " and " code { "discard" } " do)."
+            }
         }
         @if actions && total > 0 {
             form.panel.act-all method="post" action=(base.url("/parked/replay")) {
@@ -233,7 +237,7 @@ fn group(
                 th.num { "Global" }
                 th { "Stream" }
                 th { "Type" }
-                th.num { "Failures" }
+                th.num title="how many times the handlers ran on it before it was parked" { "Attempts" }
                 th { "Parked" }
                 th { "Error" }
                 @if actions { th { span.visually-hidden { "Actions" } } }
@@ -250,7 +254,12 @@ fn group(
                         td.num.mono { (parked.global_position) }
                         td.mono { a href=(format!("{}?from={}#m{}", base.stream(&parked.stream_name), parked.position, parked.global_position)) { (parked.stream_name) "#" (parked.position) } }
                         td { (parked.type_name) }
-                        td.num { (parked.failures) }
+                        td.num {
+                            (parked.attempts)
+                            @if parked.failures > 0 {
+                                " " span.warn title="how many times it had ended the consumer's process" { "(" (parked.failures) " crashed)" }
+                            }
+                        }
                         td { (view::ago(message.parked_at, now)) }
                         td.error-text { (parked.error) }
                         @if actions {
@@ -500,8 +509,11 @@ fn confirm(app: &App, base: &Base, verb: &str, chosen: &Chosen) -> Response {
     let body = html! {
         h1 { "Confirm: " (verb) " " (count) " parked message" @if count != 1 { "s" } }
         p.lead {
-            "This will ask the consumers that parked them to " (verb) " "
-            @if count == 1 { "this message" } @else { "these " (count) " messages" } "."
+            @if count == 1 {
+                "This will ask the consumer that parked this message to " (verb) " it."
+            } @else {
+                "This will ask the consumers that parked these " (count) " messages to " (verb) " them."
+            }
             @if chosen.matched > count { " (The oldest " (count) " of " (chosen.matched) ": the limit.)" }
             @if chosen.left_out > 0 { " " (chosen.left_out) " selected are left out: no longer parked, or with a request pending." }
         }
