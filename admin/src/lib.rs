@@ -107,5 +107,5 @@ pub use search::{FoundStream, SEARCH_PROBES, StreamSearch, search_streams};
 pub use stats::{
     By, EXACT_CATEGORY_UP_TO, SAMPLE_ROWS, STREAM_MIN_HITS, STREAMS_LISTED, Stats, StatsLine, stats,
 };
-pub use trace::{Origin, Trace, TraceLine, trace};
+pub use trace::{Origin, Trace, TraceLine, trace, trace_within};
 pub use waiting::oldest_unhandled;

@@ -8,7 +8,8 @@
 //! keys, so the tree is found one level at a time: each level is one scan
 //! of the messages written after the earliest message of the level above,
 //! unless the operator added the index [`CAUSE`] describes (see
-//! [`trace`]).
+//! [`trace`]). [`trace_within`] bounds the search, for a page that must
+//! answer quickly on a store of any size.
 
 use std::collections::HashMap;
 
@@ -34,6 +35,10 @@ pub struct Trace {
     /// A message was left out for the limit: the tree's first levels (or
     /// a correlation's earliest messages) are kept.
     pub cut: bool,
+    /// The search was bounded ([`trace_within`]) and the store goes on
+    /// beyond what it read: the global positions it read, from and to;
+    /// what was written outside them is not in the trace.
+    pub searched: Option<(i64, i64)>,
 }
 
 /// The message `origin` names and what followed it, as a tree, or the
@@ -66,12 +71,188 @@ pub async fn trace(store: &PgStore, origin: &Origin, limit: Option<u64>) -> Resu
     let client = consumer_streams::client(store).await?;
     let tree = match origin {
         Origin::Message(id) => followers(&client, *id, limit).await?,
-        Origin::Correlation(stream) => correlated(&client, stream, limit).await?,
+        Origin::Correlation(stream) => correlated(&client, stream, 0, limit).await?,
     };
     Ok(Trace {
         lines: tree.lines(),
         cut: tree.cut,
+        searched: None,
     })
+}
+
+/// As [`trace`], in bounded time on a store of any size: where an exact
+/// trace would scan the table, it searches only the `window` messages
+/// (by global position) written after the message traced, or, for a
+/// correlation, the newest `window` messages; [`Trace::searched`] says so
+/// when the store goes on beyond them.
+///
+/// With the causation index [`trace`] describes, a message's trace is
+/// [`trace`]'s, whole: each level is an index lookup. Without it, the
+/// window is read once, in global position order, a few columns of each
+/// message (each message's cause is written before it, so one pass finds
+/// every level), and then the tree's messages whole. A correlation has no
+/// index to use: its window is scanned. Either way the time grows with
+/// the window, not with the store.
+pub async fn trace_within(
+    store: &PgStore,
+    origin: &Origin,
+    limit: Option<u64>,
+    window: u64,
+) -> Result<Trace, Error> {
+    let client = consumer_streams::client(store).await?;
+    let window = i64::try_from(window).unwrap_or(i64::MAX);
+    let last: i64 = client
+        .query_one(LAST_SQL, &[])
+        .await
+        .map_err(|source| Error::Statement {
+            action: "cannot read the store's last global position".into(),
+            source,
+        })?
+        .get(0);
+    let (tree, searched) = match origin {
+        Origin::Message(id) if has_causation_index(&client).await? => {
+            (followers(&client, *id, limit).await?, None)
+        }
+        Origin::Message(id) => {
+            let (tree, searched) = followers_in_window(&client, *id, limit, window).await?;
+            (tree, searched.filter(|&(_, until)| until < last))
+        }
+        Origin::Correlation(stream) => {
+            let from = last.saturating_sub(window).max(0);
+            let tree = correlated(&client, stream, from, limit).await?;
+            (tree, (from > 0).then_some((from + 1, last)))
+        }
+    };
+    Ok(Trace {
+        lines: tree.lines(),
+        cut: tree.cut,
+        searched,
+    })
+}
+
+/// The store's last global position (0 when empty).
+const LAST_SQL: &str = "/* ebb trace: last */ \
+    SELECT coalesce(max(global_position), 0)::bigint FROM message_store.messages";
+
+/// Whether the table has a valid index on an expression of the causation
+/// metadata (the one [`trace`] describes, or one like it).
+async fn has_causation_index(client: &tokio_postgres::Client) -> Result<bool, Error> {
+    Ok(client
+        .query_one(
+            "/* ebb trace: index */ SELECT EXISTS ( \
+               SELECT 1 FROM pg_index i \
+               WHERE i.indrelid = 'message_store.messages'::regclass AND i.indisvalid \
+                 AND pg_get_indexdef(i.indexrelid) LIKE '%causationMessageGlobalPosition%')",
+            &[],
+        )
+        .await
+        .map_err(|source| Error::Statement {
+            action: "cannot read the message table's indexes".into(),
+            source,
+        })?
+        .get(0))
+}
+
+/// How many messages the first statement of a windowed trace reads; each
+/// next one reads twice as many, up to [`WINDOW_BATCH_MAX`]: a dense tree
+/// fills the limit from the first few, a sparse one pays few round trips.
+const WINDOW_BATCH_MIN: i64 = 1_000;
+/// The most messages one statement of a windowed trace reads.
+const WINDOW_BATCH_MAX: i64 = 32_000;
+
+/// The causes in global positions $1 (exclusive) to $2 (inclusive), at
+/// most $3 rows, in order: each message's global position, stream name,
+/// position and [`CAUSE`], for the messages that name a cause.
+fn causes_sql() -> String {
+    format!(
+        "/* ebb trace: window */ SELECT m.global_position::bigint, m.stream_name::text, \
+           m.position::bigint, {CAUSE} \
+         FROM message_store.messages m \
+         WHERE m.global_position > $1::bigint AND m.global_position <= $2::bigint \
+           AND {CAUSE} IS NOT NULL \
+         ORDER BY m.global_position LIMIT $3::bigint"
+    )
+}
+
+/// The messages at the global positions $1.
+fn at_sql() -> String {
+    format!(
+        "/* ebb trace: messages */ {} WHERE m.global_position = ANY($1::bigint[]) \
+         ORDER BY m.global_position",
+        select()
+    )
+}
+
+/// The message `id` and what followed it within `window` global positions
+/// after it, in one pass over the window's causes; and the window read,
+/// unless the limit ended the pass first.
+async fn followers_in_window(
+    client: &tokio_postgres::Client,
+    id: uuid::Uuid,
+    limit: Option<u64>,
+    window: i64,
+) -> Result<(Tree, Option<(i64, i64)>), Error> {
+    let failed = |source| Error::Statement {
+        action: format!("cannot read the messages that followed {id}"),
+        source,
+    };
+    let root = rows(client, &by_id_sql(), &[(&id, Type::UUID)])
+        .await
+        .map_err(failed)?
+        .pop()
+        .ok_or_else(|| Error::NotFound(format!("no message has the id {id}")))?;
+    let start = root.global_position;
+    let until = start.saturating_add(window);
+    let mut keys: std::collections::HashSet<String> = root.keys().into_iter().collect();
+    // One more than the limit leaves room for, to know whether to cut.
+    let room = limit.map_or(usize::MAX, |limit| {
+        usize::try_from(limit).unwrap_or(usize::MAX)
+    });
+    let mut found: Vec<i64> = Vec::new();
+    let mut after = start;
+    let causes = causes_sql();
+    let mut full = false;
+    let mut size = WINDOW_BATCH_MIN;
+    while after < until && !full {
+        let batch = client
+            .query_typed(
+                &causes,
+                &[
+                    (&after, Type::INT8),
+                    (&until, Type::INT8),
+                    (&size, Type::INT8),
+                ],
+            )
+            .await
+            .map_err(failed)?;
+        for row in &batch {
+            let (global_position, stream_name, position, cause): (i64, String, i64, String) =
+                (row.get(0), row.get(1), row.get(2), row.get(3));
+            if keys.contains(&cause) {
+                keys.insert(global_position.to_string());
+                keys.insert(format!("{stream_name}/{position}"));
+                found.push(global_position);
+                if found.len() >= room {
+                    full = true;
+                    break;
+                }
+            }
+        }
+        if (batch.len() as i64) < size {
+            break;
+        }
+        after = batch.last().map_or(until, |row| row.get(0));
+        size = (size * 2).min(WINDOW_BATCH_MAX);
+    }
+    let mut tree = Tree::default();
+    tree.add(root, limit);
+    for message in rows(client, &at_sql(), &[(&found, Type::INT8_ARRAY)])
+        .await
+        .map_err(failed)?
+    {
+        tree.add(message, limit);
+    }
+    Ok((tree, (!full).then_some((start + 1, until))))
 }
 
 /// What is traced.
@@ -229,15 +410,17 @@ async fn followers(
     Ok(tree)
 }
 
-/// The messages correlated to `stream`, in global position order, up to
-/// `limit` messages; a failure if there are none.
+/// The messages correlated to `stream` after global position `after`, in
+/// global position order, up to `limit` messages; a failure if there are
+/// none.
 async fn correlated(
     client: &tokio_postgres::Client,
     stream: &str,
+    after: i64,
     limit: Option<u64>,
 ) -> Result<Tree, Error> {
     let mut tree = Tree::default();
-    let mut after = 0_i64;
+    let mut after = after;
     loop {
         let want = tree.wanted(limit);
         let found = rows(

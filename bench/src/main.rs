@@ -25,7 +25,7 @@ use std::process::{Command, ExitCode};
 use ebb_bench::report::{JSON_VARIABLE, Row, print_table};
 
 /// Every bench: its name and its package, in the order run.
-const BENCHES: [(&str, &str); 7] = [
+const BENCHES: [(&str, &str); 8] = [
     ("overhead", "ebb-retry"),
     ("store", "ebb-message-store"),
     ("entity_store", "ebb-tests"),
@@ -33,10 +33,15 @@ const BENCHES: [(&str, &str); 7] = [
     ("consumer_features", "ebb-tests"),
     ("notify", "ebb-tests"),
     ("operators", "ebb-cli"),
+    ("pages", "ebb-dashboard"),
 ];
 
 /// Other names the benches are known by on the command line.
-const ALIASES: [(&str, &str); 2] = [("retry", "overhead"), ("features", "consumer_features")];
+const ALIASES: [(&str, &str); 3] = [
+    ("retry", "overhead"),
+    ("features", "consumer_features"),
+    ("dashboard", "pages"),
+];
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

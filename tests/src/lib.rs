@@ -11,10 +11,13 @@
 //! of their own ([`private`]). Tests that wait for what a store's user
 //! did (an arming, a wake-up, a read caught up) watch it through
 //! [`observed::Observed`]. Tests that look at a page as a person would
-//! drive headless Chromium through [`browser::Browser`].
+//! drive headless Chromium through [`browser::Browser`]. The benches that
+//! time what operators look at share a store of millions of messages
+//! ([`large_store`]).
 
 pub mod browser;
 pub mod contract;
+pub mod large_store;
 pub mod message_db;
 pub mod observed;
 pub mod private;

@@ -7,7 +7,8 @@
 //!
 //! Method. A private cluster (ebb-localpg, `fsync` off, `shared_buffers`
 //! 1 GB) holds one database with the store installed, filled as
-//! [`store`] describes: the entity streams, two consumers per category
+//! `ebb_tests::large_store` describes (the dashboard's bench uses the
+//! same store): the entity streams, two consumers per category
 //! with their position records interleaved, failures and parked
 //! messages; then `VACUUM ANALYZE` and a checkpoint. Each command runs as
 //! a user runs it: the `ebb` executable built by this `cargo bench` (the
@@ -31,16 +32,14 @@
 //! exits non-zero when a required command misses 1 s.
 
 mod settings;
-mod store;
 
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use ebb_bench::{BoxError, Report, Row, progress};
-use ebb_localpg::Cluster;
+use ebb_tests::large_store::{self, Contents};
 
 use crate::settings::Settings;
-use crate::store::Contents;
 
 /// The database the store is built in.
 const DATABASE: &str = "bench_operators";
@@ -130,13 +129,7 @@ fn seconds(duration: Duration) -> String {
 fn run(settings: &Settings) -> Result<Report, BoxError> {
     let started = Instant::now();
     progress("starting a private PostgreSQL cluster");
-    let cluster = Cluster::builder()
-        .fsync(false)
-        .setting("shared_buffers", "1GB")
-        .setting("maintenance_work_mem", "1GB")
-        .setting("max_wal_size", "16GB")
-        .setting("checkpoint_timeout", "1h")
-        .start()?;
+    let cluster = large_store::cluster().start()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -150,29 +143,15 @@ fn run(settings: &Settings) -> Result<Report, BoxError> {
             .await?;
         let client = connect(&cluster.config(DATABASE)).await?;
         ebb_message_store::schema::install(&client).await?;
-        let row = client
-            .query_one(
-                "SELECT current_setting('server_version'),
-                        concat_ws(' ', to_jsonb(d) ->> 'datlocprovider', d.datcollate,
-                                  to_jsonb(d) ->> 'daticulocale',
-                                  pg_encoding_to_char(d.encoding))
-                 FROM pg_database d WHERE d.datname = current_database()",
-                &[],
-            )
-            .await?;
-        let server = format!(
-            "{}, database collation (provider, locale, encoding) {}",
-            row.get::<_, String>(0),
-            row.get::<_, String>(1)
-        );
+        let server = large_store::server_description(&client).await?;
         progress(format!(
             "building the store: {} messages in {} categories, {} streams",
-            settings.messages,
-            settings.categories,
-            settings.streams()
+            settings.shape.messages,
+            settings.shape.categories,
+            settings.shape.streams()
         ));
         let building = Instant::now();
-        let contents = store::build(&client, settings).await?;
+        let contents = large_store::build(&client, &settings.shape).await?;
         Ok::<_, BoxError>((server, contents, building.elapsed()))
     })?;
     progress(format!(
@@ -254,11 +233,11 @@ fn report(
          failures and parked), {} streams; table {} MB, with indexes {} MB; \
          {} timed runs per command; run took {:.0} s",
         contents.messages,
-        settings.messages,
-        settings.categories,
-        settings.stream_messages,
+        settings.shape.messages,
+        settings.shape.categories,
+        settings.shape.stream_messages,
         contents.position_records,
-        settings.categories * 2,
+        settings.shape.categories * 2,
         contents.streams,
         contents.table_bytes >> 20,
         contents.total_bytes >> 20,

@@ -5,19 +5,18 @@
 //! as unset.
 
 use ebb_bench::{BoxError, env};
+use ebb_tests::large_store::Shape;
 
 /// The size of the store and how often each command runs.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
-    /// `EBB_BENCH_OPS_MESSAGES`, default 5,000,000: the messages of the
-    /// entity streams (the consumers' own streams come on top).
-    pub(crate) messages: u64,
-    /// `EBB_BENCH_OPS_CATEGORIES`, default 50: the entity categories
-    /// (`category1` ...), each read by two consumers.
-    pub(crate) categories: u64,
-    /// `EBB_BENCH_OPS_STREAM_MESSAGES`, default 10: the messages of each
-    /// entity stream, so `messages / stream_messages` streams.
-    pub(crate) stream_messages: u64,
+    /// The store: `EBB_BENCH_OPS_MESSAGES`, default 5,000,000, the
+    /// messages of the entity streams (the consumers' own streams come on
+    /// top); `EBB_BENCH_OPS_CATEGORIES`, default 50, the entity
+    /// categories (`category1` ...), each read by two consumers;
+    /// `EBB_BENCH_OPS_STREAM_MESSAGES`, default 10, the messages of each
+    /// entity stream.
+    pub(crate) shape: Shape,
     /// `EBB_BENCH_OPS_RUNS`, default 11: the timed runs of each command,
     /// after one untimed run that warms the server's caches.
     pub(crate) runs: usize,
@@ -37,30 +36,21 @@ pub(crate) struct Settings {
 impl Settings {
     pub(crate) fn from_env() -> Result<Self, BoxError> {
         let settings = Settings {
-            messages: env::or("EBB_BENCH_OPS_MESSAGES", 5_000_000)?,
-            categories: env::or("EBB_BENCH_OPS_CATEGORIES", 50)?,
-            stream_messages: env::or("EBB_BENCH_OPS_STREAM_MESSAGES", 10)?,
+            shape: Shape {
+                messages: env::or("EBB_BENCH_OPS_MESSAGES", 5_000_000)?,
+                categories: env::or("EBB_BENCH_OPS_CATEGORIES", 50)?,
+                stream_messages: env::or("EBB_BENCH_OPS_STREAM_MESSAGES", 10)?,
+            },
             runs: env::or("EBB_BENCH_OPS_RUNS", 11)?,
             exact: env::flag("EBB_BENCH_OPS_EXACT", true)?,
             database_options: env::text("EBB_BENCH_OPS_DATABASE").unwrap_or_default(),
             ebb: env::text("EBB_BENCH_OPS_EBB")
                 .unwrap_or_else(|| env!("CARGO_BIN_EXE_ebb").to_owned()),
         };
-        if settings.categories == 0 || settings.stream_messages == 0 || settings.runs == 0 {
-            return Err("categories, stream messages and runs must be positive".into());
+        if settings.runs == 0 {
+            return Err("EBB_BENCH_OPS_RUNS must be positive".into());
         }
-        if settings.messages < settings.categories * settings.stream_messages * 10 {
-            return Err(format!(
-                "EBB_BENCH_OPS_MESSAGES must be at least {} (10 streams per category)",
-                settings.categories * settings.stream_messages * 10
-            )
-            .into());
-        }
+        settings.shape.check("EBB_BENCH_OPS_")?;
         Ok(settings)
-    }
-
-    /// The entity streams: `stream_messages` messages each.
-    pub(crate) fn streams(&self) -> u64 {
-        self.messages / self.stream_messages
     }
 }

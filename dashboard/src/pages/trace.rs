@@ -18,6 +18,12 @@ use crate::view::{self, Nav};
 /// The most messages a trace page shows.
 const TRACE_LIMIT: u64 = 500;
 
+/// The most messages a trace page searches where an exact trace would
+/// scan the table (a store without the causation index): small enough
+/// for the page to answer within 300 ms on the benchmark's store of
+/// 5,000,000 messages (BENCHMARKS.md).
+const TRACE_WINDOW: u64 = 50_000;
+
 pub(crate) async fn page(
     State(app): State<Arc<App>>,
     Extension(base): Extension<Base>,
@@ -34,7 +40,9 @@ pub(crate) async fn page(
             );
         }
     };
-    let trace = match ebb_admin::trace(&app.store, &origin, Some(TRACE_LIMIT)).await {
+    let trace = match ebb_admin::trace_within(&app.store, &origin, Some(TRACE_LIMIT), TRACE_WINDOW)
+        .await
+    {
         Ok(trace) => trace,
         Err(Error::NotFound(message)) => {
             return view::error_page(&base, StatusCode::NOT_FOUND, "Nothing to trace", &message);
@@ -76,6 +84,9 @@ pub(crate) async fn page(
         }
         @if trace.cut {
             p.note { "Only the first " (TRACE_LIMIT) " messages are shown." }
+        }
+        @if let Some((from, to)) = trace.searched {
+            p.note { "Searched global positions " (view::number(from)) " to " (view::number(to)) " only: without the causation index (see ebb trace --help) a whole trace would scan the store. ebb trace shows it whole." }
         }
     };
     view::respond(

@@ -1,15 +1,20 @@
-//! The store the commands are timed on, written straight into
+//! A large store for the benchmarks that time what operators look at (the
+//! `ebb` commands, the dashboard's pages): a private cluster set up for a
+//! bulk load, and a store written straight into
 //! `message_store.messages` by a few `INSERT ... SELECT` statements over
 //! `generate_series` (the shape a store gets from its writers and
-//! consumers, without writing it message by message).
+//! consumers, without writing it message by message). 5,000,000 messages
+//! take about two minutes on two cores.
 //!
-//! - **Entity streams**: `EBB_BENCH_OPS_MESSAGES` messages in
-//!   `EBB_BENCH_OPS_CATEGORIES` categories, in streams
-//!   `categoryN-UUID` of `EBB_BENCH_OPS_STREAM_MESSAGES` messages each,
-//!   written round-robin over the streams, so that consecutive messages
-//!   belong to different streams and categories, as many writers leave
-//!   them. Types `Opened` (position 0), then `Noted`, `Deposited` and
-//!   `Withdrawn` in turn; small JSON data; causation metadata.
+//! - **Entity streams**: [`Shape::messages`] messages in
+//!   [`Shape::categories`] categories, in streams `categoryN-UUID` of
+//!   [`Shape::stream_messages`] messages each, written round-robin over
+//!   the streams, so that consecutive messages belong to different
+//!   streams and categories, as many writers leave them. Types `Opened`
+//!   (position 0), then `Noted`, `Deposited` and `Withdrawn` in turn;
+//!   small JSON data; causation metadata. One message every 10 ms from
+//!   2026-01-01, so the store's newest message is old: nothing counts as
+//!   written in the last minutes.
 //! - **Consumers**: two per category, `w1` caught up and `w2` halfway
 //!   behind. Each records its position (a `Recorded` message with data
 //!   `{"position": N}` in `categoryN:position-wK`, as
@@ -25,19 +30,97 @@
 //! The secondary indexes are dropped while the rows go in and built again
 //! after (by installing the schema again, which creates what is missing),
 //! and the wake-up trigger is off meanwhile; then `VACUUM ANALYZE`, as
-//! autovacuum leaves a table that has settled.
+//! autovacuum leaves a table that has settled, and a checkpoint.
 
-use crate::BoxError;
-use crate::settings::Settings;
+use ebb_localpg::{Cluster, ClusterBuilder};
 
-/// What the store holds, for the report.
+/// Any error of building the store: it ends the bench that asked.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// How large the store is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// The messages of the entity streams (the consumers' own streams
+    /// come on top).
+    pub messages: u64,
+    /// The entity categories (`category1` ...), each read by two
+    /// consumers.
+    pub categories: u64,
+    /// The messages of each entity stream, so `messages /
+    /// stream_messages` streams.
+    pub stream_messages: u64,
+}
+
+impl Shape {
+    /// The entity streams: `stream_messages` messages each.
+    pub fn streams(&self) -> u64 {
+        self.messages / self.stream_messages
+    }
+
+    /// An error unless every category has at least ten streams of at
+    /// least one message each; `prefix` names the settings' variables.
+    pub fn check(&self, prefix: &str) -> Result<(), BoxError> {
+        if self.categories == 0 || self.stream_messages == 0 {
+            return Err(
+                format!("{prefix}CATEGORIES and {prefix}STREAM_MESSAGES must be positive").into(),
+            );
+        }
+        let least = self.categories * self.stream_messages * 10;
+        if self.messages < least {
+            return Err(format!(
+                "{prefix}MESSAGES must be at least {least} (10 streams per category)"
+            )
+            .into());
+        }
+        Ok(())
+    }
+}
+
+/// A private cluster's settings for a bulk load that is then read:
+/// `fsync` off (nothing here needs to survive a crash), a buffer cache
+/// that holds the table, and no checkpoint in the middle of the load.
+pub fn cluster() -> ClusterBuilder {
+    Cluster::builder()
+        .fsync(false)
+        .setting("shared_buffers", "1GB")
+        .setting("maintenance_work_mem", "1GB")
+        .setting("max_wal_size", "16GB")
+        .setting("checkpoint_timeout", "1h")
+}
+
+/// The server's version and the database's collation (provider, locale,
+/// encoding), for a report's header.
+pub async fn server_description(client: &tokio_postgres::Client) -> Result<String, BoxError> {
+    let row = client
+        .query_one(
+            "SELECT current_setting('server_version'),
+                    concat_ws(' ', to_jsonb(d) ->> 'datlocprovider', d.datcollate,
+                              to_jsonb(d) ->> 'daticulocale',
+                              pg_encoding_to_char(d.encoding))
+             FROM pg_database d WHERE d.datname = current_database()",
+            &[],
+        )
+        .await?;
+    Ok(format!(
+        "{}, database collation (provider, locale, encoding) {}",
+        row.get::<_, String>(0),
+        row.get::<_, String>(1)
+    ))
+}
+
+/// What the store holds, for a report.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Contents {
-    pub(crate) messages: i64,
-    pub(crate) streams: i64,
-    pub(crate) position_records: i64,
-    pub(crate) table_bytes: i64,
-    pub(crate) total_bytes: i64,
+pub struct Contents {
+    /// Every message, the consumers' records included.
+    pub messages: i64,
+    /// The distinct stream names.
+    pub streams: i64,
+    /// The consumers' `Recorded` messages.
+    pub position_records: i64,
+    /// The table's size on disk, in bytes.
+    pub table_bytes: i64,
+    /// The table's size with its indexes, in bytes.
+    pub total_bytes: i64,
 }
 
 /// A consumer records its position every this many messages of the
@@ -48,10 +131,7 @@ const RECORD_EVERY: u64 = 50;
 const CONSUMERS_PER_CATEGORY: u64 = 2;
 
 /// Builds the store in the installed, empty database of `client`.
-pub(crate) async fn build(
-    client: &tokio_postgres::Client,
-    settings: &Settings,
-) -> Result<Contents, BoxError> {
+pub async fn build(client: &tokio_postgres::Client, shape: &Shape) -> Result<Contents, BoxError> {
     client
         .batch_execute(
             "ALTER TABLE message_store.messages DISABLE TRIGGER messages_wake_category_waiters;
@@ -59,8 +139,8 @@ pub(crate) async fn build(
                         message_store.messages_id;",
         )
         .await?;
-    client.batch_execute(&entity_streams(settings)).await?;
-    client.batch_execute(&poison_records(settings)).await?;
+    client.batch_execute(&entity_streams(shape)).await?;
+    client.batch_execute(&poison_records(shape)).await?;
     // The schema's files create the missing indexes (and leave the
     // disabled trigger as it is).
     ebb_message_store::schema::install(client).await?;
@@ -96,9 +176,8 @@ pub(crate) async fn build(
 /// position record. Data message `j` is the `j / streams`-th of stream
 /// `j % streams`, and lands at global position
 /// `j + j / RECORD_EVERY + 1`.
-fn entity_streams(settings: &Settings) -> String {
-    let (messages, streams, categories) =
-        (settings.messages, settings.streams(), settings.categories);
+fn entity_streams(shape: &Shape) -> String {
+    let (messages, streams, categories) = (shape.messages, shape.streams(), shape.categories);
     let consumers = categories * CONSUMERS_PER_CATEGORY;
     format!(
         "INSERT INTO message_store.messages (position, time, stream_name, type, data, metadata, id)
@@ -143,8 +222,8 @@ fn entity_streams(settings: &Settings) -> String {
 /// Per category, three failures of `w2` and five messages parked by `w1`,
 /// each naming an entity message of the category (the fourth of a
 /// stream).
-fn poison_records(settings: &Settings) -> String {
-    let (streams, categories) = (settings.streams(), settings.categories);
+fn poison_records(shape: &Shape) -> String {
+    let (streams, categories) = (shape.streams(), shape.categories);
     format!(
         "INSERT INTO message_store.messages (position, stream_name, type, data, metadata, id)
          SELECT k - 1,
