@@ -161,6 +161,40 @@ async fn a_call_takes_an_idle_shared_connection_before_queueing_behind_a_busy_on
     assert_eq!(held.await.unwrap().unwrap(), 0);
 }
 
+/// Calls queued for a shared connection the pool cannot give wait no
+/// longer than the pool's wait, each: when every pooled connection is
+/// held elsewhere, ten calls made at once all fail with the pool's
+/// timeout within about one `wait_timeout`, not one after another (ten
+/// of them, 5 s), as they did while the wait for the slot was unbounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_queued_for_a_shared_connection_wait_no_longer_than_the_pools_wait() {
+    let db = database().await;
+    let store = PgStore::new(PgStoreConfig {
+        max_connections: 2,
+        pipeline_connections: 1,
+        wait_timeout: Duration::from_millis(500),
+        ..PgStoreConfig::new(db.config())
+    })
+    .unwrap();
+    // Every pooled connection is held elsewhere.
+    let _held = (store.client().await.unwrap(), store.client().await.unwrap());
+
+    let started = Instant::now();
+    let writes = join_all((0..10).map(|n| write(&store, "queued-1", n))).await;
+    let took = started.elapsed();
+    for result in &writes {
+        let err = result.as_ref().unwrap_err();
+        assert!(
+            matches!(err, Error::Pool(deadpool_postgres::PoolError::Timeout(_))),
+            "{err:?}"
+        );
+        assert!(err.is_transient());
+    }
+    // One wait for the slot and one for the pool at most (1 s), with room
+    // for a loaded machine; queued one behind the other they took 5 s.
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timed_out_call_cancels_its_statement_and_retires_its_connection() {
     let db = database().await;

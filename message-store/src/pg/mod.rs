@@ -193,7 +193,10 @@ impl PgStore {
     async fn call(&self) -> Result<Call, Error> {
         let config = Arc::clone(&self.config);
         Ok(match &self.shared {
-            Some(shared) => Call::shared(shared.lend(&self.pool).await?, config),
+            Some(shared) => Call::shared(
+                shared.lend(&self.pool, self.config.wait_timeout).await?,
+                config,
+            ),
             None => Call::new(self.client().await?, config),
         })
     }

@@ -21,8 +21,9 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
-use deadpool_postgres::{Object, Pool};
+use deadpool_postgres::{Object, Pool, PoolError, TimeoutType};
 
 use super::PgStoreConfig;
 use crate::Error;
@@ -70,7 +71,10 @@ impl Shared {
     /// the number of slots, run on as many backends, as pooled calls
     /// would. Ties go to the slots in turn, starting after the last
     /// slot taken.
-    pub(super) async fn lend(&self, pool: &Pool) -> Result<Arc<Lent>, Error> {
+    ///
+    /// Waits at most `wait` for another call of the slot that is taking
+    /// a connection from the pool, as the pool's own wait is bounded.
+    pub(super) async fn lend(&self, pool: &Pool, wait: Duration) -> Result<Arc<Lent>, Error> {
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let count = self.slots.len();
         let slot = (0..count)
@@ -80,7 +84,13 @@ impl Shared {
         if let Some(lent) = slot.usable() {
             return Ok(lent);
         }
-        let _opening = slot.opening.lock().await;
+        // Bounded like a wait for a pooled connection: when the pool has
+        // none to give, each call that held the lock before this one
+        // waited its own `wait` for one, and behind a queue of them an
+        // unbounded wait here would outlast every timeout the caller set.
+        let _opening = tokio::time::timeout(wait, slot.opening.lock())
+            .await
+            .map_err(|_| Error::Pool(PoolError::Timeout(TimeoutType::Wait)))?;
         if let Some(lent) = slot.usable() {
             return Ok(lent);
         }
