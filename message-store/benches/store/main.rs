@@ -4,9 +4,9 @@
 //! work, on private clusters started by ebb-localpg, in one run:
 //!
 //! 1. single-message writes (`write_message`, expected version any): 1
-//!    writer / 1 category, N writers / 1 category, N writers / one category
-//!    each; both sides call `write_message` with the same arguments; ebb
-//!    must reach 0.9x pgbench;
+//!    writer in one category, N writers in one category, N writers in a
+//!    category each; both sides call `write_message` with the same
+//!    arguments; ebb must reach 0.9x pgbench;
 //! 2. ebb batch writes (`write_batch` of 1,000 messages): 3x ebb's own
 //!    single writes with 1 writer;
 //! 3. category reads in batches of 1,000 over 1,000,000 messages, read in
@@ -41,6 +41,11 @@
 //! database on every side, each slice from position 1 in batches, each
 //! batch from the position after the last message of the one before, and
 //! from position 1 again after the category's last message.
+//!
+//! The cluster runs with `fsync`, `synchronous_commit` and
+//! `full_page_writes` off, so the cases measure CPU and round trips;
+//! `EBB_BENCH_DURABLE=1` turns all three on, so that each commit waits for
+//! its WAL flush as in production, and marks the rows `durable`.
 //!
 //! Sizes come from the environment, all optional; [`settings`] lists the
 //! variables and their defaults.
@@ -106,8 +111,9 @@ impl Bench {
             .build()?;
         progress("starting a private PostgreSQL cluster");
         let cluster = Cluster::builder()
-            // What the report's header says: a throwaway cluster.
-            .fsync(false)
+            // What the report's header says: a throwaway cluster, or a
+            // durable one (`EBB_BENCH_DURABLE`).
+            .fsync(settings.durable)
             .max_connections(64)
             // The read case's 1M messages and their indexes stay in memory,
             // so reads measure the store and not the disk.
@@ -261,9 +267,10 @@ fn main() -> ExitCode {
         );
         report.line(format!(
             "each case in a process and private cluster of its own (fsync, synchronous_commit and \
-             full_page_writes off), {} CPUs; {} slices per side, {} s each ({} s for reads) after {} s \
+             full_page_writes {}), {} CPUs; {} slices per side, {} s each ({} s for reads) after {} s \
              of warm-up per side, in rounds whose order turns by one; medians, and medians of the \
              per-round ratios; one writer on a {} runtime; run took {:.0} s",
+            if settings.durable { "on: durable" } else { "off" },
             std::thread::available_parallelism().map_or(0, usize::from),
             settings.runs,
             settings.seconds,
@@ -320,6 +327,7 @@ const UNNAMED_REQUIRED: f64 = 0.8;
 /// A row of a rate case: the medians of `ebb` and `baseline`, and the
 /// median of their per-round ratios.
 fn rate_row(
+    settings: &Settings,
     case: &str,
     rounds: &ebb_bench::Rounds,
     ebb: &str,
@@ -329,7 +337,7 @@ fn rate_row(
     Row::rate(case, "msg/s", rounds.median(ebb))
         .against(baseline_name, rounds.median(baseline))
         .paired(rounds.paired_ratio(ebb, baseline))
-        .durable(false)
+        .durable(settings.durable)
 }
 
 /// Runs the selected cases in this process, on one cluster; returns
@@ -345,19 +353,19 @@ fn run_cases(settings: &Settings) -> Result<(String, Vec<Row>), BoxError> {
             Case::WritesOne,
             1,
             Categories::Shared,
-            "1 writer, 1 category".to_owned(),
+            "1 writer, one category".to_owned(),
         ),
         (
             Case::WritesShared,
             writers,
             Categories::Shared,
-            format!("{writers} writers, 1 category"),
+            format!("{writers} writers, one category"),
         ),
         (
             Case::WritesEach,
             writers,
             Categories::PerWriter,
-            format!("{writers} writers, 1 category each"),
+            format!("{writers} writers, a category each"),
         ),
     ];
     let selected = |case: Case| settings.cases.contains(&case);
@@ -380,9 +388,18 @@ fn run_cases(settings: &Settings) -> Result<(String, Vec<Row>), BoxError> {
         )?;
         sides.finish()?;
         rows.push(
-            rate_row(&case, &rounds, "ebb", "pgbench", "pgbench, write_message").required(0.9),
+            rate_row(
+                settings,
+                &case,
+                &rounds,
+                "ebb",
+                "pgbench",
+                "pgbench, write_message",
+            )
+            .required(0.9),
         );
         rows.push(rate_row(
+            settings,
             &format!("{case}: ebb against bare tokio-postgres"),
             &rounds,
             "ebb",
@@ -411,6 +428,7 @@ fn run_cases(settings: &Settings) -> Result<(String, Vec<Row>), BoxError> {
         sides.finish()?;
         rows.push(
             rate_row(
+                settings,
                 &case,
                 &rounds,
                 "ebb batch",
@@ -445,6 +463,7 @@ fn run_cases(settings: &Settings) -> Result<(String, Vec<Row>), BoxError> {
         )?;
         rows.push(
             rate_row(
+                settings,
                 &case,
                 &rounds,
                 "ebb",
@@ -454,6 +473,7 @@ fn run_cases(settings: &Settings) -> Result<(String, Vec<Row>), BoxError> {
             .required(0.8),
         );
         rows.push(rate_row(
+            settings,
             &format!("{case}, as a Message DB user reads"),
             &rounds,
             "ebb",
@@ -463,6 +483,7 @@ fn run_cases(settings: &Settings) -> Result<(String, Vec<Row>), BoxError> {
         // What EBB_PREPARED_STATEMENTS=off costs a consumer's reads.
         rows.push(
             rate_row(
+                settings,
                 &format!("{case}, unnamed statements"),
                 &rounds,
                 "ebb unnamed",
@@ -491,6 +512,7 @@ fn run_cases(settings: &Settings) -> Result<(String, Vec<Row>), BoxError> {
         sides.finish()?;
         rows.push(
             rate_row(
+                settings,
                 &case,
                 &rounds,
                 "ebb unnamed",

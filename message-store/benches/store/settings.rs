@@ -48,16 +48,22 @@ pub(crate) struct Settings {
     /// runtime matches pgbench's one client on one thread (`-j 1`); the
     /// other shows what that choice is worth.
     pub(crate) one_writer_multi_thread: bool,
+    /// `EBB_BENCH_DURABLE`, default off: run every case on a durable
+    /// cluster (`fsync`, `synchronous_commit` and `full_page_writes` on,
+    /// the machine's disk), where a write's commit waits for its WAL
+    /// flush, as in production; its rows say `durable: true`. Off, the
+    /// cases measure CPU and round trips.
+    pub(crate) durable: bool,
 }
 
 /// The cases of a run, as `EBB_BENCH_CASES` names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Case {
-    /// Single writes, 1 writer, 1 category.
+    /// Single writes, 1 writer, one category.
     WritesOne,
-    /// Single writes, N writers, 1 category.
+    /// Single writes, N writers, one category.
     WritesShared,
-    /// Single writes, N writers, 1 category each.
+    /// Single writes, N writers, a category each.
     WritesEach,
     /// Batch writes against ebb's own single writes.
     Batch,
@@ -103,6 +109,7 @@ impl Settings {
                 "EBB_BENCH_ONE_WRITER_RUNTIME",
                 &[(CURRENT_THREAD, false), (MULTI_THREAD, true)],
             )?,
+            durable: env::flag("EBB_BENCH_DURABLE", false)?,
         };
         if settings.runs == 0 {
             return Err("EBB_BENCH_RUNS must be at least 1".into());
