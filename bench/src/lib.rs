@@ -1,7 +1,7 @@
 //! The harness every ebb benchmark shares, so that they measure and report
 //! alike:
 //!
-//! - [`env`]: settings from environment variables (all optional, `_`
+//! - [`env`](mod@env): settings from environment variables (all optional, `_`
 //!   allowed between digits, an empty variable counting as unset);
 //! - [`measure`]: sides measured in interleaved rounds whose order turns
 //!   by one each round, each side's median, and the median of the paired
