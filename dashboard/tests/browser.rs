@@ -20,8 +20,14 @@ use ebb_tests::browser::{Browser, fantoccini};
 use tokio::sync::mpsc;
 
 /// How long a test may wait for the store (a consumer's parking, say),
-/// as against the browser's waits, which the harness bounds.
-const STORE_WAIT: Duration = Duration::from_secs(20);
+/// as against the browser's waits, which the harness bounds. Generous: a
+/// bound on a stall, not a measure of speed, on a loaded 2-core machine.
+const STORE_WAIT: Duration = Duration::from_secs(60);
+
+/// Held by each test while it runs: one Chromium, one dashboard and one
+/// consumer at a time, since six of each at once on a 2-core machine
+/// starve one another past any wait.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A dashboard served on a free loopback port, and its address.
 struct Served {
@@ -133,6 +139,7 @@ async fn screenshot(browser: &Browser, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_overview_lists_the_categories_and_a_consumers_lag() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let served = Served::start(options()).await;
     let store = served.store();
     for n in 1..=3 {
@@ -224,6 +231,7 @@ async fn the_overview_lists_the_categories_and_a_consumers_lag() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_search_finds_a_stream_and_opens_it() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let served = Served::start(options()).await;
     let store = served.store();
     for stream in ["account-1", "account-2", "account-42", "order-42"] {
@@ -299,6 +307,7 @@ async fn a_search_finds_a_stream_and_opens_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_messages_data_and_metadata_show_as_formatted_json() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let served = Served::start(options()).await;
     let store = served.store();
     let metadata = Metadata {
@@ -385,6 +394,7 @@ struct Noted {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_parked_message_replayed_from_the_page_is_handled_and_leaves_the_list() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let served = Served::start(options()).await;
     let store = served.store();
     for n in 1..=3 {
@@ -420,7 +430,7 @@ async fn a_parked_message_replayed_from_the_page_is_handled_and_leaves_the_list(
         handler_retry_ms: Vec::new(),
         ..ConsumerConfig::new("note")
     };
-    let consumer = Consumer::new(config, ebb_tests::store_for(&served.dashboard.db, 2))
+    let consumer = Consumer::new(config, ebb_tests::store_for(&served.dashboard.db, 4))
         .unwrap()
         .handler(dispatcher);
     let control = Control::new();
@@ -538,6 +548,7 @@ async fn wait_for_parked(store: &PgStore, count: usize) -> Vec<i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_written_while_the_page_is_open_appears_without_a_reload() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let served = Served::start(options()).await;
     let store = served.store();
     write(
@@ -626,6 +637,7 @@ async fn a_message_written_while_the_page_is_open_appears_without_a_reload() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_mode_shows_no_action() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let served = Served::start(ebb_dashboard::Options {
         read_only: true,
         ..options()
@@ -689,6 +701,7 @@ struct PaymentRequested {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "makes the README's screenshot"]
 async fn readme_screenshots() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let served = Served::start(options()).await;
     let store = served.store();
     let mut last = std::collections::HashMap::new();
@@ -760,7 +773,7 @@ async fn readme_screenshots() {
         handler_retry_ms: vec![10, 10],
         ..ConsumerConfig::new("payment")
     };
-    let consumer = Consumer::new(config, ebb_tests::store_for(&served.dashboard.db, 2))
+    let consumer = Consumer::new(config, ebb_tests::store_for(&served.dashboard.db, 4))
         .unwrap()
         .handler(dispatcher);
     let control = Control::new();

@@ -183,7 +183,7 @@ impl Browser {
     pub async fn start() -> Result<Browser, Error> {
         let driver_program = find_on_path("chromedriver").ok_or(Error::DriverMissing)?;
         let chromium = find_on_path("chromium").ok_or(Error::ChromiumMissing)?;
-        let driver = Driver::start(&driver_program).await?;
+        let driver = Driver::start_retrying(&driver_program).await?;
 
         let mut builder =
             ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
@@ -534,6 +534,21 @@ struct Driver {
 }
 
 impl Driver {
+    /// [`start`](Self::start), tried again when chromedriver gives up at
+    /// once: with `--port=0` it binds IPv6 first and then IPv4 on the same
+    /// port, which another process may hold ("IPv4 port not available.
+    /// Exiting..."); another try picks another port.
+    async fn start_retrying(program: &Path) -> Result<Driver, Error> {
+        const TRIES: usize = 3;
+        let mut tried = 1;
+        loop {
+            match Driver::start(program).await {
+                Err(Error::DriverNotReady { .. }) if tried < TRIES => tried += 1,
+                started => return started,
+            }
+        }
+    }
+
     async fn start(program: &Path) -> Result<Driver, Error> {
         let profile = tempfile::Builder::new()
             .prefix("ebb-chromium-")
@@ -616,6 +631,12 @@ async fn read_port(stdout: ChildStdout, output: Arc<Mutex<VecDeque<String>>>) ->
         kept.push_back(line);
     };
     while let Ok(Some(line)) = lines.next_line().await {
+        // It gives up without closing its output, which the shell around
+        // it holds: its last words are what says so.
+        if line.contains("Exiting") {
+            keep(line);
+            return None;
+        }
         let port = line
             .split_once("started successfully on port ")
             .and_then(|(_, rest)| rest.trim_end_matches('.').trim().parse().ok());
