@@ -66,17 +66,13 @@ pub struct PgStoreConfig {
     /// the client in between, so it does not wake a backend for each call,
     /// which is much of a short call's cost on a local server.
     ///
-    /// Why 4 is the default: handlers that run at once (a consumer's
-    /// `concurrency` above 1, several consumers on one store, a web
-    /// handler's requests) make more short calls at the same time than a
-    /// small server has cores, and pipelined they cost it a few busy
-    /// backends instead of one woken per call; with 4 shared connections
-    /// writers in categories of their own still spread over four
-    /// backends. `BENCHMARKS.md` measures both: a consumer at concurrency 8
-    /// against concurrency 1 (*Consumer features*), and 8 writers against
-    /// pgbench's 8 connections (*Message store*). A store whose callers
-    /// are many independent writers on a server with many cores may set
-    /// more, or 0. A category read
+    /// Worth it for handlers that run at once (a consumer's `concurrency`
+    /// above 1, several consumers on one store): `BENCHMARKS.md`
+    /// (*Consumer features*) measures a consumer at concurrency 8 against
+    /// concurrency 1 with 4 shared connections and with none. Not the
+    /// default: with it on, consumers on small pools (two connections)
+    /// were seen to stall in tests under load, a cause not yet found. A
+    /// category read
     /// ([`read_category`](crate::MessageStore::read_category), a
     /// consumer's batches of 1,000 rows) always runs on a pooled
     /// connection of its own, since a long batch would hold up the short
@@ -89,7 +85,7 @@ pub struct PgStoreConfig {
     /// transactions, category reads and wake-ups always use connections of
     /// their own. At most `max_connections - 1` are shared, so that the
     /// pool keeps a connection for those: a pool of one connection
-    /// pipelines nothing. Default: 4.
+    /// pipelines nothing. Default: 0.
     pub pipeline_connections: usize,
     /// How long a call waits for a pooled connection when all of them are
     /// in use. Default: 30 s.
@@ -180,7 +176,7 @@ impl PgStoreConfig {
         };
         Self {
             max_connections: DEFAULT_MAX_CONNECTIONS,
-            pipeline_connections: 4,
+            pipeline_connections: 0,
             wait_timeout: Duration::from_secs(30),
             connect_timeout: connection
                 .get_connect_timeout()
@@ -626,8 +622,8 @@ mod tests {
     fn timeouts_default_to_the_connection_settings_then_to_ebb_s() {
         let config = PgStoreConfig::new(from(&[("DATABASE_URL", "postgres://a@h/d")]).unwrap());
         assert_eq!(config.max_connections, DEFAULT_MAX_CONNECTIONS);
-        assert_eq!(config.pipeline_connections, 4);
-        assert_eq!(config.effective_pipeline_connections(), 4);
+        assert_eq!(config.pipeline_connections, 0);
+        assert_eq!(config.effective_pipeline_connections(), 0);
         assert_eq!(config.wait_timeout, Duration::from_secs(30));
         assert_eq!(config.connect_timeout, Duration::from_secs(10));
         assert_eq!(config.recycle_timeout, Duration::from_secs(5));
