@@ -4,23 +4,12 @@
 //! is there.
 
 use ebb_admin::{Origin, Trace};
-use ebb_message_store::{
-    ExpectedVersion, Message, MessageData, MessageStore as _, PgStore, StreamName,
-};
+use ebb_message_store::{Message, MessageData, PgStore};
 use ebb_tests::{connect, database, store_for};
 use serde_json::json;
 
 async fn write(store: &PgStore, stream: &str, message: MessageData) -> Message {
-    let stream_name = StreamName::parse(stream).unwrap();
-    store
-        .write(&stream_name, &message, ExpectedVersion::Any)
-        .await
-        .unwrap();
-    store
-        .get_last_stream_message(stream, None)
-        .await
-        .unwrap()
-        .unwrap()
+    ebb_tests::write_and_read_back(store, stream, &message).await
 }
 
 fn drawn(trace: &Trace) -> Vec<String> {

@@ -1,10 +1,7 @@
 //! `ebb trace`, run as a user runs it, against a database of each test's
 //! own holding a small causation tree written with `follow`.
 
-use ebb_message_store::{
-    ExpectedVersion, Message, MessageData, MessageStore as _, Metadata, PgStore, PgStoreConfig,
-    StreamName,
-};
+use ebb_message_store::{Message, MessageData, Metadata, PgStore, PgStoreConfig};
 use serde_json::{Value, json};
 
 mod common;
@@ -44,16 +41,7 @@ struct Written {
 
 /// Writes `message` to `stream` and reads it back.
 async fn write(store: &PgStore, stream: &str, message: MessageData) -> Message {
-    let stream_name = StreamName::parse(stream).unwrap();
-    store
-        .write(&stream_name, &message, ExpectedVersion::Any)
-        .await
-        .unwrap();
-    store
-        .get_last_stream_message(stream, None)
-        .await
-        .unwrap()
-        .unwrap()
+    ebb_tests::write_and_read_back(store, stream, &message).await
 }
 
 /// The tree, with a message of no tree's among it.

@@ -24,7 +24,7 @@ pub mod private;
 pub mod seed;
 
 use ebb_localpg::{TestDatabase, TestDatabases};
-use ebb_message_store::{PgStore, PgStoreConfig, schema};
+use ebb_message_store::{MessageStore as _, PgStore, PgStoreConfig, schema};
 
 /// The shared test databases harness, or a panic that says why there is
 /// none.
@@ -158,6 +158,25 @@ pub fn store_for(db: &TestDatabase, max_connections: usize) -> PgStore {
         ..PgStoreConfig::new(db.config())
     })
     .expect("a store")
+}
+
+/// Writes `message` to `stream` (any version) and reads it back as the
+/// store keeps it, with its positions and time.
+pub async fn write_and_read_back(
+    store: &PgStore,
+    stream: &str,
+    message: &ebb_message_store::MessageData,
+) -> ebb_message_store::Message {
+    let name = ebb_message_store::StreamName::parse(stream).expect("a valid stream name");
+    store
+        .write(&name, message, ebb_message_store::ExpectedVersion::Any)
+        .await
+        .expect("the message is written");
+    store
+        .get_last_stream_message(stream, None)
+        .await
+        .expect("the stream is read")
+        .expect("the message just written")
 }
 
 /// A plain client on a test database.

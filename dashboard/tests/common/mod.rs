@@ -12,9 +12,7 @@ use axum::http::{HeaderMap, Request, StatusCode, header};
 use ebb_consumer::{Consumer, ConsumerConfig, Control};
 use ebb_handler::{BoxError, Dispatcher, Received, message};
 use ebb_localpg::TestDatabase;
-use ebb_message_store::{
-    ExpectedVersion, Message, MessageData, MessageStore as _, Metadata, PgStore, StreamName,
-};
+use ebb_message_store::{Message, MessageData, Metadata, PgStore};
 use http_body_util::BodyExt as _;
 use tower::ServiceExt as _;
 
@@ -125,16 +123,7 @@ fn encode(text: &str) -> String {
 }
 
 pub async fn write(store: &PgStore, stream: &str, message: MessageData) -> Message {
-    let name = StreamName::parse(stream).unwrap();
-    store
-        .write(&name, &message, ExpectedVersion::Any)
-        .await
-        .unwrap();
-    store
-        .get_last_stream_message(stream, None)
-        .await
-        .unwrap()
-        .unwrap()
+    ebb_tests::write_and_read_back(store, stream, &message).await
 }
 
 pub fn data(type_name: &str, data: serde_json::Value) -> MessageData {
