@@ -1,5 +1,6 @@
 //! The crate's one error type, and how database errors map onto it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ebb_retry::{Chain, find_in_chain};
@@ -216,6 +217,20 @@ pub enum Error {
     /// and [`sqlstate`](Self::sqlstate).
     #[error("database error")]
     Database(#[source] tokio_postgres::Error),
+
+    /// The write went to the server in one call with other writes to its
+    /// category ([group commit](crate::pg::PgStoreConfig::group_commit)),
+    /// and that call failed for a reason none of them caused: the
+    /// connection was lost, the call timed out, no connection came free.
+    /// Every write of the call gets this error around the one shared
+    /// error; [`is_transient`](Self::is_transient) and
+    /// [`sqlstate`](Self::sqlstate) answer as for it. Whether the write
+    /// took effect is unknown, as for [`Error::Timeout`]. (An error the
+    /// server reports for the call as a whole, such as a message id
+    /// already taken, is never shared: the call wrote nothing, and each
+    /// write is sent again alone for an answer of its own.)
+    #[error("a write sent together with others to its category failed with them")]
+    Grouped(#[source] Arc<Error>),
 }
 
 /// Formats an optional argument as PL/pgSQL's `RAISE` does, so the
@@ -272,6 +287,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Timeout { .. } => true,
+            Self::Grouped(err) => err.is_transient(),
             Self::Pool(err) => match err {
                 deadpool_postgres::PoolError::Timeout(_) => true,
                 deadpool_postgres::PoolError::Backend(err) => db_error_is_transient(err),
@@ -285,6 +301,7 @@ impl Error {
     /// The SQLSTATE of the database error behind this one, if any.
     pub fn sqlstate(&self) -> Option<&tokio_postgres::error::SqlState> {
         let driver = match self {
+            Self::Grouped(err) => return err.sqlstate(),
             Self::Database(err) => err,
             Self::DuplicateMessageId {
                 source: Some(err), ..
@@ -307,6 +324,7 @@ impl Error {
             Self::Database(err) | Self::Pool(deadpool_postgres::PoolError::Backend(err)) => {
                 crate::pg::hosts_connect_failed(err)
             }
+            Self::Grouped(err) => err.connect_failed(),
             _ => None,
         }
     }

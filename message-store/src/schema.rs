@@ -53,6 +53,7 @@ sql_files![
     "functions/acquire-lock.sql",
     "functions/stream-version.sql",
     "functions/write-message.sql",
+    "functions/ebb-write-messages.sql",
     "functions/get-stream-messages.sql",
     "functions/get-category-messages.sql",
     "functions/get-last-stream-message.sql",

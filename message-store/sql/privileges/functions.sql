@@ -8,6 +8,7 @@ GRANT EXECUTE ON FUNCTION message_store.cardinal_id(varchar) TO message_store;
 GRANT EXECUTE ON FUNCTION message_store.acquire_lock(varchar) TO message_store;
 GRANT EXECUTE ON FUNCTION message_store.stream_version(varchar) TO message_store;
 GRANT EXECUTE ON FUNCTION message_store.write_message(varchar, varchar, varchar, jsonb, jsonb, bigint) TO message_store;
+GRANT EXECUTE ON FUNCTION message_store.ebb_write_messages(varchar[], varchar[], varchar[], jsonb[], jsonb[], bigint[]) TO message_store;
 GRANT EXECUTE ON FUNCTION message_store.get_stream_messages(varchar, bigint, bigint, varchar) TO message_store;
 GRANT EXECUTE ON FUNCTION message_store.get_category_messages(varchar, bigint, bigint, varchar, bigint, bigint, varchar) TO message_store;
 GRANT EXECUTE ON FUNCTION message_store.get_last_stream_message(varchar, varchar) TO message_store;

@@ -154,6 +154,30 @@ pub struct PgStoreConfig {
     /// `key=value` string, read like `DATABASE_URL`). Default: none, the
     /// store's own connection settings.
     pub listen: Option<ListenConnection>,
+    /// Group commit: whether [`write`](crate::MessageStore::write)s made
+    /// to one category at the same time go to the server together.
+    ///
+    /// Message DB makes the writes to a category take turns, each holding
+    /// the category's lock until it has committed, WAL flush included: a
+    /// busy category (every command of a component lands in one) commits
+    /// one write, and flushes once, at a time, however many tasks write
+    /// to it. With group commit, a write to a category with no write out
+    /// goes at once, alone, as `write_message`; the writes made while one
+    /// is out queue, and go together in one call of
+    /// `message_store.ebb_write_messages` when it ends: one round trip,
+    /// one lock, one flush for all of them. Each write is still checked
+    /// against its own expected version, and a conflict fails that write
+    /// only (see [`Error::Grouped`](crate::Error::Grouped) for the errors
+    /// a group shares). A queued write waits for the write or group ahead
+    /// of it, then for its own group: at most twice the call timeout.
+    ///
+    /// On a database installed by Message DB's own scripts, which has no
+    /// `ebb_write_messages`, writes go one by one as before.
+    /// [`write_batch`](crate::MessageStore::write_batch) and the
+    /// [`operations`](super::operations) (the caller's own transactions)
+    /// are never grouped. `EBB_GROUP_COMMIT=off` in the environment turns
+    /// it off. Default: on.
+    pub group_commit: bool,
 }
 
 /// A connection of its own for the wake-up listener (see
@@ -198,6 +222,7 @@ impl PgStoreConfig {
             tls: TlsSettings::from_driver(connection.get_ssl_mode()),
             prepared_statements: true,
             listen: None,
+            group_commit: true,
             connection,
         }
     }
@@ -213,6 +238,7 @@ impl PgStoreConfig {
     /// | `PGTARGETSESSIONATTRS` | `any` (`read-write`: only a primary will do) |
     /// | `EBB_PREPARED_STATEMENTS` | `on` (`off` behind a transaction-pooling PgBouncer) |
     /// | `EBB_LISTEN_DATABASE_URL` | none: wake-ups listen where `DATABASE_URL` points |
+    /// | `EBB_GROUP_COMMIT` | `on` (see [`group_commit`](Self::group_commit)) |
     /// | `PGUSER` | `USER` |
     /// | `PGPASSWORD` | none |
     /// | `PGDATABASE` | the user name |
@@ -262,6 +288,12 @@ impl PgStoreConfig {
                 ))
             })?,
         };
+        let group_commit = match set("EBB_GROUP_COMMIT") {
+            None => true,
+            Some(value) => parse_switch(&value).ok_or_else(|| {
+                Error::InvalidConfig(format!("EBB_GROUP_COMMIT must be on or off, not {value:?}"))
+            })?,
+        };
         let listen = match set("EBB_LISTEN_DATABASE_URL") {
             None => None,
             Some(url) => {
@@ -286,6 +318,7 @@ impl PgStoreConfig {
             tls,
             prepared_statements,
             listen,
+            group_commit,
             ..Self::new(connection)
         })
     }

@@ -10,6 +10,7 @@ mod client;
 mod config;
 mod conn_string;
 pub(crate) mod connect;
+mod group;
 mod hosts;
 pub mod operations;
 mod read_ahead;
@@ -95,6 +96,9 @@ pub struct PgStore {
     /// The armed categories and the listener that wakes them, shared by
     /// the clones; the listener task ends when the last clone is dropped.
     wakeups: Arc<Wakeups>,
+    /// The categories whose writes are out, with the writes queued behind
+    /// them (see [`PgStoreConfig::group_commit`]).
+    groups: Arc<group::Groups>,
 }
 
 impl PgStore {
@@ -136,6 +140,7 @@ impl PgStore {
             pool,
             shared,
             wakeups: Arc::new(Wakeups::new(Arc::clone(&config))),
+            groups: Arc::default(),
             config,
         })
     }
@@ -278,6 +283,9 @@ impl MessageStore for PgStore {
         message: &MessageData,
         expected_version: ExpectedVersion,
     ) -> Result<i64, Error> {
+        if self.config.group_commit && self.groups.available() {
+            return group::write(self, stream_name, message, expected_version).await;
+        }
         let call = self.call().await?;
         call.run(
             "write_message",

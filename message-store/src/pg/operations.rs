@@ -198,18 +198,45 @@ pub async fn write_message<C: StoreClient + ?Sized>(
 ) -> Result<i64, Error> {
     expected_version.validate()?;
     message.validate()?;
-    let id = message.id.to_string();
-    let metadata = message.metadata_json();
+    write_serialized(
+        client,
+        &message.id,
+        stream_name,
+        &message.type_name,
+        &message.data,
+        message.metadata_json(),
+        expected_version.to_sql(),
+    )
+    .await
+}
+
+/// Writes one message, checked already, whose data and metadata are
+/// anything that encodes as `jsonb`; returns its stream position.
+pub(crate) async fn write_serialized<C, D, M>(
+    client: &C,
+    id: &uuid::Uuid,
+    stream_name: &StreamName,
+    type_name: &str,
+    data: D,
+    metadata: Option<M>,
+    expected_version: Option<i64>,
+) -> Result<i64, Error>
+where
+    C: StoreClient + ?Sized,
+    D: tokio_postgres::types::ToSql + Sync,
+    M: tokio_postgres::types::ToSql + Sync,
+{
+    let id_text = id.to_string();
     let rows = client
         .query_rows(
             WRITE_MESSAGE,
             &[
-                &id,
+                &id_text,
                 &stream_name.as_str(),
-                &message.type_name,
-                &message.data,
+                &type_name,
+                &data,
                 &metadata,
-                &expected_version.to_sql(),
+                &expected_version,
             ],
             &WRITE_MESSAGE_TYPES,
         )
@@ -218,7 +245,7 @@ pub async fn write_message<C: StoreClient + ?Sized>(
             // The one id this statement wrote is the one taken, whatever
             // the server's report says.
             Error::DuplicateMessageId { id: None, source } => Error::DuplicateMessageId {
-                id: Some(message.id),
+                id: Some(*id),
                 source,
             },
             other => other,
@@ -226,8 +253,8 @@ pub async fn write_message<C: StoreClient + ?Sized>(
     let position: i64 = one_row(&rows, "write_message")?.get(0);
     tracing::debug!(
         stream = %stream_name,
-        r#type = %message.type_name,
-        id = %message.id,
+        r#type = %type_name,
+        %id,
         position,
         "wrote message"
     );
