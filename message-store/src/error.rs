@@ -220,10 +220,12 @@ pub enum Error {
 
     /// The write went to the server in one call with other writes to its
     /// category ([group commit](crate::pg::PgStoreConfig::group_commit)),
-    /// and that call failed for a reason none of them caused: the
-    /// connection was lost, the call timed out, no connection came free.
-    /// Every write of the call gets this error around the one shared
-    /// error; [`is_transient`](Self::is_transient) and
+    /// and that call failed with a database error none of them caused,
+    /// the connection lost on the way for one. Every write of the call
+    /// gets this error around the one shared error (a timeout, a closed
+    /// pool or one that gave no connection in time is given to each write
+    /// as it is: [`Error::Timeout`], [`Error::Pool`]);
+    /// [`is_transient`](Self::is_transient) and
     /// [`sqlstate`](Self::sqlstate) answer as for it. Whether the write
     /// took effect is unknown, as for [`Error::Timeout`]. (An error the
     /// server reports for the call as a whole, such as a message id
@@ -256,6 +258,24 @@ impl Error {
             problem,
             source: None,
         }
+    }
+
+    /// The same error again, for errors that carry nothing but their kind
+    /// (a timeout, a pool that gave no connection, a runtime shutting
+    /// down), so that writes that failed together each get it as it is,
+    /// not wrapped in [`Error::Grouped`].
+    pub(crate) fn copy_plain(&self) -> Option<Self> {
+        use deadpool_postgres::PoolError;
+        Some(match self {
+            Self::Timeout { operation, after } => Self::Timeout {
+                operation,
+                after: *after,
+            },
+            Self::Cancelled => Self::Cancelled,
+            Self::Pool(PoolError::Timeout(kind)) => Self::Pool(PoolError::Timeout(*kind)),
+            Self::Pool(PoolError::Closed) => Self::Pool(PoolError::Closed),
+            _ => return None,
+        })
     }
 
     /// True for an expected-version conflict.

@@ -25,6 +25,7 @@ use ebb_message_store::{
 };
 use ebb_tests::{connect, database, store_for};
 use serde_json::json;
+use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 type Write = Pin<Box<dyn Future<Output = Result<i64, Error>> + Send>>;
@@ -325,22 +326,13 @@ async fn a_group_that_times_out_fails_each_of_its_writes_with_a_transient_error_
         matches!(first, Err(Error::Timeout { .. })),
         "the first write, alone: {first:?}"
     );
-    let results = futures_util::future::join_all(queued).await;
-    let shared: Vec<Arc<Error>> = results
-        .into_iter()
-        .map(|result| match result {
-            Err(err @ Error::Grouped(_)) => {
-                assert!(err.is_transient(), "{err:?}");
-                let Error::Grouped(inner) = err else {
-                    unreachable!()
-                };
-                assert!(matches!(*inner, Error::Timeout { .. }), "{inner:?}");
-                inner
-            }
-            other => panic!("the group's timeout, shared, not {other:?}"),
-        })
-        .collect();
-    assert!(shared.windows(2).all(|w| Arc::ptr_eq(&w[0], &w[1])));
+    // Each queued write gets the group's timeout as it is.
+    for result in futures_util::future::join_all(queued).await {
+        match result {
+            Err(err @ Error::Timeout { .. }) => assert!(err.is_transient()),
+            other => panic!("the group's timeout, not {other:?}"),
+        }
+    }
 
     // Both timed-out statements are cancelled: nothing waits on the lock
     // any more, and nothing was written once it is let go.
@@ -349,7 +341,98 @@ async fn a_group_that_times_out_fails_each_of_its_writes_with_a_transient_error_
     assert_eq!(ebb_tests::count_messages(&connect(&db).await).await, 0);
 }
 
+/// A group whose connection is lost on the way fails each of its writes
+/// with the one error, shared in `Error::Grouped`, transient and with the
+/// server's SQLSTATE; none of its messages is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_whose_connection_is_lost_shares_the_error_and_writes_nothing() {
+    let db = database().await;
+    let store = store_for(&db, 4);
+
+    let lock = CategoryLock::take(&db, "ledger").await;
+    let (_, first) = write(&store, "ledger-first", ExpectedVersion::Any);
+    let first = tokio::spawn(first);
+    lock.wait_for_waiters(1).await;
+    let (_, mut queued): (Vec<Uuid>, Vec<Write>) = (0..3)
+        .map(|n| write(&store, &format!("ledger-{n}"), ExpectedVersion::Any))
+        .unzip();
+    queue(&mut queued).await;
+    let queued = tokio::spawn(futures_util::future::join_all(queued));
+
+    // The first write's connection, then the group's, ended by the server
+    // while each waits on the lock.
+    lock.terminate_waiters().await;
+    let first = first.await.unwrap();
+    assert!(first.as_ref().is_err_and(Error::is_transient), "{first:?}");
+    lock.wait_for_waiters(1).await;
+    lock.terminate_waiters().await;
+
+    let shared: Vec<Arc<Error>> = queued
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|result| match result {
+            Err(err @ Error::Grouped(_)) => {
+                assert!(err.is_transient(), "{err:?}");
+                assert_eq!(err.sqlstate(), Some(&SqlState::ADMIN_SHUTDOWN));
+                let Error::Grouped(inner) = err else {
+                    unreachable!()
+                };
+                assert!(matches!(*inner, Error::Database(_)), "{inner:?}");
+                inner
+            }
+            other => panic!("the group's lost connection, shared, not {other:?}"),
+        })
+        .collect();
+    assert_eq!(shared.len(), 3);
+    assert!(shared.windows(2).all(|w| Arc::ptr_eq(&w[0], &w[1])));
+
+    lock.release().await;
+    assert_eq!(ebb_tests::count_messages(&connect(&db).await).await, 0);
+}
+
 impl CategoryLock {
+    /// Ends the server processes that wait for an advisory lock, and waits
+    /// until they are gone.
+    async fn terminate_waiters(&self) {
+        let ended: Vec<i32> = self
+            .client
+            .query(
+                "WITH waiting AS MATERIALIZED (SELECT pid FROM pg_stat_activity \
+                 WHERE wait_event_type = 'Lock' AND wait_event = 'advisory' \
+                 AND datname = current_database()) \
+                 SELECT pid FROM waiting WHERE pg_terminate_backend(pid)",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert!(!ended.is_empty(), "a waiting write to end");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let left: i64 = self
+                .client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)",
+                    &[&ended],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if left == 0 {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "ended backends gone within 30 s"
+            );
+            // Polls the server's view until the ended processes leave it.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Waits until no backend waits for an advisory lock.
     async fn wait_for_no_waiters(&self) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

@@ -65,6 +65,9 @@ pub(crate) struct WriteCase<'b> {
     runtime: Runtime,
     /// ebb's side: a pool of one connection per writer.
     store: PgStore,
+    /// ebb with group commit off, in the case of several writers in one
+    /// category (the one group commit is for): ebb before it.
+    ungrouped: Option<PgStore>,
     /// Bare tokio-postgres's side.
     driver: DriverClients,
     /// pgbench's side.
@@ -77,7 +80,8 @@ impl<'b> WriteCase<'b> {
     const PGBENCH: &'static str = "bench_pgbench";
     const EBB: &'static str = "bench_ebb";
     const DRIVER: &'static str = "bench_driver";
-    const DATABASES: [&'static str; 3] = [Self::PGBENCH, Self::EBB, Self::DRIVER];
+    const UNGROUPED: &'static str = "bench_ebb_ungrouped";
+    const DATABASES: [&'static str; 4] = [Self::PGBENCH, Self::EBB, Self::DRIVER, Self::UNGROUPED];
 
     pub(crate) fn prepare(
         bench: &'b Bench,
@@ -89,6 +93,9 @@ impl<'b> WriteCase<'b> {
         bench.fresh_databases(&Self::DATABASES)?;
         let runtime = writers_runtime(&bench.settings, writers)?;
         let store = bench.store(Self::EBB, writers)?;
+        let ungrouped = (writers > 1 && categories == Categories::Shared)
+            .then(|| bench.ungrouped_store(Self::UNGROUPED, writers))
+            .transpose()?;
         let driver =
             runtime.block_on(driver_clients(bench.cluster.config(Self::DRIVER), writers))?;
         let case = Self {
@@ -97,6 +104,7 @@ impl<'b> WriteCase<'b> {
             categories,
             runtime,
             store,
+            ungrouped,
             driver,
             script: Script::writes(bench, categories)?,
             slices: Slices::default(),
@@ -108,8 +116,16 @@ impl<'b> WriteCase<'b> {
         case.pgbench(warmup)?;
         case.ebb(Duration::from_secs(warmup))?;
         case.driver(Duration::from_secs(warmup))?;
+        if case.ungrouped.is_some() {
+            case.ebb_ungrouped(Duration::from_secs(warmup))?;
+        }
         bench.checkpoint()?;
         Ok(case)
+    }
+
+    /// Whether the case measures ebb with group commit off too.
+    pub(crate) fn has_ungrouped(&self) -> bool {
+        self.ungrouped.is_some()
     }
 
     pub(crate) fn pgbench(&self, seconds: u64) -> Result<f64, BoxError> {
@@ -118,8 +134,21 @@ impl<'b> WriteCase<'b> {
     }
 
     pub(crate) fn ebb(&self, duration: Duration) -> Result<f64, BoxError> {
+        self.ebb_on(&self.store, duration)
+    }
+
+    /// ebb with group commit off (only in a case that has it).
+    pub(crate) fn ebb_ungrouped(&self, duration: Duration) -> Result<f64, BoxError> {
+        let store = self
+            .ungrouped
+            .as_ref()
+            .ok_or("this case does not measure ebb with group commit off")?;
+        self.ebb_on(store, duration)
+    }
+
+    fn ebb_on(&self, store: &PgStore, duration: Duration) -> Result<f64, BoxError> {
         let rate = self.runtime.block_on(single_writes(
-            &self.store,
+            store,
             &self.bench.payload,
             self.writers,
             self.categories,
@@ -145,6 +174,7 @@ impl<'b> WriteCase<'b> {
     pub(crate) fn finish(self) -> Result<(), BoxError> {
         let bench = self.bench;
         drop(self.store);
+        drop(self.ungrouped);
         drop(self.driver);
         drop(self.runtime);
         bench.drop_databases(&Self::DATABASES)

@@ -23,8 +23,9 @@
 //! call fails as a whole with an error the server reported (a message id
 //! already taken, say), it wrote nothing, and each write is sent again
 //! alone, for an answer of its own. When it fails for a reason none of
-//! them caused (the connection, the timeout), each writer gets
-//! [`Error::Grouped`] around that error. A database installed by Message
+//! them caused, each writer gets that error: a timeout or a pool error as
+//! it is, a database error (the connection lost, say) in
+//! [`Error::Grouped`], which shares it. A database installed by Message
 //! DB's own scripts has no `ebb_write_messages`: the first call finds that
 //! out, and from then on every write goes alone.
 
@@ -304,10 +305,14 @@ async fn send_group(store: &PgStore, group: Vec<Queued>) {
                 let _ = queued.answer.send(written);
             }
         }
+        // A reason none of them caused: each gets the error.
         Err(err) => {
-            let err = Arc::new(err);
+            let shared = Arc::new(err);
             for queued in group {
-                let _ = queued.answer.send(Err(Error::Grouped(Arc::clone(&err))));
+                let err = shared
+                    .copy_plain()
+                    .unwrap_or_else(|| Error::Grouped(Arc::clone(&shared)));
+                let _ = queued.answer.send(Err(err));
             }
         }
     }
