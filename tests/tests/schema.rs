@@ -967,3 +967,162 @@ async fn a_store_logged_in_as_the_message_store_role_does_what_a_component_needs
         "{err:?}"
     );
 }
+
+/// `ebb_write_messages`, ebb's function for group commit, called directly:
+/// each message checked against its own expected version in the order
+/// given (a conflict leaves that one out and the others in), positions and
+/// versions reported per message, any number of streams and categories in
+/// one call, empty arrays, and the errors that write nothing.
+#[tokio::test]
+async fn ebb_write_messages_checks_each_message_and_fails_whole_on_bad_input() {
+    let db = database().await;
+    let client = connect(&db).await;
+    write(&client, "account-1", "Opened").await;
+
+    // As the role components log in as.
+    client
+        .batch_execute("SET ROLE message_store")
+        .await
+        .unwrap();
+    let call = "SELECT positions, stream_versions FROM message_store.ebb_write_messages(\
+                $1::varchar[], $2::varchar[], $3::varchar[], $4::jsonb[], $5::jsonb[], $6::bigint[])";
+    let ids: Vec<String> = (0..5).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    let streams = [
+        "account-1",
+        "account-1",
+        "audit-7",
+        "account-1",
+        "account-2",
+    ];
+    let types = ["Deposited", "Withdrawn", "Noted", "Closed", "Opened"];
+    let data: Vec<serde_json::Value> = (0..5).map(|n| serde_json::json!({ "n": n })).collect();
+    let metadata = [
+        None,
+        None,
+        None,
+        Some(serde_json::json!({ "correlationStreamName": "x-1" })),
+        None,
+    ];
+    // account-1 is at 0: the first matches, the second (still expecting
+    // 0) does not, the fourth (expecting 1, after the first) does.
+    let expected = [Some(0i64), Some(0), None, Some(1), Some(-1)];
+    let row = client
+        .query_one(
+            call,
+            &[
+                &ids,
+                &streams.as_slice(),
+                &types.as_slice(),
+                &data
+                    .iter()
+                    .map(tokio_postgres::types::Json)
+                    .collect::<Vec<_>>(),
+                &metadata
+                    .iter()
+                    .map(|m| m.as_ref().map(tokio_postgres::types::Json))
+                    .collect::<Vec<_>>(),
+                &expected.as_slice(),
+            ],
+        )
+        .await
+        .unwrap();
+    let positions: Vec<Option<i64>> = row.get(0);
+    let versions: Vec<i64> = row.get(1);
+    assert_eq!(positions, [Some(1), None, Some(0), Some(2), Some(0)]);
+    assert_eq!(versions, [0, 1, -1, 1, -1]);
+
+    let rows = client
+        .query(
+            "SELECT id::text, stream_name, position, type, data->>'n', \
+                    metadata->>'correlationStreamName' \
+             FROM message_store.messages WHERE type <> 'Opened' OR stream_name = 'account-2' \
+             ORDER BY global_position",
+            &[],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(String, String, i64, String, String, Option<String>)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+        .collect();
+    let want = [0usize, 2, 3, 4].map(|i| {
+        (
+            ids[i].clone(),
+            streams[i].to_owned(),
+            positions[i].unwrap(),
+            types[i].to_owned(),
+            i.to_string(),
+            (i == 3).then(|| "x-1".to_owned()),
+        )
+    });
+    assert_eq!(
+        got, want,
+        "written in the order given, the conflict left out"
+    );
+
+    // Empty arrays write nothing and answer with empty arrays.
+    let row = client
+        .query_one(
+            "SELECT positions, stream_versions FROM message_store.ebb_write_messages(\
+             '{}', '{}', '{}', '{}', '{}', '{}')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, Vec<Option<i64>>>(0), Vec::<Option<i64>>::new());
+    assert_eq!(row.get::<_, Vec<i64>>(1), Vec::<i64>::new());
+
+    // Errors that fail the call as a whole, writing nothing.
+    let before = count_messages(&client).await;
+    let text = error_text(
+        &client,
+        "SELECT message_store.ebb_write_messages(ARRAY[gen_random_uuid()::varchar], \
+         ARRAY['account-3', 'account-4'], ARRAY['X'], ARRAY['{}'::jsonb], ARRAY[NULL::jsonb], \
+         ARRAY[NULL::bigint])",
+    )
+    .await;
+    assert_eq!(
+        text,
+        "ebb_write_messages: every array must hold one element per message"
+    );
+    let taken = &ids[0];
+    let err = client
+        .batch_execute(&format!(
+            "SELECT message_store.ebb_write_messages(\
+             ARRAY[gen_random_uuid()::varchar, '{taken}'], ARRAY['account-3', 'account-4'], \
+             ARRAY['X', 'X'], ARRAY['{{}}'::jsonb, '{{}}'], ARRAY[NULL::jsonb, NULL], \
+             ARRAY[NULL::bigint, NULL])"
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+    );
+    let err = client
+        .batch_execute(
+            "SELECT message_store.ebb_write_messages(ARRAY['not-a-uuid'], ARRAY['account-3'], \
+             ARRAY['X'], ARRAY['{}'::jsonb], ARRAY[NULL::jsonb], ARRAY[NULL::bigint])",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::INVALID_TEXT_REPRESENTATION)
+    );
+    assert_eq!(count_messages(&client).await, before);
+
+    // The role may call it; it may not change what is written.
+    client.batch_execute("RESET ROLE").await.unwrap();
+    let allowed: bool = client
+        .query_one(
+            "SELECT has_function_privilege('message_store', \
+             'message_store.ebb_write_messages(varchar[], varchar[], varchar[], jsonb[], jsonb[], bigint[])', \
+             'EXECUTE')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(allowed);
+}
