@@ -1,4 +1,5 @@
-//! The seed `Deposit` handler at concurrency 1 and at N, on a store at its defaults.
+//! The seed `Deposit` handler at concurrency 1 and at N, on a store at its
+//! defaults and with group commit off, on a durable cluster.
 //!
 //! The commands are written once, to a template database; each pass runs
 //! on a fresh copy of it (`CREATE DATABASE … TEMPLATE`), so every pass
@@ -23,19 +24,31 @@ const TEMPLATE: &str = "deposits_template";
 /// passes, both on a store at its defaults.
 const RATIO_REQUIRED: f64 = 2.0;
 
-/// One side of a round: the consumer's concurrency and the store's
-/// pipelined connections.
+/// One side of a round: the consumer's concurrency and whether the
+/// store's group commit is on (its default) or off.
 #[derive(Clone, Copy)]
 struct Side {
     name: &'static str,
     concurrency: usize,
-    pipeline_connections: usize,
+    group_commit: bool,
 }
 
 const SERIAL: &str = "serial, defaults";
 const CONCURRENT: &str = "concurrent, defaults";
-const SERIAL_OTHER: &str = "serial, pipelining switched";
-const CONCURRENT_OTHER: &str = "concurrent, pipelining switched";
+const SERIAL_OFF: &str = "serial, group commit off";
+const CONCURRENT_OFF: &str = "concurrent, group commit off";
+
+/// Starts the part's cluster, durable (`fsync`, `synchronous_commit` and
+/// `full_page_writes` on) unless told otherwise: every deposit's write
+/// commits, and what a commit costs is what group commit saves.
+pub(crate) fn cluster(durable: bool) -> Result<Cluster, BoxError> {
+    Ok(Cluster::builder()
+        .fsync(durable)
+        .setting("shared_buffers", "512MB")
+        .setting("max_connections", "100")
+        .setting("max_wal_size", "8GB")
+        .start()?)
+}
 
 /// Runs the deposits part and adds its rows to `report`.
 pub(crate) async fn run(
@@ -49,31 +62,29 @@ pub(crate) async fn run(
     ));
     create_database(cluster, TEMPLATE, None).await?;
     let expected = {
-        let store = store(cluster, TEMPLATE, None)?;
+        let store = store(cluster, TEMPLATE, true)?;
         seed::write_commands(&store, settings.commands, settings.accounts).await
     };
-    let default = PgStoreConfig::new(cluster.config(TEMPLATE)).pipeline_connections;
-    let other = usize::from(default == 0);
     let sides = [
         Side {
             name: SERIAL,
             concurrency: 1,
-            pipeline_connections: default,
+            group_commit: true,
         },
         Side {
             name: CONCURRENT,
             concurrency: settings.concurrency,
-            pipeline_connections: default,
+            group_commit: true,
         },
         Side {
-            name: SERIAL_OTHER,
+            name: SERIAL_OFF,
             concurrency: 1,
-            pipeline_connections: other,
+            group_commit: false,
         },
         Side {
-            name: CONCURRENT_OTHER,
+            name: CONCURRENT_OFF,
             concurrency: settings.concurrency,
-            pipeline_connections: other,
+            group_commit: false,
         },
     ];
     let names: Vec<&'static str> = sides.iter().map(|side| side.name).collect();
@@ -85,28 +96,25 @@ pub(crate) async fn run(
             pass += 1;
             let database = format!("deposits_{pass}");
             create_database(cluster, &database, Some(TEMPLATE)).await?;
-            // The defaults, but for the switched sides' pipelining.
-            let pipelining =
-                (side.pipeline_connections != default).then_some(side.pipeline_connections);
-            let store = store(cluster, &database, pipelining)?;
+            let store = store(cluster, &database, side.group_commit)?;
             let (rate, pass_retries) = one_pass(&store, settings, side.concurrency).await?;
             seed::assert_applied_exactly_once(&store, &expected).await;
             progress(format!(
-                "deposits: round {}, concurrency {}, pipeline_connections {}: {rate:.0} commands/s, \
-                 balances exact",
+                "deposits: round {}, {}: {rate:.0} commands/s, balances exact",
                 round + 1,
-                side.concurrency,
-                side.pipeline_connections
+                side.name,
             ));
             retries += pass_retries;
             rounds.push(side.name, rate);
+            drop(store);
+            drop_database(cluster, &database).await?;
         }
     }
-    let row = |case: String, side: &str, base: &str, name: String| {
+    let row = |case: String, side: &str, base: &str, name: &str| {
         Row::rate(case, "commands/s", rounds.median(side))
             .against(name, rounds.median(base))
             .paired(rounds.paired_ratio(side, base))
-            .durable(false)
+            .durable(settings.deposits_durable)
     };
     let concurrency = settings.concurrency;
     let commands = format!(
@@ -118,21 +126,27 @@ pub(crate) async fn run(
             format!("deposits, concurrency {concurrency}, store defaults ({commands})"),
             CONCURRENT,
             SERIAL,
-            format!("concurrency 1, store defaults (pipeline_connections {default})"),
+            "concurrency 1, store defaults",
         )
         .required(RATIO_REQUIRED),
     );
     report.row(row(
-        format!("deposits, concurrency {concurrency}, pipeline_connections {other}"),
-        CONCURRENT_OTHER,
-        SERIAL,
-        format!("concurrency 1, store defaults (pipeline_connections {default})"),
+        format!("deposits, concurrency {concurrency}: group commit (the default) against off"),
+        CONCURRENT,
+        CONCURRENT_OFF,
+        &format!("concurrency {concurrency}, group commit off"),
     ));
     report.row(row(
-        format!("deposits, concurrency 1, pipeline_connections {other}"),
-        SERIAL_OTHER,
+        format!("deposits, concurrency {concurrency}, group commit off"),
+        CONCURRENT_OFF,
+        SERIAL_OFF,
+        "concurrency 1, group commit off",
+    ));
+    report.row(row(
+        "deposits, concurrency 1: group commit (the default) against off".to_owned(),
         SERIAL,
-        format!("concurrency 1, store defaults (pipeline_connections {default})"),
+        SERIAL_OFF,
+        "concurrency 1, group commit off",
     ));
     let list = |side: &str| {
         rounds
@@ -144,26 +158,31 @@ pub(crate) async fn run(
     };
     report.note(format!(
         "deposits: balances exact after every pass; expected-version retries: {retries}; passes \
-         (commands/s): {SERIAL}: {}; {CONCURRENT}: {}; {SERIAL_OTHER}: {}; {CONCURRENT_OTHER}: {}",
+         (commands/s): {SERIAL}: {}; {CONCURRENT}: {}; {SERIAL_OFF}: {}; {CONCURRENT_OFF}: {}",
         list(SERIAL),
         list(CONCURRENT),
-        list(SERIAL_OTHER),
-        list(CONCURRENT_OTHER)
+        list(SERIAL_OFF),
+        list(CONCURRENT_OFF)
     ));
     Ok(())
 }
 
-/// A store at its defaults, with `pipeline_connections` set when given.
-fn store(
-    cluster: &Cluster,
-    database: &str,
-    pipeline_connections: Option<usize>,
-) -> Result<PgStore, BoxError> {
-    let defaults = PgStoreConfig::new(cluster.config(database));
+/// A store at its defaults, with group commit on or off.
+fn store(cluster: &Cluster, database: &str, group_commit: bool) -> Result<PgStore, BoxError> {
     Ok(PgStore::new(PgStoreConfig {
-        pipeline_connections: pipeline_connections.unwrap_or(defaults.pipeline_connections),
-        ..defaults
+        group_commit,
+        ..PgStoreConfig::new(cluster.config(database))
     })?)
+}
+
+/// Drops a pass's database once its store is gone, so that a durable
+/// cluster's disk holds one pass at a time.
+async fn drop_database(cluster: &Cluster, name: &str) -> Result<(), BoxError> {
+    let admin = ebb_tests::connect_to(&cluster.config("postgres")).await?;
+    admin
+        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .await?;
+    Ok(())
 }
 
 /// Runs the consumer until it has handled every command; commands per

@@ -1,7 +1,7 @@
 //! Run with: `cargo bench -p ebb-tests --bench consumer_features`
 //!
-//! What the consumer's settings beyond Eventide's buy, on a private
-//! cluster started by ebb-localpg (fsync off: a throwaway cluster), each
+//! What the consumer's settings beyond Eventide's buy, on private
+//! clusters started by ebb-localpg, each
 //! side measured in the same run as the one it is compared with:
 //!
 //! - **deposits** ([`deposits`]): the seed `Deposit` handler (the entity
@@ -9,11 +9,13 @@
 //!   over `EBB_BENCH_FEATURES_COMMANDS` (10,000) commands to
 //!   `EBB_BENCH_FEATURES_ACCOUNTS` (1,000) accounts, by a consumer at
 //!   concurrency 1 (Eventide's) and at `EBB_BENCH_FEATURES_CONCURRENCY`
-//!   (8), on a `PgStore` at its defaults; commands per second from the
-//!   consumer's start to the last command handled, and every balance
-//!   checked exact after each pass. Concurrency must be at least 2x
-//!   serial. The same two sides with `pipeline_connections` set the other
-//!   way from its default are shown beside them, for reference.
+//!   (8), on a `PgStore` at its defaults and with group commit off, on a
+//!   cluster of its own, durable unless `EBB_BENCH_FEATURES_DEPOSITS_DURABLE`
+//!   is 0 (each deposit's write waits for its WAL flush, as in
+//!   production); commands per second from the consumer's
+//!   start to the last command handled, and every balance checked exact
+//!   after each pass. Concurrency must be at least 2x serial at the
+//!   store's defaults; group commit on against off is reported beside it.
 //! - **latency** ([`latency`]): single messages written to a consumer
 //!   that is caught up, from the write's acknowledgement to the handler's
 //!   start, p50 and p99, with the consumer woken by NOTIFY (the default)
@@ -68,6 +70,10 @@ pub(crate) struct Settings {
     pub(crate) rounds: usize,
     /// `EBB_BENCH_FEATURES_PARTS`, default both: `deposits`, `latency`.
     pub(crate) parts: Vec<Part>,
+    /// `EBB_BENCH_FEATURES_DEPOSITS_DURABLE`, default 1: the deposits run
+    /// on a durable cluster; 0 runs them with `fsync`,
+    /// `synchronous_commit` and `full_page_writes` off.
+    pub(crate) deposits_durable: bool,
 }
 
 /// The parts of a run.
@@ -91,6 +97,7 @@ impl Settings {
                 "EBB_BENCH_FEATURES_PARTS",
                 &[("deposits", Part::Deposits), ("latency", Part::Latency)],
             )?,
+            deposits_durable: env::flag("EBB_BENCH_FEATURES_DEPOSITS_DURABLE", true)?,
         };
         if settings.commands == 0
             || settings.accounts == 0
@@ -154,15 +161,23 @@ fn run() -> Result<Report, BoxError> {
         "consumer features: concurrency and wake-up latency",
     );
     if settings.parts.contains(&Part::Deposits) {
-        runtime.block_on(deposits::run(&cluster, &settings, &mut report))?;
+        progress("starting a private PostgreSQL cluster for the deposits");
+        let deposits_cluster = deposits::cluster(settings.deposits_durable)?;
+        runtime.block_on(deposits::run(&deposits_cluster, &settings, &mut report))?;
     }
     if settings.parts.contains(&Part::Latency) {
         runtime.block_on(latency::run(&cluster, &settings, &mut report))?;
     }
     report.line(format!(
-        "private PostgreSQL cluster (fsync, synchronous_commit and full_page_writes off), {} CPUs; \
+        "private PostgreSQL clusters, fsync, synchronous_commit and full_page_writes {} for the \
+         deposits, off for the latency; {} CPUs; \
          consumers on a current-thread runtime; {} rounds per part, sides in an order that turns \
          by one each round; run took {:.0} s",
+        if settings.deposits_durable {
+            "on"
+        } else {
+            "off"
+        },
         std::thread::available_parallelism().map_or(0, usize::from),
         settings.rounds,
         started.elapsed().as_secs_f64()
