@@ -48,12 +48,14 @@ pub(crate) struct Settings {
     /// runtime matches pgbench's one client on one thread (`-j 1`); the
     /// other shows what that choice is worth.
     pub(crate) one_writer_multi_thread: bool,
-    /// `EBB_BENCH_DURABLE`, default off: run every case on a durable
-    /// cluster (`fsync`, `synchronous_commit` and `full_page_writes` on,
-    /// the machine's disk), where a write's commit waits for its WAL
-    /// flush, as in production; its rows say `durable: true`. Off, the
-    /// cases measure CPU and round trips.
-    pub(crate) durable: bool,
+    /// `EBB_BENCH_DURABLE`: 1 runs every case on a durable cluster
+    /// (`fsync`, `synchronous_commit` and `full_page_writes` on, the
+    /// machine's disk), where a write's commit waits for its WAL flush, as
+    /// in production; 0 runs every case with all three off, measuring CPU
+    /// and round trips. Unset (the default), the single-write cases run
+    /// durable, since what they compare is how writes share commits, and
+    /// the others do not. Rows say which in `durable`.
+    pub(crate) durable: Option<bool>,
 }
 
 /// The cases of a run, as `EBB_BENCH_CASES` names them.
@@ -74,6 +76,15 @@ pub(crate) enum Case {
 }
 
 impl Case {
+    /// The single-write cases: 1 writer, N in one category, N in a
+    /// category each.
+    pub(crate) fn is_single_writes(self) -> bool {
+        matches!(
+            self,
+            Case::WritesOne | Case::WritesShared | Case::WritesEach
+        )
+    }
+
     /// The name `EBB_BENCH_CASES` knows the case by.
     pub(crate) fn name(self) -> &'static str {
         Case::ALL
@@ -109,7 +120,10 @@ impl Settings {
                 "EBB_BENCH_ONE_WRITER_RUNTIME",
                 &[(CURRENT_THREAD, false), (MULTI_THREAD, true)],
             )?,
-            durable: env::flag("EBB_BENCH_DURABLE", false)?,
+            durable: match env::text("EBB_BENCH_DURABLE") {
+                None => None,
+                Some(_) => Some(env::flag("EBB_BENCH_DURABLE", false)?),
+            },
         };
         if settings.runs == 0 {
             return Err("EBB_BENCH_RUNS must be at least 1".into());
@@ -129,6 +143,17 @@ impl Settings {
             );
         }
         Ok(settings)
+    }
+
+    /// Whether `case` runs on a durable cluster (`EBB_BENCH_DURABLE`).
+    pub(crate) fn durable(&self, case: Case) -> bool {
+        self.durable.unwrap_or(case.is_single_writes())
+    }
+
+    /// Whether this process's cluster is durable: it runs one case, or
+    /// several that agree.
+    pub(crate) fn cluster_durable(&self) -> bool {
+        self.cases.iter().any(|case| self.durable(*case))
     }
 
     /// The runtime of the one-writer cases, as `EBB_BENCH_ONE_WRITER_RUNTIME`
