@@ -403,7 +403,7 @@ fn run_cases(settings: &Settings) -> Result<(String, Vec<Row>), BoxError> {
         let mut ebb = || sides.ebb(slice);
         let mut driver = || sides.driver(slice);
         let mut ungrouped = || sides.ebb_ungrouped(slice);
-        let mut measured: Vec<(&str, &mut dyn FnMut() -> Result<f64, BoxError>)> = vec![
+        let mut measured: Vec<ebb_bench::Side<'_>> = vec![
             ("pgbench", &mut pgbench),
             ("ebb", &mut ebb),
             ("tokio-postgres", &mut driver),
