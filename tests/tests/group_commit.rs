@@ -564,7 +564,7 @@ async fn with_group_commit_off_every_write_commits_alone() {
 /// Grouped writers and clients calling `write_message` themselves (psql,
 /// Ruby Eventide) on the same streams, each reading the version and
 /// writing with it as the expected version: every write that returned a
-/// position holds it, conflicts are only ever version conflicts, and the
+/// position holds it, right after the version it expected, conflicts are only ever version conflicts, and the
 /// streams stay gapless.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grouped_writers_and_write_message_clients_on_the_same_streams_stay_correct() {
@@ -585,7 +585,14 @@ async fn grouped_writers_and_write_message_clients_on_the_same_streams_stay_corr
                     .write(&stream, &message, ExpectedVersion::from_version(version))
                     .await
                 {
-                    Ok(position) => written.push((message.id, stream.to_string(), position)),
+                    Ok(position) => {
+                        assert_eq!(
+                            position,
+                            version.map_or(0, |v| v + 1),
+                            "right after the version it expected"
+                        );
+                        written.push((message.id, stream.to_string(), position));
+                    }
                     Err(err) => assert!(err.is_wrong_expected_version(), "{err:?}"),
                 }
             }
@@ -611,7 +618,11 @@ async fn grouped_writers_and_write_message_clients_on_the_same_streams_stay_corr
                     )
                     .await;
                 match result {
-                    Ok(row) => written.push((id, stream, row.get::<_, i64>(0))),
+                    Ok(row) => {
+                        let position: i64 = row.get(0);
+                        assert_eq!(position, version.map_or(0, |v| v + 1));
+                        written.push((id, stream, position));
+                    }
                     Err(err) => assert!(
                         err.as_db_error()
                             .is_some_and(|e| e.message().starts_with("Wrong expected version")),
