@@ -179,6 +179,66 @@ pub async fn write_and_read_back(
         .expect("the message just written")
 }
 
+/// Reads `category` from its first message on, in batches of 50, each from
+/// the position after the last message read, while writers are still
+/// writing, until `total` messages are read: a reader racing the writers,
+/// as a consumer reads. Fails on a message read twice or out of order,
+/// and when no new message comes for 60 s. Returns the ids read.
+pub async fn read_racing_writers(
+    store: &PgStore,
+    category: &str,
+    total: usize,
+) -> std::collections::HashSet<uuid::Uuid> {
+    let mut seen = std::collections::HashSet::new();
+    let mut next = 1;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while seen.len() < total {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "reader stalled at {}",
+            seen.len()
+        );
+        let batch = store
+            .get_category_messages(
+                category,
+                &ebb_message_store::CategoryQuery::new()
+                    .position(next)
+                    .batch_size(50),
+            )
+            .await
+            .expect("the category is read");
+        for message in &batch {
+            assert!(message.global_position >= next);
+            assert!(
+                seen.insert(message.id),
+                "read twice: {}",
+                message.global_position
+            );
+            next = message.global_position + 1;
+        }
+        if batch.is_empty() {
+            // Lets the writers' tasks run before reading again.
+            tokio::task::yield_now().await;
+        }
+    }
+    seen
+}
+
+/// Polls `check` every 20 ms until it holds; fails, saying `what` was
+/// awaited, when it has not within 30 s. For states only a query shows
+/// (`pg_stat_activity`, a pool's size), which nothing notifies.
+pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "after 30 s: {what}"
+        );
+        // Polls `check` until it holds.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// A plain client on a test database.
 pub async fn connect(db: &TestDatabase) -> tokio_postgres::Client {
     connect_to(&db.config())

@@ -1,7 +1,6 @@
 //! Writers racing each other, readers racing writers, and store calls
 //! inside the caller's transaction.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use ebb_message_store::pg::operations;
@@ -92,35 +91,7 @@ async fn a_category_reader_racing_writers_never_skips_a_message() {
     }
     let expected_total = writers * (per_writer + per_writer / 10);
 
-    let mut seen = HashSet::new();
-    let mut next = 1;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while seen.len() < expected_total {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "reader stalled at {}",
-            seen.len()
-        );
-        let batch = store
-            .get_category_messages(
-                "ledger",
-                &CategoryQuery::new().position(next).batch_size(50),
-            )
-            .await
-            .unwrap();
-        for message in &batch {
-            assert!(message.global_position >= next);
-            assert!(
-                seen.insert(message.id),
-                "read twice: {}",
-                message.global_position
-            );
-            next = message.global_position + 1;
-        }
-        if batch.is_empty() {
-            tokio::task::yield_now().await;
-        }
-    }
+    let seen = ebb_tests::read_racing_writers(&store, "ledger", expected_total).await;
     for task in tasks {
         task.await.unwrap();
     }

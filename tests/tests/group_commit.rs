@@ -23,7 +23,7 @@ use ebb_message_store::{
     CategoryQuery, Error, ExpectedVersion, MessageData, MessageStore, PgStore, PgStoreConfig,
     StreamName,
 };
-use ebb_tests::{connect, database, store_for};
+use ebb_tests::{connect, database, eventually, store_for};
 use serde_json::json;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
@@ -68,31 +68,65 @@ impl CategoryLock {
         Self { client, key }
     }
 
+    /// How many backends of this database wait for an advisory lock.
+    async fn waiters(&self) -> i64 {
+        self.client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE wait_event_type = 'Lock' AND wait_event = 'advisory' \
+                 AND datname = current_database()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+
     /// Waits until `count` backends wait for an advisory lock.
     async fn wait_for_waiters(&self, count: i64) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let waiting: i64 = self
+        let what = format!("{count} writes waiting on the category lock");
+        eventually(&what, async || self.waiters().await >= count).await;
+    }
+
+    /// Waits until no backend waits for an advisory lock.
+    async fn wait_for_no_waiters(&self) {
+        eventually("no write waiting on the category lock", async || {
+            self.waiters().await == 0
+        })
+        .await;
+    }
+
+    /// Ends the server processes that wait for an advisory lock, and waits
+    /// until they are gone.
+    async fn terminate_waiters(&self) {
+        let ended: Vec<i32> = self
+            .client
+            .query(
+                "WITH waiting AS MATERIALIZED (SELECT pid FROM pg_stat_activity \
+                 WHERE wait_event_type = 'Lock' AND wait_event = 'advisory' \
+                 AND datname = current_database()) \
+                 SELECT pid FROM waiting WHERE pg_terminate_backend(pid)",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert!(!ended.is_empty(), "a waiting write to end");
+        eventually("the ended backends gone", async || {
+            let left: i64 = self
                 .client
                 .query_one(
-                    "SELECT count(*) FROM pg_stat_activity \
-                     WHERE wait_event_type = 'Lock' AND wait_event = 'advisory' \
-                     AND datname = current_database()",
-                    &[],
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)",
+                    &[&ended],
                 )
                 .await
                 .unwrap()
                 .get(0);
-            if waiting >= count {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{count} writes waiting on the category lock within 30 s (saw {waiting})"
-            );
-            // Polls the server's view until it shows the wait.
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+            left == 0
+        })
+        .await;
     }
 
     async fn release(&self) {
@@ -391,76 +425,6 @@ async fn a_group_whose_connection_is_lost_shares_the_error_and_writes_nothing() 
     assert_eq!(ebb_tests::count_messages(&connect(&db).await).await, 0);
 }
 
-impl CategoryLock {
-    /// Ends the server processes that wait for an advisory lock, and waits
-    /// until they are gone.
-    async fn terminate_waiters(&self) {
-        let ended: Vec<i32> = self
-            .client
-            .query(
-                "WITH waiting AS MATERIALIZED (SELECT pid FROM pg_stat_activity \
-                 WHERE wait_event_type = 'Lock' AND wait_event = 'advisory' \
-                 AND datname = current_database()) \
-                 SELECT pid FROM waiting WHERE pg_terminate_backend(pid)",
-                &[],
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
-        assert!(!ended.is_empty(), "a waiting write to end");
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let left: i64 = self
-                .client
-                .query_one(
-                    "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)",
-                    &[&ended],
-                )
-                .await
-                .unwrap()
-                .get(0);
-            if left == 0 {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "ended backends gone within 30 s"
-            );
-            // Polls the server's view until the ended processes leave it.
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
-    /// Waits until no backend waits for an advisory lock.
-    async fn wait_for_no_waiters(&self) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let waiting: i64 = self
-                .client
-                .query_one(
-                    "SELECT count(*) FROM pg_stat_activity \
-                     WHERE wait_event_type = 'Lock' AND wait_event = 'advisory' \
-                     AND datname = current_database()",
-                    &[],
-                )
-                .await
-                .unwrap()
-                .get(0);
-            if waiting == 0 {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the timed-out writes are cancelled within 30 s ({waiting} still wait)"
-            );
-            // Polls the server's view until it shows the cancel.
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-}
-
 /// Many writers to one category: they commit in fewer transactions than
 /// writes, every stream's positions are gapless, and a reader that reads
 /// the category from where it left off while they write sees every
@@ -487,34 +451,7 @@ async fn many_writers_to_one_category_share_commits_and_a_racing_reader_misses_n
         })
         .collect();
     let total = writers * per_writer;
-    let mut seen = HashSet::new();
-    let mut next = 1;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while seen.len() < total {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "reader stalled at {}",
-            seen.len()
-        );
-        let batch = store
-            .get_category_messages(
-                "ledger",
-                &CategoryQuery::new().position(next).batch_size(50),
-            )
-            .await
-            .unwrap();
-        for message in &batch {
-            assert!(
-                seen.insert(message.id),
-                "read twice: {}",
-                message.global_position
-            );
-            next = message.global_position + 1;
-        }
-        if batch.is_empty() {
-            tokio::task::yield_now().await;
-        }
-    }
+    let seen = ebb_tests::read_racing_writers(&store, "ledger", total).await;
     for task in tasks {
         task.await.unwrap();
     }

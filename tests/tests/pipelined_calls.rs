@@ -12,7 +12,7 @@ use ebb_message_store::{
     CategoryQuery, Error, ExpectedVersion, MessageData, MessageStore, PgStore, PgStoreConfig,
     StreamName, StreamQuery,
 };
-use ebb_tests::{connect, database};
+use ebb_tests::{connect, database, eventually};
 use futures_util::future::join_all;
 use serde_json::json;
 use tokio::time::timeout;
@@ -60,18 +60,6 @@ async fn lock_messages(client: &mut tokio_postgres::Client) -> tokio_postgres::T
         .await
         .unwrap();
     transaction
-}
-
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let started = Instant::now();
-    while !check().await {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "after 10 s: {what}"
-        );
-        // Polls `check` until it holds.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test]
