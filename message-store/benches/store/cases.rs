@@ -68,6 +68,10 @@ pub(crate) struct WriteCase<'b> {
     /// ebb with group commit off, in the case of several writers in one
     /// category (the one group commit is for): ebb before it.
     ungrouped: Option<PgStore>,
+    /// ebb at its defaults on a database without `ebb_write_messages`, as
+    /// Message DB's own scripts install it, in the hot-category case: the
+    /// store finds the function missing and writes one by one.
+    without_function: Option<PgStore>,
     /// Bare tokio-postgres's side.
     driver: DriverClients,
     /// pgbench's side.
@@ -81,7 +85,14 @@ impl<'b> WriteCase<'b> {
     const EBB: &'static str = "bench_ebb";
     const DRIVER: &'static str = "bench_driver";
     const UNGROUPED: &'static str = "bench_ebb_ungrouped";
-    const DATABASES: [&'static str; 4] = [Self::PGBENCH, Self::EBB, Self::DRIVER, Self::UNGROUPED];
+    const WITHOUT_FUNCTION: &'static str = "bench_ebb_without_function";
+    const DATABASES: [&'static str; 5] = [
+        Self::PGBENCH,
+        Self::EBB,
+        Self::DRIVER,
+        Self::UNGROUPED,
+        Self::WITHOUT_FUNCTION,
+    ];
 
     pub(crate) fn prepare(
         bench: &'b Bench,
@@ -98,6 +109,12 @@ impl<'b> WriteCase<'b> {
         let ungrouped = (categories == Categories::Shared)
             .then(|| bench.ungrouped_store(Self::UNGROUPED, writers))
             .transpose()?;
+        let without_function = (writers > 1 && categories == Categories::Shared)
+            .then(|| -> Result<PgStore, BoxError> {
+                bench.drop_group_function(Self::WITHOUT_FUNCTION)?;
+                bench.store(Self::WITHOUT_FUNCTION, writers)
+            })
+            .transpose()?;
         let driver =
             runtime.block_on(driver_clients(bench.cluster.config(Self::DRIVER), writers))?;
         let case = Self {
@@ -107,6 +124,7 @@ impl<'b> WriteCase<'b> {
             runtime,
             store,
             ungrouped,
+            without_function,
             driver,
             script: Script::writes(bench, categories)?,
             slices: Slices::default(),
@@ -120,6 +138,9 @@ impl<'b> WriteCase<'b> {
         case.driver(Duration::from_secs(warmup))?;
         if case.ungrouped.is_some() {
             case.ebb_ungrouped(Duration::from_secs(warmup))?;
+        }
+        if case.without_function.is_some() {
+            case.ebb_without_function(Duration::from_secs(warmup))?;
         }
         bench.checkpoint()?;
         Ok(case)
@@ -145,6 +166,22 @@ impl<'b> WriteCase<'b> {
             .ungrouped
             .as_ref()
             .ok_or("this case does not measure ebb with group commit off")?;
+        self.ebb_on(store, duration)
+    }
+
+    /// Whether the case measures ebb on a database without
+    /// `ebb_write_messages` too.
+    pub(crate) fn has_without_function(&self) -> bool {
+        self.without_function.is_some()
+    }
+
+    /// ebb on a database without `ebb_write_messages` (only in a case that
+    /// has it).
+    pub(crate) fn ebb_without_function(&self, duration: Duration) -> Result<f64, BoxError> {
+        let store = self
+            .without_function
+            .as_ref()
+            .ok_or("this case does not measure ebb without ebb_write_messages")?;
         self.ebb_on(store, duration)
     }
 

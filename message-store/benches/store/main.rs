@@ -9,7 +9,9 @@
 //!    pgbench calling `write_message` with the same arguments; ebb must
 //!    reach 0.9x pgbench, and 3x with N writers in one category on a
 //!    durable cluster (the hot category, where Message DB commits one
-//!    write at a time), which also runs ebb with group commit off;
+//!    write at a time), which also runs ebb with group commit off, and ebb
+//!    on a database without `ebb_write_messages` (as Message DB's scripts
+//!    install it: one by one, required 0.9x);
 //! 2. ebb batch writes (`write_batch` of 1,000 messages): 3x ebb's own
 //!    single writes with 1 writer;
 //! 3. category reads in batches of 1,000 over 1,000,000 messages, read in
@@ -160,6 +162,21 @@ impl Bench {
             )?;
         }
         Ok(())
+    }
+
+    /// Drops `ebb_write_messages` from `database`, leaving the schema
+    /// Message DB's own scripts install (with ebb's wake-up trigger).
+    fn drop_group_function(&self, database: &str) -> Result<(), BoxError> {
+        self.runtime.block_on(async {
+            let client = connect(&self.cluster.config(database)).await?;
+            client
+                .batch_execute(
+                    "DROP FUNCTION message_store.ebb_write_messages(varchar[], varchar[], \
+                     varchar[], jsonb[], jsonb[], bigint[])",
+                )
+                .await?;
+            Ok::<_, BoxError>(())
+        })
     }
 
     fn drop_databases(&self, names: &[&str]) -> Result<(), BoxError> {
@@ -341,6 +358,10 @@ fn pgbench_version() -> Result<String, BoxError> {
 /// ebb with group commit off, a side of the hot-category case.
 const UNGROUPED: &str = "ebb, group commit off";
 
+/// ebb on a database without `ebb_write_messages`, a side of the
+/// hot-category case.
+const WITHOUT_FUNCTION: &str = "ebb, no ebb_write_messages";
+
 /// What the hot-category case (several writers, one category, durable)
 /// must reach against pgbench.
 const HOT_CATEGORY_REQUIRED: f64 = 3.0;
@@ -403,6 +424,7 @@ fn run_cases(settings: &Settings) -> Result<(String, Vec<Row>), BoxError> {
         let mut ebb = || sides.ebb(slice);
         let mut driver = || sides.driver(slice);
         let mut ungrouped = || sides.ebb_ungrouped(slice);
+        let mut without_function = || sides.ebb_without_function(slice);
         let mut measured: Vec<ebb_bench::Side<'_>> = vec![
             ("pgbench", &mut pgbench),
             ("ebb", &mut ebb),
@@ -411,6 +433,10 @@ fn run_cases(settings: &Settings) -> Result<(String, Vec<Row>), BoxError> {
         let has_ungrouped = sides.has_ungrouped();
         if has_ungrouped {
             measured.push((UNGROUPED, &mut ungrouped));
+        }
+        let has_without_function = sides.has_without_function();
+        if has_without_function {
+            measured.push((WITHOUT_FUNCTION, &mut without_function));
         }
         let rounds = interleaved(&case, settings.runs, "msg/s", &mut measured)?;
         drop(measured);
@@ -458,6 +484,21 @@ fn run_cases(settings: &Settings) -> Result<(String, Vec<Row>), BoxError> {
             } else {
                 row
             });
+        }
+        if has_without_function {
+            // On a database Message DB's own scripts installed, ebb writes
+            // one by one, and must do so at Message DB's speed.
+            rows.push(
+                rate_row(
+                    settings,
+                    &format!("{case}: ebb on a database without ebb_write_messages"),
+                    &rounds,
+                    WITHOUT_FUNCTION,
+                    "pgbench",
+                    "pgbench, write_message",
+                )
+                .required(0.9),
+            );
         }
         rows.push(rate_row(
             settings,
