@@ -47,6 +47,25 @@ async fn queue(writes: &mut [Write]) {
     }
 }
 
+/// Holds the `ledger` category's write lock, then starts a first write
+/// to it and waits until that write waits on the server for the lock:
+/// the store's turn of the category is held, so the writes made next
+/// queue behind it. Returns the lock, the first write's id and its task.
+async fn hold_ledger_behind_a_first_write(
+    db: &ebb_localpg::TestDatabase,
+    store: &PgStore,
+) -> (
+    CategoryLock,
+    Uuid,
+    tokio::task::JoinHandle<Result<i64, Error>>,
+) {
+    let lock = CategoryLock::take(db, "ledger").await;
+    let (id, first) = write(store, "ledger-first", ExpectedVersion::Any);
+    let first = tokio::spawn(first);
+    lock.wait_for_waiters(1).await;
+    (lock, id, first)
+}
+
 /// A connection holding `category`'s write lock until it lets go.
 struct CategoryLock {
     client: tokio_postgres::Client,
@@ -184,10 +203,7 @@ async fn writes_queued_behind_one_commit_together_each_checked_against_its_own_v
             .unwrap();
     }
 
-    let lock = CategoryLock::take(&db, "ledger").await;
-    let (first_id, first) = write(&store, "ledger-first", ExpectedVersion::Any);
-    let first = tokio::spawn(first);
-    lock.wait_for_waiters(1).await;
+    let (lock, first_id, first) = hold_ledger_behind_a_first_write(&db, &store).await;
     let (ids, mut queued): (Vec<Uuid>, Vec<Write>) = [
         write(&store, "ledger-x", ExpectedVersion::Exact(0)),
         // The write before it in the group made x's version 1.
@@ -254,10 +270,7 @@ async fn a_group_the_server_refuses_as_a_whole_is_written_again_one_by_one() {
         .await
         .unwrap();
 
-    let lock = CategoryLock::take(&db, "ledger").await;
-    let (_, first) = write(&store, "ledger-first", ExpectedVersion::Any);
-    let first = tokio::spawn(first);
-    lock.wait_for_waiters(1).await;
+    let (lock, _, first) = hold_ledger_behind_a_first_write(&db, &store).await;
     let (before_id, before) = write(&store, "ledger-b", ExpectedVersion::Any);
     let duplicate: Write = {
         let store = store.clone();
@@ -305,10 +318,7 @@ async fn without_ebb_write_messages_as_installed_by_message_db_writes_go_one_by_
         .unwrap();
     let store = store_for(&db, 4);
 
-    let lock = CategoryLock::take(&db, "ledger").await;
-    let (_, first) = write(&store, "ledger-first", ExpectedVersion::Any);
-    let first = tokio::spawn(first);
-    lock.wait_for_waiters(1).await;
+    let (lock, _, first) = hold_ledger_behind_a_first_write(&db, &store).await;
     let (ids, mut queued): (Vec<Uuid>, Vec<Write>) = [
         write(&store, "ledger-x", ExpectedVersion::NoStream),
         write(&store, "ledger-x", ExpectedVersion::NoStream),
@@ -345,10 +355,7 @@ async fn a_group_that_times_out_fails_each_of_its_writes_with_a_transient_error_
     })
     .unwrap();
 
-    let lock = CategoryLock::take(&db, "ledger").await;
-    let (_, first) = write(&store, "ledger-first", ExpectedVersion::Any);
-    let first = tokio::spawn(first);
-    lock.wait_for_waiters(1).await;
+    let (lock, _, first) = hold_ledger_behind_a_first_write(&db, &store).await;
     let (_, mut queued): (Vec<Uuid>, Vec<Write>) = (0..3)
         .map(|n| write(&store, &format!("ledger-{n}"), ExpectedVersion::Any))
         .unzip();
@@ -383,10 +390,7 @@ async fn a_group_whose_connection_is_lost_shares_the_error_and_writes_nothing() 
     let db = database().await;
     let store = store_for(&db, 4);
 
-    let lock = CategoryLock::take(&db, "ledger").await;
-    let (_, first) = write(&store, "ledger-first", ExpectedVersion::Any);
-    let first = tokio::spawn(first);
-    lock.wait_for_waiters(1).await;
+    let (lock, _, first) = hold_ledger_behind_a_first_write(&db, &store).await;
     let (_, mut queued): (Vec<Uuid>, Vec<Write>) = (0..3)
         .map(|n| write(&store, &format!("ledger-{n}"), ExpectedVersion::Any))
         .unzip();
